@@ -1,0 +1,57 @@
+"""tapegrad: PyTorch's imperative autograd on JAX.
+
+Operations on tensors are recorded on a tape; `backward()` replays the tape as one pure function
+under `jax.vjp`, compiled by XLA. `import tapegrad as torch` runs ordinary PyTorch autograd code.
+"""
+from __future__ import annotations
+
+from . import _methods
+from ._compile import cache_info
+from ._device import device
+from ._dtype import (
+    bfloat16, bool, cdouble, cfloat, complex64, complex128, double, dtype, float, float16,
+    float32, float64, get_default_dtype, half, int, int8, int16, int32, int64, long,
+    promote_types, set_default_dtype, short, uint8, uint16, uint32, uint64,
+)
+from ._factory import (
+    arange, as_tensor, asarray, empty, empty_like, eye, from_numpy, full, full_like, linspace,
+    ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros,
+    zeros_like,
+)
+from ._functions import (
+    abs, absolute, add, clamp, clip, cos, div, divide, eq, exp, expand, floor_divide, ge, gt,
+    le, log, lt, matmul, maximum, mean, minimum, mul, multiply, ne, neg, negative, permute, pow,
+    relu, remainder, reshape, sigmoid, sin, sqrt, sub, subtract, sum, swapaxes, t, tanh,
+    transpose, true_divide, view,
+)
+from ._grad_mode import (
+    enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+    set_grad_enabled,
+)
+from ._random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
+from ._tensor import Size, Tensor
+from . import autograd, cuda  # noqa: E402  (subpackages use the names above)
+
+_methods.bind()
+
+__version__ = "0.1.0"
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(input: Tensor) -> int:
+    return input.numel()
+
+
+def is_floating_point(input: Tensor) -> bool:
+    return input.is_floating_point()
+
+
+def clone(input: Tensor) -> Tensor:
+    return input.clone()
+
+
+def detach(input: Tensor) -> Tensor:
+    return input.detach()

@@ -1,0 +1,347 @@
+"""The backward pass: replays of the recorded graph under `jax.vjp`, compiled and cached.
+
+The graph reachable from the roots is cut at *boundaries*: the leaves (`AccumulateGrad`), tensors
+with hooks or `retain_grad()`, custom `autograd.Function` nodes and the inputs asked for by
+`autograd.grad`. Each segment between boundaries is one compiled program that recomputes its
+forward from the frontier and runs `jax.vjp`, adding leaf gradients into `.grad` in the same
+call. With no hooks, the whole backward is one segment: one XLA call.
+
+With `create_graph=True` each segment is recorded as a node instead of run, so the gradients are
+themselves differentiable to any order.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from . import _grad_mode
+from ._compile import Trace, cache, evaluate, frontier_values, lookup, owned, store
+from ._graph import SAVES_NONE, AccumulateGrad, Const, GetItem, Node, Op, grad_edge
+from ._tensor import Tensor, legacy_type_name
+
+_FREED = ("Trying to backward through the graph a second time (or directly access saved tensors "
+          "after they have already been freed). Saved intermediate values of the graph are freed "
+          "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+          "backward through the graph a second time or if you need to access saved tensors after "
+          "calling backward.")
+
+
+def _saves(node: Node) -> bool:
+    if type(node) is GetItem:
+        node = node.inputs[0]
+    return node.op is not None and node.op.saves != SAVES_NONE
+
+
+def check_versions(node: Node) -> None:
+    """PyTorch's error when a value the backward needs was modified in place since recording."""
+    for cell, version, saved in node.saved:
+        if cell.version != version:
+            producer = grad_edge(saved)[0]
+            of = f", which is output 0 of {producer.name()}," if producer is not None else ""
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [{legacy_type_name(saved)} {list(saved.shape)}]{of} is at "
+                f"version {cell.version}; expected version {version} instead. Hint: the operation "
+                "that modified it came after the forward use; clone() the tensor before modifying "
+                "it, or modify it out of place.")
+
+
+def discover(roots) -> list:
+    """The nodes that need gradients, producers before consumers; checks freed and versions."""
+    order, seen = [], set()
+    stack = [(r, False) for r in roots]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            order.append(n)
+            continue
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n.freed and _saves(n):
+            raise RuntimeError(_FREED)
+        if n.saved:
+            check_versions(n)
+        stack.append((n, True))
+        if type(n) is not AccumulateGrad:
+            stack.extend((c, False) for c in n.inputs
+                         if isinstance(c, Node) and c.requires_grad and id(c) not in seen)
+    return order
+
+
+def _is_custom(node: Node) -> bool:
+    return node.op is not None and getattr(node.op, "custom_backward", None) is not None
+
+
+class Backward:
+    """One run of the backward pass (for `backward()` or `autograd.grad`)."""
+
+    def __init__(self, roots, cts, *, targets, capture: bool, retain_graph: bool,
+                 create_graph: bool) -> None:
+        self.create_graph = create_graph
+        self.retain_graph = retain_graph
+        self.capture = capture
+        # targets: id(variable) for leaves, id(node) for non-leaf tensors; None means every leaf.
+        self.targets = targets
+        self.order = discover(roots)
+        self.boundary = {id(r) for r in roots}
+        for n in self.order:
+            if n.hooks or _is_custom(n) or (targets is not None and id(n) in targets):
+                self.boundary.add(id(n))
+            if _is_custom(n):
+                self.boundary.update(id(c) for c in n.inputs if isinstance(c, Node) and c.requires_grad)
+        self.needed = self._needed()
+        # A leaf whose value changed between two uses has two AccumulateGrad nodes; its
+        # gradients are then summed before accumulating instead of folded per node.
+        seen_vars: dict = {}
+        for n in self.order:
+            if type(n) is AccumulateGrad:
+                seen_vars[id(n.variable)] = seen_vars.get(id(n.variable), 0) + 1
+        self.unfoldable = {v for v, count in seen_vars.items() if count > 1}
+        self.pending: dict = {}
+        self.captured: dict = {}
+        self.leaves: dict = {}  # id(variable) -> (variable, ct): leaf gradients not folded
+        for r, ct in zip(roots, cts):
+            self._add_pending(r, ct)
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def _is_target_leaf(self, acc: AccumulateGrad) -> bool:
+        return self.targets is None or id(acc.variable) in self.targets
+
+    def _needed(self) -> set:
+        needed = set()
+        for n in self.order:  # producers first
+            if type(n) is AccumulateGrad:
+                if self._is_target_leaf(n):
+                    needed.add(id(n))
+            elif (self.targets is not None and id(n) in self.targets) or any(
+                    id(c) in needed for c in n.inputs if isinstance(c, Node)):
+                needed.add(id(n))
+        return needed
+
+    def _add_pending(self, node: Node, ct) -> None:
+        old = self.pending.get(id(node))
+        self.pending[id(node)] = ct if old is None else _add_ct(old, ct)
+
+    def _kind(self, n: Node) -> str:
+        """How a segment treats a stop: "fold" (add into .grad in the program), "ct" or "const"."""
+        if type(n) is AccumulateGrad:
+            if not self._is_target_leaf(n):
+                return "const"
+            if (self.capture or self.create_graph or n.variable._hooks
+                    or id(n.variable) in self.unfoldable):
+                return "ct"
+            return "fold"
+        if n.requires_grad and id(n) in self.boundary and id(n) in self.needed:
+            return "ct"
+        return "const"
+
+    # -- the sweep --------------------------------------------------------------------------------
+    def run(self) -> None:
+        for b in reversed(self.order):  # consumers first
+            if id(b) not in self.boundary:
+                continue
+            ct = self.pending.pop(id(b), None)
+            if ct is None:
+                continue
+            if type(b) is AccumulateGrad:
+                var = b.variable
+                old = self.leaves.get(id(var))
+                self.leaves[id(var)] = (var, ct if old is None else _add_ct(old[1], ct))
+                continue
+            ct = _run_hooks(b, ct)
+            if self.targets is not None and id(b) in self.targets:
+                self.captured[id(b)] = ct
+            if not any(id(c) in self.needed for c in b.inputs if isinstance(c, Node)):
+                continue
+            if _is_custom(b):
+                for node, g in b.op.custom_backward(b, ct, self.create_graph):
+                    self._add_pending(node, g)
+            else:
+                self._segment(b, ct)
+        self._finish_leaves()
+        if not self.retain_graph:
+            self._free()
+
+    def _finish_leaves(self) -> None:
+        for var, ct in self.leaves.values():
+            ct = _as_tensor(ct, var.shape, var.dtype)
+            for hook in list((var._hooks or {}).values()):
+                out = hook(ct)
+                if out is not None:
+                    ct = out
+            if self.capture:
+                self.captured[id(var)] = ct
+            else:
+                accumulate(var, ct, self.create_graph)
+
+    def _free(self) -> None:
+        for n in self.order:
+            if type(n) is AccumulateGrad:
+                continue
+            n.freed = True
+            n.saved = ()
+            if n.value is not None and _saves(n) and type(n) is not GetItem:
+                n.inputs = ()
+            if _is_custom(n):
+                n.op.free(n)
+
+    # -- one segment ------------------------------------------------------------------------------
+    def _segment(self, top: Node, ct) -> None:
+        boundary = self.boundary
+
+        def is_stop(n):
+            return n is not top and (not n.requires_grad or type(n) is AccumulateGrad
+                                     or id(n) in boundary)
+
+        tr = Trace()
+        entries_f, nodes_f, top_refs, stops = tr.walk([top], stop=is_stop,
+                                                      expand=lambda n: n.requires_grad)
+        kinds = tuple(self._kind(s) for s in stops)
+        if all(k == "const" for k in kinds):
+            return
+        if self.create_graph:
+            self._record_segment(tr, entries_f, top_refs, stops, kinds, ct, top)
+            return
+        value_nodes = [s.inputs[0] if type(s) is AccumulateGrad else s for s in stops]
+        entries_p, nodes_p, stop_refs, _ = tr.walk(value_nodes)
+        live_p = tuple(i for i, n in enumerate(nodes_p) if owned(n))
+        live_f = tuple(i for i, n in enumerate(nodes_f) if n.value is None and owned(n))
+        implicit = isinstance(ct, float)
+        key = ("segment", tuple(tr.key), kinds, live_p, live_f, implicit)
+        program = cache.get(key, lambda: cache.jit(_segment_program(
+            entries_p, stop_refs, entries_f, top_refs, kinds, live_p, live_f)))
+        folds = [s.variable for s, k in zip(stops, kinds) if k == "fold"]
+        old_grads = tuple(None if v._grad is None else v._grad._value() for v in folds)
+        ct_value = ct if implicit else _as_tensor(ct, top.shape, top.dtype)._value()
+        with jax.enable_x64(True):
+            p_values, f_values, cts, grads = program(frontier_values(tr.frontier), ct_value,
+                                                     old_grads)
+        store([nodes_p[i] for i in live_p], p_values)
+        store([nodes_f[i] for i in live_f], f_values)
+        ct_stops = [s for s, k in zip(stops, kinds) if k == "ct"]
+        for s, c in zip(ct_stops, cts):
+            self._add_pending(s, c)
+        for var, g in zip(folds, grads):
+            _set_grad(var, g)
+
+    def _record_segment(self, tr, entries_f, top_refs, stops, kinds, ct, top) -> None:
+        """create_graph: the segment's vjp becomes a recorded node, differentiable in turn."""
+        key = ("vjp-op", tuple(tr.key), kinds)
+        op = cache.get(key, lambda: _vjp_op(entries_f, top_refs, kinds, len(stops)))
+        ct_t = _as_tensor(ct, top.shape, top.dtype)
+        ct_node = ct_t._autograd_node() if ct_t.requires_grad else ct_t._cell.node
+        inputs = tuple(stops) + tuple(tr.frontier) + (ct_node,)
+        from ._record import record
+        requires = any(isinstance(i, Node) and i.requires_grad for i in inputs)
+        outs = record(op, inputs, (), requires)
+        outs = (outs,) if op.n_out == 1 else outs
+        ct_stops = [s for s, k in zip(stops, kinds) if k != "const"]
+        for s, node in zip(ct_stops, outs):
+            self._add_pending(s, Tensor._from_node(node))
+
+
+def _segment_program(entries_p, stop_refs, entries_f, top_refs, kinds, live_p, live_f):
+    primal_pos = [i for i, k in enumerate(kinds) if k != "const"]
+
+    def program(frontier, ct, old_grads):
+        computed_p = evaluate(entries_p, frontier)
+        stop_values = lookup(stop_refs, frontier, (), computed_p)
+        top, vjp_fn, live = _vjp(entries_f, top_refs, frontier, stop_values, primal_pos, live_f)
+        cts = vjp_fn(jnp.broadcast_to(jnp.asarray(ct, top.dtype), jnp.shape(top)))
+        outs, grads, folds = [], [], iter(old_grads)
+        for i, c in zip(primal_pos, cts):
+            if kinds[i] == "fold":
+                g = next(folds)
+                grads.append(c if g is None else g + c)
+            else:
+                outs.append(c)
+        return tuple(computed_p[i] for i in live_p), live, tuple(outs), tuple(grads)
+    return program
+
+
+def _vjp(entries_f, top_refs, frontier, stop_values, primal_pos, live_f=()):
+    def f(*primals):
+        values = list(stop_values)
+        for i, p in zip(primal_pos, primals):
+            values[i] = p
+        computed = evaluate(entries_f, frontier, values)
+        top = lookup(top_refs, frontier, values, computed)[0]
+        return top, tuple(computed[i] for i in live_f)
+    return jax.vjp(f, *[stop_values[i] for i in primal_pos], has_aux=True)
+
+
+def _vjp_op(entries_f, top_refs, kinds, n_stops) -> Op:
+    primal_pos = [i for i, k in enumerate(kinds) if k != "const"]
+
+    def vjp(*args):
+        stop_values, frontier, ct = args[:n_stops], args[n_stops:-1], args[-1]
+        top, vjp_fn, _ = _vjp(entries_f, top_refs, frontier, stop_values, primal_pos)
+        cts = vjp_fn(jnp.broadcast_to(jnp.asarray(ct, top.dtype), jnp.shape(top)))
+        return cts[0] if len(cts) == 1 else tuple(cts)
+    return Op("vjp", vjp, n_out=len(primal_pos), grad_name="VjpBackward0")
+
+
+# -- gradients as tensors ---------------------------------------------------------------------------
+def _as_tensor(ct, shape, dtype) -> Tensor:
+    """A cotangent as a Tensor: a float stands for a tensor filled with it (implicit gradient)."""
+    if isinstance(ct, Tensor):
+        return ct
+    if isinstance(ct, float):
+        from ._factory import full
+        return full(shape, ct, dtype=dtype)
+    return Tensor._from_array(ct)
+
+
+def _add_ct(a, b):
+    if isinstance(a, tuple):
+        return tuple(_add_ct(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a + b
+    if isinstance(a, Tensor) or isinstance(b, Tensor) or isinstance(a, float) or isinstance(b, float):
+        return _tensorish(a) + _tensorish(b)
+    return a + b  # two arrays
+
+
+def _tensorish(x):
+    return Tensor._from_array(x) if isinstance(x, jax.Array) else x
+
+
+def _run_hooks(node: Node, ct):
+    """Tensor hooks on `node`'s output: each may replace the gradient; retain_grad runs last."""
+    hooks = node.hooks
+    if not hooks:
+        return ct
+    ct = _as_tensor(ct, node.shape, node.dtype)
+    retain = None
+    for key, hook in list(hooks.items()):
+        if key == "retain":
+            retain = hook
+            continue
+        out = hook(ct)
+        if out is not None:
+            ct = out
+    if retain is not None and retain() is not None:
+        t = retain()
+        t._grad = ct.detach() if t._grad is None else (t._grad + ct).detach()
+    return ct
+
+
+def _set_grad(var: Tensor, value) -> None:
+    """Write an accumulated gradient array into `var.grad`, in place when it already exists."""
+    if var._grad is None:
+        var._grad = Tensor._from_array(value)
+    else:
+        var._grad._set_node(Const(value, var._grad.dtype))
+
+
+def accumulate(var: Tensor, ct: Tensor, create_graph: bool) -> None:
+    """`var.grad += ct` as PyTorch does it: in place, or out of place and recorded under
+    create_graph."""
+    if var._grad is None:
+        var._grad = ct if create_graph else ct.detach()
+    elif create_graph:
+        var._grad = var._grad + ct
+    else:
+        with _grad_mode.no_grad():
+            var._grad._set_node((var._grad + ct)._cell.node)

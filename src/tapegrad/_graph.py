@@ -1,0 +1,134 @@
+"""The tape's vocabulary: storage cells, recorded nodes and the op registry's row type.
+
+A tensor reads its value from a `Cell`; the cell points at the `Node` that computes it. A node is
+either a known array (`Const`) or one op applied to input nodes and Python scalars; its value is
+computed lazily, in one compiled XLA call with everything else pending (see `_compile`). The same
+nodes, seen from the other side, are the autograd graph: `grad_fn`, `next_functions` and
+`AccumulateGrad` nodes follow PyTorch.
+"""
+from __future__ import annotations
+
+import weakref
+
+from . import _dtype
+
+
+class Cell:
+    """Storage shared by a tensor and its aliases (`detach()`, `.data`): a node and a version."""
+
+    __slots__ = ("node", "version", "__weakref__")
+
+    def __init__(self, node: "Node") -> None:
+        self.node = node
+        self.version = 0
+        node.owner = weakref.ref(self)
+
+
+class Node:
+    """A recorded value. `inputs` holds nodes and Python scalars; `value` is None until computed."""
+
+    __slots__ = ("op", "static", "inputs", "shape", "dtype", "value", "requires_grad", "saved",
+                 "freed", "owner", "depth", "hooks", "__weakref__")
+
+    def __init__(self, op, static, inputs, shape, dtype, requires_grad, value=None):
+        self.op = op
+        self.static = static
+        self.inputs = inputs
+        self.shape = shape
+        self.dtype = dtype
+        self.value = value
+        self.requires_grad = requires_grad
+        self.saved = ()
+        self.freed = False
+        self.owner = None
+        self.hooks = None  # tensor hooks registered on this node's output (see Tensor.register_hook)
+        self.depth = 0 if value is not None else 1 + max(
+            (i.depth for i in inputs if isinstance(i, Node)), default=0)
+
+    # -- PyTorch's grad_fn interface ------------------------------------------------------------
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def next_functions(self) -> tuple:
+        """The grad_fn of each input, as `(node, output_nr)`; `(None, 0)` where none is needed."""
+        return tuple(grad_edge(i) for i in self.inputs)
+
+    @property
+    def metadata(self) -> dict:
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self):#x}>"
+
+    def __call__(self, *grads):
+        raise RuntimeError(f"{self.name()} is a recorded graph node; call backward() on a tensor "
+                           "or tapegrad.autograd.grad(...) to run the backward pass")
+
+
+def grad_edge(x) -> tuple:
+    """The `(grad_fn, output_nr)` pair a consumer sees for input `x`."""
+    if not isinstance(x, Node) or not x.requires_grad:
+        return (None, 0)
+    if type(x) is GetItem:
+        return (x.inputs[0], x.static)
+    return (x, 0)
+
+
+class Const(Node):
+    """A known array: data handed in by the user or a value already computed."""
+
+    __slots__ = ()
+
+    def __init__(self, value, dtype: _dtype.dtype) -> None:
+        super().__init__(None, None, (), tuple(value.shape), dtype, False, value)
+
+
+class GetItem(Node):
+    """Output `static` of a multi-output node (hidden: consumers see the parent as grad_fn)."""
+
+    __slots__ = ()
+
+
+class AccumulateGrad(Node):
+    """Where gradients reach a leaf tensor; `variable` is the leaf. Its value is the leaf's value."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable, value_node: Node) -> None:
+        super().__init__(None, None, (value_node,), value_node.shape, value_node.dtype, True)
+        self.variable = variable
+        self.depth = value_node.depth
+
+
+SAVES_ALL = "all"
+SAVES_OUTPUT = "output"
+SAVES_NONE = ()
+
+
+class Op:
+    """One registry row: a name, a pure jnp function and how its result dtype is found.
+
+    `promote`: None (the function decides), "common" (PyTorch's type promotion, inputs cast to
+    the result), "float" (like "common", then integers become the default float) or "compare"
+    (inputs promoted, the result is bool). `saves`: which inputs the backward needs, for PyTorch's
+    in-place modification check: "all", "output", or a tuple of input positions.
+    `n_out` > 1 makes a multi-output op (its function returns a tuple).
+    """
+
+    __slots__ = ("name", "fn", "promote", "saves", "n_out", "node_cls", "differentiable", "check")
+
+    def __init__(self, name: str, fn, *, promote=None, saves=SAVES_ALL, n_out: int = 1,
+                 differentiable: bool = True, check=None, grad_name: str | None = None) -> None:
+        self.name = name
+        self.fn = fn
+        self.promote = promote
+        self.saves = saves
+        self.n_out = n_out
+        self.differentiable = differentiable
+        self.check = check
+        cls_name = grad_name or "".join(p.capitalize() for p in name.split("_")) + "Backward0"
+        self.node_cls = type(cls_name, (Node,), {"__slots__": ()})
+
+    def __repr__(self) -> str:
+        return f"Op({self.name})"

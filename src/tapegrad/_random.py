@@ -1,0 +1,104 @@
+"""Random numbers: a stateful `Generator` over JAX PRNG keys, as PyTorch's global generator.
+
+Each draw folds a counter into the generator's key, so drawing records no device work: the
+random op is computed with everything else pending. Same seed, same numbers (not PyTorch's
+numbers: the bit generator is JAX's).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _dtype
+from ._graph import Const, Op, SAVES_NONE
+
+
+def _draw(key, counter, *, kind, shape, dtype, extra):
+    k = jax.random.fold_in(key, counter)
+    if kind == "normal":
+        return jax.random.normal(k, shape, dtype)
+    if kind == "uniform":
+        return jax.random.uniform(k, shape, dtype)
+    if kind == "randint":
+        low, high = extra
+        return jax.random.randint(k, shape, low, high, dtype)
+    if kind == "permutation":
+        return jax.random.permutation(k, extra).astype(dtype)
+    raise ValueError(kind)
+
+
+DEFAULT_SEED = 67280421310721  # PyTorch's default seed: runs repeat unless reseeded
+
+draw = Op("random", _draw, saves=SAVES_NONE, differentiable=False)
+
+
+class Generator:
+    """A source of random numbers: `manual_seed(s)` makes its draws repeat."""
+
+    def __init__(self, device="cpu") -> None:
+        self.device = device
+        self.manual_seed(DEFAULT_SEED)
+
+    def manual_seed(self, seed: int) -> "Generator":
+        seed = int(seed)
+        self._seed = seed
+        with jax.enable_x64(True):
+            key = jax.random.PRNGKey(seed % (2**64))
+        self._key = Const(key, _dtype.from_numpy_dtype(key.dtype))
+        self._counter = 0
+        return self
+
+    def seed(self) -> int:
+        """Reseed from a nondeterministic source and return the seed."""
+        s = np.random.SeedSequence().entropy % (2**63)
+        self.manual_seed(s)
+        return s
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    def get_state(self):
+        from ._tensor import Tensor
+        state = np.array([self._seed, self._counter], dtype=np.int64)
+        return Tensor._from_array(jnp.asarray(state.view(np.uint8)))
+
+    def set_state(self, state) -> "Generator":
+        seed, counter = np.asarray(state).astype(np.uint8).view(np.int64)
+        self.manual_seed(int(seed))
+        self._counter = int(counter)
+        return self
+
+    def sample(self, kind: str, shape: tuple, dtype: _dtype.dtype, extra=None):
+        """A tensor of `shape` drawn from this generator (recorded, computed lazily)."""
+        from ._record import record
+        from ._tensor import Tensor
+        counter = self._counter
+        self._counter += 1
+        node = record(draw, (self._key, counter),
+                      (("dtype", dtype.np), ("extra", extra), ("kind", kind), ("shape", shape)))
+        return Tensor._from_node(node)
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed the global generator (all devices share it)."""
+    return default_generator.manual_seed(seed)
+
+
+def seed() -> int:
+    return default_generator.seed()
+
+
+def initial_seed() -> int:
+    return default_generator.initial_seed()
+
+
+def get_rng_state():
+    return default_generator.get_state()
+
+
+def set_rng_state(state) -> None:
+    default_generator.set_state(state)

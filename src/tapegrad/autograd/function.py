@@ -1,0 +1,207 @@
+"""Custom differentiable operations: `autograd.Function` with a user-written backward.
+
+The forward runs on tensors with recording off; its outputs become one node of the graph whose
+backward is the user's `backward(ctx, *grads)`, called between the compiled segments of the
+backward pass (see `_engine`). Under `create_graph=True` the user's backward is itself recorded,
+so custom functions take part in higher-order gradients.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from .. import _grad_mode
+from .._graph import SAVES_ALL, Node, Op
+from .._record import _no_grad_input, record
+from .._tensor import Tensor
+
+_FREED = ("Trying to backward through the graph a second time (or directly access saved tensors "
+          "after they have already been freed). Specify retain_graph=True if you need to "
+          "backward through the graph a second time.")
+
+
+class FunctionCtx:
+    """The `ctx` handed to `forward`/`backward`: saved tensors and any attributes you set."""
+
+    def __init__(self) -> None:
+        self._saved = ()
+        self._versions = ()
+        self._freed = False
+        self.needs_input_grad: tuple = ()
+        self.materialize_grads = True
+        self._non_differentiable: set = set()
+
+    def save_for_backward(self, *tensors) -> None:
+        """Keep tensors for `backward` (checked there for in-place changes, as in PyTorch)."""
+        for t in tensors:
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(f"save_for_backward can only save variables, but argument is of "
+                                f"type {type(t).__name__}")
+        self._saved = tensors
+        self._versions = tuple(None if t is None else t._cell.version for t in tensors)
+
+    save_for_forward = save_for_backward
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._freed:
+            raise RuntimeError(_FREED)
+        for t, version in zip(self._saved, self._versions):
+            if t is not None and t._cell.version != version:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an "
+                    f"inplace operation: [{t.type()} {list(t.shape)}] is at version "
+                    f"{t._cell.version}; expected version {version} instead.")
+        return tuple(self._saved)
+
+    def mark_non_differentiable(self, *outputs) -> None:
+        self._non_differentiable.update(id(o) for o in outputs)
+
+    def mark_dirty(self, *tensors) -> None:
+        """Accepted for compatibility: tapegrad's forward results are always new values."""
+
+    def set_materialize_grads(self, value: bool) -> None:
+        self.materialize_grads = bool(value)
+
+
+def _passthrough(*xs, n_out):
+    """The node's value is the forward's outputs (its first `n_out` inputs)."""
+    return xs[0] if n_out == 1 else tuple(xs[:n_out])
+
+
+class _FunctionOp(Op):
+    """The registry row of one `Function` subclass; its backward is the user's code."""
+
+    __slots__ = ("cls",)
+
+    def __init__(self, cls) -> None:
+        super().__init__(cls.__name__, _passthrough, saves=SAVES_ALL,
+                         grad_name=f"{cls.__name__}Backward")
+        self.cls = cls
+        self.node_cls = type(f"{cls.__name__}Backward", (Node,), {"__slots__": ("ctx", "arg_index")})
+
+    def custom_backward(self, node: Node, ct, create_graph: bool):
+        """Call the user's backward; yields (input node, gradient tensor) pairs."""
+        from .._engine import _as_tensor
+        n_out = dict(node.static)["n_out"]
+        if n_out == 1:
+            grads_in = (_as_tensor(ct, node.shape, node.dtype),)
+        else:
+            grads_in = tuple(_as_tensor(c, s, d) for c, s, d in zip(ct, node.shape, node.dtype))
+        ctx = node.ctx
+        with _grad_mode.set_grad_enabled(create_graph):
+            grads = self.cls.backward(ctx, *grads_in)
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        n_args = len(ctx.needs_input_grad)
+        if len(grads) < n_args or any(g is not None for g in grads[n_args:]):
+            raise RuntimeError(f"function {self.node_cls.__name__} returned an incorrect number of "
+                               f"gradients (expected {n_args}, got {len(grads)})")
+        for pos, input_node in zip(node.arg_index, node.inputs[n_out:]):
+            g = grads[pos]
+            if g is None:
+                continue
+            if not isinstance(g, Tensor):
+                raise TypeError(f"function {self.node_cls.__name__} returned a gradient of type "
+                                f"{type(g).__name__} at index {pos}; expected a Tensor or None")
+            yield input_node, _sum_to(g, input_node.shape, self.node_cls.__name__, pos)
+
+    def free(self, node: Node) -> None:
+        node.ctx._freed = True
+        node.ctx._saved = ()
+
+
+def _sum_to(g: Tensor, shape: tuple, name: str, pos: int) -> Tensor:
+    """Reduce a broadcast gradient to `shape`, or raise PyTorch's error when it cannot be."""
+    if tuple(g.shape) == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    ok = lead >= 0 and all(s == 1 or s == gs for s, gs in zip(shape, g.shape[lead:]))
+    if not ok:
+        raise RuntimeError(f"Function {name} returned an invalid gradient at index {pos} - got "
+                           f"{list(g.shape)} but expected shape compatible with {list(shape)}")
+    dims = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
+                                      if s == 1 and g.shape[lead + i] != 1)
+    return g.sum(dim=dims, keepdim=True).reshape(shape) if dims else g.reshape(shape)
+
+
+class Function:
+    """Subclass with static `forward(ctx, *args)` and `backward(ctx, *grads)`; call `.apply`.
+
+    Example::
+
+        class Square(tapegrad.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x * x
+
+            @staticmethod
+            def backward(ctx, grad):
+                (x,) = ctx.saved_tensors
+                return 2 * x * grad
+    """
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs) -> Any:
+        raise NotImplementedError("You must implement the forward function for custom "
+                                  "autograd.Function.")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        raise NotImplementedError("setup_context is not overridden")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs) -> Any:
+        raise NotImplementedError("You must implement either the backward or vjp method for your "
+                                  "custom autograd.Function to use it with backward mode AD.")
+
+    @classmethod
+    def _op(cls) -> _FunctionOp:
+        op = cls.__dict__.get("_function_op")
+        if op is None:
+            op = _FunctionOp(cls)
+            cls._function_op = op
+        return op
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        ctx = FunctionCtx()
+        grad_on = _grad_mode.is_grad_enabled()
+        ctx.needs_input_grad = tuple(grad_on and isinstance(a, Tensor) and a.requires_grad
+                                     for a in args)
+        with _grad_mode.no_grad():
+            if cls.setup_context is not Function.setup_context:
+                out = cls.forward(*args, **kwargs)
+                cls.setup_context(ctx, args, out)
+            else:
+                out = cls.forward(ctx, *args, **kwargs)
+        if not any(ctx.needs_input_grad):
+            return out
+        outs = out if isinstance(out, tuple) else (out,)
+        tensor_pos = [i for i, o in enumerate(outs) if isinstance(o, Tensor)]
+        if not tensor_pos:
+            return out
+        values = tuple(_no_grad_input(outs[i]._cell.node) for i in tensor_pos)
+        arg_index = [i for i, needs in enumerate(ctx.needs_input_grad) if needs]
+        arg_nodes = tuple(args[i]._autograd_node() for i in arg_index)
+        nodes = record(cls._op(), values + arg_nodes, (("n_out", len(values)),), True)
+        parent = nodes if not isinstance(nodes, tuple) else nodes[0].inputs[0]
+        parent.ctx = ctx
+        parent.arg_index = arg_index
+        nodes = nodes if isinstance(nodes, tuple) else (nodes,)
+        result = list(outs)
+        for i, node in zip(tensor_pos, nodes):
+            t = Tensor._from_node(node)
+            if id(outs[i]) in ctx._non_differentiable:
+                t.detach_()
+            result[i] = t
+        return tuple(result) if isinstance(out, tuple) else result[0]
+
+
+def once_differentiable(fn):
+    """Mark a backward as not differentiable twice (accepted; tapegrad records it anyway)."""
+    @functools.wraps(fn)
+    def wrapper(ctx, *args):
+        with _grad_mode.no_grad():
+            return fn(ctx, *args)
+    return wrapper
