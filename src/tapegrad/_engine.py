@@ -86,7 +86,8 @@ class Backward:
         self.order = discover(roots)
         self.boundary = {id(r) for r in roots}
         for n in self.order:
-            if n.hooks or _is_custom(n) or (targets is not None and id(n) in targets):
+            if (type(n) is AccumulateGrad or n.hooks or _is_custom(n)
+                    or (targets is not None and id(n) in targets)):
                 self.boundary.add(id(n))
             if _is_custom(n):
                 self.boundary.update(id(c) for c in n.inputs if isinstance(c, Node) and c.requires_grad)
@@ -279,7 +280,7 @@ def _vjp_op(entries_f, top_refs, kinds, n_stops) -> Op:
         top, vjp_fn, _ = _vjp(entries_f, top_refs, frontier, stop_values, primal_pos)
         cts = vjp_fn(jnp.broadcast_to(jnp.asarray(ct, top.dtype), jnp.shape(top)))
         return cts[0] if len(cts) == 1 else tuple(cts)
-    return Op("vjp", vjp, n_out=len(primal_pos), grad_name="VjpBackward0")
+    return Op("vjp", vjp, n_out=len(primal_pos), grad_name="VjpBackward0", register=False)
 
 
 # -- gradients as tensors ---------------------------------------------------------------------------

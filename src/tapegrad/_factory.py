@@ -200,7 +200,7 @@ def eye(n: int, m: int | None = None, *, dtype=None, device=None,
 
 
 # -- random ---------------------------------------------------------------------------------------
-def _random(kind, size, dtype, generator, requires_grad, device, extra=None, fallback=None):
+def _sample(kind, size, dtype, generator, requires_grad, device, extra=None, fallback=None):
     gen = generator or _random.default_generator
     dtype = _default(dtype, fallback)
     t = gen.sample(kind, _size(size), dtype, extra)
@@ -213,12 +213,12 @@ def _random(kind, size, dtype, generator, requires_grad, device, extra=None, fal
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples from the (seeded) generator."""
-    return _random("normal", size, dtype, generator, requires_grad, device)
+    return _sample("normal", size, dtype, generator, requires_grad, device)
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples on [0, 1) from the (seeded) generator."""
-    return _random("uniform", size, dtype, generator, requires_grad, device)
+    return _sample("uniform", size, dtype, generator, requires_grad, device)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
@@ -226,14 +226,14 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     """Integers uniform on [low, high) (int64 unless `dtype` says otherwise)."""
     if size is None:
         low, high, size = 0, low, high
-    return _random("randint", (tuple(size),), dtype, generator, requires_grad, device,
+    return _sample("randint", (tuple(size),), dtype, generator, requires_grad, device,
                    extra=(builtins.int(low), builtins.int(high)), fallback=_dtype.int64)
 
 
 def randperm(n: int, *, generator=None, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
     """A random permutation of `0..n-1` (int64)."""
-    return _random("permutation", ((builtins.int(n),),), dtype, generator, requires_grad, device,
+    return _sample("permutation", ((builtins.int(n),),), dtype, generator, requires_grad, device,
                    extra=builtins.int(n), fallback=_dtype.int64)
 
 

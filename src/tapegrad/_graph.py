@@ -101,6 +101,8 @@ class AccumulateGrad(Node):
         self.depth = value_node.depth
 
 
+REGISTRY: dict = {}  # name -> Op, every row of the op registry (walked by the tests)
+
 SAVES_ALL = "all"
 SAVES_OUTPUT = "output"
 SAVES_NONE = ()
@@ -113,13 +115,16 @@ class Op:
     the result), "float" (like "common", then integers become the default float) or "compare"
     (inputs promoted, the result is bool). `saves`: which inputs the backward needs, for PyTorch's
     in-place modification check: "all", "output", or a tuple of input positions.
-    `n_out` > 1 makes a multi-output op (its function returns a tuple).
+    `n_out` > 1 makes a multi-output op (its function returns a tuple). Rows are collected in
+    `REGISTRY`; ops built at run time (a backward segment's vjp, a custom Function) pass
+    `register=False`.
     """
 
     __slots__ = ("name", "fn", "promote", "saves", "n_out", "node_cls", "differentiable", "check")
 
     def __init__(self, name: str, fn, *, promote=None, saves=SAVES_ALL, n_out: int = 1,
-                 differentiable: bool = True, check=None, grad_name: str | None = None) -> None:
+                 differentiable: bool = True, check=None, grad_name: str | None = None,
+                 register: bool = True) -> None:
         self.name = name
         self.fn = fn
         self.promote = promote
@@ -129,6 +134,11 @@ class Op:
         self.check = check
         cls_name = grad_name or "".join(p.capitalize() for p in name.split("_")) + "Backward0"
         self.node_cls = type(cls_name, (Node,), {"__slots__": ()})
+
+        if register:
+            if name in REGISTRY:
+                raise ValueError(f"op {name!r} is registered twice")
+            REGISTRY[name] = self
 
     def __repr__(self) -> str:
         return f"Op({self.name})"

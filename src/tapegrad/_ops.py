@@ -65,7 +65,7 @@ rebase = Op("rebase", lambda new, old: new + (old - lax.stop_gradient(old)), sav
 to_dtype = Op("to_copy", lambda x, *, dtype: x.astype(dtype), saves=SAVES_NONE,
               grad_name="ToCopyBackward0")
 clone = Op("clone", lambda x: x, saves=SAVES_NONE)
-to_device = Op("to_copy", lambda x, *, device: jax.device_put(x, device), saves=SAVES_NONE,
+to_device = Op("to_device", lambda x, *, device: jax.device_put(x, device), saves=SAVES_NONE,
                grad_name="ToCopyBackward0")
 
 fill = Op("fill", lambda x, v: jnp.broadcast_to(jnp.asarray(v, x.dtype), x.shape),

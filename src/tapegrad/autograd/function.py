@@ -76,7 +76,7 @@ class _FunctionOp(Op):
 
     def __init__(self, cls) -> None:
         super().__init__(cls.__name__, _passthrough, saves=SAVES_ALL,
-                         grad_name=f"{cls.__name__}Backward")
+                         grad_name=f"{cls.__name__}Backward", register=False)
         self.cls = cls
         self.node_cls = type(f"{cls.__name__}Backward", (Node,), {"__slots__": ("ctx", "arg_index")})
 

@@ -1,0 +1,42 @@
+"""Shared test helpers: references computed with plain JAX, and tolerances per dtype."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tapegrad
+
+DTYPES = [tapegrad.float32, tapegrad.float64]
+
+
+def tol(dtype) -> dict:
+    return {"rtol": 1e-5, "atol": 1e-6} if dtype in (tapegrad.float32, np.float32) else \
+        {"rtol": 1e-10, "atol": 1e-12}
+
+
+def assert_close(actual, expected, dtype=tapegrad.float64) -> None:
+    """Compare a tensor (or array) with an expected array, shapes and values."""
+    a = actual.detach().numpy() if isinstance(actual, tapegrad.Tensor) else np.asarray(actual)
+    e = np.asarray(expected)
+    assert a.shape == e.shape, f"shape {a.shape} != expected {e.shape}"
+    np.testing.assert_allclose(a, e, **tol(dtype))
+
+
+def jax_value_and_grads(fn, *arrays, cotangent=None):
+    """`fn`'s value and its gradients with respect to every argument, by `jax.vjp` in x64 mode."""
+    with jax.enable_x64(True):
+        arrays = [jnp.asarray(a) for a in arrays]
+        out, vjp_fn = jax.vjp(fn, *arrays)
+        ct = jnp.ones_like(out) if cotangent is None else jnp.asarray(cotangent, out.dtype)
+        return np.asarray(out), [np.asarray(g) for g in vjp_fn(ct)]
+
+
+def leaf(array, dtype) -> tapegrad.Tensor:
+    return tapegrad.tensor(np.asarray(array), dtype=dtype, requires_grad=True)
+
+
+def torch_or_skip():
+    """PyTorch for parity tests, or a clean skip where it is not installed."""
+    return pytest.importorskip("torch")
