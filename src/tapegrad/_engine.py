@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from . import _grad_mode
 from ._compile import Trace, cache, evaluate, frontier_values, lookup, owned, store
-from ._graph import SAVES_NONE, AccumulateGrad, Const, GetItem, Node, Op, grad_edge
+from ._graph import SAVES_NONE, AccumulateGrad, GetItem, Node, Op, grad_edge
 from ._tensor import Tensor, legacy_type_name
 
 _FREED = ("Trying to backward through the graph a second time (or directly access saved tensors "
@@ -333,7 +333,7 @@ def _set_grad(var: Tensor, value) -> None:
     if var._grad is None:
         var._grad = Tensor._from_array(value)
     else:
-        var._grad._set_node(Const(value, var._grad.dtype))
+        var._grad._set_value(value)
 
 
 def accumulate(var: Tensor, ct: Tensor, create_graph: bool) -> None:

@@ -121,6 +121,10 @@ class Tensor:
         cell.version += 1
         node.owner = weakref.ref(cell)
 
+    def _set_value(self, value: jax.Array) -> None:
+        """Store a computed array as this tensor's new value, in place (optimizers use this)."""
+        self._set_node(Const(value, _dtype.from_numpy_dtype(value.dtype)))
+
     def jax(self) -> jax.Array:
         """The value as a `jax.Array` (no copy). Pending work is computed first."""
         return self._value()
