@@ -73,8 +73,8 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False,
     elif isinstance(data, np.ndarray):
         value = data
     else:
-        inferred = _infer_dtype(data)
-        value = np.asarray(_to_numpy(data), dtype=inferred.np)
+        wanted = _dtype.as_dtype(dtype) if dtype is not None else _infer_dtype(data)
+        value = np.asarray(_to_numpy(data), dtype=wanted.np)
     target = _dtype.as_dtype(dtype) if dtype is not None else _dtype.from_numpy_dtype(value.dtype)
     with jax.enable_x64(True):
         value = jnp.array(value, dtype=target.np)  # a copy, and never weakly typed

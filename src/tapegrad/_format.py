@@ -6,23 +6,33 @@ import numpy as np
 from . import _dtype
 
 
+def _float_formatter(arr: np.ndarray):
+    """PyTorch's choice: integral values as `1.`, else 4 decimals, scientific for wide ranges."""
+    finite = np.abs(arr[np.isfinite(arr)])
+    nonzero = finite[finite != 0]
+    if finite.size and np.all(finite == np.round(finite)) and finite.max() < 1e8:
+        fmt = "{:.0f}."
+    elif nonzero.size and (nonzero.max() >= 1e8 or nonzero.min() < 1e-4
+                           or nonzero.max() / nonzero.min() > 1e3 and nonzero.min() < 1e-2):
+        fmt = "{:.4e}"
+    else:
+        fmt = "{:.4f}"
+
+    def one(v) -> str:
+        return fmt.format(v) if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf"))
+    width = max((len(one(v)) for v in arr.flat), default=0)
+    return lambda v: one(v).rjust(width)
+
+
 def _format_array(arr: np.ndarray, prefix: str) -> str:
-    if arr.dtype.kind == "f" or arr.dtype.kind == "V" or str(arr.dtype) == "bfloat16":
+    options = {"separator": ", ", "prefix": prefix, "threshold": 1000, "edgeitems": 3,
+               "max_line_width": 80}
+    if arr.dtype.kind in "fV" or str(arr.dtype) == "bfloat16":
         arr = arr.astype(np.float64)
-        finite = arr[np.isfinite(arr)]
-        if finite.size and np.all(finite == np.round(finite)) and np.abs(finite).max() < 1e8:
-            formatter = {"float_kind": lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)}
-        elif finite.size and (np.abs(finite).max() >= 1e8 or 0 < np.abs(finite[finite != 0]).min(initial=1) < 1e-4):
-            formatter = {"float_kind": lambda v: f"{v:.4e}"}
-        else:
-            formatter = {"float_kind": lambda v: f"{v:.4f}"}
-        return np.array2string(arr, separator=", ", prefix=prefix, formatter=formatter,
-                               threshold=1000, edgeitems=3, max_line_width=80)
+        return np.array2string(arr, formatter={"float_kind": _float_formatter(arr)}, **options)
     if arr.dtype == np.bool_:
-        return np.array2string(arr, separator=", ", prefix=prefix,
-                               formatter={"bool": lambda v: "True" if v else "False"})
-    return np.array2string(arr, separator=", ", prefix=prefix, threshold=1000, edgeitems=3,
-                           max_line_width=80)
+        return np.array2string(arr, formatter={"bool": lambda v: "True" if v else "False"}, **options)
+    return np.array2string(arr, **options)
 
 
 def tensor_repr(t) -> str:

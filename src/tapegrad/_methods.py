@@ -27,9 +27,11 @@ def inplace(target: Tensor, result: Tensor) -> Tensor:
                            f"shape {list(result.shape)}")
     node = result._cell.node
     target._set_node(node)
-    for i, (cell, _, saved) in enumerate(node.saved):  # an op that saves its output saves `target`
-        if cell is result._cell:
-            node.saved = node.saved[:i] + ((target._cell, target._cell.version, saved),) + node.saved[i + 1:]
+    # The op's own use of `target` is of the value before it (kept by the graph, as PyTorch keeps
+    # `original_self`); an op saving its output saves `target` as it is now.
+    node.saved = tuple((target._cell, target._cell.version, saved) if cell is result._cell
+                       else (cell, version, saved)
+                       for cell, version, saved in node.saved if cell is not target._cell)
     if node.requires_grad:
         target._grad_node = node
         target._requires_grad = True

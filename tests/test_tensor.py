@@ -1,0 +1,182 @@
+"""Tensors: construction, dtypes, properties, conversions, repr, devices, the generator."""
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+# -- construction and default dtypes ------------------------------------------------------------
+@pytest.mark.parametrize("data, dtype", [
+    (1.5, tg.float32), (2, tg.int64), (True, tg.bool), ([1, 2.5], tg.float32), ([[1, 2]], tg.int64),
+    ([True, False], tg.bool), (np.zeros(2), tg.float64), (np.zeros(2, np.float32), tg.float32),
+    (np.arange(3), tg.int64), (np.arange(3, dtype=np.int32), tg.int32),
+])
+def test_tensor_infers_pytorch_default_dtypes(data, dtype):
+    t = tg.tensor(data)
+    assert t.dtype is dtype
+    np.testing.assert_array_equal(t.numpy(), np.asarray(data))
+
+
+def test_64_bit_types_are_really_64_bit():
+    big = 2**40 + 1
+    t = tg.tensor([big])
+    assert t.dtype is tg.int64 and t.item() == big
+    d = tg.tensor([1.0 + 1e-12], dtype=tg.float64)
+    assert d.jax().dtype == jnp.float64 and d.item() == 1.0 + 1e-12
+    assert (tg.tensor([big]) + 1).item() == big + 1
+
+
+def test_unrelated_jax_code_keeps_its_32_bit_defaults():
+    tg.tensor([1.0], dtype=tg.float64) * 2  # tapegrad runs 64-bit work ...
+    assert jnp.array(1.0).dtype == jnp.float32  # ... without switching JAX's global mode
+    assert jnp.arange(3).dtype == jnp.int32
+    assert not jax.config.jax_enable_x64
+
+
+def test_dtype_aliases_compare_equal():
+    assert tg.float is tg.float32 and tg.double is tg.float64 and tg.long is tg.int64
+    assert tg.half is tg.float16 and tg.int is tg.int32
+    assert tg.float32 == tg.float and tg.float32 != tg.float64
+
+
+def test_from_jax_and_numpy_and_zero_copy_out():
+    a = jnp.arange(4.0)
+    t = tg.tensor(a)
+    assert t.dtype is tg.float32
+    out = t.jax()
+    assert isinstance(out, jax.Array) and out is t.jax()  # the stored array itself, no copy
+    n = tg.from_numpy(np.array([1, 2], dtype=np.int16))
+    assert n.dtype is tg.int16
+    with pytest.raises(TypeError, match="expected np.ndarray"):
+        tg.from_numpy([1, 2])
+
+
+def test_legacy_constructor_is_float32():
+    assert tg.Tensor([1, 2]).dtype is tg.float32
+    assert tg.Tensor(2, 3).shape == (2, 3)
+    assert tg.Tensor().shape == (0,)
+
+
+def test_factories():
+    assert tg.zeros(2, 3).shape == (2, 3) and tg.zeros((2, 3)).dtype is tg.float32
+    np.testing.assert_array_equal(tg.ones(2).numpy(), [1, 1])
+    assert tg.full((2,), 7).dtype is tg.int64 and tg.full((2,), 7.0).dtype is tg.float32
+    assert tg.arange(5).dtype is tg.int64 and tg.arange(0, 1, 0.25).dtype is tg.float32
+    np.testing.assert_allclose(tg.arange(0, 1, 0.25).numpy(), [0, 0.25, 0.5, 0.75])
+    np.testing.assert_allclose(tg.linspace(0, 1, 5).numpy(), np.linspace(0, 1, 5), rtol=1e-6)
+    np.testing.assert_array_equal(tg.eye(2).numpy(), np.eye(2))
+    x = tg.ones(2, 3, dtype=tg.float64)
+    for like in (tg.zeros_like, tg.ones_like, tg.empty_like, tg.randn_like, tg.rand_like):
+        y = like(x)
+        assert y.shape == x.shape and y.dtype is tg.float64
+    assert tg.full_like(x, 3).numpy().tolist() == [[3, 3, 3]] * 2
+    assert tg.empty(3).shape == (3,)
+
+
+def test_manual_seed_repeats_and_draws_differ():
+    tg.manual_seed(123)
+    a = tg.randn(4).numpy()
+    b = tg.randn(4).numpy()
+    tg.manual_seed(123)
+    np.testing.assert_array_equal(tg.randn(4).numpy(), a)
+    assert not np.array_equal(a, b)
+    u = tg.rand(1000).numpy()
+    assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.05
+    g = tg.Generator().manual_seed(5)
+    np.testing.assert_array_equal(tg.randn(3, generator=g).numpy(),
+                                  tg.randn(3, generator=tg.Generator().manual_seed(5)).numpy())
+    r = tg.randint(0, 10, (100,))
+    assert r.dtype is tg.int64 and 0 <= r.numpy().min() and r.numpy().max() < 10
+    assert sorted(tg.randperm(6).tolist()) == list(range(6))
+
+
+# -- properties and conversions -------------------------------------------------------------------
+def test_properties():
+    t = tg.zeros(2, 3, 4)
+    assert t.shape == (2, 3, 4) and isinstance(t.shape, tg.Size)
+    assert t.size() == (2, 3, 4) and t.size(1) == 3 and t.size(-1) == 4
+    assert t.dim() == 3 and t.ndim == 3 and t.numel() == 24 and len(t) == 2
+    assert t.T.shape == (4, 3, 2)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        t.size(3)
+
+
+def test_conversions():
+    t = tg.tensor([[1.5, 2.0]])
+    assert t.tolist() == [[1.5, 2.0]]
+    assert tg.tensor(2.5).item() == 2.5 and float(tg.tensor(2.5)) == 2.5
+    assert int(tg.tensor(3)) == 3 and bool(tg.tensor(1.0))
+    np.testing.assert_array_equal(np.asarray(t), [[1.5, 2.0]])
+    assert t.double().dtype is tg.float64 and t.long().dtype is tg.int64
+    assert t.float().dtype is tg.float32 and t.to(tg.float64).dtype is tg.float64
+    assert t.to(t) is t and t.to("cpu") is t
+    assert t.long().tolist() == [[1, 2]]
+    with pytest.raises(RuntimeError, match="cannot be converted to Scalar"):
+        t.item()
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(tg.ones(2))
+
+
+def test_numpy_refuses_tensors_that_require_grad():
+    w = tg.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"Can't call numpy\(\) on Tensor that requires grad"):
+        w.numpy()
+    np.testing.assert_array_equal(w.detach().numpy(), [1, 1])
+
+
+def test_clone_and_contiguous():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    c = x.clone()
+    assert c.grad_fn.name() == "CloneBackward0"
+    c.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1, 1])
+    assert x.contiguous() is x and x.is_contiguous()
+
+
+def test_repr_follows_pytorch():
+    assert repr(tg.tensor([1.0, 2.0], requires_grad=True)) == "tensor([1., 2.], requires_grad=True)"
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    assert repr(x * 2) == "tensor([2., 4.], grad_fn=<MulBackward0>)"
+    assert repr(tg.tensor(2.5)) == "tensor(2.5000)"
+    assert repr(tg.tensor([1, 2])) == "tensor([1, 2])"
+    assert repr(tg.tensor([1.0], dtype=tg.float64)) == "tensor([1.], dtype=tapegrad.float64)"
+    assert repr(tg.tensor([[1.5, -2.0]])) == "tensor([[ 1.5000, -2.0000]])"
+
+
+# -- devices --------------------------------------------------------------------------------------
+def test_devices():
+    t = tg.ones(2)
+    assert t.device == tg.device("cpu") and t.device.type == "cpu"
+    assert str(tg.device("cuda:1")) == "cuda:1" and tg.device("cuda", 0).index == 0
+    assert repr(tg.device("cpu")) == "device(type='cpu')"
+    assert t.cpu() is t and tg.ones(2, device="cpu").device.type == "cpu"
+    assert tg.cuda.is_available() == bool([d for d in jax.devices() if d.platform == "gpu"])
+    assert tg.cuda.device_count() == len([d for d in jax.devices() if d.platform == "gpu"])
+    tg.cuda.manual_seed_all(0)
+    with pytest.raises(RuntimeError, match="Expected one of cpu, cuda"):
+        tg.device("abacus")
+    if not tg.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no cuda devices"):
+            t.to("cuda")
+
+
+def test_cross_device_copy_is_differentiable():
+    x = tg.ones(2, requires_grad=True)
+    y = x.to(tg.device("cpu"), tg.float64)
+    assert y.dtype is tg.float64 and y.grad_fn is not None
+    y.sum().backward()
+    assert x.grad.dtype is tg.float32
+
+
+def test_grad_mode_is_thread_local():
+    seen = []
+    with tg.no_grad():
+        t = threading.Thread(target=lambda: seen.append(tg.is_grad_enabled()))
+        t.start()
+        t.join()
+        assert not tg.is_grad_enabled()
+    assert seen == [True]
