@@ -7,6 +7,8 @@ written so that `jax.grad` of it gives PyTorch's subgradient (see `relu`, `clamp
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -39,6 +41,10 @@ def elementwise(name: str, fn, promote: str = "common", saves=SAVES_NONE, **kw) 
 
 def _relu(x):
     return jnp.where(x > 0, x, jnp.zeros_like(x))  # derivative 0 at 0, as PyTorch
+
+
+def _abs(x):
+    return x * jnp.sign(x)  # derivative sign(x): 0 at 0, as PyTorch (jnp.abs's is 1 there)
 
 
 def _clamp(x, *bounds, dtype, which):
@@ -95,7 +101,7 @@ cos = elementwise("cos", jnp.cos, promote="float", saves="all")
 tanh = elementwise("tanh", jnp.tanh, promote="float", saves=SAVES_OUTPUT)
 sigmoid = elementwise("sigmoid", jax.nn.sigmoid, promote="float", saves=SAVES_OUTPUT)
 relu = elementwise("relu", _relu, saves=SAVES_OUTPUT)
-abs = elementwise("abs", jnp.abs, saves="all")  # noqa: A001
+abs = elementwise("abs", _abs, saves="all")  # noqa: A001
 clamp = Op("clamp", _clamp, promote="common", saves=(0,), check=_broadcast_check)
 
 # -- comparisons (no gradient) --------------------------------------------------------------------
@@ -160,3 +166,244 @@ def build_index(spec, tensors):
 getitem = Op("index", lambda x, *ts, spec: x[build_index(spec, ts)], saves=SAVES_NONE)
 setitem = Op("index_put", lambda x, v, *ts, spec: x.at[build_index(spec, ts)].set(v.astype(x.dtype)),
              saves=SAVES_NONE, grad_name="IndexPutBackward0")
+
+
+# == the tensor vocabulary (issue 3) ==============================================================
+# Derivatives come from `jax.vjp` of each row; comments mark rows written so that jax's derivative
+# is PyTorch's at a tie or a singular point.
+
+def _where(cond, x, y, *, dtype):
+    return jnp.where(cond, jnp.asarray(x, dtype), jnp.asarray(y, dtype))
+
+
+def _safe_norm(sq):
+    """sqrt with derivative 0 (not inf) where `sq` is 0: PyTorch's norm backward masks zero norms."""
+    zero = sq == 0
+    return jnp.where(zero, jnp.zeros_like(sq), jnp.sqrt(jnp.where(zero, jnp.ones_like(sq), sq)))
+
+
+def _vector_norm(x, *, ord, dim, keepdim, dtype):  # noqa: A002
+    x = x.astype(dtype)
+    a = _abs(x)
+    if ord == 2:
+        return _safe_norm(jnp.sum(x * x, axis=dim, keepdims=keepdim))
+    if ord == float("inf"):
+        return jnp.max(a, axis=dim, keepdims=keepdim)  # ties share the gradient, as PyTorch
+    if ord == -float("inf"):
+        return jnp.min(a, axis=dim, keepdims=keepdim)
+    if ord == 0:
+        return jnp.sum((x != 0).astype(dtype), axis=dim, keepdims=keepdim)
+    if ord == 1:
+        return jnp.sum(a, axis=dim, keepdims=keepdim)
+    s = jnp.sum(jnp.where(a == 0, jnp.zeros_like(a), jnp.where(a == 0, 1, a) ** ord),
+                axis=dim, keepdims=keepdim)
+    zero = s == 0
+    return jnp.where(zero, jnp.zeros_like(s), jnp.where(zero, 1, s) ** (1.0 / ord))
+
+
+def _reduce_dim_select(x, *, dim, keepdim, which):
+    """(values, indices) of max/min/median/kthvalue along `dim`; the gradient goes to the index."""
+    if which == "max":
+        idx = jnp.argmax(x, axis=dim, keepdims=True)
+    elif which == "min":
+        idx = jnp.argmin(x, axis=dim, keepdims=True)
+    else:  # ("kth", k): the k-th smallest (1-based); NaNs sort last as in PyTorch
+        order = jnp.argsort(x, axis=dim, stable=True)
+        idx = lax.slice_in_dim(order, which[1] - 1, which[1], axis=dim)
+    values = jnp.take_along_axis(x, idx, axis=dim)
+    if not keepdim:
+        values, idx = jnp.squeeze(values, dim), jnp.squeeze(idx, dim)
+    return values, idx.astype(jnp.int64)
+
+
+def _sort(x, *, dim, descending, stable):
+    order = jnp.argsort(x, axis=dim, stable=True, descending=descending)
+    return jnp.take_along_axis(x, order, axis=dim), order.astype(jnp.int64)
+
+
+def _topk(x, *, k, dim, largest):
+    order = jnp.argsort(x, axis=dim, stable=True, descending=largest)
+    idx = lax.slice_in_dim(order, 0, k, axis=dim)
+    return jnp.take_along_axis(x, idx, axis=dim), idx.astype(jnp.int64)
+
+
+def _full_index(index, dim):
+    """Index arrays addressing `index`'s positions with `index` itself along `dim` (for scatter)."""
+    grids = list(jnp.indices(index.shape, sparse=True))
+    grids[dim] = index
+    return tuple(grids)
+
+
+def _scatter(x, index, src, *, dim, mode):
+    src = jnp.broadcast_to(jnp.asarray(src, x.dtype), index.shape) if jnp.ndim(src) == 0 else \
+        src[tuple(slice(0, s) for s in index.shape)].astype(x.dtype)
+    at = x.at[_full_index(index, dim)]
+    return at.add(src) if mode == "add" else at.set(src)
+
+
+def _index_add(x, index, source, *, dim, alpha):
+    source = source.astype(x.dtype)
+    return x.at[(slice(None),) * dim + (index,)].add(source * alpha if alpha != 1 else source)
+
+
+def _diag(x, *, diagonal):
+    return jnp.diag(x, k=diagonal)
+
+
+def _searchsorted(seq, values, *, right):
+    side = "right" if right else "left"
+    if seq.ndim == 1:
+        return jnp.searchsorted(seq, values, side=side).astype(jnp.int64)
+    lead = seq.shape[:-1]
+    f = lambda s, v: jnp.searchsorted(s, v, side=side)  # noqa: E731
+    out = jax.vmap(f)(seq.reshape(-1, seq.shape[-1]), values.reshape(-1, values.shape[-1]))
+    return out.reshape(lead + values.shape[-1:]).astype(jnp.int64)
+
+
+def _variadic(fn):
+    """A row over any number of inputs cast to the promoted dtype (cat, stack, einsum)."""
+    def cast_then(*xs, dtype, **static):
+        return fn([jnp.asarray(x, dtype) for x in xs], **static)
+    return cast_then
+
+
+def _float_pair(fn):
+    def cast_then(*xs, dtype, **static):
+        return fn(*(jnp.asarray(x, dtype) for x in xs), **static)
+    return cast_then
+
+
+# -- elementwise math -----------------------------------------------------------------------------
+expm1 = elementwise("expm1", jnp.expm1, promote="float", saves=SAVES_OUTPUT)
+log1p = elementwise("log1p", jnp.log1p, promote="float", saves="all")
+log2 = elementwise("log2", jnp.log2, promote="float", saves="all")
+log10 = elementwise("log10", jnp.log10, promote="float", saves="all")
+rsqrt = elementwise("rsqrt", lax.rsqrt, promote="float", saves=SAVES_OUTPUT)
+tan = elementwise("tan", jnp.tan, promote="float", saves=SAVES_OUTPUT)
+asin = elementwise("asin", jnp.arcsin, promote="float", saves="all")
+acos = elementwise("acos", jnp.arccos, promote="float", saves="all")
+atan = elementwise("atan", jnp.arctan, promote="float", saves="all")
+atan2 = elementwise("atan2", jnp.arctan2, promote="float", saves="all")
+sinh = elementwise("sinh", jnp.sinh, promote="float", saves="all")
+cosh = elementwise("cosh", jnp.cosh, promote="float", saves="all")
+erf = elementwise("erf", jax.scipy.special.erf, promote="float", saves="all")
+erfinv = elementwise("erfinv", jax.scipy.special.erfinv, promote="float", saves="all")
+reciprocal = elementwise("reciprocal", jnp.reciprocal, promote="float", saves=SAVES_OUTPUT)
+square = elementwise("square", jnp.square, saves="all", grad_name="PowBackward0")
+sign = elementwise("sign", jnp.sign)
+floor = elementwise("floor", jnp.floor)
+ceil = elementwise("ceil", jnp.ceil)
+round = elementwise("round", jnp.round)  # noqa: A001  half to even, as PyTorch
+frac = elementwise("frac", lambda x: x - jnp.trunc(x))
+fmod = elementwise("fmod", jnp.fmod, saves="all")
+logaddexp = elementwise("logaddexp", jnp.logaddexp, promote="float", saves="all")
+lerp = elementwise("lerp", lambda a, b, w: a + w * (b - a), saves="all")
+where = Op("where", _where, promote="common", saves=(0,), check=_broadcast_check)
+nan_to_num = Op("nan_to_num", lambda x, *, nan, posinf, neginf: jnp.nan_to_num(
+    x, nan=nan, posinf=posinf, neginf=neginf), saves="all")
+isnan = Op("isnan", jnp.isnan, differentiable=False)
+isinf = Op("isinf", jnp.isinf, differentiable=False)
+isfinite = Op("isfinite", jnp.isfinite, differentiable=False)
+
+# -- logic ----------------------------------------------------------------------------------------
+logical_and = Op("logical_and", jnp.logical_and, differentiable=False, check=_broadcast_check)
+logical_or = Op("logical_or", jnp.logical_or, differentiable=False, check=_broadcast_check)
+logical_xor = Op("logical_xor", jnp.logical_xor, differentiable=False, check=_broadcast_check)
+logical_not = Op("logical_not", jnp.logical_not, differentiable=False)
+bitwise_and = elementwise("bitwise_and", jnp.bitwise_and, differentiable=False)
+bitwise_or = elementwise("bitwise_or", jnp.bitwise_or, differentiable=False)
+bitwise_xor = elementwise("bitwise_xor", jnp.bitwise_xor, differentiable=False)
+bitwise_not = Op("bitwise_not", jnp.invert, differentiable=False)
+
+# -- reductions -----------------------------------------------------------------------------------
+prod = Op("prod", lambda x, *, dim, keepdim, dtype: jnp.prod(x.astype(dtype), axis=dim,
+                                                             keepdims=keepdim))
+var = Op("var", lambda x, *, dim, correction, keepdim: jnp.var(
+    x, axis=dim, ddof=correction, keepdims=keepdim))
+std = Op("std", lambda x, *, dim, correction, keepdim: jnp.std(
+    x, axis=dim, ddof=correction, keepdims=keepdim), saves=("all"))
+# jnp.max/min share the gradient evenly among equal extremes: PyTorch's amax/amin and full max().
+amax = Op("amax", lambda x, *, dim, keepdim: jnp.max(x, axis=dim, keepdims=keepdim))
+amin = Op("amin", lambda x, *, dim, keepdim: jnp.min(x, axis=dim, keepdims=keepdim))
+max_dim = Op("max_dim", functools.partial(_reduce_dim_select, which="max"), n_out=2,
+             grad_name="MaxBackward0")
+min_dim = Op("min_dim", functools.partial(_reduce_dim_select, which="min"), n_out=2,
+             grad_name="MinBackward0")
+kthvalue = Op("kthvalue", lambda x, *, k, dim, keepdim: _reduce_dim_select(
+    x, dim=dim, keepdim=keepdim, which=("kth", k)), n_out=2)
+argmax = Op("argmax", lambda x, *, dim, keepdim: jnp.argmax(
+    x, axis=dim, keepdims=keepdim).astype(jnp.int64), differentiable=False)
+argmin = Op("argmin", lambda x, *, dim, keepdim: jnp.argmin(
+    x, axis=dim, keepdims=keepdim).astype(jnp.int64), differentiable=False)
+vector_norm = Op("vector_norm", _vector_norm, grad_name="LinalgVectorNormBackward0")
+logsumexp = Op("logsumexp", lambda x, *, dim, keepdim: jax.nn.logsumexp(x, axis=dim,
+                                                                        keepdims=keepdim))
+cumsum = Op("cumsum", lambda x, *, dim, dtype: jnp.cumsum(x.astype(dtype), axis=dim),
+            saves=SAVES_NONE)
+cumprod = Op("cumprod", lambda x, *, dim, dtype: jnp.cumprod(x.astype(dtype), axis=dim))
+all = Op("all", lambda x, *, dim, keepdim: jnp.all(x, axis=dim, keepdims=keepdim),  # noqa: A001
+         differentiable=False)
+any = Op("any", lambda x, *, dim, keepdim: jnp.any(x, axis=dim, keepdims=keepdim),  # noqa: A001
+         differentiable=False)
+count_nonzero = Op("count_nonzero", lambda x, *, dim: jnp.count_nonzero(x, axis=dim).astype(
+    jnp.int64), differentiable=False)
+
+# -- shape ----------------------------------------------------------------------------------------
+squeeze = Op("squeeze", lambda x, *, dims: jnp.squeeze(x, dims), saves=SAVES_NONE)
+unsqueeze = Op("unsqueeze", lambda x, *, dim: jnp.expand_dims(x, dim), saves=SAVES_NONE)
+flip = Op("flip", lambda x, *, dims: jnp.flip(x, dims), saves=SAVES_NONE)
+roll = Op("roll", lambda x, *, shifts, dims: jnp.roll(x, shifts, dims), saves=SAVES_NONE)
+repeat = Op("repeat", lambda x, *, reps: jnp.tile(x, reps), saves=SAVES_NONE)
+cat = Op("cat", _variadic(lambda xs, *, dim: jnp.concatenate(xs, axis=dim)), promote="common",
+         saves=SAVES_NONE)
+stack = Op("stack", _variadic(lambda xs, *, dim: jnp.stack(xs, axis=dim)), promote="common",
+           saves=SAVES_NONE)
+
+# -- indexing -------------------------------------------------------------------------------------
+gather = Op("gather", lambda x, index, *, dim: jnp.take_along_axis(x, index, axis=dim),
+            saves=(1,))
+scatter = Op("scatter", functools.partial(_scatter, mode="set"), saves=(1,))
+scatter_add = Op("scatter_add", functools.partial(_scatter, mode="add"), saves=(1,))
+index_select = Op("index_select", lambda x, index, *, dim: jnp.take(x, index, axis=dim),
+                  saves=(1,))
+index_add = Op("index_add", _index_add, saves=(1,))
+masked_fill = Op("masked_fill", lambda x, mask, value: jnp.where(
+    mask, jnp.asarray(value, x.dtype), x), saves=(1,))
+
+# -- linear algebra -------------------------------------------------------------------------------
+outer = Op("outer", _float_pair(jnp.outer), promote="common")
+einsum = Op("einsum", _variadic(lambda xs, *, equation: jnp.einsum(equation, *xs)),
+            promote="common")
+tensordot = Op("tensordot", _float_pair(lambda a, b, *, axes: jnp.tensordot(a, b, axes)),
+               promote="common")
+tril = Op("tril", lambda x, *, diagonal: jnp.tril(x, diagonal), saves=SAVES_NONE)
+triu = Op("triu", lambda x, *, diagonal: jnp.triu(x, diagonal), saves=SAVES_NONE)
+diag = Op("diag", _diag, saves=SAVES_NONE)
+diagonal = Op("diagonal", lambda x, *, offset, dim1, dim2: jnp.diagonal(x, offset, dim1, dim2),
+              saves=SAVES_NONE)
+trace = Op("trace", jnp.trace, saves=SAVES_NONE)
+inv = Op("linalg_inv", jnp.linalg.inv, saves=SAVES_OUTPUT)
+det = Op("linalg_det", jnp.linalg.det)
+slogdet = Op("linalg_slogdet", jnp.linalg.slogdet, n_out=2)
+solve = Op("linalg_solve", _float_pair(lambda a, b, *, left: jnp.linalg.solve(a, b) if left else
+                                       jnp.linalg.solve(jnp.swapaxes(a, -1, -2),
+                                                        jnp.swapaxes(b, -1, -2)).swapaxes(-1, -2)),
+           promote="common")
+cholesky = Op("linalg_cholesky", lambda x, *, upper: (
+    jnp.swapaxes(jnp.linalg.cholesky(x), -1, -2).conj() if upper else jnp.linalg.cholesky(x)),
+    saves=SAVES_OUTPUT)
+qr = Op("linalg_qr", lambda x, *, mode: jnp.linalg.qr(x, mode=mode), n_out=2)
+svd = Op("linalg_svd", lambda x, *, full_matrices: jnp.linalg.svd(x, full_matrices=full_matrices),
+         n_out=3)
+matrix_norm = Op("linalg_matrix_norm", lambda x, *, ord, dim, keepdim: jnp.linalg.norm(  # noqa: A002
+    x, ord=ord, axis=dim, keepdims=keepdim))
+
+# -- sorting and selection ------------------------------------------------------------------------
+sort = Op("sort", _sort, n_out=2)
+argsort = Op("argsort", lambda x, *, dim, descending: jnp.argsort(
+    x, axis=dim, stable=True, descending=descending).astype(jnp.int64), differentiable=False)
+topk = Op("topk", _topk, n_out=2)
+searchsorted = Op("searchsorted", _searchsorted, differentiable=False)
+
+# -- random (gradients are zero, as PyTorch's) ----------------------------------------------------
+normal = Op("normal", lambda mean, std, eps: lax.stop_gradient(mean + std * eps), saves=SAVES_NONE)
