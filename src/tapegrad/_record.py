@@ -15,7 +15,7 @@ from ._graph import GetItem, Node, SAVES_ALL, SAVES_OUTPUT, Op
 
 # Pending chains longer than this are computed at once, so a loop that never reads its result
 # (say, many in-place updates) cannot grow one unbounded program.
-MAX_PENDING_DEPTH = 2000
+MAX_PENDING_DEPTH = 1000
 
 _SCALARS = (int, float, bool, complex)
 _inferred: dict = {}

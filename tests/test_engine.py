@@ -1,0 +1,149 @@
+"""The engine: compiled replays cached by structure, arrays always arguments, graph release."""
+import gc
+import weakref
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad import _compile
+
+
+def _mlp_step(w1, w2, x, y, lr=0.1):
+    h = (x @ w1).tanh()
+    loss = ((h @ w2 - y) ** 2).mean()
+    loss.backward()
+    with tg.no_grad():
+        w1 -= lr * w1.grad
+        w2 -= lr * w2.grad
+    w1.grad = None
+    w2.grad = None
+    return loss
+
+
+def _reference_losses(w1, w2, batches, lr=0.1):
+    def loss_fn(w1, w2, x, y):
+        return jnp.mean((jnp.tanh(x @ w1) @ w2 - y) ** 2)
+    losses = []
+    for x, y in batches:
+        loss, (g1, g2) = jax.value_and_grad(loss_fn, argnums=(0, 1))(w1, w2, x, y)
+        w1, w2 = w1 - lr * g1, w2 - lr * g2
+        losses.append(float(loss))
+    return np.array(losses)
+
+
+def test_a_repeating_loop_compiles_once_and_never_goes_stale():
+    rng = np.random.default_rng(0)
+    w1_0 = rng.normal(size=(5, 8)).astype(np.float32) * 0.5
+    w2_0 = rng.normal(size=(8, 2)).astype(np.float32) * 0.5
+    batches = [(rng.normal(size=(16, 5)).astype(np.float32),
+                rng.normal(size=(16, 2)).astype(np.float32)) for _ in range(102)]
+    w1 = tg.tensor(w1_0, requires_grad=True)
+    w2 = tg.tensor(w2_0, requires_grad=True)
+    losses = [_mlp_step(w1, w2, tg.tensor(x), tg.tensor(y)).item() for x, y in batches[:2]]
+    warm = tg.autograd.cache_info()
+    for x, y in batches[2:]:  # new data every step: arguments, never baked-in constants
+        losses.append(_mlp_step(w1, w2, tg.tensor(x), tg.tensor(y)).item())
+    after = tg.autograd.cache_info()
+    assert after.traces == warm.traces, "the loop retraced"
+    assert after.hits >= warm.hits + 100
+    np.testing.assert_allclose(losses, _reference_losses(w1_0, w2_0, batches), rtol=2e-4)
+
+
+def test_new_shape_recompiles_once():
+    w = tg.ones(3, 2, requires_grad=True)
+    def step(n):
+        w.grad = None
+        (tg.ones(n, 3) @ w).sum().backward()
+    step(4)
+    t0 = tg.autograd.cache_info().traces
+    step(4)
+    assert tg.autograd.cache_info().traces == t0
+    step(7)
+    t1 = tg.autograd.cache_info().traces
+    assert t1 == t0 + 1
+    step(7)
+    step(4)
+    assert tg.autograd.cache_info().traces == t1
+
+
+def test_python_scalars_are_arguments_not_constants():
+    w = tg.ones(2, requires_grad=True)
+    (w * 0.5).sum().backward()
+    t0 = tg.autograd.cache_info().traces
+    for scale in (1.5, 2.5, 3.5):
+        w.grad = None
+        (w * scale).sum().backward()
+        assert w.grad.tolist() == [scale, scale]
+    assert tg.autograd.cache_info().traces == t0
+
+
+def test_cache_is_bounded_and_reports_statistics():
+    old = tg.autograd.cache_info().maxsize
+    try:
+        tg.autograd.set_cache_limit(2)
+        for n in range(1, 6):  # five distinct structures
+            x = tg.ones(2, requires_grad=True)
+            y = x
+            for _ in range(n):
+                y = y * 2
+            y.sum().backward()
+        info = tg.autograd.cache_info()
+        assert info.currsize <= 2 and info.maxsize == 2
+        assert info.misses >= 5
+        with pytest.raises(ValueError, match="at least 1"):
+            tg.autograd.set_cache_limit(0)
+    finally:
+        tg.autograd.set_cache_limit(old)
+    tg.autograd.clear_cache()
+    assert tg.autograd.cache_info() == (0, 0, 0, 0, old)
+
+
+def test_the_graph_is_released_after_backward():
+    w = tg.ones(4, requires_grad=True)
+    h = w * 2
+    out = (h.tanh() * 3).sum()
+    ref = weakref.ref(h._grad_node)
+    del h
+    out.backward()
+    gc.collect()
+    assert ref() is None, "the freed graph is still alive while its root is"
+    assert out.item() == pytest.approx(12 * np.tanh(2.0), rel=1e-6)
+
+
+def test_values_of_live_tensors_are_kept_by_backward():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = x.exp()
+    loss = (h * 2).sum()
+    loss.backward()
+    t0 = tg.autograd.cache_info().traces
+    np.testing.assert_allclose(h.detach().numpy(), np.exp([1.0, 2.0]), rtol=1e-6)
+    assert loss.item() == pytest.approx(2 * np.exp([1.0, 2.0]).sum(), rel=1e-6)
+    assert tg.autograd.cache_info().traces == t0  # no extra program: backward computed them
+
+
+def test_lazy_values_are_computed_when_python_needs_them():
+    x = tg.tensor([1.0, -2.0])
+    y = (x * 3).relu()
+    assert y._cell.node.value is None  # recorded, not yet run
+    assert y.tolist() == [3.0, 0.0]
+    assert y._cell.node.value is not None
+
+
+def test_long_pending_chains_are_cut(monkeypatch):
+    monkeypatch.setattr(tg._record, "MAX_PENDING_DEPTH", 40)
+    x = tg.zeros(1)
+    for _ in range(130):
+        x.add_(1)
+        assert x._cell.node.depth <= 41
+    assert x.item() == 130
+
+
+def test_structure_keys_hold_no_arrays():
+    x = tg.ones(3, requires_grad=True)
+    (x * 2).sum().backward()
+    for key in _compile.cache.programs:
+        flat = jax.tree_util.tree_leaves(key)
+        assert not any(isinstance(v, (jax.Array, np.ndarray)) for v in flat)
