@@ -20,6 +20,9 @@ def _draw(key, counter, *, kind, shape, dtype, extra):
         return jax.random.normal(k, shape, dtype)
     if kind == "uniform":
         return jax.random.uniform(k, shape, dtype)
+    if kind == "truncated_normal":
+        low, high = extra
+        return jax.random.truncated_normal(k, low, high, shape, dtype)
     if kind == "randint":
         low, high = extra
         return jax.random.randint(k, shape, low, high, dtype)
