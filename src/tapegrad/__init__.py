@@ -24,13 +24,40 @@ from ._functions import (
     relu, remainder, reshape, sigmoid, sin, sqrt, sub, subtract, sum, swapaxes, t, tanh,
     transpose, true_divide, view,
 )
+from ._functions_index import (
+    argwhere, gather, index_add, index_select, masked_fill, masked_select, nonzero, scatter,
+    scatter_add, take, take_along_dim,
+)
+from ._functions_linalg import (
+    addbmm, addmm, addmv, baddbmm, bmm, det, diag, diag_embed, diagonal, dot, einsum, ger, inner,
+    inverse, mm, mv, outer, slogdet, tensordot, trace, tril, triu,
+)
+from ._functions_math import (
+    acos, arccos, arcsin, arctan, arctan2, asin, atan, atan2, bitwise_and, bitwise_not,
+    bitwise_or, bitwise_xor, ceil, cosh, erf, erfinv, expm1, fix, floor, fmod, frac, isfinite,
+    isinf, isnan, lerp, log10, log1p, log2, logaddexp, logical_and, logical_not, logical_or,
+    logical_xor, nan_to_num, reciprocal, round, rsqrt, sign, sinh, square, tan, trunc, where,
+)
+from ._functions_random import bernoulli, multinomial, normal, poisson
+from ._functions_reduce import (
+    all, amax, amin, aminmax, any, argmax, argmin, count_nonzero, cumprod, cumsum, kthvalue,
+    logsumexp, max, median, min, nanmean, norm, prod, return_types, std, std_mean, var, var_mean,
+)
+from ._functions_shape import (
+    atleast_1d, atleast_2d, cat, chunk, concat, concatenate, expand_as, flatten, flip, fliplr,
+    flipud, hstack, moveaxis, movedim, narrow, repeat, reshape_as, roll, row_stack, select,
+    split, squeeze, stack, tensor_split, tile, unbind, unflatten, unsqueeze, view_as, vstack,
+)
+from ._functions_sort import (
+    argsort, bucketize, msort, searchsorted, sort, topk, unique, unique_consecutive,
+)
 from ._grad_mode import (
     enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
     set_grad_enabled,
 )
 from ._random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from ._tensor import Size, Tensor
-from . import autograd, cuda  # noqa: E402  (subpackages use the names above)
+from . import autograd, cuda, linalg  # noqa: E402  (subpackages use the names above)
 
 _methods.bind()
 

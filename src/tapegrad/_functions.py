@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import _dtype, _ops
+from . import _dtype, _ops, _views
 from ._record import apply
 from ._tensor import Tensor, _normalize_dim
 
@@ -226,7 +226,7 @@ def _infer_shape(shape, numel: int) -> builtins.tuple:
 def reshape(input: Tensor, *shape) -> Tensor:
     """The same elements in a new shape (one dimension may be -1)."""
     shape = _infer_shape(_shape_arg(shape), input.numel())
-    return apply(_ops.reshape, input, shape=shape)
+    return _views.track(apply(_ops.reshape, input, shape=shape), input, _ops.reshape, shape=shape)
 
 
 def view(input: Tensor, *shape) -> Tensor:
@@ -240,7 +240,9 @@ def view(input: Tensor, *shape) -> Tensor:
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap two dimensions."""
     n = input.ndim
-    return apply(_ops.transpose, input, dim0=_normalize_dim(dim0, n), dim1=_normalize_dim(dim1, n))
+    d0, d1 = _normalize_dim(dim0, n), _normalize_dim(dim1, n)
+    return _views.track(apply(_ops.transpose, input, dim0=d0, dim1=d1), input, _ops.transpose,
+                        dim0=d0, dim1=d1)
 
 
 swapaxes = swapdims = transpose
@@ -251,7 +253,7 @@ def t(input: Tensor) -> Tensor:
     if input.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
     if input.ndim < 2:
-        return apply(_ops.permute, input, dims=builtins.tuple(range(input.ndim)))
+        return permute(input, *range(input.ndim))
     return transpose(input, 0, 1)
 
 
@@ -265,7 +267,7 @@ def permute(input: Tensor, *dims) -> Tensor:
     norm = builtins.tuple(_normalize_dim(d, input.ndim) for d in dims)
     if len(set(norm)) != len(norm):
         raise RuntimeError("permute(): duplicate dims are not allowed.")
-    return apply(_ops.permute, input, dims=norm)
+    return _views.track(apply(_ops.permute, input, dims=norm), input, _ops.permute, dims=norm)
 
 
 def expand(input: Tensor, *sizes) -> Tensor:
@@ -287,7 +289,9 @@ def expand(input: Tensor, *sizes) -> Tensor:
                                f"({old}) at non-singleton dimension {i}.  Target sizes: {list(sizes)}."
                                f"  Tensor sizes: {list(input.shape)}")
         shape.append(s)
-    return apply(_ops.expand, input, shape=builtins.tuple(shape))
+    shape = builtins.tuple(shape)
+    return _views.track(apply(_ops.expand, input, shape=shape), input, _ops.expand, writable=False,
+                        shape=shape)
 
 
 # -- indexing -------------------------------------------------------------------------------------
@@ -373,7 +377,9 @@ def _check_index_values(t: Tensor, size: builtins.int, dim: builtins.int) -> Non
 
 def getitem(x: Tensor, index) -> Tensor:
     spec, tensors = _index_spec(x, index)
-    return apply(_ops.getitem, x, *tensors, spec=spec)
+    if tensors:  # advanced indexing copies
+        return apply(_ops.getitem, x, *tensors, spec=spec)
+    return _views.track(apply(_ops.getitem, x, spec=spec), x, _ops.getitem, spec=spec)
 
 
 def index_put(x: Tensor, index, value) -> Tensor:

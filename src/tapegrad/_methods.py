@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 
-from . import _dtype, _functions as F, _grad_mode, _ops
+from . import _dtype, _functions as F, _grad_mode, _ops, _views
 from ._record import apply
 from ._tensor import Tensor
 
@@ -25,6 +25,9 @@ def inplace(target: Tensor, result: Tensor) -> Tensor:
     if result.shape != target.shape:
         raise RuntimeError(f"output with shape {list(target.shape)} doesn't match the broadcast "
                            f"shape {list(result.shape)}")
+    if target._cell in _views.VIEWS:  # a view: the base takes the new elements (see _views)
+        _views.write(target, result, inplace)
+        return target
     node = result._cell.node
     target._set_node(node)
     # The op's own use of `target` is of the value before it (kept by the graph, as PyTorch keeps
@@ -35,6 +38,8 @@ def inplace(target: Tensor, result: Tensor) -> Tensor:
     if node.requires_grad:
         target._grad_node = node
         target._requires_grad = True
+    if target._cell in _views.CHILDREN:
+        _views.refresh(target._cell)
     return target
 
 
@@ -46,6 +51,8 @@ def _type_name(d: _dtype.dtype) -> str:
 def check_inplace(target: Tensor) -> None:
     if target._requires_grad and target._grad_node is None and _grad_mode.state.enabled:
         raise RuntimeError(_LEAF_INPLACE)
+    if _grad_mode.state.enabled:
+        _views.check_leaf_base(target)
 
 
 def _inplace_method(fn):
@@ -130,6 +137,16 @@ def bind() -> None:
         method = _inplace_method(fn)
         method.__name__ = name
         setattr(Tensor, name, method)
+    from . import (_functions_index, _functions_linalg, _functions_math, _functions_random,
+                   _functions_reduce, _functions_shape, _functions_sort)
+    for module in (_functions_math, _functions_reduce, _functions_shape, _functions_index,
+                   _functions_linalg, _functions_sort, _functions_random):
+        for name, fn in module.METHODS.items():
+            setattr(Tensor, name, fn)
+        for name, fn in module.INPLACE.items():
+            method = _inplace_method(fn)
+            method.__name__ = name
+            setattr(Tensor, name, method)
     Tensor.__pos__ = _pos
     Tensor.T = property(_T)
     Tensor.__hash__ = lambda self: id(self)

@@ -7,6 +7,7 @@ written so that `jax.grad` of it gives PyTorch's subgradient (see `relu`, `clamp
 """
 from __future__ import annotations
 
+import builtins
 import functools
 
 import jax
@@ -407,3 +408,23 @@ searchsorted = Op("searchsorted", _searchsorted, differentiable=False)
 
 # -- random (gradients are zero, as PyTorch's) ----------------------------------------------------
 normal = Op("normal", lambda mean, std, eps: lax.stop_gradient(mean + std * eps), saves=SAVES_NONE)
+
+
+# -- views (see _views.py) ------------------------------------------------------------------------
+def _view_scatter(base, new_view, *, steps):
+    """`base` with the elements a view reads replaced by `new_view` (an in-place op on a view).
+
+    The view's steps run on the flat positions of `base`, which tells where each view element
+    lives; a reshape-only view is just reshaped back.
+    """
+    new_view = new_view.astype(base.dtype)
+    if builtins.all(op is reshape for op, _ in steps):
+        return new_view.reshape(base.shape)
+    pos = jnp.arange(base.size).reshape(base.shape)
+    for op, static in steps:
+        pos = op.fn(pos, **dict(static))
+    flat = base.reshape(-1).at[pos.reshape(-1)].set(new_view.reshape(-1), unique_indices=True)
+    return flat.reshape(base.shape)
+
+
+view_scatter = Op("view_scatter", _view_scatter, saves=SAVES_NONE, grad_name="CopySlices")

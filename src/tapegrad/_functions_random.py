@@ -1,0 +1,143 @@
+"""Random sampling beyond the factories: `normal`, `bernoulli`, `multinomial`, and the in-place
+fills (`normal_`, `uniform_`, `bernoulli_`, `exponential_`), all drawn from a `Generator`.
+
+Samples carry no gradient (PyTorch's derivative of a sample with respect to its parameters is
+zero too); use `mean + std * randn_like(std)` for a reparameterised sample.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from . import _dtype, _grad_mode, _ops, _random
+from ._functions import add, log, lt, mul, neg
+from ._record import apply
+from ._tensor import Tensor
+
+
+def _gen(generator) -> _random.Generator:
+    return generator if generator is not None else _random.default_generator
+
+
+def _float(dtype) -> _dtype.dtype:
+    return dtype if dtype.is_floating_point else _dtype.get_default_dtype()
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None,
+           requires_grad: builtins.bool = False) -> Tensor:
+    """Normal samples: tensor `mean`/`std` give the shape (broadcast), or floats with `size`."""
+    from ._factory import _size
+    tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
+    if tensors:
+        shape = np.broadcast_shapes(*(t.shape for t in tensors))
+        dt = _float(tensors[0].dtype if len(tensors) == 1 else
+                    _dtype.promote_types(mean.dtype, std.dtype))
+        if isinstance(std, Tensor) and std._cell.node.value is not None \
+                and bool(np.any(np.asarray(std._value()) < 0)):
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+    else:
+        if size is None:
+            raise TypeError("normal() missing the required argument 'size' when mean and std "
+                            "are numbers")
+        if std < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        shape, dt = _size((size,)), _dtype.as_dtype(dtype) if dtype else _dtype.get_default_dtype()
+    eps = _gen(generator).sample("normal", builtins.tuple(shape), dt)
+    out = apply(_ops.normal, mean, std, eps)
+    out = out.to(dt) if out.dtype is not dt else out
+    if device is not None:
+        out = out.to(device)
+    return out.requires_grad_(True) if requires_grad else out
+
+
+def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
+    """1 with probability `input` (or `p`) per element, else 0; the result has `input`'s dtype."""
+    probs = input if p is None else p
+    u = _gen(generator).sample("uniform", builtins.tuple(input.shape), _float(input.dtype))
+    with _grad_mode.no_grad():
+        return lt(u, probs).to(input.dtype)
+
+
+def multinomial(input: Tensor, num_samples: builtins.int, replacement: builtins.bool = False, *,
+                generator=None) -> Tensor:
+    """Category indices drawn with probabilities proportional to the rows of `input` (int64)."""
+    if input.ndim not in (1, 2):
+        raise RuntimeError("prob_dist must be 1 or 2 dim")
+    n = input.shape[-1]
+    if not replacement and num_samples > n:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
+                           "replacement")
+    if num_samples <= 0:
+        raise RuntimeError(f"cannot sample {num_samples} <= 0 samples")
+    dt = _float(input.dtype)
+    with _grad_mode.no_grad():
+        logits = log(input.to(dt))
+        shape = input.shape[:-1] + ((num_samples, n) if replacement else (n,))
+        u = _gen(generator).sample("uniform", builtins.tuple(shape), dt)
+        gumbel = neg(log(neg(log(u))))  # argmax(logits + Gumbel noise) samples the categorical
+        if replacement:
+            return add(logits.unsqueeze(-2), gumbel).argmax(-1)
+        return add(logits, gumbel).topk(num_samples, -1).indices
+
+
+def poisson(input: Tensor, generator=None) -> Tensor:
+    raise NotImplementedError("poisson sampling is not supported yet")
+
+
+# -- in-place fills (methods) ---------------------------------------------------------------------
+def _fill(self: Tensor, sample: Tensor) -> Tensor:
+    from ._methods import check_inplace, inplace
+    check_inplace(self)
+    with _grad_mode.no_grad():
+        return inplace(self, sample.to(self.dtype))
+
+
+def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0, *,
+            generator=None) -> Tensor:
+    """Fill with normal samples of `mean` and `std`."""
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    eps = _gen(generator).sample("normal", builtins.tuple(self.shape), _float(self.dtype))
+    return _fill(self, add(mul(eps, std), mean))
+
+
+def uniform_(self: Tensor, from_: builtins.float = 0.0, to: builtins.float = 1.0, *,
+             generator=None, **kwargs) -> Tensor:
+    """Fill with samples uniform on `[from, to)`."""
+    from_ = kwargs.pop("from", from_)
+    if from_ > to:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from="
+                           f"{from_} > to={to}")
+    u = _gen(generator).sample("uniform", builtins.tuple(self.shape), _float(self.dtype))
+    return _fill(self, add(mul(u, to - from_), from_))
+
+
+def bernoulli_(self: Tensor, p=0.5, *, generator=None) -> Tensor:
+    """Fill with 1 (probability `p`) or 0."""
+    u = _gen(generator).sample("uniform", builtins.tuple(self.shape), _float(self.dtype))
+    return _fill(self, lt(u, p))
+
+
+def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
+    """Fill with exponential samples of rate `lambd`."""
+    u = _gen(generator).sample("uniform", builtins.tuple(self.shape), _float(self.dtype))
+    return _fill(self, mul(neg(apply(_ops.log1p, neg(u))), 1.0 / lambd))
+
+
+def random_(self: Tensor, from_=0, to=None, *, generator=None) -> Tensor:
+    """Fill with integers uniform on `[from, to)` (`random_(to)` means `[0, to)`)."""
+    if to is None:
+        from_, to = 0, from_
+    if to is None:
+        raise NotImplementedError("random_() without bounds is not supported; pass `to`")
+    r = _gen(generator).sample("randint", builtins.tuple(self.shape), _dtype.int64,
+                               (builtins.int(from_), builtins.int(to)))
+    return _fill(self, r)
+
+
+METHODS = {"normal_": normal_, "uniform_": uniform_, "bernoulli_": bernoulli_,
+           "exponential_": exponential_, "random_": random_, "bernoulli": bernoulli,
+           "multinomial": multinomial}
+
+INPLACE: dict = {}

@@ -1,0 +1,112 @@
+"""Views that share storage with their base, on immutable JAX arrays.
+
+A view (`x[0]`, `x.view(-1)`, `x.t()`, ...) gets its own storage cell, and remembers its *base*
+(the tensor at the root of the view chain) and the *steps* (registry ops and their static
+arguments) that compute it from the base. This gives PyTorch's aliasing both ways, functionally:
+
+- an in-place op on a view writes the new view value into the base: the base's new value is
+  `view_scatter(base, new_view)`, recorded like any op (so autograd sees it, as `CopySlices`),
+  and the base's storage is updated through the ordinary in-place path;
+- an in-place op on a base (or a write through one of its views) re-derives every live view of
+  it from the new base value, so views never show stale values.
+
+Views of views record one chain from the root base. `expand` views are read-only, as in PyTorch
+(one element is seen at several places).
+"""
+from __future__ import annotations
+
+import weakref
+
+from . import _grad_mode, _ops
+from ._graph import Cell
+
+_UNWRITABLE = ("unsupported operation: more than one element of the written-to tensor refers to a "
+               "single memory location. Please clone() the tensor before performing the operation.")
+_LEAF_VIEW = ("a view of a leaf Variable that requires grad is being used in an in-place "
+              "operation.")
+
+
+class _View:
+    __slots__ = ("base", "steps", "writable", "tensor")
+
+    def __init__(self, base, steps: tuple, writable: bool, tensor) -> None:
+        self.base = base          # the root tensor (kept alive by its views, as PyTorch's `_base`)
+        self.steps = steps        # ((op, static items), ...) from the base's value to the view's
+        self.writable = writable
+        self.tensor = weakref.ref(tensor)  # the tensor that carries the view's autograd history
+
+
+VIEWS: "weakref.WeakKeyDictionary[Cell, _View]" = weakref.WeakKeyDictionary()
+CHILDREN: "weakref.WeakKeyDictionary[Cell, weakref.WeakSet]" = weakref.WeakKeyDictionary()
+
+
+def track(out, input, op, writable: bool = True, **static):
+    """Record that `out` (just computed by `op` from `input`) is a view of `input`; returns `out`."""
+    step = (op, tuple(sorted(static.items())))
+    parent = VIEWS.get(input._cell)
+    if parent is not None:
+        base, steps, writable = parent.base, parent.steps + (step,), parent.writable and writable
+    else:
+        base, steps = input, (step,)
+    VIEWS[out._cell] = _View(base, steps, writable, out)
+    kids = CHILDREN.get(base._cell)
+    if kids is None:
+        kids = CHILDREN[base._cell] = weakref.WeakSet()
+    kids.add(out._cell)
+    return out
+
+
+def base_of(t):
+    """The base tensor of a view (PyTorch's `Tensor._base`), or None."""
+    v = VIEWS.get(t._cell)
+    return None if v is None else v.base
+
+
+def check_leaf_base(target) -> None:
+    """PyTorch's error for an in-place op, under grad mode, on a view of a leaf requiring grad."""
+    v = VIEWS.get(target._cell)
+    if v is not None and target._requires_grad and v.base._requires_grad \
+            and v.base._grad_node is None:
+        raise RuntimeError(_LEAF_VIEW)
+
+
+def derive(base, steps):
+    """The view computed from `base` by `steps` (recorded, so autograd follows it)."""
+    from ._record import apply
+    t = base
+    for op, static in steps:
+        t = apply(op, t, **dict(static))
+    return t
+
+
+def write(target, result, inplace) -> None:
+    """An in-place update of the view `target` to `result`: the base gets the new elements."""
+    v = VIEWS[target._cell]
+    if not v.writable:
+        raise RuntimeError(_UNWRITABLE)
+    from ._record import apply
+    node = result._cell.node  # its use of the view is of the value before (PyTorch's original_self)
+    node.saved = tuple(s for s in node.saved if s[0] is not target._cell)
+    base = v.base if result._requires_grad else v.base.detach()
+    new_base = apply(_ops.view_scatter, base, result, steps=v.steps)
+    inplace(base, new_base)  # bumps the base's version and re-derives its views (`target` too)
+
+
+def refresh(cell: Cell) -> None:
+    """Re-derive every live view of the base stored in `cell` (after an in-place update)."""
+    kids = CHILDREN.get(cell)
+    if not kids:
+        return
+    for view_cell in list(kids):
+        v = VIEWS.get(view_cell)
+        if v is None:
+            continue
+        t = v.tensor()
+        tracked = t is not None and t._cell is view_cell and t._requires_grad
+        with _grad_mode.set_grad_enabled(tracked):
+            node = derive(v.base, v.steps)._cell.node
+        view_cell.node = node
+        view_cell.version += 1
+        node.owner = weakref.ref(view_cell)
+        if tracked and node.requires_grad:
+            t._grad_node = node
