@@ -1,0 +1,19 @@
+"""`tapegrad.optim`: PyTorch's optimizers, each an optax transformation applied in one compiled call.
+
+`accumulation_steps=k` on any optimizer steps every k-th `step()` call (optax `MultiSteps`),
+averaging the gradients in between: call `step()` and `zero_grad()` every micro-batch.
+"""
+from __future__ import annotations
+
+from . import lr_scheduler
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .adamax import Adamax
+from .nadam import NAdam
+from .optimizer import Optimizer
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam",
+           "lr_scheduler"]

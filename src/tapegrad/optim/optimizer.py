@@ -1,0 +1,312 @@
+"""`Optimizer`: PyTorch's optimizer API over optax transforms.
+
+Each optimizer class says which optax `GradientTransformation` reproduces its update rule
+(`_transform`), which group entries are numeric hyperparameters (`_hyperparams`, passed to the
+compiled update as arguments, so `param_groups[0]["lr"] = ...` takes effect at once and never
+recompiles) and which are structural flags (`_flags`, part of the compile key).
+
+A step applies ONE compiled program per parameter group: every parameter that has a `.grad`
+gets its own optax state (PyTorch keeps state per parameter, `step` included), and the update of
+all of them is traced into a single `jax.jit` call. The per-parameter state lives in
+`self.state[param]` under PyTorch's names (`exp_avg`, `momentum_buffer`, ...) as tensors updated
+in place, so `state_dict()` has PyTorch's layout.
+
+`accumulation_steps=k` (any optimizer) wraps the transform in `optax.MultiSteps`: `step()` may be
+called every micro-batch; gradients are averaged and parameters move every k-th call.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import sys
+from collections import defaultdict
+from typing import Any, Callable, Iterable
+
+import jax
+import optax
+
+from .. import _compile, _grad_mode
+from .._graph import Node
+from .._tensor import Tensor
+
+ParamsT = Iterable[Tensor] | Iterable[dict]
+
+
+class _RequiredParameter:
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+def _scalar(v):
+    if isinstance(v, Tensor):
+        return float(v.item())
+    if isinstance(v, (tuple, list)):
+        return tuple(_scalar(x) for x in v)
+    return float(v)
+
+
+# -- the per-parameter state as a named, flat dict -------------------------------------------------
+
+def _named_leaves(state, out: list) -> list:
+    """PyTorch's state key of each leaf of an optax state, in `jax.tree` flattening order."""
+    if state is None:
+        return out
+    fields = getattr(state, "_fields", None)
+    if fields is not None:
+        for name, sub in zip(fields, state):
+            if isinstance(sub, tuple):
+                _named_leaves(sub, out)
+            elif sub is not None:
+                out.append(name)
+    elif isinstance(state, (tuple, list)):
+        for sub in state:
+            _named_leaves(sub, out)
+    else:
+        raise TypeError(f"unexpected optax state leaf {state!r}")
+    return out
+
+
+class _Program:
+    """The compiled update for one optimizer configuration (transform, flags, accumulation)."""
+
+    def __init__(self, build: Callable, donate: bool, skeleton_hp: dict) -> None:
+        self.build = build
+        abstract = jax.ShapeDtypeStruct((), jax.numpy.float32)
+        with jax.enable_x64(True):
+            skeleton = jax.eval_shape(lambda p: build(skeleton_hp).init(p), abstract)
+        self.treedef = jax.tree.structure(skeleton)
+        self.names = tuple(_named_leaves(skeleton, []))
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"optimizer state keys are not unique: {self.names}")
+        self.fn = _compile.cache.jit(self._run, donate_argnums=(2,) if donate else ())
+
+    def _run(self, params, grads, states, hp):
+        tx = self.build(hp)
+        new_params, new_states = [], []
+        for p, g, leaves in zip(params, grads, states):
+            s = tx.init(p) if leaves is None else jax.tree.unflatten(self.treedef, leaves)
+            updates, s = tx.update(g, s, p)
+            new_params.append(optax.apply_updates(p, updates))
+            new_states.append(jax.tree.leaves(s))
+        return new_params, new_states
+
+
+class Optimizer:
+    """Base class of all optimizers: parameter groups, per-parameter state, `step()`.
+
+    Subclasses set `_hyperparams` (numeric group entries, traced), `_flags` (structural group
+    entries, static) and implement `_transform(hp, flags)` returning an optax transformation.
+    """
+
+    _hyperparams: tuple = ()
+    _flags: tuple = ()
+
+    def __init__(self, params: ParamsT, defaults: dict[str, Any], *,
+                 accumulation_steps: int = 1) -> None:
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            f"Tensors or dicts, but got {type(params).__name__}")
+        if not isinstance(accumulation_steps, int) or accumulation_steps < 1:
+            raise ValueError(f"accumulation_steps must be a positive int, got {accumulation_steps!r}")
+        self.defaults = defaults
+        self.accumulation_steps = accumulation_steps
+        self.state: defaultdict = defaultdict(dict)
+        self.param_groups: list[dict] = []
+        self._programs: dict = {}
+        param_groups = list(params)
+        if len(param_groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for group in param_groups:
+            self.add_param_group(group)
+
+    def __getstate__(self) -> dict:
+        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+    def __repr__(self) -> str:
+        lines = [type(self).__name__ + " ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines.extend(f"    {k}: {group[k]}" for k in sorted(group) if k != "params")
+        return "\n".join(lines) + "\n)"
+
+    # -- parameter groups ---------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own hyperparameters (missing ones from defaults)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            param_group["params"] = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but "
+                            "the ordering of tensors in sets will change between runs. Please use a "
+                            "list instead.")
+        else:
+            param_group["params"] = list(params)
+        for p in param_group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError("optimizer can only optimize Tensors, but one of the params is "
+                                + type(p).__name__)
+            if not p.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor")
+        for name, default in self.defaults.items():
+            if default is required and name not in param_group:
+                raise ValueError("parameter group didn't specify a value of required optimization "
+                                 f"parameter {name}")
+            param_group.setdefault(name, default)
+        if len({id(p) for p in param_group["params"]}) != len(param_group["params"]):
+            import warnings
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; in "
+                          "future, this will cause an error", UserWarning, stacklevel=3)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in param_group["params"]):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    # -- gradients ----------------------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of all parameters (to None by default, as PyTorch)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p._grad is None:
+                    continue
+                if set_to_none:
+                    p._grad = None
+                else:
+                    g = p._grad
+                    if g._grad_node is not None:
+                        g.detach_()
+                    g.requires_grad_(False)
+                    g._set_value(jax.numpy.zeros(g.shape, g.dtype.np))
+
+    # -- the update -----------------------------------------------------------------------------------
+    def _transform(self, hp: dict, flags: dict) -> optax.GradientTransformation:
+        raise NotImplementedError
+
+    def _group_flags(self, group: dict) -> dict:
+        return {name: group[name] for name in self._flags}
+
+    def _program(self, group: dict, donate: bool) -> _Program:
+        flags = self._group_flags(group)
+        key = (tuple(flags.items()), self.accumulation_steps, donate)
+        prog = self._programs.get(key)
+        if prog is None:
+            k = self.accumulation_steps
+            transform = self._transform
+
+            def build(hp):
+                tx = transform(hp, flags)
+                return optax.MultiSteps(tx, every_k_schedule=k) if k > 1 else tx
+            prog = self._programs[key] = _Program(build, donate, self._hp(group))
+        return prog
+
+    def _hp(self, group: dict) -> dict:
+        return {name: _scalar(group[name]) for name in self._hyperparams}
+
+    @_grad_mode.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a `.grad`; `closure` re-evaluates the loss first."""
+        loss = None
+        if closure is not None:
+            with _grad_mode.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            active = [p for p in group["params"] if p._grad is not None]
+            if active:
+                self._update_group(group, active)
+        return loss
+
+    def _update_group(self, group: dict, active: list) -> None:
+        pending = [n for t in active for n in (t._cell.node, t._grad._cell.node) if n.value is None]
+        if pending:
+            _compile.materialize(pending)  # one call for every pending value, not one each
+        donate = jax.default_backend() != "cpu"
+        prog = self._program(group, donate)
+        states = []
+        for p in active:
+            st = self.state.get(p)
+            states.append([st[n]._value() for n in prog.names] if st else None)
+        params = [p._value() for p in active]
+        grads = [p._grad._value() for p in active]
+        with jax.enable_x64(True):
+            new_params, new_states = prog.fn(params, grads, states, self._hp(group))
+        for p, value, leaves in zip(active, new_params, new_states):
+            p._set_value(value)
+            st = self.state[p]
+            for name, leaf in zip(prog.names, leaves):
+                t = st.get(name)
+                if isinstance(t, Tensor):
+                    t._set_value(leaf)
+                else:
+                    st[name] = Tensor._from_array(leaf)
+
+    # -- state_dict -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """`{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}` as PyTorch."""
+        index: dict = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+            packed["params"] = [index[id(p)] for p in group["params"]]
+            groups.append(packed)
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                st = self.state.get(p)
+                if st and index[id(p)] not in state:
+                    state[index[id(p)]] = dict(st)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load state and hyperparameters saved by `state_dict()` (from this or a like optimizer)."""
+        state_dict = dict(state_dict)
+        groups = self.param_groups
+        saved_groups = copy.deepcopy(state_dict["param_groups"])
+        if len(groups) != len(saved_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups)):
+            raise ValueError("loaded state dict contains a parameter group that doesn't match the "
+                             "size of optimizer's group")
+        id_map = {old: p for g, s in zip(groups, saved_groups)
+                  for old, p in zip(s["params"], g["params"])}
+        state: defaultdict = defaultdict(dict)
+        for k, v in state_dict["state"].items():
+            key = int(k) if isinstance(k, str) and k.isdigit() else k
+            if key in id_map:
+                p = id_map[key]
+                state[p] = self._load_param_state(p, v)
+            else:
+                state[key] = v
+        new_groups = []
+        for g, s in zip(groups, saved_groups):
+            s["params"] = g["params"]
+            for name, default in self.defaults.items():
+                s.setdefault(name, default)
+            new_groups.append(s)
+        self.state = state
+        self.param_groups = new_groups
+
+    def _load_param_state(self, p: Tensor, saved: dict) -> dict:
+        """A saved per-parameter state as this optimizer keeps it: own tensors, param's dtype."""
+        out = {}
+        for name, v in saved.items():
+            if isinstance(v, Tensor):
+                value = v._value()
+                if name != "step" and name != "mu_product" and value.dtype != p._value().dtype \
+                        and jax.numpy.issubdtype(value.dtype, jax.numpy.floating):
+                    value = value.astype(p._value().dtype)
+                out[name] = Tensor._from_array(value)
+            else:
+                out[name] = v
+        return self._complete_state(out)
+
+    def _complete_state(self, state: dict) -> dict:
+        """Fill in state keys PyTorch does not save (a hook for subclasses)."""
+        return state
