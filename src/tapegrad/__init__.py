@@ -58,7 +58,7 @@ from ._grad_mode import (
 from ._random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from ._tensor import Size, Tensor
 from . import autograd, cuda, linalg  # noqa: E402  (subpackages use the names above)
-from . import optim  # noqa: E402
+from . import nn, optim  # noqa: E402
 
 _methods.bind()
 

@@ -1,0 +1,208 @@
+"""Layer functions of `tapegrad.nn.functional`: dropout, linear maps, embeddings, padding,
+normalization, attention and distances."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from .. import _grad_mode, _methods, _ops_conv, _ops_nn, _random
+from .._record import apply
+from .._tensor import Tensor, _normalize_dim
+from ._functional_activation import _maybe_inplace
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability `p` and scale the rest by `1 / (1 - p)` (training only).
+
+    The mask is drawn from tapegrad's generator, so `manual_seed` makes it repeat.
+    """
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return _maybe_inplace(input, input * 0.0, inplace)
+    noise = _random.default_generator.sample("uniform", tuple(input.shape), input.dtype)
+    return _maybe_inplace(input, apply(_ops_nn.dropout, input, noise, p=float(p)), inplace)
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """`input @ weight.T + bias`."""
+    if input.shape[-1:] != weight.shape[-1:]:
+        rows = int(np.prod(input.shape[:-1])) if input.ndim > 1 else 1
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} "
+                           f"and {weight.shape[-1]}x{weight.shape[0]})")
+    return apply(_ops_nn.linear, input, weight, *(() if bias is None else (bias,)))
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """`y_o = x1^T W_o x2 + b_o`."""
+    return apply(_ops_nn.bilinear, input1, input2, weight, *(() if bias is None else (bias,)))
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of `weight` picked by the integer tensor `input`; the `padding_idx` row gets no gradient."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse gradients "
+                                  "are not supported by tapegrad; renormalise the weight explicitly "
+                                  "and use dense gradients")
+    if padding_idx is not None:
+        n = weight.shape[0]
+        if not -n <= padding_idx < n:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        padding_idx %= n
+    if input.dtype.is_floating_point:
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
+                           f"scalar types: Long, Int; but got {input.dtype} instead")
+    return apply(_ops_nn.embedding, input, weight, padding_idx=padding_idx)
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Class indices to one-hot int64 vectors (`num_classes=-1` reads the largest index)."""
+    if tensor.dtype.is_floating_point:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    if num_classes == -1:
+        num_classes = int(np.max(np.asarray(tensor._value()))) + 1 if tensor.numel() else 0
+    return apply(_ops_nn.one_hot, tensor, num_classes=int(num_classes))
+
+
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
+        value: float | None = None) -> Tensor:
+    """Pad the last `len(pad) // 2` dimensions, `pad` listing (left, right) from the last one."""
+    pad = tuple(int(p) for p in pad)
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    if len(pad) // 2 > input.ndim:
+        raise RuntimeError("Padding length should be less than or equal to two times the input "
+                           f"dimension but got padding length {len(pad)} and input of dimension "
+                           f"{input.ndim}")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if mode != "constant" and value not in (None, 0):
+        raise RuntimeError(f"Padding mode \"{mode}\" doesn't take in value argument")
+    return apply(_ops_conv.pad, input, pad=pad, mode=mode, value=0.0 if value is None else value)
+
+
+# -- normalization --------------------------------------------------------------------------------
+def _params(*ps):
+    return tuple(p for p in ps if p is not None)
+
+
+def layer_norm(input: Tensor, normalized_shape: Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the last `len(normalized_shape)` dimensions (biased variance)."""
+    shape = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape or len(shape) > input.ndim:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*, {', '.join(map(str, shape))}], but got input of size"
+                           f"{list(input.shape)}")
+    return apply(_ops_nn.layer_norm, input, *_params(weight, bias), n_dims=len(shape),
+                 eps=float(eps), has_weight=weight is not None)
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over groups of channels of `(N, C, *)` input."""
+    if input.ndim < 2 or input.shape[1] % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, "
+                           f"but got input of shape {list(input.shape)} and num_groups={num_groups}")
+    return apply(_ops_nn.group_norm, input, *_params(weight, bias), num_groups=int(num_groups),
+                 eps=float(eps), has_weight=weight is not None)
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalize each channel of `(N, C, *)` input.
+
+    Training uses the batch's statistics and, when running stats are given, updates them in place
+    (`running = (1 - momentum) * running + momentum * batch`, unbiased variance) under no_grad.
+    Evaluation uses the running statistics.
+    """
+    params = _params(weight, bias)
+    if not training:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+        return apply(_ops_nn.batch_norm_eval, input, running_mean, running_var, *params,
+                     eps=float(eps), has_weight=weight is not None)
+    if input.numel() // input.shape[1] <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                         f"{input.shape}")
+    out, mean, var = apply(_ops_nn.batch_norm, input, *params, eps=float(eps),
+                           has_weight=weight is not None)
+    if running_mean is not None:
+        with _grad_mode.no_grad():
+            for running, batch in ((running_mean, mean), (running_var, var)):
+                _methods.inplace(running, apply(_ops_nn.running_update, running, batch,
+                                                momentum=float(momentum)))
+    return out
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
+              out: Tensor | None = None) -> Tensor:
+    """`input / max(||input||_p, eps)` along `dim`."""
+    if out is not None:
+        raise TypeError("normalize: out= is not supported (tapegrad tensors are immutable values)")
+    return apply(_ops_nn.normalize, input, p=float(p), dim=_normalize_dim(dim, input.ndim),
+                 eps=float(eps))
+
+
+# -- attention ------------------------------------------------------------------------------------
+def _mask_kind(mask) -> str | None:
+    if mask is None:
+        return None
+    return "bool" if mask.dtype.name == "bool" else "float"
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    """`softmax(q @ k^T * scale + mask) @ v` as one op; a bool mask marks positions to attend."""
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set "
+                           "when is_causal=True")
+    if enable_gqa and query.shape[-3] != key.shape[-3]:
+        rep = query.shape[-3] // key.shape[-3]
+        key, value = (_repeat_heads(t, rep) for t in (key, value))
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    extra = [] if attn_mask is None else [attn_mask]
+    if dropout_p > 0:
+        shape = tuple(query.shape[:-1]) + (key.shape[-2],)
+        extra.append(_random.default_generator.sample("uniform", shape, query.dtype))
+    return apply(_ops_nn.scaled_dot_product_attention, query, key, value, *extra, scale=scale,
+                 mask_kind=_mask_kind(attn_mask), is_causal=bool(is_causal),
+                 dropout_p=float(dropout_p))
+
+
+def _repeat_heads(t: Tensor, rep: int) -> Tensor:
+    shape = tuple(t.shape)
+    t = t.reshape(shape[:-2] + (1,) + shape[-2:]).expand(shape[:-3] + (shape[-3], rep) + shape[-2:])
+    return t.reshape(shape[:-3] + (shape[-3] * rep,) + shape[-2:])
+
+
+def attention_weights(query: Tensor, key: Tensor, attn_mask: Tensor | None = None,
+                      is_causal: bool = False, scale: float | None = None) -> Tensor:
+    """`softmax(q @ k^T * scale + mask)` (the weights `MultiheadAttention` returns)."""
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    extra = [] if attn_mask is None else [attn_mask]
+    return apply(_ops_nn.attention_probs, query, key, *extra, scale=scale,
+                 mask_kind=_mask_kind(attn_mask), is_causal=bool(is_causal))
+
+
+# -- distances ------------------------------------------------------------------------------------
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """`x1 . x2 / (max(||x1||, eps) * max(||x2||, eps))` along `dim`."""
+    ndim = max(x1.ndim, x2.ndim)
+    return apply(_ops_nn.cosine_similarity, x1, x2, dim=_normalize_dim(dim, ndim), eps=float(eps))
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
+                      keepdim: bool = False) -> Tensor:
+    """`||x1 - x2 + eps||_p` over the last dimension."""
+    return apply(_ops_nn.pairwise_distance, x1, x2, p=float(p), eps=float(eps),
+                 keepdim=bool(keepdim))
