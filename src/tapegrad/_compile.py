@@ -25,16 +25,38 @@ def _ident(x):
     return x
 
 
-def node_fn(node: Node):
-    """The pure function a node applies to its input values, and its part of the structure key."""
+def node_key(node: Node):
+    """A node's part of a structure key: its op and static arguments."""
     cls = type(node)
     if cls is GetItem:
-        return operator.itemgetter(node.static), ("getitem", node.static)
+        return ("getitem", node.static)
     if cls is AccumulateGrad:
-        return _ident, "acc"
+        return "acc"
+    return (node.op, node.static) if node.static else node.op
+
+
+def node_fn(node: Node):
+    """The pure function a node applies to its input values."""
+    cls = type(node)
+    if cls is GetItem:
+        return operator.itemgetter(node.static)
+    if cls is AccumulateGrad:
+        return _ident
     if node.static:
-        return functools.partial(node.op.fn, **dict(node.static)), (node.op, node.static)
-    return node.op.fn, node.op
+        return functools.partial(node.op.fn, **dict(node.static))
+    return node.op.fn
+
+
+class Walk(NamedTuple):
+    """The nodes a program computes, in order, and where its inputs and outputs are."""
+    nodes: list
+    in_refs: list
+    top_refs: tuple
+    stops: list
+
+    def entries(self) -> tuple:
+        """(function, input refs) per computed node; built only when a program is compiled."""
+        return tuple((node_fn(n), refs) for n, refs in zip(self.nodes, self.in_refs))
 
 
 class Trace:
@@ -57,17 +79,18 @@ class Trace:
         self.key.append(type(x))
         return (len(self.frontier) - 1) * 3 + FRONTIER
 
-    def walk(self, tops, stop=None, expand=None):
-        """Order the nodes computing `tops`: returns (entries, computed nodes, top refs, stops).
+    def walk(self, tops, stop=None, expand=None) -> Walk:
+        """Order the nodes computing `tops`.
 
         A node for which `stop(node)` is true is an input of the program (a "stop", numbered in
         the order met), not computed. A node with a known value is a frontier input unless
         `expand(node)` asks to recompute it from its inputs.
         """
         refs: dict = {}
-        entries: list = []
         nodes: list = []
+        in_refs_list: list = []
         stops: list = []
+        key = self.key
         stack = list(reversed(tops))
         while stack:
             n = stack[-1]
@@ -77,28 +100,30 @@ class Trace:
             if stop is not None and stop(n):
                 refs[id(n)] = len(stops) * 3 + STOP
                 stops.append(n)
-                self.key.append("stop")
+                key.append("stop")
                 stack.pop()
                 continue
             if n.value is not None and not (expand is not None and n.inputs and expand(n)):
                 refs[id(n)] = self._frontier(n)
                 stack.pop()
                 continue
-            missing = [c for c in n.inputs if isinstance(c, Node) and id(c) not in refs]
-            if missing:
-                stack.extend(reversed(missing))
+            waiting = False
+            for c in n.inputs:
+                if isinstance(c, Node) and id(c) not in refs:
+                    stack.append(c)
+                    waiting = True
+            if waiting:
                 continue
             stack.pop()
             in_refs = tuple(refs[id(c)] if isinstance(c, Node) else self._frontier(c)
                             for c in n.inputs)
-            fn, fn_key = node_fn(n)
-            refs[id(n)] = len(entries) * 3 + COMPUTED
-            entries.append((fn, in_refs))
+            refs[id(n)] = len(nodes) * 3 + COMPUTED
             nodes.append(n)
-            self.key.append((fn_key, in_refs))
+            in_refs_list.append(in_refs)
+            key.append((node_key(n), in_refs))
         top_refs = tuple(refs[id(t)] for t in tops)
-        self.key.append(("tops",) + top_refs)
-        return tuple(entries), nodes, top_refs, stops
+        key.append(("tops",) + top_refs)
+        return Walk(nodes, in_refs_list, top_refs, stops)
 
 
 def evaluate(entries, frontier, stops=()):
@@ -197,13 +222,16 @@ def store(nodes, values) -> None:
 def materialize(targets: list) -> None:
     """Compute the pending `targets` (and any pending value a live tensor shows) in one call."""
     tr = Trace()
-    entries, nodes, _, _ = tr.walk(targets)
+    walk = tr.walk(targets)
+    nodes = walk.nodes
     wanted = {id(t) for t in targets}
     keep = tuple(i for i, n in enumerate(nodes) if id(n) in wanted or owned(n))
     if not keep:
         return
 
     def build():
+        entries = walk.entries()
+
         def run(frontier):
             computed = evaluate(entries, frontier)
             return tuple(computed[i] for i in keep)

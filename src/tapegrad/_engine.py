@@ -78,13 +78,63 @@ class Backward:
 
     def __init__(self, roots, cts, *, targets, capture: bool, retain_graph: bool,
                  create_graph: bool) -> None:
+        self.roots = roots
         self.create_graph = create_graph
         self.retain_graph = retain_graph
         self.capture = capture
         # targets: id(variable) for leaves, id(node) for non-leaf tensors; None means every leaf.
         self.targets = targets
-        self.order = discover(roots)
+        self.order: list = []  # the nodes that took part, for freeing
         self.boundary = {id(r) for r in roots}
+        self.needed: set = set()
+        self.unfoldable: set = set()
+        self.pending: dict = {}
+        self.captured: dict = {}
+        self.leaves: dict = {}  # id(variable) -> (variable, ct): leaf gradients not folded
+        for r, ct in zip(roots, cts):
+            self._add_pending(r, ct)
+
+    def run(self) -> None:
+        if not self._single_segment():
+            self._sweep()
+        self._finish_leaves()
+        if not self.retain_graph:
+            self._free()
+
+    # -- the common case: one program ------------------------------------------------------------
+    def _single_segment(self) -> bool:
+        """One root and no hooks or custom functions below it: the whole backward is one call."""
+        if self.targets is not None or len(self.roots) != 1:
+            return False
+        root = self.roots[0]
+        if type(root) is AccumulateGrad or root.hooks or _is_custom(root):
+            return False
+
+        def is_stop(n):
+            return n is not root and (not n.requires_grad or type(n) is AccumulateGrad
+                                      or bool(n.hooks) or _is_custom(n))
+
+        tr = Trace()
+        walk = tr.walk([root], stop=is_stop, expand=_requires_grad)
+        if any(s.requires_grad and type(s) is not AccumulateGrad for s in walk.stops):
+            return False
+        self.order = [n for n in walk.nodes if n.requires_grad]
+        for n in self.order:
+            _check(n)
+        variables = [id(s.variable) for s in walk.stops if type(s) is AccumulateGrad]
+        if len(set(variables)) != len(variables):
+            self.unfoldable = {v for v in variables if variables.count(v) > 1}
+        self._run_segment(root, self.pending.pop(id(root)), tr, walk)
+        for s in walk.stops:  # leaves whose gradients could not be folded into the program
+            ct = self.pending.pop(id(s), None)
+            if ct is not None:
+                self._to_leaf(s, ct)
+        return True
+
+    # -- the general case: a sweep over boundaries -----------------------------------------------
+    def _sweep(self) -> None:
+        self.order = discover(self.roots)
+        targets = self.targets
         for n in self.order:
             if (type(n) is AccumulateGrad or n.hooks or _is_custom(n)
                     or (targets is not None and id(n) in targets)):
@@ -94,16 +144,33 @@ class Backward:
         self.needed = self._needed()
         # A leaf whose value changed between two uses has two AccumulateGrad nodes; its
         # gradients are then summed before accumulating instead of folded per node.
-        seen_vars: dict = {}
-        for n in self.order:
-            if type(n) is AccumulateGrad:
-                seen_vars[id(n.variable)] = seen_vars.get(id(n.variable), 0) + 1
-        self.unfoldable = {v for v, count in seen_vars.items() if count > 1}
-        self.pending: dict = {}
-        self.captured: dict = {}
-        self.leaves: dict = {}  # id(variable) -> (variable, ct): leaf gradients not folded
-        for r, ct in zip(roots, cts):
-            self._add_pending(r, ct)
+        variables = [id(n.variable) for n in self.order if type(n) is AccumulateGrad]
+        self.unfoldable = {v for v in variables if variables.count(v) > 1}
+        for b in reversed(self.order):  # consumers first
+            if id(b) not in self.boundary:
+                continue
+            ct = self.pending.pop(id(b), None)
+            if ct is None:
+                continue
+            if type(b) is AccumulateGrad:
+                self._to_leaf(b, ct)
+                continue
+            ct = _run_hooks(b, ct)
+            if targets is not None and id(b) in targets:
+                self.captured[id(b)] = ct
+            if not any(id(c) in self.needed for c in b.inputs if isinstance(c, Node)):
+                continue
+            if _is_custom(b):
+                for node, g in b.op.custom_backward(b, ct, self.create_graph):
+                    self._add_pending(node, g)
+            else:
+                boundary = self.boundary
+
+                def is_stop(n, top=b):
+                    return n is not top and (not n.requires_grad or type(n) is AccumulateGrad
+                                             or id(n) in boundary)
+                tr = Trace()
+                self._run_segment(b, ct, tr, tr.walk([b], stop=is_stop, expand=_requires_grad))
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _is_target_leaf(self, acc: AccumulateGrad) -> bool:
@@ -119,6 +186,11 @@ class Backward:
                     id(c) in needed for c in n.inputs if isinstance(c, Node)):
                 needed.add(id(n))
         return needed
+
+    def _to_leaf(self, acc: AccumulateGrad, ct) -> None:
+        var = acc.variable
+        old = self.leaves.get(id(var))
+        self.leaves[id(var)] = (var, ct if old is None else _add_ct(old[1], ct))
 
     def _add_pending(self, node: Node, ct) -> None:
         old = self.pending.get(id(node))
@@ -136,33 +208,6 @@ class Backward:
         if n.requires_grad and id(n) in self.boundary and id(n) in self.needed:
             return "ct"
         return "const"
-
-    # -- the sweep --------------------------------------------------------------------------------
-    def run(self) -> None:
-        for b in reversed(self.order):  # consumers first
-            if id(b) not in self.boundary:
-                continue
-            ct = self.pending.pop(id(b), None)
-            if ct is None:
-                continue
-            if type(b) is AccumulateGrad:
-                var = b.variable
-                old = self.leaves.get(id(var))
-                self.leaves[id(var)] = (var, ct if old is None else _add_ct(old[1], ct))
-                continue
-            ct = _run_hooks(b, ct)
-            if self.targets is not None and id(b) in self.targets:
-                self.captured[id(b)] = ct
-            if not any(id(c) in self.needed for c in b.inputs if isinstance(c, Node)):
-                continue
-            if _is_custom(b):
-                for node, g in b.op.custom_backward(b, ct, self.create_graph):
-                    self._add_pending(node, g)
-            else:
-                self._segment(b, ct)
-        self._finish_leaves()
-        if not self.retain_graph:
-            self._free()
 
     def _finish_leaves(self) -> None:
         for var, ct in self.leaves.values():
@@ -188,48 +233,40 @@ class Backward:
                 n.op.free(n)
 
     # -- one segment ------------------------------------------------------------------------------
-    def _segment(self, top: Node, ct) -> None:
-        boundary = self.boundary
-
-        def is_stop(n):
-            return n is not top and (not n.requires_grad or type(n) is AccumulateGrad
-                                     or id(n) in boundary)
-
-        tr = Trace()
-        entries_f, nodes_f, top_refs, stops = tr.walk([top], stop=is_stop,
-                                                      expand=lambda n: n.requires_grad)
+    def _run_segment(self, top: Node, ct, tr: Trace, walk_f) -> None:
+        stops = walk_f.stops
         kinds = tuple(self._kind(s) for s in stops)
         if all(k == "const" for k in kinds):
             return
         if self.create_graph:
-            self._record_segment(tr, entries_f, top_refs, stops, kinds, ct, top)
+            self._record_segment(tr, walk_f, kinds, ct, top)
             return
-        value_nodes = [s.inputs[0] if type(s) is AccumulateGrad else s for s in stops]
-        entries_p, nodes_p, stop_refs, _ = tr.walk(value_nodes)
-        live_p = tuple(i for i, n in enumerate(nodes_p) if owned(n))
-        live_f = tuple(i for i, n in enumerate(nodes_f) if n.value is None and owned(n))
+        walk_p = tr.walk([s.inputs[0] if type(s) is AccumulateGrad else s for s in stops])
+        live_p = tuple(i for i, n in enumerate(walk_p.nodes) if owned(n))
+        live_f = tuple(i for i, n in enumerate(walk_f.nodes) if n.value is None and owned(n))
         implicit = isinstance(ct, float)
         key = ("segment", tuple(tr.key), kinds, live_p, live_f, implicit)
         program = cache.get(key, lambda: cache.jit(_segment_program(
-            entries_p, stop_refs, entries_f, top_refs, kinds, live_p, live_f)))
+            walk_p, walk_f, kinds, live_p, live_f)))
         folds = [s.variable for s, k in zip(stops, kinds) if k == "fold"]
         old_grads = tuple(None if v._grad is None else v._grad._value() for v in folds)
         ct_value = ct if implicit else _as_tensor(ct, top.shape, top.dtype)._value()
         with jax.enable_x64(True):
             p_values, f_values, cts, grads = program(frontier_values(tr.frontier), ct_value,
                                                      old_grads)
-        store([nodes_p[i] for i in live_p], p_values)
-        store([nodes_f[i] for i in live_f], f_values)
+        store([walk_p.nodes[i] for i in live_p], p_values)
+        store([walk_f.nodes[i] for i in live_f], f_values)
         ct_stops = [s for s, k in zip(stops, kinds) if k == "ct"]
         for s, c in zip(ct_stops, cts):
             self._add_pending(s, c)
         for var, g in zip(folds, grads):
             _set_grad(var, g)
 
-    def _record_segment(self, tr, entries_f, top_refs, stops, kinds, ct, top) -> None:
+    def _record_segment(self, tr: Trace, walk_f, kinds, ct, top) -> None:
         """create_graph: the segment's vjp becomes a recorded node, differentiable in turn."""
+        stops = walk_f.stops
         key = ("vjp-op", tuple(tr.key), kinds)
-        op = cache.get(key, lambda: _vjp_op(entries_f, top_refs, kinds, len(stops)))
+        op = cache.get(key, lambda: _vjp_op(walk_f, kinds))
         ct_t = _as_tensor(ct, top.shape, top.dtype)
         ct_node = ct_t._autograd_node() if ct_t.requires_grad else ct_t._cell.node
         inputs = tuple(stops) + tuple(tr.frontier) + (ct_node,)
@@ -242,7 +279,20 @@ class Backward:
             self._add_pending(s, Tensor._from_node(node))
 
 
-def _segment_program(entries_p, stop_refs, entries_f, top_refs, kinds, live_p, live_f):
+def _requires_grad(node: Node) -> bool:
+    return node.requires_grad
+
+
+def _check(node: Node) -> None:
+    if node.freed and _saves(node):
+        raise RuntimeError(_FREED)
+    if node.saved:
+        check_versions(node)
+
+
+def _segment_program(walk_p, walk_f, kinds, live_p, live_f):
+    entries_p, entries_f = walk_p.entries(), walk_f.entries()
+    stop_refs, top_refs = walk_p.top_refs, walk_f.top_refs
     primal_pos = [i for i, k in enumerate(kinds) if k != "const"]
 
     def program(frontier, ct, old_grads):
@@ -272,7 +322,8 @@ def _vjp(entries_f, top_refs, frontier, stop_values, primal_pos, live_f=()):
     return jax.vjp(f, *[stop_values[i] for i in primal_pos], has_aux=True)
 
 
-def _vjp_op(entries_f, top_refs, kinds, n_stops) -> Op:
+def _vjp_op(walk_f, kinds) -> Op:
+    entries_f, top_refs, n_stops = walk_f.entries(), walk_f.top_refs, len(walk_f.stops)
     primal_pos = [i for i, k in enumerate(kinds) if k != "const"]
 
     def vjp(*args):

@@ -42,8 +42,13 @@ class Node:
         self.freed = False
         self.owner = None
         self.hooks = None  # tensor hooks registered on this node's output (see Tensor.register_hook)
-        self.depth = 0 if value is not None else 1 + max(
-            (i.depth for i in inputs if isinstance(i, Node)), default=0)
+        depth = 0
+        if value is None:
+            for i in inputs:
+                if isinstance(i, Node) and i.depth > depth:
+                    depth = i.depth
+            depth += 1
+        self.depth = depth
 
     # -- PyTorch's grad_fn interface ------------------------------------------------------------
     def name(self) -> str:

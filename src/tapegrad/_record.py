@@ -18,11 +18,15 @@ from ._graph import GetItem, Node, SAVES_ALL, SAVES_OUTPUT, Op
 MAX_PENDING_DEPTH = 1000
 
 _SCALARS = (int, float, bool, complex)
+_SCALAR_TYPES = frozenset(_SCALARS)
+_SAMPLE = {int: 1, float: 1.0, bool: True, complex: 1j}
 _inferred: dict = {}
+_promoted: dict = {}
 
 
-def _infer(op: Op, static: tuple, inputs: tuple):
-    key = (op, static, tuple((i.shape, i.dtype) if isinstance(i, Node) else type(i) for i in inputs))
+def _infer(op: Op, static: tuple, inputs: tuple, signature: tuple):
+    """The result's (shape, dtype), per output, cached by op, static args and input avals."""
+    key = (op, static, signature)
     out = _inferred.get(key)
     if out is None:
         if op.check is not None:
@@ -43,17 +47,27 @@ def _infer(op: Op, static: tuple, inputs: tuple):
     return out
 
 
-def promoted_dtype(op: Op, args) -> _dtype.dtype:
-    """The dtype an elementwise op computes in, by PyTorch's promotion rules."""
-    d = _dtype.result_type([(a.dtype, a.ndim) if isinstance(a, _tensor.Tensor) else a for a in args])
-    if op.promote == "float" and not (d.is_floating_point or d.is_complex):
-        d = _dtype.get_default_dtype()
-    return d
+def _signature(inputs) -> tuple:
+    return tuple((i.shape, i.dtype) if isinstance(i, Node) else type(i) for i in inputs)
 
 
-def record(op: Op, inputs: tuple, static: tuple = (), requires_grad: bool = False):
+def _promote(op: Op, signature: tuple):
+    """The numpy dtype an elementwise op computes in, by PyTorch's promotion rules (cached)."""
+    key = (op.promote, _dtype.get_default_dtype(), signature)
+    out = _promoted.get(key)
+    if out is None:
+        d = _dtype.result_type([(s[1], len(s[0])) if isinstance(s, tuple) else _SAMPLE[s]
+                                for s in signature])
+        if op.promote == "float" and not (d.is_floating_point or d.is_complex):
+            d = _dtype.get_default_dtype()
+        out = _promoted[key] = d.np
+    return out
+
+
+def record(op: Op, inputs: tuple, static: tuple = (), requires_grad: bool = False,
+           signature: tuple | None = None):
     """Append one node for `op` over input nodes and scalars; returns it (or its outputs)."""
-    info = _infer(op, static, inputs)
+    info = _infer(op, static, inputs, _signature(inputs) if signature is None else signature)
     if op.n_out == 1:
         shape, dtype = info
         node = op.node_cls(op, static, inputs, shape, dtype,
@@ -80,21 +94,30 @@ def apply(op: Op, *args, **static):
     grad = _grad_mode.state.enabled
     requires_grad = False
     inputs = []
+    signature = []
     for a in args:
         if isinstance(a, Tensor):
             if grad and a._requires_grad:
                 requires_grad = True
-                inputs.append(a._autograd_node())
+                node = a._autograd_node()
             else:
-                inputs.append(_no_grad_input(a._cell.node))
-        elif isinstance(a, _SCALARS):
+                node = a._cell.node
+                if node.requires_grad:
+                    node = _no_grad_input(node)
+            inputs.append(node)
+            signature.append((node.shape, node.dtype))
+        elif type(a) in _SCALAR_TYPES:
             inputs.append(a)
+            signature.append(type(a))
         else:
-            inputs.append(_tensor.as_tensor_arg(a)._cell.node)
+            node = _tensor.as_tensor_arg(a)._cell.node
+            inputs.append(node)
+            signature.append((node.shape, node.dtype))
+    signature = tuple(signature)
     if op.promote is not None:
-        static["dtype"] = promoted_dtype(op, args).np
+        static["dtype"] = _promote(op, signature)
     static_key = tuple(sorted(static.items())) if static else ()
-    out = record(op, tuple(inputs), static_key, requires_grad)
+    out = record(op, tuple(inputs), static_key, requires_grad, signature)
     if op.n_out == 1:
         result = Tensor._from_node(out)
         if out.requires_grad:

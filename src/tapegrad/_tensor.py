@@ -80,8 +80,12 @@ class Tensor:
     `tapegrad.Tensor(data)` is PyTorch's legacy constructor (float32); prefer `tapegrad.tensor`.
     """
 
-    __slots__ = ("_cell", "_grad_node", "_requires_grad", "_grad", "_retains_grad", "_hooks",
-                 "_acc", "__weakref__", "__dict__")
+    __slots__ = ("_cell", "_grad_node", "_requires_grad", "__weakref__", "__dict__")
+    # Rarely set, so class-level defaults rather than per-instance slots (recording stays cheap).
+    _grad = None
+    _retains_grad = False
+    _hooks = None
+    _acc = None
 
     def __init__(self, *args, device=None) -> None:
         from ._factory import legacy_new
@@ -92,10 +96,6 @@ class Tensor:
         self._cell = Cell(node)
         self._grad_node = node if node.requires_grad else None
         self._requires_grad = requires_grad or node.requires_grad
-        self._grad = None
-        self._retains_grad = False
-        self._hooks = None
-        self._acc = None
 
     @classmethod
     def _from_node(cls, node, requires_grad: bool = False) -> "Tensor":
@@ -312,10 +312,6 @@ class Tensor:
         t._cell = self._cell
         t._grad_node = None
         t._requires_grad = False
-        t._grad = None
-        t._retains_grad = False
-        t._hooks = None
-        t._acc = None
         return t
 
     def detach_(self) -> "Tensor":
