@@ -82,13 +82,17 @@ class _Program:
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"optimizer state keys are not unique: {self.names}")
         self.fn = _compile.cache.jit(self._run, donate_argnums=(2,) if donate else ())
+        self.init = _compile.cache.jit(self._init)
+
+    def _init(self, params, hp):
+        tx = self.build(hp)
+        return [jax.tree.leaves(tx.init(p)) for p in params]
 
     def _run(self, params, grads, states, hp):
         tx = self.build(hp)
         new_params, new_states = [], []
         for p, g, leaves in zip(params, grads, states):
-            s = tx.init(p) if leaves is None else jax.tree.unflatten(self.treedef, leaves)
-            updates, s = tx.update(g, s, p)
+            updates, s = tx.update(g, jax.tree.unflatten(self.treedef, leaves), p)
             new_params.append(optax.apply_updates(p, updates))
             new_states.append(jax.tree.leaves(s))
         return new_params, new_states
@@ -211,6 +215,7 @@ class Optimizer:
     @_grad_mode.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a `.grad`; `closure` re-evaluates the loss first."""
+        self._opt_called = True  # schedulers check that step() came first
         loss = None
         if closure is not None:
             with _grad_mode.enable_grad():
@@ -227,23 +232,22 @@ class Optimizer:
             _compile.materialize(pending)  # one call for every pending value, not one each
         donate = jax.default_backend() != "cpu"
         prog = self._program(group, donate)
-        states = []
-        for p in active:
-            st = self.state.get(p)
-            states.append([st[n]._value() for n in prog.names] if st else None)
-        params = [p._value() for p in active]
-        grads = [p._grad._value() for p in active]
+        hp = self._hp(group)
+        fresh = [p for p in active if not self.state.get(p)]
         with jax.enable_x64(True):
-            new_params, new_states = prog.fn(params, grads, states, self._hp(group))
+            if fresh and prog.names:  # PyTorch creates state lazily, at a parameter's first step
+                for p, leaves in zip(fresh, prog.init([p._value() for p in fresh], hp)):
+                    self.state[p].update(
+                        (n, Tensor._from_array(v)) for n, v in zip(prog.names, leaves))
+            states = [[self.state[p][n]._value() for n in prog.names] for p in active]
+            params = [p._value() for p in active]
+            grads = [p._grad._value() for p in active]
+            new_params, new_states = prog.fn(params, grads, states, hp)
         for p, value, leaves in zip(active, new_params, new_states):
             p._set_value(value)
             st = self.state[p]
             for name, leaf in zip(prog.names, leaves):
-                t = st.get(name)
-                if isinstance(t, Tensor):
-                    t._set_value(leaf)
-                else:
-                    st[name] = Tensor._from_array(leaf)
+                st[name]._set_value(leaf)
 
     # -- state_dict -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
