@@ -76,7 +76,7 @@ class _Program:
         self.build = build
         abstract = jax.ShapeDtypeStruct((), jax.numpy.float32)
         with jax.enable_x64(True):
-            skeleton = jax.eval_shape(lambda p: build(skeleton_hp).init(p), abstract)
+            skeleton = jax.eval_shape(lambda p: build(skeleton_hp, p.dtype).init(p), abstract)
         self.treedef = jax.tree.structure(skeleton)
         self.names = tuple(_named_leaves(skeleton, []))
         if len(set(self.names)) != len(self.names):
@@ -85,14 +85,13 @@ class _Program:
         self.init = _compile.cache.jit(self._init)
 
     def _init(self, params, hp):
-        tx = self.build(hp)
-        return [jax.tree.leaves(tx.init(p)) for p in params]
+        return [jax.tree.leaves(self.build(hp, p.dtype).init(p)) for p in params]
 
     def _run(self, params, grads, states, hp):
-        tx = self.build(hp)
         new_params, new_states = [], []
         for p, g, leaves in zip(params, grads, states):
-            updates, s = tx.update(g, jax.tree.unflatten(self.treedef, leaves), p)
+            state = jax.tree.unflatten(self.treedef, leaves)
+            updates, s = self.build(hp, p.dtype).update(g, state, p)
             new_params.append(optax.apply_updates(p, updates))
             new_states.append(jax.tree.leaves(s))
         return new_params, new_states
@@ -203,9 +202,13 @@ class Optimizer:
             k = self.accumulation_steps
             transform = self._transform
 
-            def build(hp):
+            def build(hp, dtype):
                 tx = transform(hp, flags)
-                return optax.MultiSteps(tx, every_k_schedule=k) if k > 1 else tx
+                if k == 1:
+                    return tx
+                # gradients are averaged in at least float32 (optax's default accumulator)
+                acc_dtype = jax.numpy.promote_types(dtype, jax.numpy.float32)
+                return optax.MultiSteps(tx, every_k_schedule=k, accumulator_dtype=acc_dtype)
             prog = self._programs[key] = _Program(build, donate, self._hp(group))
         return prog
 
