@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import jax
 
+from . import _stepmode
 from ._graph import AccumulateGrad, GetItem, Node
 
 # A reference to a value in a program: index * 3 + kind (0 frontier, 1 stop, 2 computed).
@@ -74,9 +75,14 @@ class Trace:
                 ref = self._frontier_ref[id(x)] = len(self.frontier) * 3 + FRONTIER
                 self.frontier.append(x)
                 self.key.append("a")
+                if _stepmode.active is not None and x.owner is not None:
+                    cell = x.owner()
+                    if cell is not None and cell.node is x:
+                        _stepmode.active.read(cell)
             return ref
         self.frontier.append(x)  # a Python scalar: passed by value, so no retrace when it changes
         self.key.append(type(x))
+        _stepmode.scalar(x)
         return (len(self.frontier) - 1) * 3 + FRONTIER
 
     def walk(self, tops, stop=None, expand=None) -> Walk:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import _grad_mode
+from . import _grad_mode, _stepmode
 from ._compile import Trace, cache, evaluate, frontier_values, lookup, owned, store
 from ._graph import SAVES_NONE, AccumulateGrad, GetItem, Node, Op, grad_edge
 from ._tensor import Tensor, legacy_type_name
@@ -381,6 +381,7 @@ def _run_hooks(node: Node, ct):
 
 def _set_grad(var: Tensor, value) -> None:
     """Write an accumulated gradient array into `var.grad`, in place when it already exists."""
+    _stepmode.grad_owner(var)
     if var._grad is None:
         var._grad = Tensor._from_array(value)
     else:
@@ -390,6 +391,7 @@ def _set_grad(var: Tensor, value) -> None:
 def accumulate(var: Tensor, ct: Tensor, create_graph: bool) -> None:
     """`var.grad += ct` as PyTorch does it: in place, or out of place and recorded under
     create_graph."""
+    _stepmode.grad_owner(var)
     if var._grad is None:
         var._grad = ct if create_graph else ct.detach()
     elif create_graph:

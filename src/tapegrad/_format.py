@@ -37,7 +37,7 @@ def _format_array(arr: np.ndarray, prefix: str) -> str:
 
 def tensor_repr(t) -> str:
     prefix = "tensor("
-    arr = np.asarray(t._value())
+    arr = t._host()
     body = _format_array(arr, prefix)
     extras = []
     if arr.size == 0 and arr.ndim != 1:

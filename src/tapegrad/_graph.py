@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import weakref
 
-from . import _dtype
+from . import _dtype, _stepmode
 
 
 class Cell:
     """Storage shared by a tensor and its aliases (`detach()`, `.data`): a node and a version."""
 
-    __slots__ = ("node", "version", "__weakref__")
+    __slots__ = ("node", "version", "serial", "__weakref__")
 
     def __init__(self, node: "Node") -> None:
         self.node = node
         self.version = 0
+        self.serial = _stepmode.next_serial()
         node.owner = weakref.ref(self)
 
 

@@ -6,6 +6,8 @@ numbers: the bit generator is JAX's).
 """
 from __future__ import annotations
 
+import weakref
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,6 +33,7 @@ def _draw(key, counter, *, kind, shape, dtype, extra):
     raise ValueError(kind)
 
 
+generators: weakref.WeakSet = weakref.WeakSet()  # every live Generator (tapegrad.compile lifts them)
 DEFAULT_SEED = 67280421310721  # PyTorch's default seed: runs repeat unless reseeded
 
 draw = Op("random", _draw, saves=SAVES_NONE, differentiable=False)
@@ -42,6 +45,7 @@ class Generator:
     def __init__(self, device="cpu") -> None:
         self.device = device
         self.manual_seed(DEFAULT_SEED)
+        generators.add(self)
 
     def manual_seed(self, seed: int) -> "Generator":
         seed = int(seed)

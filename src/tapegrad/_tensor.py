@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _device, _dtype, _grad_mode, _ops
+from . import _device, _dtype, _grad_mode, _ops, _stepmode
 from ._compile import materialize
 from ._graph import AccumulateGrad, Cell, Const, grad_edge
 
@@ -110,13 +110,28 @@ class Tensor:
     # -- value ------------------------------------------------------------------------------------
     def _value(self) -> jax.Array:
         node = self._cell.node
+        if _stepmode.active is not None:
+            _stepmode.active.read(self._cell)
         if node.value is None:
             materialize([node])
         return node.value
 
+    def _host(self) -> np.ndarray:
+        """The value as a numpy array on the host (Python needs it: item(), print, numpy())."""
+        value = self._value()
+        if isinstance(value, jax.core.Tracer):
+            raise RuntimeError(
+                "tapegrad.compile: the step needs a tensor's value in Python (item(), bool(), "
+                "float(), print, numpy() or a data-dependent branch), which a compiled step cannot "
+                "see while it is traced. Return the tensor from the step and read it outside, or "
+                "run this step without tapegrad.compile.")
+        return np.asarray(value)
+
     def _set_node(self, node) -> None:
         """Point this tensor's storage at a new value (an in-place update: bumps the version)."""
         cell = self._cell
+        if _stepmode.active is not None:
+            _stepmode.active.write(cell)
         cell.node = node
         cell.version += 1
         node.owner = weakref.ref(cell)
@@ -338,20 +353,20 @@ class Tensor:
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
-        return np.asarray(self._value())
+        return self._host()
 
     def __array__(self, dtype=None, copy=None):
-        arr = np.asarray(self._value())
+        arr = self._host()
         return arr.astype(dtype) if dtype is not None else arr
 
     def item(self) -> int | float | bool | complex:
         """The value of a one-element tensor as a Python number."""
         if self.numel() != 1:
             raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to Scalar")
-        return np.asarray(self._value()).reshape(()).item()
+        return self._host().reshape(()).item()
 
     def tolist(self):
-        return np.asarray(self._value()).tolist()
+        return self._host().tolist()
 
     def __float__(self) -> float:
         return float(self.item())

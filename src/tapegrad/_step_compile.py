@@ -1,0 +1,263 @@
+"""`tapegrad.compile`: a whole training step as one `jax.jit` program.
+
+The first calls run the step as usual while `_stepmode` logs what it touches: the storage it
+reads and writes (parameters, gradients, optimizer state, buffers), the leaves whose `.grad` it
+sets, the optimizers whose hyperparameters it uses and the Python numbers it feeds to programs.
+Then the step is traced once under `jax.jit` with that state lifted to inputs and outputs; each
+later call passes the current state in and writes the results back, so a step is one XLA call.
+
+What would silently freeze into the trace is refused instead: reading a tensor's value in Python
+(`item()`, `bool()`, printing), a Python number that changed between calls, and state the eager
+runs did not touch (the step is then rediscovered). Optimizer hyperparameters are inputs, so a
+learning-rate scheduler stepping outside the compiled step works without recompiling.
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+import weakref
+from typing import Any, Callable
+
+import jax
+
+from . import _random, _stepmode
+from ._compile import materialize
+from ._dtype import from_numpy_dtype
+from ._graph import Const
+from ._tensor import Tensor
+
+_EAGER_RUNS = 2  # the first run creates lazily made state (optimizer moments); the second logs it
+_MAX_PLANS = 8
+
+
+def compile(fn: Callable | None = None, *, donate: bool | None = None):  # noqa: A001
+    """Compile a training step (forward, `backward()`, `optimizer.step()`, `zero_grad()`) whole.
+
+    Use as `step = tapegrad.compile(step)` or `@tapegrad.compile`. The step's tensor arguments
+    are inputs; everything else it reads or writes is found by running it, and written back after
+    each call. Return the tensors you need (say, the loss) and read them outside the step.
+    `donate` reuses parameter buffers in place (default: on accelerators, not on CPU).
+    """
+    if fn is None:
+        return functools.partial(compile, donate=donate)
+    return CompiledStep(fn, donate)
+
+
+def _is_tensor(x) -> bool:
+    return isinstance(x, Tensor)
+
+
+class CompiledStep:
+    """A step function compiled whole; call it like the function."""
+
+    def __init__(self, fn: Callable, donate: bool | None) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.donate = jax.default_backend() != "cpu" if donate is None else donate
+        self._eager_logs: dict = {}  # argument spec -> logs of the eager runs so far
+        self._plans: dict = {}  # argument spec -> _Plan
+        self.traces = 0  # how many times the step was traced (compiled)
+
+    def __call__(self, *args, **kwargs) -> Any:
+        leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=_is_tensor)
+        spec = (treedef, tuple((x.shape, x.dtype, x.requires_grad) if _is_tensor(x) else x
+                               for x in leaves))
+        plan = self._plans.get(spec)
+        if plan is not None:
+            try:
+                return plan(leaves)
+            except _stepmode.UntrackedState:
+                del self._plans[spec]  # the step touched new state: learn it again
+        log = self._run_eagerly(args, kwargs, leaves)
+        logs = self._eager_logs.setdefault(spec, [])
+        logs.append(log)
+        if len(logs) == _EAGER_RUNS:
+            del self._eager_logs[spec]
+            self._plans[spec] = _Plan(self, spec, logs[0], logs[1])
+        for cache in (self._eager_logs, self._plans):
+            if len(cache) > _MAX_PLANS:
+                cache.pop(next(iter(cache)))
+                warnings.warn(f"tapegrad.compile: {self.__name__} was called with more than "
+                              f"{_MAX_PLANS} different argument shapes or Python values; each "
+                              "needs its own compiled program, so it mostly runs uncompiled. "
+                              "Pass numbers that change from call to call as tensors.",
+                              RuntimeWarning, stacklevel=2)
+        return log.result
+
+    def _run_eagerly(self, args, kwargs, leaves) -> _stepmode.StepLog:
+        log = _stepmode.StepLog(tracing=False)
+        arg_cells = {id(x._cell) for x in leaves if _is_tensor(x)}
+        with _StepContext(log, _generators_in_use()) as ctx:
+            ctx.seed_generators_eagerly()
+            hp_before = _hyperparams_now()
+            result = self.fn(*args, **kwargs)
+            _flush(log, result)
+            if _hyperparams_now() != hp_before:
+                raise RuntimeError(
+                    "tapegrad.compile: the step changed an optimizer's hyperparameters (a "
+                    "learning-rate scheduler's step() inside the step?). Call scheduler.step() "
+                    "outside the compiled step; hyperparameters are passed in on every call.")
+        for cells in (log.reads, log.writes):
+            for key in arg_cells & cells.keys():
+                del cells[key]
+        log.result = result
+        log.generators = ctx.generators
+        return log
+
+
+class _StepContext:
+    """Makes `log` the active step log and gives each generator a fresh key for this call."""
+
+    def __init__(self, log: _stepmode.StepLog, generators: list) -> None:
+        self.log = log
+        self.generators = generators
+        self._saved = []
+
+    def __enter__(self) -> "_StepContext":
+        if _stepmode.active is not None:
+            raise RuntimeError("tapegrad.compile: compiled steps cannot be nested")
+        _stepmode.active = self.log
+        self._saved = [(g, g._key, g._counter) for g in self.generators]
+        return self
+
+    def seed_generators_eagerly(self) -> None:
+        for g, key, counter in self._saved:
+            with jax.enable_x64(True):
+                folded = jax.random.fold_in(key.value, counter)
+            g._key, g._counter = Const(folded, key.dtype), 0
+
+    def seed_generators(self, keys) -> None:
+        for (g, key, _), k in zip(self._saved, keys):
+            g._key, g._counter = Const(k, key.dtype), 0
+
+    def __exit__(self, *exc) -> None:
+        _stepmode.active = None
+        for g, key, counter in self._saved:  # one fresh key per call, as if drawn once
+            g._key, g._counter = key, counter + 1
+
+
+def _generators_in_use() -> list:
+    return [g for g in list(_random.generators) if g is not None]
+
+
+def _hyperparams_now() -> list:
+    return [(id(o), gi, dict(o._hp(g))) for o in list(_optimizers) for gi, g in enumerate(o.param_groups)]
+
+
+_optimizers: weakref.WeakSet = weakref.WeakSet()  # optimizers register here (see optim.Optimizer)
+
+
+def _flush(log: _stepmode.StepLog, result) -> None:
+    """Compute every pending value the step leaves behind, in one call."""
+    pending = [c.node for c in log.writes.values() if c.node.value is None]
+    pending += [t._grad._cell.node for t in log.grad_owners.values()
+                if t._grad is not None and t._grad._cell.node.value is None]
+    pending += [x._cell.node for x in jax.tree.leaves(result, is_leaf=_is_tensor)
+                if _is_tensor(x) and x._cell.node.value is None]
+    if pending:
+        materialize(pending)
+
+
+class _Plan:
+    """The traced step: lifted state in, new state out, one jitted call."""
+
+    def __init__(self, step: CompiledStep, spec, first: _stepmode.StepLog,
+                 last: _stepmode.StepLog) -> None:
+        self.step = step
+        self.spec = spec
+        _check_scalars(first.scalars, last.scalars)
+        self.scalars = last.scalars
+        self.writes = list(last.writes.values())
+        write_ids = set(last.writes)
+        self.read_write = [c for c in last.reads.values() if id(c) in write_ids]
+        self.read_only = [c for c in last.reads.values() if id(c) not in write_ids]
+        self.grad_owners = list(last.grad_owners.values())
+        self.hyperparams = list(last.hyperparams)
+        self.generators = list(last.generators)
+        self._out = None
+        self._jitted = jax.jit(self._pure, donate_argnums=(0,) if step.donate else ())
+
+    def __call__(self, leaves) -> Any:
+        rw = [c.node.value for c in self.read_write]
+        ro = [c.node.value for c in self.read_only]
+        args = [x._value() if _is_tensor(x) else None for x in leaves]
+        gens = [(g._key.value, g._counter) for g in self.generators]
+        hps = [dict(o._hp(o.param_groups[gi])) for o, gi in self.hyperparams]
+        with jax.enable_x64(True):
+            outs, writes, grads = self._jitted(rw, ro, args, gens, hps)
+        for g in self.generators:
+            g._counter += 1
+        for cell, value in zip(self.writes, writes):
+            node = Const(value, from_numpy_dtype(value.dtype))
+            cell.node = node
+            cell.version += 1
+            node.owner = weakref.ref(cell)
+        for t, g in zip(self.grad_owners, grads):
+            if g is None:
+                t._grad = None
+            elif t._grad is not None and t._grad._cell in self.writes:
+                pass  # written back above, in place
+            else:
+                t._grad = Tensor._from_array(g)
+        treedef, kinds = self._out
+        it = iter(outs)
+        return jax.tree.unflatten(treedef, [Tensor._from_array(next(it)) if k is None else k
+                                            for k in kinds])
+
+    def _pure(self, rw, ro, args, gens, hps):
+        self.step.traces += 1
+        log = _stepmode.StepLog(tracing=True)
+        cells = self.read_write + self.read_only
+        saved = [c.node for c in cells]
+        log.reads = {id(c): c for c in cells}
+        log.writes = {id(c): c for c in self.writes}
+        log.grad_owners = {id(t): t for t in self.grad_owners}
+        log.start = _stepmode.next_serial()  # every older cell is state: touched only if lifted
+        log.lifted = {(id(o), gi): hp for (o, gi), hp in zip(self.hyperparams, hps)}
+        saved_grads = [t._grad for t in self.grad_owners]
+        try:
+            for c, v in zip(cells, list(rw) + list(ro)):
+                node = Const(v, c.node.dtype)
+                c.node = node
+                node.owner = weakref.ref(c)
+            call_args, call_kwargs = self.spec[0].unflatten(
+                [_arg_tensor(a, k) if a is not None else k for a, k in zip(args, self.spec[1])])
+            with _StepContext(log, self.generators) as ctx:
+                ctx.seed_generators([jax.random.fold_in(k, n) for k, n in gens])
+                result = self.step.fn(*call_args, **call_kwargs)
+                _flush(log, result)
+                _check_scalars(self.scalars, log.scalars)
+            out_leaves, out_tree = jax.tree.flatten(result, is_leaf=_is_tensor)
+            self._out = (out_tree, [None if _is_tensor(x) else x for x in out_leaves])
+            outs = [x._value() for x in out_leaves if _is_tensor(x)]
+            writes = [c.node.value for c in self.writes]
+            grads = [None if t._grad is None else t._grad._cell.node.value
+                     for t in self.grad_owners]
+            return outs, writes, grads
+        finally:
+            for c, node in zip(cells, saved):
+                c.node = node
+            for t, g in zip(self.grad_owners, saved_grads):
+                t._grad = g
+
+
+def _arg_tensor(value, spec) -> Tensor:
+    t = Tensor._from_array(value)
+    if spec[2]:
+        t.requires_grad_(True)
+    return t
+
+
+def _check_scalars(before: list, now: list) -> None:
+    if len(before) != len(now):
+        raise RuntimeError(
+            "tapegrad.compile: the step ran differently from one call to the next (it used "
+            f"{len(before)} and then {len(now)} Python numbers in its computations); a compiled "
+            "step must repeat the same operations. Run it without tapegrad.compile.")
+    for a, b in zip(before, now):
+        if a != b and not (a != a and b != b):  # nan == nan here
+            raise RuntimeError(
+                f"tapegrad.compile: the Python number {a!r} used by the step changed to {b!r} "
+                "between calls; a compiled step would freeze it. Pass it to the step as a "
+                "tensor argument (e.g. tapegrad.tensor(value)), or keep learning rates in an "
+                "optimizer's param_groups, which are passed in on every call.")

@@ -1,0 +1,87 @@
+"""What a compiled step touches: the hooks `tapegrad.compile` listens on.
+
+While a step function runs under `tapegrad.compile`, `active` holds a `StepLog`; the engine
+reports to it the storage it reads and writes, the leaves whose `.grad` it sets, and the Python
+numbers it feeds to programs. Outside a compiled step `active` is None and the hooks cost one
+global lookup.
+"""
+from __future__ import annotations
+
+import itertools
+
+active = None  # the StepLog of the step being run or traced, if any
+_serial = itertools.count()
+
+
+def next_serial() -> int:
+    """A number per storage cell, in creation order: cells older than a step are its state."""
+    return next(_serial)
+
+
+class StepLog:
+    """Storage read and written by one run of a step function, and what else it depends on."""
+
+    def __init__(self, tracing: bool) -> None:
+        self.tracing = tracing
+        self.start = next_serial()
+        self.reads: dict = {}  # id(cell) -> cell, storage older than the step read as a value
+        self.writes: dict = {}  # id(cell) -> cell, storage older than the step written
+        self.grad_owners: dict = {}  # id(tensor) -> tensor, leaves whose .grad the step sets
+        self.scalars: list = []  # Python numbers fed to programs, in order
+        self.hyperparams: list = []  # (optimizer, group index) whose hyperparameters are lifted
+        self.lifted: dict = {}  # while tracing: (id(optimizer), group index) -> traced values
+
+    def read(self, cell) -> None:
+        if cell.serial < self.start and id(cell) not in self.reads:
+            if self.tracing:
+                raise UntrackedState("reads")
+            self.reads[id(cell)] = cell
+
+    def write(self, cell) -> None:
+        if cell.serial < self.start and id(cell) not in self.writes:
+            if self.tracing:
+                raise UntrackedState("writes")
+            self.writes[id(cell)] = cell
+
+    def grad_owner(self, tensor) -> None:
+        if id(tensor) not in self.grad_owners:
+            if self.tracing:
+                raise UntrackedState("sets the .grad of")
+            self.grad_owners[id(tensor)] = tensor
+
+
+class UntrackedState(RuntimeError):
+    """A traced step touched storage its eager runs did not: it must be rediscovered."""
+
+
+def read(cell) -> None:
+    if active is not None:
+        active.read(cell)
+
+
+def write(cell) -> None:
+    if active is not None:
+        active.write(cell)
+
+
+def grad_owner(tensor) -> None:
+    if active is not None:
+        active.grad_owner(tensor)
+
+
+def scalar(value) -> None:
+    if active is not None:
+        active.scalars.append(value)
+
+
+def hyperparams(optimizer, group_index: int, values: dict) -> dict:
+    """Optimizer hyperparameters as the step should use them: traced inputs under compile, so a
+    scheduler's new learning rate takes effect without recompiling."""
+    if active is None:
+        return values
+    key = (id(optimizer), group_index)
+    if active.tracing:
+        return active.lifted[key]
+    if not any(o is optimizer and g == group_index for o, g in active.hyperparams):
+        active.hyperparams.append((optimizer, group_index))
+    return values
