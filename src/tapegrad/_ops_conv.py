@@ -47,9 +47,30 @@ def _window(x, kernel, stride, dilation, pads):
 
 def _max_pool(x, *, kernel, stride, padding, dilation, extra):
     pads = tuple((p, p + e) for p, e in zip(padding, extra))
+    if any(d != 1 for d in dilation):
+        return _dilated_max_pool(x, kernel, stride, dilation, pads)
     dims, strides, pads, dil = _window(x, kernel, stride, dilation, pads)
-    init = jnp.asarray(-jnp.inf, x.dtype)
-    return lax.reduce_window(x, init, lax.max, dims, strides, pads, window_dilation=dil)
+    # a Python scalar init keeps lax's max-monoid recognition (and so its derivative rule, which
+    # sends the gradient to the first maximum of each window, as PyTorch)
+    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, pads, window_dilation=dil)
+
+
+def _dilated_max_pool(x, kernel, stride, dilation, pads):
+    """Max pooling with dilation (JAX has no VJP for it): gather the window elements along a new
+    axis and pick the first maximum with `argmax`, so ties go where PyTorch sends them."""
+    nd = len(kernel)
+    lead = x.ndim - nd
+    x = jnp.pad(x, ((0, 0),) * lead + pads, constant_values=-jnp.inf)
+    outs = [(x.shape[lead + i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1
+            for i in range(nd)]
+    windows = []
+    for offset in np.ndindex(*kernel):
+        idx = tuple(slice(o * d, o * d + (n - 1) * s + 1, s)
+                    for o, d, n, s in zip(offset, dilation, outs, stride))
+        windows.append(x[(Ellipsis,) + idx])
+    w = jnp.stack(windows, axis=-1)
+    first = jnp.argmax(w, axis=-1)[..., None]
+    return jnp.take_along_axis(w, first, axis=-1)[..., 0]
 
 
 def _avg_divisor(size, k, s, p, e, count_include_pad):
@@ -67,7 +88,7 @@ def _avg_divisor(size, k, s, p, e, count_include_pad):
 def _avg_pool(x, *, kernel, stride, padding, extra, count_include_pad, divisor_override):
     pads = tuple((p, p + e) for p, e in zip(padding, extra))
     dims, strides, pads_full, dil = _window(x, kernel, stride, (1,) * len(kernel), pads)
-    total = lax.reduce_window(x, jnp.asarray(0, x.dtype), lax.add, dims, strides, pads_full, dil)
+    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, pads_full, dil)
     if divisor_override:
         return total / divisor_override
     nd = len(kernel)
@@ -105,27 +126,27 @@ def _pad(x, *, pad, mode, value):
                                    "circular": "wrap"}[mode])
 
 
-def _source_index(out, size, scale, align_corners):
-    """PyTorch's `area_pixel_compute_source_index` for linear modes."""
-    dst = np.arange(out, dtype=np.float64)
+def _source_index(out, size, scale, align_corners, dt):
+    """PyTorch's `area_pixel_compute_source_index` for linear modes, in the input's precision."""
+    dst = np.arange(out).astype(dt)
     if align_corners:
-        ratio = (size - 1) / (out - 1) if out > 1 else 0.0
+        ratio = dt(size - 1) / dt(out - 1) if out > 1 else dt(0)
         return dst * ratio
-    ratio = np.float32(1.0 / scale) if scale else np.float32(size / out)
-    return np.maximum((dst + 0.5) * ratio - 0.5, 0.0)
+    ratio = dt(1) / dt(scale) if scale else dt(size) / dt(out)
+    return np.maximum((dst + dt(0.5)) * ratio - dt(0.5), dt(0))
 
 
-def _resample_matrix(size, out, mode, scale, align_corners):
+def _resample_matrix(size, out, mode, scale, align_corners, dt):
     m = np.zeros((out, size))
     if mode == "nearest":
         ratio = np.float32(1.0 / scale) if scale else np.float32(size) / np.float32(out)
         src = np.minimum(np.floor(np.arange(out, dtype=np.float32) * ratio).astype(int), size - 1)
         m[np.arange(out), src] = 1.0
         return m
-    src = _source_index(out, size, scale, align_corners)
+    src = _source_index(out, size, scale, align_corners, dt)
     lo = np.floor(src).astype(int)
     hi = np.minimum(lo + 1, size - 1)
-    frac = src - lo
+    frac = (src - lo.astype(dt)).astype(np.float64)
     np.add.at(m, (np.arange(out), lo), 1.0 - frac)
     np.add.at(m, (np.arange(out), hi), frac)
     return m
@@ -135,7 +156,8 @@ def _interpolate(x, *, size, mode, scales, align_corners):
     nd = len(size)
     for d in range(nd):
         axis = x.ndim - nd + d
-        m = _resample_matrix(x.shape[axis], size[d], mode, scales[d], align_corners)
+        dt = np.float64 if x.dtype == jnp.float64 else np.float32
+        m = _resample_matrix(x.shape[axis], size[d], mode, scales[d], align_corners, dt)
         x = jnp.moveaxis(jnp.tensordot(x, jnp.asarray(m, x.dtype), axes=[[axis], [1]]), -1, axis)
     return x
 

@@ -18,6 +18,11 @@ from jax import lax
 from ._graph import SAVES_NONE, SAVES_OUTPUT, Op
 
 
+def _abs(x):
+    """`|x|` with derivative 0 at 0 (PyTorch's sign(0)); jnp.abs gives 1 there."""
+    return jnp.where(x == 0, jnp.zeros_like(x), jnp.abs(x))
+
+
 def _unary(name: str, fn, saves=(0,), **kw) -> Op:
     """A one-input row whose static arguments are keywords of `fn`."""
     return Op(name, fn, saves=saves, **kw)
@@ -66,7 +71,7 @@ def _mish(x):
 
 
 def _softsign(x):
-    return x / (1 + jnp.abs(x))
+    return x / (1 + _abs(x))
 
 
 def _hardsigmoid(x):
@@ -75,8 +80,8 @@ def _hardsigmoid(x):
 
 
 def _hardswish(x):
-    # derivative x/3 + 1/2 on [-3, 3] (both ends included), as PyTorch
-    return jnp.where(x < -3, jnp.zeros_like(x), jnp.where(x <= 3, x * (x + 3) / 6, x))
+    # derivative x/3 + 1/2 strictly inside (-3, 3); 0 at -3 and 1 at 3, as PyTorch
+    return jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, x, x * (x + 3) / 6))
 
 
 relu6 = _unary("relu6", lambda x: _hardtanh(x, min_val=0.0, max_val=6.0),
@@ -182,7 +187,7 @@ def _safe_norm(x, p, axis, keepdims):
     """The p-norm along `axis`, with PyTorch's zero gradient where the norm is 0."""
     if p == math.inf:
         return jnp.max(jnp.abs(x), axis=axis, keepdims=keepdims)
-    s = jnp.sum(jnp.abs(x) ** p, axis=axis, keepdims=keepdims)
+    s = jnp.sum(_abs(x) ** p, axis=axis, keepdims=keepdims)
     nonzero = s > 0
     safe = jnp.where(nonzero, s, jnp.ones_like(s))
     return jnp.where(nonzero, safe ** (1.0 / p), jnp.zeros_like(s))
@@ -222,33 +227,37 @@ pairwise_distance = Op("pairwise_distance", _pairwise_distance, grad_name="NormB
 
 
 # -- attention ------------------------------------------------------------------------------------
-def attention_scores(q, k, mask, *, scale, mask_kind, is_causal):
-    """Masked attention logits `q @ k^T * scale` (shared by the attention rows)."""
+def attention_scores(q, k, masks, *, scale, mask_kinds, is_causal):
+    """Masked attention logits `q @ k^T * scale` (shared by the attention rows).
+
+    Each mask is "allow" (bool, True attends), "block" (bool, True is masked out) or "float"
+    (added to the logits); all broadcast against `(..., L, S)`.
+    """
     s = jnp.matmul(q, jnp.swapaxes(k, -1, -2)) * scale
     neg_inf = jnp.asarray(-jnp.inf, s.dtype)
-    if mask_kind == "bool":
-        s = jnp.where(mask, s, neg_inf)
-    elif mask_kind == "float":
-        s = s + mask.astype(s.dtype)
+    for mask, kind in zip(masks, mask_kinds):
+        if kind == "allow":
+            s = jnp.where(mask, s, neg_inf)
+        elif kind == "block":
+            s = jnp.where(mask, neg_inf, s)
+        else:
+            s = s + mask.astype(s.dtype)
     if is_causal:
         L, S = s.shape[-2:]
         s = jnp.where(jnp.tril(jnp.ones((L, S), bool)), s, neg_inf)
     return s
 
 
-def _attention_probs(q, k, *mask, scale, mask_kind, is_causal):
-    s = attention_scores(q, k, mask[0] if mask else None, scale=scale, mask_kind=mask_kind,
-                         is_causal=is_causal)
-    return jax.nn.softmax(s, axis=-1)
+def _attention_probs(q, k, *masks, scale, mask_kinds, is_causal):
+    return jax.nn.softmax(attention_scores(q, k, masks, scale=scale, mask_kinds=mask_kinds,
+                                           is_causal=is_causal), axis=-1)
 
 
-def _sdpa(q, k, v, *extra, scale, mask_kind, is_causal, dropout_p):
-    extra = list(extra)
-    mask = extra.pop(0) if mask_kind is not None else None
-    p = jax.nn.softmax(attention_scores(q, k, mask, scale=scale, mask_kind=mask_kind,
-                                        is_causal=is_causal), axis=-1)
+def _sdpa(q, k, v, *extra, scale, mask_kinds, is_causal, dropout_p):
+    masks, noise = extra[:len(mask_kinds)], extra[len(mask_kinds):]
+    p = _attention_probs(q, k, *masks, scale=scale, mask_kinds=mask_kinds, is_causal=is_causal)
     if dropout_p > 0:
-        p = _dropout(p, extra.pop(0), p=dropout_p)
+        p = _dropout(p, noise[0], p=dropout_p)
     return jnp.matmul(p, v)
 
 
@@ -282,18 +291,18 @@ def _mse(x, t, *weight, reduction):
 
 
 def _l1(x, t, *weight, reduction):
-    return _pointwise_loss(jnp.abs(x - t), weight, reduction, True)
+    return _pointwise_loss(_abs(x - t), weight, reduction, True)
 
 
 def _smooth_l1(x, t, *, reduction, beta):
-    d = jnp.abs(x - t)
+    d = _abs(x - t)
     if beta == 0:
         return _reduce(d, reduction)
     return _reduce(jnp.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction)
 
 
 def _huber(x, t, *weight, reduction, delta):
-    d = jnp.abs(x - t)
+    d = _abs(x - t)
     loss = jnp.where(d <= delta, 0.5 * d * d, delta * (d - 0.5 * delta))
     return _pointwise_loss(loss, weight, reduction, False)
 

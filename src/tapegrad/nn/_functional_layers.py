@@ -152,10 +152,8 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
 
 
 # -- attention ------------------------------------------------------------------------------------
-def _mask_kind(mask) -> str | None:
-    if mask is None:
-        return None
-    return "bool" if mask.dtype.name == "bool" else "float"
+def _mask_kind(mask: Tensor, bool_kind: str) -> str:
+    return bool_kind if mask.dtype.name == "bool" else "float"
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
@@ -171,12 +169,12 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         key, value = (_repeat_heads(t, rep) for t in (key, value))
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     extra = [] if attn_mask is None else [attn_mask]
+    kinds = () if attn_mask is None else (_mask_kind(attn_mask, "allow"),)
     if dropout_p > 0:
         shape = tuple(query.shape[:-1]) + (key.shape[-2],)
         extra.append(_random.default_generator.sample("uniform", shape, query.dtype))
     return apply(_ops_nn.scaled_dot_product_attention, query, key, value, *extra, scale=scale,
-                 mask_kind=_mask_kind(attn_mask), is_causal=bool(is_causal),
-                 dropout_p=float(dropout_p))
+                 mask_kinds=kinds, is_causal=bool(is_causal), dropout_p=float(dropout_p))
 
 
 def _repeat_heads(t: Tensor, rep: int) -> Tensor:
@@ -185,13 +183,16 @@ def _repeat_heads(t: Tensor, rep: int) -> Tensor:
     return t.reshape(shape[:-3] + (shape[-3] * rep,) + shape[-2:])
 
 
-def attention_weights(query: Tensor, key: Tensor, attn_mask: Tensor | None = None,
-                      is_causal: bool = False, scale: float | None = None) -> Tensor:
-    """`softmax(q @ k^T * scale + mask)` (the weights `MultiheadAttention` returns)."""
+def attention_weights(query: Tensor, key: Tensor, masks: Sequence[Tensor] = (),
+                      mask_kinds: tuple = (), is_causal: bool = False,
+                      scale: float | None = None) -> Tensor:
+    """`softmax(q @ k^T * scale + masks)`, the weights `MultiheadAttention` returns.
+
+    `mask_kinds` says per mask "allow" / "block" (bool) or "float" (additive).
+    """
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    extra = [] if attn_mask is None else [attn_mask]
-    return apply(_ops_nn.attention_probs, query, key, *extra, scale=scale,
-                 mask_kind=_mask_kind(attn_mask), is_causal=bool(is_causal))
+    return apply(_ops_nn.attention_probs, query, key, *masks, scale=scale,
+                 mask_kinds=tuple(mask_kinds), is_causal=bool(is_causal))
 
 
 # -- distances ------------------------------------------------------------------------------------

@@ -145,3 +145,6 @@ class Softmax(_DimSoftmax):
 class LogSoftmax(_DimSoftmax):
     def forward(self, input: Tensor) -> Tensor:
         return F.log_softmax(input, self.dim, _stacklevel=5)
+
+
+from .attention import MultiheadAttention  # noqa: E402  (PyTorch's path: nn.modules.activation)

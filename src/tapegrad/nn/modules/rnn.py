@@ -1,0 +1,174 @@
+"""`RNN`, `LSTM` and `GRU`: each layer is one recorded op (a `lax.scan` over time)."""
+from __future__ import annotations
+
+import math
+
+from ... import _factory, _ops_rnn
+from ..._record import apply
+from ..._tensor import Tensor
+from .. import functional as F, init
+from ..parameter import Parameter
+from .module import Module
+
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def _insert_batch(t: Tensor) -> Tensor:
+    shape = tuple(t.shape)
+    return t.reshape(shape[:1] + (1,) + shape[1:])
+
+
+def _drop_batch(t: Tensor) -> Tensor:
+    shape = tuple(t.shape)
+    return t.reshape(shape[:1] + shape[2:])
+
+
+class RNNBase(Module):
+    """Shared by RNN/LSTM/GRU: PyTorch's parameter names (`weight_ih_l0`, `bias_hh_l1_reverse`,
+    ...), order and U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) initialisation."""
+
+    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0, device=None,
+                 dtype=None) -> None:
+        super().__init__()
+        if not 0 <= dropout <= 1 or isinstance(dropout, bool):
+            raise ValueError("dropout should be a number in range [0, 1] representing the "
+                             "probability of an element being zeroed")
+        if hidden_size <= 0:
+            raise ValueError("hidden_size must be greater than zero")
+        if num_layers <= 0:
+            raise ValueError("num_layers must be greater than zero")
+        if proj_size:
+            raise NotImplementedError("LSTM proj_size is not supported by tapegrad")
+        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
+        self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
+        self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, proj_size
+        dirs = 2 if bidirectional else 1
+        gate = _GATES[mode] * hidden_size
+        self._flat_weights_names = []
+        for layer in range(num_layers):
+            layer_in = input_size if layer == 0 else hidden_size * dirs
+            for d in range(dirs):
+                sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
+                shapes = [("weight_ih" + sfx, (gate, layer_in)), ("weight_hh" + sfx, (gate, hidden_size))]
+                if bias:
+                    shapes += [("bias_ih" + sfx, (gate,)), ("bias_hh" + sfx, (gate,))]
+                for name, shape in shapes:
+                    setattr(self, name, Parameter(_factory.empty(*shape, dtype=dtype, device=device)))
+                    self._flat_weights_names.append(name)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -stdv, stdv)
+
+    @property
+    def all_weights(self) -> list:
+        return [[getattr(self, n) for n in self._flat_weights_names[i:i + (4 if self.bias else 2)]]
+                for i in range(0, len(self._flat_weights_names), 4 if self.bias else 2)]
+
+    def _layer_params(self, layer: int) -> list:
+        per = (4 if self.bias else 2) * (2 if self.bidirectional else 1)
+        return [getattr(self, n) for n in self._flat_weights_names[layer * per:(layer + 1) * per]]
+
+    def _zeros_state(self, x: Tensor) -> Tensor:
+        dirs = 2 if self.bidirectional else 1
+        return _factory.zeros(self.num_layers * dirs, x.shape[1], self.hidden_size, dtype=x.dtype)
+
+    def _run(self, input: Tensor, states: list):
+        """Time-major multi-layer run; returns the output and the final states, stacked."""
+        from ..._functions_shape import cat
+        dirs = 2 if self.bidirectional else 1
+        lstm = self.mode == "LSTM"
+        x, finals = input, [[] for _ in states]
+        for layer in range(self.num_layers):
+            s0 = [s[layer * dirs:(layer + 1) * dirs] for s in states]
+            outs = apply(_ops_rnn.lstm_layer if lstm else _ops_rnn.rnn_layer, x, *s0,
+                         *self._layer_params(layer), mode=self.mode,
+                         bidirectional=self.bidirectional, has_bias=self.bias)
+            x = outs[0]
+            for f, s in zip(finals, outs[1:]):
+                f.append(s)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, True)
+        return x, [f[0] if len(f) == 1 else cat(f, 0) for f in finals]
+
+    def forward(self, input: Tensor, hx=None):
+        unbatched = input.ndim == 2
+        if input.ndim not in (2, 3):
+            raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got "
+                             f"{input.ndim}D instead")
+        if unbatched:
+            input = _insert_batch(input)
+        elif self.batch_first:
+            input = input.transpose(0, 1)
+        lstm = self.mode == "LSTM"
+        if hx is None:
+            states = [self._zeros_state(input)] * (2 if lstm else 1)
+        else:
+            states = list(hx) if lstm else [hx]
+            if unbatched:
+                states = [_insert_batch(s) for s in states]
+            for s in states:
+                expected = ((2 if self.bidirectional else 1) * self.num_layers, input.shape[1],
+                            self.hidden_size)
+                if tuple(s.shape) != expected:
+                    raise RuntimeError(f"Expected hidden size {expected}, got {list(s.shape)}")
+        out, finals = self._run(input, states)
+        if unbatched:
+            out = _drop_batch(out)
+            finals = [_drop_batch(f) for f in finals]
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return (out, tuple(finals)) if lstm else (out, finals[0])
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+
+class RNN(RNNBase):
+    """Elman RNN: `h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)` (or relu)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device=None,
+                 dtype=None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        self.nonlinearity = nonlinearity
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
+                         hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         device=device, dtype=dtype)
+
+
+class LSTM(RNNBase):
+    """Long short-term memory; `forward` returns `(output, (h_n, c_n))`."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device=None, dtype=None) -> None:
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, proj_size, device=device, dtype=dtype)
+
+
+class GRU(RNNBase):
+    """Gated recurrent unit; `forward` returns `(output, h_n)`."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None) -> None:
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device=device, dtype=dtype)

@@ -1,0 +1,162 @@
+"""`tapegrad.nn.functional` against PyTorch: the same call, values and gradients (float64).
+
+Each case calls the function of the same name in both libraries with the same arguments: float
+arrays become tensors that require grad, integer and bool arrays become plain tensors, other
+values pass through. Inputs include ties (relu6 at 0 and 6, max_pool with equal entries, ...),
+so PyTorch's subgradients are checked too.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad
+import tapegrad.nn.functional as TF
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as PF  # noqa: E402
+
+R = np.random.default_rng(0)
+
+
+class Fixed:
+    """A float array passed as a tensor that does not require grad."""
+
+    def __init__(self, array) -> None:
+        self.array = np.asarray(array, dtype=np.float64)
+
+
+def rand(*shape, lo=-2.0, hi=2.0):
+    return R.uniform(lo, hi, shape)
+
+
+TIES = np.array([[-3.0, -1.0, 0.0, 1.0], [3.0, 6.0, 0.5, -0.5]])
+PROBS = R.uniform(0.05, 0.95, (4, 3))
+LOGITS = rand(4, 5)
+IDX = np.array([1, 0, 4, 2])
+IDX_IGNORE = np.array([1, -100, 4, 2])
+POOL = np.tile(np.array([[1.0, 1.0, 0.0, 2.0, 2.0], [1.0, 0.5, 2.0, 2.0, -1.0]]), (1, 1, 3, 1))
+
+CASES = [
+    ("relu", [TIES], {}), ("relu6", [TIES], {}), ("leaky_relu", [TIES], {"negative_slope": 0.2}),
+    ("elu", [TIES], {"alpha": 0.7}), ("selu", [TIES], {}), ("gelu", [TIES], {}),
+    ("gelu", [TIES], {"approximate": "tanh"}), ("silu", [TIES], {}), ("mish", [TIES], {}),
+    ("softplus", [rand(3, 4) * 10], {"beta": 2.0, "threshold": 5.0}), ("softsign", [TIES], {}),
+    ("hardtanh", [TIES], {}), ("hardsigmoid", [TIES], {}), ("hardswish", [TIES], {}),
+    ("sigmoid", [TIES], {}), ("tanh", [TIES], {}),
+    ("softmax", [rand(3, 4)], {"dim": 1}), ("log_softmax", [rand(3, 4, 2)], {"dim": 0}),
+    ("linear", [rand(3, 4), rand(5, 4), rand(5)], {}), ("linear", [rand(2, 3, 4), rand(5, 4)], {}),
+    ("bilinear", [rand(3, 4), rand(3, 2), rand(5, 4, 2), rand(5)], {}),
+    ("embedding", [np.array([[0, 2], [2, 3]]), rand(4, 3)], {"padding_idx": 2}),
+    ("pad", [rand(2, 3, 4)], {"pad": (1, 2, 0, 1)}), ("pad", [rand(2, 3, 4)], {"pad": (1, -1)}),
+    ("pad", [rand(1, 2, 4)], {"pad": (2, 1), "mode": "reflect"}),
+    ("pad", [rand(1, 2, 3, 4)], {"pad": (1, 1, 2, 0), "mode": "replicate"}),
+    ("pad", [rand(1, 2, 4)], {"pad": (1, 2), "mode": "circular"}),
+    ("layer_norm", [rand(3, 4, 5), (4, 5), rand(4, 5), rand(4, 5)], {}),
+    ("group_norm", [rand(2, 6, 3), 3, rand(6), rand(6)], {}),
+    ("batch_norm", [rand(4, 3, 2), None, None, rand(3), rand(3)], {"training": True}),
+    ("batch_norm", [rand(4, 3), Fixed(R.uniform(-1, 1, 3)), Fixed(R.uniform(0.5, 2, 3)), rand(3),
+                    rand(3)], {}),
+    ("normalize", [rand(3, 4)], {}), ("normalize", [np.zeros((2, 3))], {"dim": 1}),
+    ("normalize", [rand(3, 4)], {"p": 1.0, "dim": 0}),
+    ("cosine_similarity", [rand(3, 4), rand(3, 4)], {}),
+    ("cosine_similarity", [rand(3, 4), rand(1, 4)], {"dim": -1}),
+    ("pairwise_distance", [rand(3, 4), rand(3, 4)], {}),
+    ("pairwise_distance", [rand(3, 4), rand(3, 4)], {"p": 1.0, "keepdim": True}),
+    ("scaled_dot_product_attention", [rand(2, 3, 4), rand(2, 5, 4), rand(2, 5, 2)], {}),
+    ("scaled_dot_product_attention", [rand(1, 2, 4, 4), rand(1, 2, 4, 4), rand(1, 2, 4, 3)],
+     {"is_causal": True}),
+    ("scaled_dot_product_attention", [rand(2, 3, 4), rand(2, 5, 4), rand(2, 5, 2),
+                                      R.uniform(size=(3, 5)) > 0.3], {"scale": 0.3}),
+    ("scaled_dot_product_attention", [rand(2, 3, 4), rand(2, 5, 4), rand(2, 5, 2), rand(3, 5)], {}),
+    ("conv1d", [rand(2, 4, 7), rand(6, 2, 3), rand(6)], {"stride": 2, "padding": 1, "groups": 2}),
+    ("conv2d", [rand(2, 3, 6, 5), rand(4, 3, 3, 2), rand(4)], {"padding": (1, 0), "dilation": 2}),
+    ("conv2d", [rand(1, 2, 5, 5), rand(3, 2, 3, 3)], {"padding": "same"}),
+    ("conv2d", [rand(2, 5, 5), rand(3, 2, 2, 2)], {"stride": 2}),
+    ("conv_transpose2d", [rand(2, 4, 3, 4), rand(4, 3, 3, 2), rand(6)],
+     {"stride": 2, "padding": 1, "output_padding": 1, "groups": 2}),
+    ("conv_transpose2d", [rand(1, 2, 3, 3), rand(2, 3, 2, 2)], {"dilation": 2}),
+    ("max_pool2d", [POOL], {"kernel_size": 2}),
+    ("max_pool2d", [POOL], {"kernel_size": 2, "stride": 1, "padding": 1}),
+    ("max_pool2d", [rand(1, 2, 5, 5)], {"kernel_size": 2, "ceil_mode": True}),
+    ("max_pool2d", [rand(1, 1, 7, 6)], {"kernel_size": 2, "dilation": 2}),
+    ("max_pool1d", [POOL[0]], {"kernel_size": 2, "stride": 1}),
+    ("avg_pool2d", [rand(1, 2, 5, 5)], {"kernel_size": 3, "stride": 2, "padding": 1}),
+    ("avg_pool2d", [rand(1, 2, 5, 5)], {"kernel_size": 3, "stride": 2, "padding": 1,
+                                        "count_include_pad": False, "ceil_mode": True}),
+    ("avg_pool2d", [rand(1, 2, 6, 5)], {"kernel_size": 2, "ceil_mode": True}),
+    ("avg_pool2d", [rand(1, 2, 4, 4)], {"kernel_size": 2, "divisor_override": 3}),
+    ("avg_pool1d", [rand(2, 3, 7)], {"kernel_size": 3, "stride": 2}),
+    ("adaptive_avg_pool2d", [rand(2, 3, 7, 5)], {"output_size": (3, 2)}),
+    ("adaptive_avg_pool2d", [rand(2, 3, 4, 5)], {"output_size": (None, 3)}),
+    ("interpolate", [rand(1, 2, 3, 4)], {"scale_factor": 2}),
+    ("interpolate", [rand(1, 2, 5, 4)], {"size": (3, 7)}),
+    ("interpolate", [rand(1, 2, 3, 4)], {"size": (5, 7), "mode": "bilinear"}),
+    ("interpolate", [rand(1, 2, 3, 4)], {"scale_factor": 1.5, "mode": "bilinear",
+                                         "align_corners": True}),
+    ("interpolate", [rand(1, 2, 6)], {"scale_factor": 0.5, "mode": "linear"}),
+    ("mse_loss", [rand(3, 4), rand(3, 4)], {}), ("mse_loss", [rand(3, 4), rand(3, 4)],
+                                                  {"reduction": "sum"}),
+    ("mse_loss", [rand(3, 4), rand(3, 4)], {"weight": R.uniform(0, 1, (3, 4))}),
+    ("l1_loss", [TIES, np.round(TIES)], {}), ("l1_loss", [rand(3, 4), rand(3, 4)],
+                                                  {"reduction": "none"}),
+    ("smooth_l1_loss", [TIES, TIES + np.array([[1.0], [-0.5]])], {}),
+    ("smooth_l1_loss", [rand(3, 4), rand(3, 4)], {"beta": 0.5}),
+    ("huber_loss", [TIES, TIES + np.array([[1.0], [-0.5]])], {"delta": 1.0}),
+    ("huber_loss", [rand(3, 4), rand(3, 4)], {"delta": 0.5, "weight": R.uniform(0, 1, (3, 4))}),
+    ("cross_entropy", [LOGITS, IDX], {}),
+    ("cross_entropy", [LOGITS, IDX_IGNORE], {"weight": Fixed(R.uniform(0.5, 2, 5))}),
+    ("cross_entropy", [LOGITS, IDX_IGNORE], {"label_smoothing": 0.2, "reduction": "sum"}),
+    ("cross_entropy", [LOGITS, IDX_IGNORE], {"label_smoothing": 0.1,
+                                             "weight": Fixed(R.uniform(0.5, 2, 5))}),
+    ("cross_entropy", [LOGITS, IDX], {"reduction": "none", "label_smoothing": 0.3}),
+    ("cross_entropy", [rand(2, 3, 4), np.array([[0, 1, 2, 1], [2, 2, 0, 1]])], {}),
+    ("cross_entropy", [LOGITS, R.dirichlet(np.ones(5), 4)], {"label_smoothing": 0.2}),
+    ("cross_entropy", [LOGITS, R.dirichlet(np.ones(5), 4)], {"weight": Fixed(R.uniform(0.5, 2, 5))}),
+    ("cross_entropy", [rand(5), np.array(3)], {}),
+    ("nll_loss", [LOGITS, IDX_IGNORE], {"weight": Fixed(R.uniform(0.5, 2, 5))}),
+    ("nll_loss", [LOGITS, IDX], {"reduction": "none"}),
+    ("binary_cross_entropy", [PROBS, R.uniform(0, 1, (4, 3))], {}),
+    ("binary_cross_entropy", [PROBS, R.uniform(0, 1, (4, 3))], {"weight": Fixed(R.uniform(0, 1, (4, 3)))}),
+    ("binary_cross_entropy_with_logits", [rand(4, 3) * 4, R.uniform(0, 1, (4, 3))], {}),
+    ("binary_cross_entropy_with_logits", [rand(4, 3) * 4, R.uniform(0, 1, (4, 3))],
+     {"pos_weight": Fixed(R.uniform(0.5, 3, 3)), "weight": Fixed(R.uniform(0, 1, (4, 3)))}),
+    ("kl_div", [np.log(PROBS), R.uniform(0, 1, (4, 3))], {"reduction": "batchmean"}),
+    ("kl_div", [np.log(PROBS), np.log(R.uniform(0.1, 1, (4, 3)))], {"reduction": "sum",
+                                                                     "log_target": True}),
+]
+
+
+def _ids():
+    return [f"{name}-{i}" for i, (name, _, _) in enumerate(CASES)]
+
+
+def _convert(lib, x):
+    if isinstance(x, Fixed):
+        return lib.tensor(x.array)
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind == "f":
+            return lib.tensor(x, dtype=lib.float64, requires_grad=True)
+        return lib.tensor(x)
+    return x
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name,args,kwargs", CASES, ids=_ids())
+def test_functional_matches_pytorch(name, args, kwargs):
+    outs, grads = [], []
+    for lib, F in ((torch, PF), (tapegrad, TF)):
+        a = [_convert(lib, x) for x in args]
+        kw = {k: _convert(lib, v) for k, v in kwargs.items()}
+        out = getattr(F, name)(*a, **kw)
+        ct = np.random.default_rng(1).uniform(0.5, 1.5, tuple(out.shape))
+        (out * lib.tensor(ct, dtype=out.dtype)).sum().backward()
+        leaves = [t for t in a + list(kw.values()) if isinstance(t, lib.Tensor) and t.requires_grad]
+        outs.append(out.detach().numpy())
+        grads.append([t.grad.numpy() if t.grad is not None else None for t in leaves])
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-7, atol=1e-9)
+    for gt, gp in zip(grads[1], grads[0]):
+        if gp is None:
+            assert gt is None or not np.any(gt)
+        else:
+            np.testing.assert_allclose(gt, gp, rtol=1e-7, atol=1e-9)
