@@ -108,9 +108,10 @@ class CompiledStep:
 class _StepContext:
     """Makes `log` the active step log and gives each generator a fresh key for this call."""
 
-    def __init__(self, log: _stepmode.StepLog, generators: list) -> None:
+    def __init__(self, log: _stepmode.StepLog, generators: list, advance: int = 1) -> None:
         self.log = log
         self.generators = generators
+        self.advance = advance
         self._saved = []
 
     def __enter__(self) -> "_StepContext":
@@ -133,7 +134,7 @@ class _StepContext:
     def __exit__(self, *exc) -> None:
         _stepmode.active = None
         for g, key, counter in self._saved:  # one fresh key per call, as if drawn once
-            g._key, g._counter = key, counter + 1
+            g._key, g._counter = key, counter + self.advance
 
 
 def _generators_in_use() -> list:
@@ -222,7 +223,7 @@ class _Plan:
                 node.owner = weakref.ref(c)
             call_args, call_kwargs = self.spec[0].unflatten(
                 [_arg_tensor(a, k) if a is not None else k for a, k in zip(args, self.spec[1])])
-            with _StepContext(log, self.generators) as ctx:
+            with _StepContext(log, self.generators, advance=0) as ctx:  # the caller advances
                 ctx.seed_generators([jax.random.fold_in(k, n) for k, n in gens])
                 result = self.step.fn(*call_args, **call_kwargs)
                 _flush(log, result)

@@ -1,0 +1,148 @@
+"""tapegrad.compile: a whole step as one jax.jit program, equal to the eager loop step for step."""
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def _data(seed=0, n=6, batch=16):
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(size=(5, 8)).astype(np.float32) * 0.5
+    w2 = rng.normal(size=(8, 3)).astype(np.float32) * 0.5
+    batches = [(rng.normal(size=(batch, 5)).astype(np.float32),
+                rng.normal(size=(batch, 3)).astype(np.float32)) for _ in range(n)]
+    return w1, w2, batches
+
+
+def _sgd_step(w1, w2, x, y):
+    loss = (((x @ w1).tanh() @ w2 - y) ** 2).mean()
+    loss.backward()
+    with tg.no_grad():
+        w1 -= 0.1 * w1.grad
+        w2 -= 0.1 * w2.grad
+    w1.grad = None
+    w2.grad = None
+    return loss
+
+
+def test_compiled_manual_sgd_equals_eager_and_traces_once():
+    w1_0, w2_0, batches = _data()
+    e1, e2 = tg.tensor(w1_0, requires_grad=True), tg.tensor(w2_0, requires_grad=True)
+    c1, c2 = tg.tensor(w1_0, requires_grad=True), tg.tensor(w2_0, requires_grad=True)
+    step = tg.compile(lambda x, y: _sgd_step(c1, c2, x, y))
+    for x, y in batches:
+        eager = _sgd_step(e1, e2, tg.tensor(x), tg.tensor(y)).item()
+        compiled = step(tg.tensor(x), tg.tensor(y))
+        assert isinstance(compiled, tg.Tensor)
+        assert compiled.item() == pytest.approx(eager, rel=1e-6)
+    np.testing.assert_allclose(c1.detach().numpy(), e1.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert step.traces == 1
+    assert c1.grad is None and c1.requires_grad and c1.is_leaf
+
+
+def test_compiled_step_with_an_optimizer_equals_eager():
+    w1_0, w2_0, batches = _data(1, n=8)
+
+    def make():
+        w1, w2 = tg.tensor(w1_0, requires_grad=True), tg.tensor(w2_0, requires_grad=True)
+        return w1, w2, tg.optim.Adam([w1, w2], lr=0.05)
+
+    def step(w1, w2, opt, x, y):
+        opt.zero_grad()
+        loss = (((x @ w1).relu() @ w2 - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    e1, e2, eopt = make()
+    c1, c2, copt = make()
+    cstep = tg.compile(lambda x, y: step(c1, c2, copt, x, y))
+    for x, y in batches:
+        eager = step(e1, e2, eopt, tg.tensor(x), tg.tensor(y)).item()
+        assert cstep(tg.tensor(x), tg.tensor(y)).item() == pytest.approx(eager, rel=1e-5)
+    np.testing.assert_allclose(c2.detach().numpy(), e2.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(copt.state[c2]["exp_avg"].numpy(),
+                               eopt.state[e2]["exp_avg"].numpy(), rtol=1e-5, atol=1e-7)
+    assert cstep.traces == 1
+
+
+def test_new_shapes_trace_again_once():
+    w1_0, w2_0, batches = _data(2)
+    w1, w2 = tg.tensor(w1_0, requires_grad=True), tg.tensor(w2_0, requires_grad=True)
+    step = tg.compile(lambda x, y: _sgd_step(w1, w2, x, y))
+    small = [(x[:4], y[:4]) for x, y in batches]
+    for (x, y), (xs, ys) in zip(batches, small):
+        step(tg.tensor(x), tg.tensor(y))
+        step(tg.tensor(xs), tg.tensor(ys))
+    assert step.traces == 2
+
+
+def test_random_numbers_differ_per_call_and_repeat_with_the_seed():
+    v = tg.ones(4, requires_grad=True)
+    noisy = tg.compile(lambda: v * tg.randn(4))
+    tg.manual_seed(7)
+    first = [noisy().tolist() for _ in range(5)]
+    assert len({tuple(o) for o in first}) == 5  # a fresh draw every call
+    assert noisy.traces == 1
+    tg.manual_seed(7)
+    assert [noisy().tolist() for _ in range(5)] == first
+
+
+def test_reading_a_value_inside_a_traced_step_is_refused():
+    w = tg.ones(3, requires_grad=True)
+
+    @tg.compile
+    def step(x):
+        loss = (w * x).sum()
+        if loss.item() > 0:  # data-dependent Python control flow
+            loss = loss * 2
+        return loss
+
+    step(tg.ones(3))
+    step(tg.ones(3))  # the eager runs work
+    with pytest.raises(RuntimeError, match=r"tapegrad.compile: the step needs a tensor's value in "
+                                           r"Python \(item\(\)"):
+        step(tg.ones(3))
+
+
+def test_a_python_number_that_changes_is_refused_not_frozen():
+    w = tg.ones(3, requires_grad=True)
+    lr = [0.1]
+
+    def step(x):
+        loss = (w * x).sum()
+        loss.backward()
+        with tg.no_grad():
+            w.sub_(lr[0] * w.grad)
+        w.grad = None
+        return loss
+
+    compiled = tg.compile(step)
+    compiled(tg.ones(3))
+    lr[0] = 0.2
+    with pytest.raises(RuntimeError, match="the Python number 0.1 used by the step changed to 0.2"):
+        compiled(tg.ones(3))
+
+
+def test_state_the_eager_runs_did_not_touch_is_rediscovered():
+    a = tg.ones(2, requires_grad=True)
+    b = tg.ones(2, requires_grad=True)
+    use_b = [False]
+
+    def step():
+        w = b if use_b[0] else a
+        loss = (w * w).sum()
+        loss.backward()
+        with tg.no_grad():
+            w.sub_(0.25 * w.grad)
+        w.grad = None
+        return loss
+
+    compiled = tg.compile(step)
+    compiled()
+    compiled()  # two eager runs learn that the step updates `a`
+    use_b[0] = True  # the trace now meets `b`: it must run the step, not freeze `b` in
+    compiled()
+    np.testing.assert_allclose(b.detach().numpy(), [0.5, 0.5])
+    np.testing.assert_allclose(a.detach().numpy(), [0.25, 0.25])
+    assert compiled.traces == 1
