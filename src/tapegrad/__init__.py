@@ -60,6 +60,7 @@ from ._step_compile import compile
 from ._tensor import Size, Tensor
 from . import autograd, cuda, linalg  # noqa: E402  (subpackages use the names above)
 from . import nn, optim  # noqa: E402
+from . import utils  # noqa: E402
 
 _methods.bind()
 
