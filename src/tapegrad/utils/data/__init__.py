@@ -1,0 +1,17 @@
+"""`tapegrad.utils.data`: datasets, samplers and `DataLoader`, with PyTorch's names and paths."""
+from __future__ import annotations
+
+from . import dataloader, dataset, sampler
+from ._utils.collate import default_collate, default_convert
+from .dataloader import DataLoader, get_worker_info
+from .dataset import (
+    ChainDataset, ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split,
+)
+from .sampler import (
+    BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+)
+
+__all__ = ["DataLoader", "Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset",
+           "ChainDataset", "random_split", "Sampler", "SequentialSampler", "RandomSampler",
+           "SubsetRandomSampler", "BatchSampler", "default_collate", "default_convert",
+           "get_worker_info"]

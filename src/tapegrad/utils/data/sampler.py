@@ -1,0 +1,127 @@
+"""Samplers: which dataset indices to load, and in which order (`tapegrad.utils.data.sampler`).
+
+Shuffling draws from tapegrad's seeded generators (`tapegrad.manual_seed` or a `generator=`),
+so the order repeats under the same seed (the numbers are JAX's, not PyTorch's).
+"""
+from __future__ import annotations
+
+from typing import Generic, Iterable, Iterator, Sized, TypeVar
+
+from ... import _random
+from ..._factory import randint, randperm
+
+T_co = TypeVar("T_co", covariant=True)
+
+__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "BatchSampler"]
+
+
+class Sampler(Generic[T_co]):
+    """Base class: an iterable over dataset indices (or batches of them)."""
+
+    def __init__(self, data_source: Sized | None = None) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[T_co]:
+        raise NotImplementedError
+
+
+class SequentialSampler(Sampler[int]):
+    """`0, 1, ..., len(data_source) - 1`."""
+
+    def __init__(self, data_source: Sized) -> None:
+        self.data_source = data_source
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self.data_source)))
+
+    def __len__(self) -> int:
+        return len(self.data_source)
+
+
+def _epoch_generator(generator) -> _random.Generator:
+    """The given generator, or a fresh one seeded from the global generator (as PyTorch)."""
+    if generator is not None:
+        return generator
+    seed = int(randint(0, 2**62, (1,)).item())
+    return _random.Generator().manual_seed(seed)
+
+
+class RandomSampler(Sampler[int]):
+    """A random permutation of the indices, or `num_samples` draws with replacement."""
+
+    def __init__(self, data_source: Sized, replacement: bool = False,
+                 num_samples: int | None = None, generator=None) -> None:
+        self.data_source = data_source
+        self.replacement = replacement
+        self._num_samples = num_samples
+        self.generator = generator
+        if not isinstance(self.replacement, bool):
+            raise TypeError(f"replacement should be a boolean value, but got "
+                            f"replacement={self.replacement}")
+        if not isinstance(self.num_samples, int) or self.num_samples <= 0:
+            raise ValueError(f"num_samples should be a positive integer value, but got "
+                             f"num_samples={self.num_samples}")
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.data_source) if self._num_samples is None else self._num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        n = len(self.data_source)
+        gen = _epoch_generator(self.generator)
+        if self.replacement:
+            yield from randint(0, n, (self.num_samples,), generator=gen).tolist()
+            return
+        for _ in range(self.num_samples // n):
+            yield from randperm(n, generator=gen).tolist()
+        rest = self.num_samples % n
+        if rest:
+            yield from randperm(n, generator=gen).tolist()[:rest]
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class SubsetRandomSampler(Sampler[int]):
+    """The given indices in a random order."""
+
+    def __init__(self, indices: list[int], generator=None) -> None:
+        self.indices = indices
+        self.generator = generator
+
+    def __iter__(self) -> Iterator[int]:
+        perm = randperm(len(self.indices), generator=_epoch_generator(self.generator)).tolist()
+        for i in perm:
+            yield self.indices[i]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class BatchSampler(Sampler[list[int]]):
+    """Group another sampler's indices into lists of `batch_size` (the last may be short)."""
+
+    def __init__(self, sampler: Sampler[int] | Iterable[int], batch_size: int,
+                 drop_last: bool) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size should be a positive integer value, but got "
+                             f"batch_size={batch_size}")
+        if not isinstance(drop_last, bool):
+            raise ValueError(f"drop_last should be a boolean value, but got drop_last={drop_last}")
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batch: list[int] = []
+        for idx in self.sampler:
+            batch.append(idx)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch and not self.drop_last:
+            yield batch
+
+    def __len__(self) -> int:
+        n = len(self.sampler)  # type: ignore[arg-type]
+        return n // self.batch_size if self.drop_last else (n + self.batch_size - 1) // self.batch_size
