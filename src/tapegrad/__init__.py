@@ -56,6 +56,7 @@ from ._grad_mode import (
     set_grad_enabled,
 )
 from ._random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
+from ._serialization import load, save
 from ._step_compile import compile
 from ._tensor import Size, Tensor
 from . import autograd, cuda, linalg  # noqa: E402  (subpackages use the names above)
