@@ -82,7 +82,6 @@ class Trace:
             return ref
         self.frontier.append(x)  # a Python scalar: passed by value, so no retrace when it changes
         self.key.append(type(x))
-        _stepmode.scalar(x)
         return (len(self.frontier) - 1) * 3 + FRONTIER
 
     def walk(self, tops, stop=None, expand=None) -> Walk:
@@ -123,6 +122,8 @@ class Trace:
             stack.pop()
             in_refs = tuple(refs[id(c)] if isinstance(c, Node) else self._frontier(c)
                             for c in n.inputs)
+            if _stepmode.active is not None:
+                _stepmode.active.scalars_of(n)
             refs[id(n)] = len(nodes) * 3 + COMPUTED
             nodes.append(n)
             in_refs_list.append(in_refs)

@@ -29,7 +29,7 @@ class Node:
     """A recorded value. `inputs` holds nodes and Python scalars; `value` is None until computed."""
 
     __slots__ = ("op", "static", "inputs", "shape", "dtype", "value", "requires_grad", "saved",
-                 "freed", "owner", "depth", "hooks", "__weakref__")
+                 "freed", "owner", "depth", "hooks", "serial", "__weakref__")
 
     def __init__(self, op, static, inputs, shape, dtype, requires_grad, value=None):
         self.op = op
@@ -43,6 +43,7 @@ class Node:
         self.freed = False
         self.owner = None
         self.hooks = None  # tensor hooks registered on this node's output (see Tensor.register_hook)
+        self.serial = _stepmode.next_serial()  # creation order (tapegrad.compile tells steps apart)
         depth = 0
         if value is None:
             for i in inputs:

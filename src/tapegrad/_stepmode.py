@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 
+_NUMBERS = (int, float, bool, complex)
 active = None  # the StepLog of the step being run or traced, if any
 _serial = itertools.count()
 
@@ -43,6 +44,11 @@ class StepLog:
                 raise UntrackedState("writes")
             self.writes[id(cell)] = cell
 
+    def scalars_of(self, node) -> None:
+        """Log the Python numbers a node made by this step feeds to a program."""
+        if node.serial >= self.start:
+            self.scalars.extend(x for x in node.inputs if type(x) in _NUMBERS)
+
     def grad_owner(self, tensor) -> None:
         if id(tensor) not in self.grad_owners:
             if self.tracing:
@@ -69,9 +75,6 @@ def grad_owner(tensor) -> None:
         active.grad_owner(tensor)
 
 
-def scalar(value) -> None:
-    if active is not None:
-        active.scalars.append(value)
 
 
 def hyperparams(optimizer, group_index: int, values: dict) -> dict:

@@ -1,0 +1,236 @@
+"""tapegrad's speed against hand-written jax.jit + optax (and PyTorch eager, when installed).
+
+    python benchmarks/run.py            # all cases, prints a markdown table
+    python benchmarks/run.py --quick    # fewer steps, for a smoke run
+
+Each figure is the median wall time of one training step, synchronised (the loss is read back),
+after warm-up; ratios are to the jax.jit + optax step measured in the same process.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, str(Path(__file__).parent))
+import jax_baselines as jb  # noqa: E402
+import models  # noqa: E402
+
+import tapegrad as tg  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # PyTorch is an optional reference
+    torch = None
+
+
+def median_us(fn, steps: int, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# -- the cases ------------------------------------------------------------------------------------
+def _linear_params(model):
+    return {k: v.detach().jax() for k, v in model.state_dict().items()}
+
+
+def case_mlp(sizes, batch, steps):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], batch)
+    tg.manual_seed(0)
+    model = models.mlp(tg, sizes)
+    opt = tg.optim.Adam(model.parameters(), lr=1e-3)
+    step = models.classifier_step(tg, model, opt)
+    tx_, ty_ = tg.tensor(x), tg.tensor(y)
+    out = {"eager": median_us(lambda: step(tx_, ty_).item(), steps)}
+    compiled = tg.compile(step)
+    out["compiled"] = median_us(lambda: compiled(tx_, ty_).item(), steps)
+
+    sd = _linear_params(model)
+    params = [{"weight": sd[f"{i}.weight"], "bias": sd[f"{i}.bias"]}
+              for i in range(0, 2 * (len(sizes) - 1), 2)]
+    tx = optax.adam(1e-3)
+    state = tx.init(params)
+    jstep = jb.make_step(jb.mlp_loss, tx)
+    jx, jy = jnp.asarray(x), jnp.asarray(y)
+    box = [params, state]
+
+    def jax_step():
+        box[0], box[1], loss = jstep(box[0], box[1], jx, jy)
+        loss.block_until_ready()
+    out["jax"] = median_us(jax_step, steps)
+    if torch is not None:
+        torch.manual_seed(0)
+        tmodel = models.mlp(torch, sizes)
+        topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
+        tstep = models.classifier_step(torch, tmodel, topt)
+        px, py = torch.tensor(x), torch.tensor(y)
+        out["torch"] = median_us(lambda: tstep(px, py).item(), steps)
+    return out
+
+
+def _gpt_params(model, layers=3):
+    sd = {k: v.detach().jax() for k, v in model.state_dict().items()}
+
+    def lin(prefix):
+        return {"weight": sd[prefix + ".weight"], "bias": sd[prefix + ".bias"]}
+    blocks = [{name: lin(f"blocks.{i}.{name}") for name in ("ln1", "qkv", "proj", "ln2", "fc1", "fc2")}
+              for i in range(layers)]
+    return {"tok": sd["tok.weight"], "pos": sd["pos.weight"], "blocks": blocks,
+            "ln": lin("ln"), "head": lin("head")}
+
+
+def case_gpt(steps, batch=64, context=16, vocab=10):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, vocab, (batch, context))
+    y = rng.integers(0, vocab, (batch, context))
+    tg.manual_seed(0)
+    model = models.gpt(tg)
+    opt = tg.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    step = models.classifier_step(tg, model, opt, clip=1.0)
+    tx_, ty_ = tg.tensor(x), tg.tensor(y)
+    out = {"eager": median_us(lambda: step(tx_, ty_).item(), steps)}
+    compiled = tg.compile(step)
+    out["compiled"] = median_us(lambda: compiled(tx_, ty_).item(), steps)
+
+    params = _gpt_params(model)
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-3, weight_decay=0.01))
+    state = tx.init(params)
+    jstep = jb.make_step(jb.gpt_loss, tx)
+    jx, jy = jnp.asarray(x), jnp.asarray(y)
+    box = [params, state]
+
+    def jax_step():
+        box[0], box[1], loss = jstep(box[0], box[1], jx, jy)
+        loss.block_until_ready()
+    out["jax"] = median_us(jax_step, steps)
+    if torch is not None:
+        torch.manual_seed(0)
+        tmodel = models.gpt(torch)
+        topt = torch.optim.AdamW(tmodel.parameters(), lr=1e-3, weight_decay=0.01)
+        tstep = models.classifier_step(torch, tmodel, topt, clip=1.0)
+        px, py = torch.tensor(x), torch.tensor(y)
+        out["torch"] = median_us(lambda: tstep(px, py).item(), steps)
+    return out
+
+
+def case_chain(steps, n=50):
+    x = tg.randn(100, requires_grad=True)
+    step = models.chain_step(tg, x, n)
+    out = {"eager": median_us(lambda: (step(), x.detach().jax().block_until_ready()), steps)}
+    compiled = tg.compile(step)
+    out["compiled"] = median_us(lambda: (compiled(), x.detach().jax().block_until_ready()), steps)
+    grad = jax.jit(lambda v: jb.chain_grad(v, n))
+    xa = x.detach().jax()
+    out["jax"] = median_us(lambda: grad(xa).block_until_ready(), steps)
+    if torch is not None:
+        tx_ = torch.randn(100, requires_grad=True)
+        tstep = models.chain_step(torch, tx_, n)
+        out["torch"] = median_us(tstep, steps)
+    return out
+
+
+# -- the extra figures ------------------------------------------------------------------------------
+def cold_and_compiles(loop_steps=500, rss_steps=2000):
+    """First-step latency, compilations over a loop and RSS growth, on case 1 (eager)."""
+    tg.autograd.clear_cache()
+    jax.clear_caches()
+    rng = np.random.default_rng(1)
+    x = tg.tensor(rng.normal(size=(64, 784)).astype(np.float32))
+    y = tg.tensor(rng.integers(0, 10, 64))
+    model = models.mlp(tg, [784, 256, 10])
+    opt = tg.optim.Adam(model.parameters(), lr=1e-3)
+    step = models.classifier_step(tg, model, opt)
+    t = time.perf_counter()
+    step(x, y).item()
+    first_ms = (time.perf_counter() - t) * 1e3
+    before = tg.autograd.cache_info().traces
+    for _ in range(loop_steps):
+        step(x, y).item()
+    compiles = tg.autograd.cache_info().traces - before
+    for _ in range(100):
+        step(x, y).item()
+    gc.collect()
+    start = rss_mb()
+    for _ in range(rss_steps):
+        step(x, y).item()
+    gc.collect()
+    return {"first_step_ms": first_ms, "compiles_in_loop": compiles,
+            "rss_growth_mb": rss_mb() - start, "rss_steps": rss_steps}
+
+
+def record_overhead_us(n_ops=50, reps=2000):
+    """Microseconds to record one elementwise op (no execution)."""
+    x = tg.randn(100, requires_grad=True)
+
+    def record():
+        y = x
+        for _ in range(n_ops):
+            y = y * 1.01
+        return y
+    record()
+    t = time.perf_counter()
+    for _ in range(reps):
+        record()
+    return (time.perf_counter() - t) / reps / n_ops * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
+    parser.add_argument("--steps", type=int, default=None)
+    args = parser.parse_args()
+    steps = args.steps or (20 if args.quick else 200)
+    print(f"# tapegrad benchmarks: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, JAX {jax.__version__} on {jax.default_backend()}, "
+          f"PyTorch {torch.__version__ if torch else 'not installed'}; median of {steps} steps\n")
+    extra = cold_and_compiles(loop_steps=50 if args.quick else 500,
+                              rss_steps=100 if args.quick else 2000)
+    cases = [
+        ("1. MLP 784-256-10, batch 64, Adam", lambda: case_mlp([784, 256, 10], 64, steps)),
+        ("2. MLP 784-1024-1024-10, batch 512, Adam",
+         lambda: case_mlp([784, 1024, 1024, 10], 512, max(steps // 4, 10))),
+        ("3. GPT 3x48, ctx 16, batch 64, AdamW + clip", lambda: case_gpt(steps)),
+        ("4. 50 elementwise ops on 100 floats + backward", lambda: case_chain(steps)),
+    ]
+    head = "| case | tapegrad eager | tapegrad compile | jax.jit + optax | PyTorch eager | eager / jax | compile / jax | eager / PyTorch |"
+    print(head)
+    print("|" + "---|" * 8)
+    for name, run in cases:
+        r = run()
+        eager, compiled, jax_us, t = r["eager"], r["compiled"], r["jax"], r.get("torch")
+        torch_us = f"{t:.0f} µs" if t else "n/a"
+        vs_torch = f"{eager / t:.2f}×" if t else "n/a"
+        print(f"| {name} | {eager:.0f} µs | {compiled:.0f} µs | {jax_us:.0f} µs | {torch_us} | "
+              f"{eager / jax_us:.2f}× | {compiled / jax_us:.2f}× | {vs_torch} |", flush=True)
+    print(f"\nfirst step (cold compile), case 1: {extra['first_step_ms']:.0f} ms")
+    print(f"compilations over a {50 if args.quick else 500}-step loop after the first step, case 1: "
+          f"{extra['compiles_in_loop']}")
+    print(f"RSS growth over {extra['rss_steps']} steps, case 1: {extra['rss_growth_mb']:+.1f} MB")
+    print(f"recording overhead: {record_overhead_us():.2f} µs per op")
+
+
+if __name__ == "__main__":
+    main()
