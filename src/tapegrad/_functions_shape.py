@@ -112,8 +112,10 @@ def tile(input: Tensor, dims) -> Tensor:
     return repeat(input, *((1,) * (input.ndim - len(dims)) + dims))
 
 
-def flip(input: Tensor, dims) -> Tensor:
+def flip(input: Tensor, *dims) -> Tensor:
     """Reverse the order of elements along `dims` (a copy, as in PyTorch)."""
+    if len(dims) == 1 and not isinstance(dims[0], builtins.int):
+        dims = dims[0]
     d = _dim_list(dims, input.ndim)
     return apply(_ops.flip, input, dims=d)
 

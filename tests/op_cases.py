@@ -1,0 +1,394 @@
+"""Test cases for the op registry: each registry row name maps to programs that record it.
+
+`test_ops_registry.py` runs every case in float32 and float64, compares the forward value and the
+gradient (for a random cotangent) with `jax.vjp` of the jnp reference program, checks that the
+program really records the row, and fails if a differentiable row has no case. Other modules may
+add cases for their own rows in `tests/op_cases_<topic>.py` with a `CASES` dict of the same form.
+
+Inputs: `F(shape)` a float leaf (differentiated), optionally seen through a non-contiguous view
+(`view="t"`: a transposed leaf, `view="s"`: every other row of a taller leaf); `A(values)` a float
+leaf with fixed values (for ties); `I(values)` / `B(values)` integer / bool constants.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import tapegrad as tg
+from tapegrad import _ops
+from tapegrad._record import apply
+
+
+class F(NamedTuple):
+    shape: tuple
+    lo: float = -2.0
+    hi: float = 2.0
+    view: str | None = None
+
+
+class A(NamedTuple):
+    values: object
+
+
+class I(NamedTuple):  # noqa: E742
+    values: object
+
+
+class B(NamedTuple):
+    values: object
+
+
+class Case(NamedTuple):
+    fn: Callable          # tapegrad program over tensors
+    ref: Callable         # jnp program over arrays (the reference)
+    inputs: tuple
+    name: str = ""
+    grad: bool = True     # differentiate (False for rows without a derivative)
+    tol: float = 1.0      # tolerance multiplier (linear algebra in float32)
+
+
+CASES: dict = {}
+
+
+def case(op: str, fn, ref, *inputs, **kw) -> None:
+    CASES.setdefault(op, []).append(Case(fn, ref, inputs, **kw))
+
+
+# -- elementwise ----------------------------------------------------------------------------------
+UNARY = [  # (row, tapegrad fn, jnp reference, domain)
+    ("exp", tg.exp, jnp.exp, (-2, 2)), ("log", tg.log, jnp.log, (0.5, 2)),
+    ("sqrt", tg.sqrt, jnp.sqrt, (0.5, 2)), ("sin", tg.sin, jnp.sin, (-2, 2)),
+    ("cos", tg.cos, jnp.cos, (-2, 2)), ("tanh", tg.tanh, jnp.tanh, (-2, 2)),
+    ("sigmoid", tg.sigmoid, lambda x: 1 / (1 + jnp.exp(-x)), (-2, 2)),
+    ("expm1", tg.expm1, jnp.expm1, (-2, 2)), ("log1p", tg.log1p, jnp.log1p, (-0.5, 2)),
+    ("log2", tg.log2, jnp.log2, (0.5, 2)), ("log10", tg.log10, jnp.log10, (0.5, 2)),
+    ("rsqrt", tg.rsqrt, lambda x: 1 / jnp.sqrt(x), (0.5, 2)), ("tan", tg.tan, jnp.tan, (-1, 1)),
+    ("asin", tg.asin, jnp.arcsin, (-0.9, 0.9)), ("acos", tg.acos, jnp.arccos, (-0.9, 0.9)),
+    ("atan", tg.atan, jnp.arctan, (-2, 2)), ("sinh", tg.sinh, jnp.sinh, (-2, 2)),
+    ("cosh", tg.cosh, jnp.cosh, (-2, 2)), ("erf", tg.erf, jax.scipy.special.erf, (-2, 2)),
+    ("erfinv", tg.erfinv, jax.scipy.special.erfinv, (-0.9, 0.9)),
+    ("reciprocal", tg.reciprocal, lambda x: 1 / x, (0.5, 2)),
+    ("square", tg.square, lambda x: x * x, (-2, 2)), ("neg", tg.neg, lambda x: -x, (-2, 2)),
+    ("abs", tg.abs, jnp.abs, (-2, 2)), ("relu", tg.relu, jax.nn.relu, (-2, 2)),
+    ("sign", tg.sign, jnp.sign, (-2, 2)), ("floor", tg.floor, jnp.floor, (-2, 2)),
+    ("ceil", tg.ceil, jnp.ceil, (-2, 2)), ("round", tg.round, jnp.round, (-2, 2)),
+    ("trunc", tg.trunc, jnp.trunc, (-2, 2)), ("frac", tg.frac, lambda x: jnp.sign(x) * (jnp.abs(x) - jnp.floor(jnp.abs(x))), (-2, 2)),
+]
+
+
+def _pair(fn):
+    """`fn` on a 0-d input plus `fn` on a transposed view with a size-1 dim: one program, so one
+    compile covers both shapes (the 0-d result broadcasts, so its gradient is also summed)."""
+    return lambda a, b: fn(a) + fn(b)
+
+
+for _name, _fn, _ref, (_lo, _hi) in UNARY:
+    case(_name, _pair(_fn), _pair(_ref), F((), _lo, _hi), F((2, 1, 3), _lo, _hi, view="t"))
+
+
+def _quad(fn):
+    """`fn` broadcasting `(3, 4)` with `(4,)`, plus `fn` of a 0-d and a strided view."""
+    return lambda a, b, c, d: fn(a, b) + fn(c, d)
+
+
+BINARY = [
+    ("add", lambda a, b: a + b, jnp.add, None), ("sub", lambda a, b: a - b, jnp.subtract, None),
+    ("mul", lambda a, b: a * b, jnp.multiply, None),
+    ("div", lambda a, b: a / b, jnp.divide, (0.5, 2)),
+    ("pow", lambda a, b: a ** b, jnp.power, (0.5, 2)),
+    ("maximum", tg.maximum, jnp.maximum, None), ("minimum", tg.minimum, jnp.minimum, None),
+    ("atan2", tg.atan2, jnp.arctan2, None), ("logaddexp", tg.logaddexp, jnp.logaddexp, None),
+    ("fmod", tg.fmod, lambda a, b: a - b * jnp.trunc(a / b), (0.5, 2)),
+    ("remainder", tg.remainder, lambda a, b: a - b * jnp.floor(a / b), (0.5, 2)),
+]
+for _name, _fn, _ref, _dom in BINARY:
+    _lo, _hi = _dom or (-2.0, 2.0)
+    case(_name, _quad(_fn), _quad(_ref), F((3, 4), _lo, _hi), F((4,), _lo, _hi), F((), _lo, _hi),
+         F((3, 4), _lo, _hi, view="s"))
+case("add", lambda a: 2.5 + a - 1, lambda a: 2.5 + a - 1, F((3,)), name="python_scalars")
+case("mul", lambda a, b: a * b, jnp.multiply, F((2, 1, 3)), F((1, 4, 1)), name="outer_broadcast")
+case("lerp", tg.lerp, lambda a, b, w: a + w * (b - a), F((3, 4)), F((4,)), F((3, 1), 0, 1))
+case("lerp", lambda a, b: tg.lerp(a, b, 0.25), lambda a, b: a + 0.25 * (b - a), F(()), F((3,)))
+case("where", lambda c, a, b: tg.where(c, a, b), jnp.where,
+     B([[True, False, True, False]] * 3), F((3, 4)), F((4,)))
+case("where", lambda c, a: tg.where(c, a, 0.0), lambda c, a: jnp.where(c, a, 0.0),
+     B([True, False, True]), F((2, 3), view="s"))
+case("clamp", lambda a: a.clamp(-0.5, 0.5), lambda a: jnp.clip(a, -0.5, 0.5), F((3, 4)))
+case("clamp", lambda a, lo, hi: tg.clamp(a, lo, hi), lambda a, lo, hi: jnp.minimum(
+    jnp.maximum(a, lo), hi), F((3, 4)), F((4,), -2, -0.5), F((3, 1), 0.5, 2))
+case("nan_to_num", lambda a: tg.nan_to_num(a * 1, nan=0.5, posinf=9.0),
+     lambda a: jnp.nan_to_num(a, nan=0.5, posinf=9.0, neginf=float(jnp.finfo(a.dtype).min)),
+     A([1.0, np.nan, np.inf, -np.inf, -2.0]))
+for _name, _fn, _ref in [("eq", tg.eq, jnp.equal), ("ne", tg.ne, jnp.not_equal),
+                         ("lt", tg.lt, jnp.less), ("le", tg.le, jnp.less_equal),
+                         ("gt", tg.gt, jnp.greater), ("ge", tg.ge, jnp.greater_equal),
+                         ("floor_divide", tg.floor_divide, jnp.floor_divide)]:
+    case(_name, _fn, _ref, A([[1.0, 2.0, -3.0], [2.0, 2.0, 2.5]]), A([2.0, 2.0, -1.0]), grad=False)
+_bools = (B([[True, False], [False, False]]), B([True, True]))
+for _name, _fn, _ref in [("logical_and", tg.logical_and, jnp.logical_and),
+                         ("logical_or", tg.logical_or, jnp.logical_or),
+                         ("logical_xor", tg.logical_xor, jnp.logical_xor),
+                         ("bitwise_and", lambda a, b: a & b, jnp.logical_and),
+                         ("bitwise_or", lambda a, b: a | b, jnp.logical_or),
+                         ("bitwise_xor", lambda a, b: a ^ b, jnp.logical_xor)]:
+    case(_name, _fn, _ref, *_bools, grad=False)
+case("bitwise_and", lambda a, b: a & b, jnp.bitwise_and, I([12, 5, -3]), I([10, 4, 7]),
+     grad=False, name="int")
+case("logical_not", tg.logical_not, jnp.logical_not, B([True, False]), grad=False)
+case("bitwise_not", lambda a: ~a, jnp.invert, I([0, 5, -3]), grad=False)
+_special = A([1.0, np.nan, np.inf, -np.inf, 0.0])
+case("isnan", tg.isnan, jnp.isnan, _special, grad=False)
+case("isinf", tg.isinf, jnp.isinf, _special, grad=False)
+case("isfinite", tg.isfinite, jnp.isfinite, _special, grad=False)
+
+# ties: PyTorch's subgradients, spelled out in the reference
+case("relu", tg.relu, lambda x: jnp.where(x > 0, x, 0.0), A([-1.0, 0.0, 2.0]), name="tie_at_0")
+case("abs", tg.abs, lambda x: jnp.where(x > 0, x, jnp.where(x < 0, -x, 0.0 * x)),
+     A([-1.0, 0.0, 2.0]), name="tie_at_0")
+case("clamp", lambda x: x.clamp(0.5, 1.5), lambda x: jnp.where((x >= 0.5) & (x <= 1.5), x,
+                                                               jnp.clip(x, 0.5, 1.5)),
+     A([0.0, 0.5, 1.0, 1.5, 2.0]), name="at_bounds")
+case("maximum", tg.maximum, lambda a, b: jnp.where(a > b, a, jnp.where(a < b, b, (a + b) / 2)),
+     A([1.0, 2.0, 3.0]), A([1.0, 0.0, 3.0]), name="ties_split")
+
+# -- reductions -----------------------------------------------------------------------------------
+case("sum", lambda a: a.sum((0, 2), keepdim=True), lambda a: a.sum((0, 2), keepdims=True),
+     F((2, 3, 2), view="t"))
+case("sum", lambda a: a.sum(), jnp.sum, F(()))
+case("mean", lambda a: a.mean(-1), lambda a: a.mean(-1), F((3, 4), view="s"))
+case("prod", lambda a: a.prod(1), lambda a: jnp.prod(a, 1), F((3, 4), view="t"))
+case("prod", tg.prod, jnp.prod, A([2.0, 0.0, 3.0]), name="with_zero")
+case("var", lambda a: a.var(1), lambda a: jnp.var(a, 1, ddof=1), F((3, 4)))
+case("var", lambda a: tg.var(a, (0, 1), correction=0, keepdim=True),
+     lambda a: jnp.var(a, (0, 1), keepdims=True), F((3, 4), view="t"))
+case("std", lambda a: a.std(), lambda a: jnp.std(a, ddof=1), F((3, 4)))
+case("std", lambda a: a.std(0, unbiased=False), lambda a: jnp.std(a, 0), F((3, 2)))
+case("amax", lambda a: a.amax(1), lambda a: a.max(1), F((3, 4), view="t"))
+case("amax", lambda a: a.max(), jnp.max, A([1.0, 3.0, 3.0, -1.0]), name="ties_share")
+case("amax", lambda a: a.amax((0, 1), keepdim=True), lambda a: a.max((0, 1), keepdims=True),
+     A([[2.0, 1.0], [2.0, 0.0]]), name="ties_dims")
+case("amin", lambda a: a.amin(0), lambda a: a.min(0), A([[1.0, 0.0], [1.0, 2.0]]))
+case("amin", lambda a: a.min(), jnp.min, F((2, 3)))
+
+
+def _first_index_select(x, idx, axis):
+    """Values at `idx` along `axis` by a one-hot mask: the gradient reaches only that index."""
+    hot = jax.nn.one_hot(idx, x.shape[axis], axis=axis, dtype=x.dtype)
+    return jnp.sum(x * hot, axis=axis)
+
+
+case("max_dim", lambda a: a.max(1).values, lambda a: _first_index_select(a, a.argmax(1), 1),
+     A([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]]), name="ties_to_first")
+case("max_dim", lambda a: tg.max(a, 0, keepdim=True)[0],
+     lambda a: a.max(0, keepdims=True), F((3, 4), view="t"))
+case("min_dim", lambda a: a.min(-1).values, lambda a: _first_index_select(a, a.argmin(-1), 1),
+     A([[1.0, 0.0, 0.0], [2.0, 2.0, 5.0]]), name="ties_to_first")
+case("kthvalue", lambda a: a.kthvalue(2, 1).values, lambda a: jnp.sort(a, 1)[:, 1], F((3, 4)))
+case("kthvalue", lambda a: a.median(), lambda a: jnp.sort(a.ravel())[(a.size - 1) // 2],
+     F((2, 3)), name="median_lower")
+case("kthvalue", lambda a: a.median(0).values, lambda a: jnp.sort(a, 0)[1], F((4, 3), view="s"))
+case("argmax", lambda a: a.argmax(), jnp.argmax, A([[1.0, 5.0], [5.0, 0.0]]), grad=False)
+case("argmax", lambda a: a.argmax(1, keepdim=True), lambda a: a.argmax(1, keepdims=True),
+     F((3, 4)), grad=False)
+case("argmin", lambda a: a.argmin(0), lambda a: a.argmin(0), F((3, 4)), grad=False)
+case("vector_norm", lambda a: a.norm(), jnp.linalg.norm, F((3, 4), view="t"))
+case("vector_norm", lambda a: tg.linalg.vector_norm(a, 1, dim=1),
+     lambda a: jnp.abs(a).sum(1), F((3, 4)))
+case("vector_norm", lambda a: tg.norm(a, 3, dim=0, keepdim=True),
+     lambda a: (jnp.abs(a) ** 3).sum(0, keepdims=True) ** (1 / 3), F((3, 4)))
+case("vector_norm", lambda a: tg.linalg.vector_norm(a, float("inf")),
+     lambda a: jnp.abs(a).max(), A([1.0, -3.0, 3.0]), name="inf_ties")
+case("vector_norm", lambda a: a.norm(), lambda a: jnp.where(jnp.all(a == 0), 0.0, jnp.linalg.norm(
+    jnp.where(jnp.all(a == 0), 1.0, a))), A([0.0, 0.0, 0.0]), name="at_zero")
+case("logsumexp", lambda a: a.logsumexp(1), lambda a: jnp.log(jnp.exp(a).sum(1)),
+     F((3, 4), view="s"))
+case("cumsum", lambda a: a.cumsum(0), lambda a: jnp.cumsum(a, 0), F((3, 4), view="t"))
+case("cumprod", lambda a: a.cumprod(-1), lambda a: jnp.cumprod(a, -1), F((3, 4)))
+case("cumprod", lambda a: a.cumprod(0), lambda a: jnp.cumprod(a, 0), A([2.0, 0.0, 3.0, 0.5]),
+     name="with_zero")
+case("all", lambda a: (a > 0).all(1), lambda a: (a > 0).all(1), F((3, 4)), grad=False)
+case("any", lambda a: (a > 0).any(), lambda a: (a > 0).any(), F((3, 4)), grad=False)
+case("count_nonzero", lambda a: tg.count_nonzero(a, 0), lambda a: jnp.count_nonzero(a, 0),
+     A([[0.0, 1.0], [2.0, 0.0], [3.0, 0.0]]), grad=False)
+
+# -- shape ----------------------------------------------------------------------------------------
+case("reshape", lambda a: a.reshape(4, -1), lambda a: a.reshape(4, -1), F((2, 6), view="t"))
+case("reshape", lambda a: a.flatten(1), lambda a: a.reshape(2, -1), F((2, 3, 2)))
+case("reshape", lambda a: a.unflatten(1, (2, 3)), lambda a: a.reshape(2, 2, 3), F((2, 6)))
+case("transpose", lambda a: a.transpose(0, 2), lambda a: jnp.swapaxes(a, 0, 2), F((2, 3, 1)))
+case("transpose", lambda a: a.mT, lambda a: jnp.swapaxes(a, -1, -2), F((2, 3, 4), view="s"))
+case("permute", lambda a: a.permute(2, 0, 1), lambda a: jnp.transpose(a, (2, 0, 1)), F((2, 3, 4)))
+case("permute", lambda a: a.movedim(0, -1), lambda a: jnp.moveaxis(a, 0, -1), F((2, 3, 4)))
+case("permute", lambda a: a.T, lambda a: a.T, F((2, 3)))
+case("expand", lambda a: a.expand(2, 3, 4), lambda a: jnp.broadcast_to(a, (2, 3, 4)), F((3, 1)))
+case("expand", lambda a, b: a.expand_as(b) + 0 * b, lambda a, b: jnp.broadcast_to(a, b.shape) + 0 * b,
+     F(()), F((2, 2)))
+case("squeeze", lambda a: a.squeeze(), jnp.squeeze, F((2, 1, 3, 1)))
+case("squeeze", lambda a: a.squeeze((1, 2)), lambda a: a[:, 0], F((2, 1, 3)))
+case("unsqueeze", lambda a: a.unsqueeze(-1), lambda a: a[..., None], F((2, 3), view="t"))
+case("flip", lambda a: a.flip(0, 1), lambda a: a[::-1, ::-1],
+     F((3, 4)))
+case("roll", lambda a: a.roll(1, 1), lambda a: jnp.roll(a, 1, 1), F((3, 4), view="s"))
+case("flip", lambda a: tg.flip(a, [-1]), lambda a: a[..., ::-1], F((2, 3), view="t"))
+case("roll", lambda a: a.roll(-2), lambda a: jnp.roll(a.ravel(), -2).reshape(a.shape), F((3, 2)))
+case("repeat", lambda a: a.repeat(2, 1, 3), lambda a: jnp.tile(a, (2, 1, 3)), F((2, 2)))
+case("repeat", lambda a: a.tile((2,)), lambda a: jnp.tile(a, (1, 2)), F((2, 2), view="t"))
+case("cat", lambda a, b: tg.cat([a, b], 1), lambda a, b: jnp.concatenate([a, b], 1),
+     F((2, 3)), F((2, 1), view="t"))
+case("cat", lambda a, b: tg.vstack([a, b]), lambda a, b: jnp.vstack([a, b]), F((3,)), F((2, 3)))
+case("cat", lambda a, b: tg.hstack([a, b]), lambda a, b: jnp.hstack([a, b]), F((3,)), F((2,)))
+case("stack", lambda a, b: tg.stack([a, b], -1), lambda a, b: jnp.stack([a, b], -1),
+     F((2, 3)), F((2, 3), view="s"))
+case("index", lambda a: a[1:, ::2], lambda a: a[1:, ::2], F((3, 4)))
+case("index", lambda a: a[-1, None, ..., 0], lambda a: a[-1, None, ..., 0], F((2, 3, 2)))
+case("index", lambda a: tg.stack(a.split([1, 2], 1)[1].unbind(1)) + a.narrow(0, 1, 1).sum()
+     + tg.cat(a.chunk(2, 0)).sum(),
+     lambda a: jnp.stack([a[:, 1], a[:, 2]]) + a[1:2].sum() + a.sum(), F((3, 3)))
+case("index", lambda a, i: a[i], lambda a, i: a[i], F((4, 3)), I([[0, 3], [3, 3]]),
+     name="int_tensor")
+case("index", lambda a, i: a[:, i, 1], lambda a, i: a[:, i, 1], F((2, 4, 3)), I([2, -1]),
+     name="int_tensor_mid")
+case("index", lambda a, m: a[m], lambda a, m: a[np.asarray(m)], F((2, 3)),
+     B([[True, False, True], [False, False, True]]), name="bool_mask")
+case("index", lambda a, m: a.masked_select(m), lambda a, m: a[np.broadcast_to(np.asarray(m),
+                                                                               a.shape)],
+     F((2, 3)), B([True, False, True]), name="masked_select")
+
+
+def _set_row(a, v):
+    out = a.clone()
+    out[0, 1:] = v
+    return out
+
+
+case("index_put", _set_row, lambda a, v: a.at[0, 1:].set(v), F((2, 3)), F((2,)))
+case("clone", lambda a: a.clone(), lambda a: a, F((2, 3)))
+case("to_copy", lambda a: a.float().double(), lambda a: a.astype(jnp.float32).astype(jnp.float64),
+     F((2, 3)))
+case("to_device", lambda a: apply(_ops.to_device, a, device=jax.devices()[0]), lambda a: a,
+     F((3,)))
+case("fill", lambda a: (a * 1).fill_(2.0), lambda a: jnp.full_like(a, 2.0), F((2, 3)))
+case("copy", lambda a, b: (a * 1).copy_(b), lambda a, b: jnp.broadcast_to(b, a.shape) + 0 * a,
+     F((2, 3)), F((3,)))
+
+
+def _modify_through_alias(a):
+    z = a * 1
+    z.detach().add_(1.0)  # storage changed behind autograd's back: gradients go to the old value
+    return z * 2
+
+
+case("rebase", _modify_through_alias,
+     lambda a: 2 * (a + jax.lax.stop_gradient(a * 1 + 1.0 - a)), F((2, 3)))
+
+
+def _mul_view_row(a, b):
+    z = a * 1
+    z[:, 1].mul_(b)
+    z.view(-1)[:2].add_(1.0)
+    return z
+
+
+case("view_scatter", _mul_view_row,
+     lambda a, b: a.at[:, 1].multiply(b).reshape(-1).at[:2].add(1.0).reshape(a.shape),
+     F((3, 3)), F((3,)))
+
+# -- indexing -------------------------------------------------------------------------------------
+_IDX = I([[0, 2, 2], [1, 0, 1]])
+case("gather", lambda a, i: a.gather(1, i), lambda a, i: jnp.take_along_axis(a, i, 1),
+     F((2, 4), view="t"), _IDX)
+case("gather", lambda a, i: tg.take_along_dim(a, i, 0), lambda a, i: jnp.take_along_axis(a, i, 0),
+     F((3, 3)), _IDX)
+case("scatter", lambda a, i, s: a.scatter(1, i, s), lambda a, i, s: a.at[
+    jnp.arange(2)[:, None], i].set(s[:, :3]), F((2, 4)), I([[0, 3, 2], [1, 0, 3]]), F((2, 4)))
+case("scatter", lambda a, i: a.scatter(0, i, 1.5), lambda a, i: a.at[i, jnp.arange(3)].set(1.5),
+     F((3, 3)), I([[2, 0, 1]]))
+case("scatter_add", lambda a, i, s: a.scatter_add(1, i, s), lambda a, i, s: a.at[
+    jnp.arange(2)[:, None], i].add(s), F((2, 4)), _IDX, F((2, 3)))
+case("index_select", lambda a, i: a.index_select(1, i), lambda a, i: a[:, i],
+     F((2, 4), view="s"), I([3, 0, 3]))
+case("index_select", lambda a, i: a.take(i), lambda a, i: a.ravel()[i], F((2, 3)), I([[5, 0]]))
+case("index_add", lambda a, i, s: a.index_add(0, i, s, alpha=2.0),
+     lambda a, i, s: a.at[i].add(2.0 * s), F((3, 2)), I([2, 0, 2]), F((3, 2)))
+case("masked_fill", lambda a, m: a.masked_fill(m, -1.0), lambda a, m: jnp.where(m, -1.0, a),
+     F((2, 3)), B([True, False, True]))
+case("masked_fill", lambda a, m, v: a.masked_fill(m, v), lambda a, m, v: jnp.where(m, v, a),
+     F((2, 3), view="t"), B([[True], [False]]), F(()))
+
+# -- linear algebra -------------------------------------------------------------------------------
+case("matmul", lambda a, b: a @ b, jnp.matmul, F((2, 3)), F((3, 4), view="t"))
+case("matmul", tg.bmm, jnp.matmul, F((2, 2, 3)), F((2, 3, 2)))
+case("matmul", tg.mv, jnp.matmul, F((2, 3)), F((3,)))
+case("matmul", tg.dot, jnp.dot, F((3,)), F((3,)))
+case("matmul", lambda c, a, b: tg.addmm(c, a, b, beta=0.5, alpha=2.0),
+     lambda c, a, b: 0.5 * c + 2.0 * a @ b, F((4,)), F((2, 3)), F((3, 4)))
+case("matmul", lambda c, a, b: tg.baddbmm(c, a, b, alpha=-1.0),
+     lambda c, a, b: c - a @ b, F((2, 1, 2)), F((2, 2, 3)), F((2, 3, 2)))
+case("outer", tg.outer, jnp.outer, F((3,)), F((2,)))
+case("einsum", lambda a, b: tg.einsum("bij,jk->bik", a, b), lambda a, b: jnp.einsum(
+    "bij,jk->bik", a, b), F((2, 2, 3)), F((3, 4)))
+case("einsum", lambda a: tg.einsum("ii", a), jnp.trace, F((3, 3)))
+case("tensordot", lambda a, b: tg.tensordot(a, b, ([1, 0], [0, 1])),
+     lambda a, b: jnp.tensordot(a, b, ([1, 0], [0, 1])), F((2, 3, 4)), F((3, 2)))
+case("tensordot", lambda a, b: tg.tensordot(a, b, 1), lambda a, b: jnp.tensordot(a, b, 1),
+     F((2, 3)), F((3, 2)))
+case("tril", lambda a: a.tril(-1), lambda a: jnp.tril(a, -1), F((3, 4)))
+case("triu", lambda a: tg.triu(a, 1), lambda a: jnp.triu(a, 1), F((2, 3, 3), view="t"))
+case("diag", tg.diag, jnp.diag, F((3,)))
+case("diag", lambda a: tg.diag(a, 1), lambda a: jnp.diag(a, 1), F((3, 4)))
+case("diagonal", lambda a: a.diagonal(0, -2, -1), lambda a: jnp.diagonal(a, 0, -2, -1),
+     F((2, 3, 3)))
+case("diagonal", lambda a: tg.diagonal(a, -1), lambda a: jnp.diagonal(a, -1), F((3, 4)))
+case("trace", tg.trace, jnp.trace, F((3, 4)))
+_WELL = F((3, 3), -0.3, 0.3)  # I * 2 + small: well conditioned
+
+
+def _well(a, eye):
+    return a + 2 * eye(3, dtype=a.dtype)
+
+
+case("linalg_inv", lambda a: tg.linalg.inv(_well(a, tg.eye)),
+     lambda a: jnp.linalg.inv(a + 2 * jnp.eye(3, dtype=a.dtype)), _WELL, tol=10)
+case("linalg_det", lambda a: tg.linalg.det(_well(a, tg.eye)),
+     lambda a: jnp.linalg.det(a + 2 * jnp.eye(3, dtype=a.dtype)), _WELL, tol=10)
+case("linalg_slogdet", lambda a: tg.linalg.slogdet(_well(a, tg.eye)).logabsdet,
+     lambda a: jnp.log(jnp.abs(jnp.linalg.det(a + 2 * jnp.eye(3, dtype=a.dtype)))), _WELL, tol=10)
+case("linalg_solve", lambda a, b: tg.linalg.solve(_well(a, tg.eye), b),
+     lambda a, b: jnp.linalg.solve(a + 2 * jnp.eye(3, dtype=a.dtype), b), _WELL, F((3, 2)), tol=10)
+case("linalg_solve", lambda a, b: tg.linalg.solve(_well(a, tg.eye), b),
+     lambda a, b: jnp.linalg.solve(a + 2 * jnp.eye(3, dtype=a.dtype), b[:, None])[:, 0],
+     _WELL, F((3,)), tol=10, name="vector_rhs")
+case("linalg_cholesky", lambda a: tg.linalg.cholesky(a @ a.mT + tg.eye(3, dtype=a.dtype)),
+     lambda a: jnp.linalg.cholesky(a @ a.T + jnp.eye(3, dtype=a.dtype)), F((3, 3)), tol=10)
+case("linalg_qr", lambda a: sum(tg.linalg.qr(_well(a, tg.eye))),
+     lambda a: sum(jnp.linalg.qr(a + 2 * jnp.eye(3, dtype=a.dtype))), _WELL, tol=10)
+case("linalg_svd", lambda a: tg.linalg.svd(a, full_matrices=False).S,
+     lambda a: jnp.linalg.svd(a, compute_uv=False), F((3, 2)), tol=10)
+case("linalg_matrix_norm", lambda a: tg.linalg.matrix_norm(a, "nuc"),
+     lambda a: jnp.linalg.svd(a, compute_uv=False).sum(), F((3, 2)), tol=10)
+case("linalg_matrix_norm", lambda a: tg.linalg.norm(a, 1), lambda a: jnp.abs(a).sum(0).max(),
+     F((3, 2)))
+
+# -- sorting and selection ------------------------------------------------------------------------
+case("sort", lambda a: a.sort(1, descending=True).values, lambda a: -jnp.sort(-a, 1),
+     F((3, 4), view="t"))
+case("sort", lambda a: tg.sort(a).values, jnp.sort, A([2.0, 1.0, 2.0, 0.0]), name="ties")
+case("argsort", lambda a: a.argsort(0), lambda a: jnp.argsort(a, 0), F((3, 4)), grad=False)
+case("topk", lambda a: a.topk(2).values, lambda a: -jnp.sort(-a, -1)[..., :2], F((3, 4)))
+case("topk", lambda a: a.topk(2, 0, largest=False).values, lambda a: jnp.sort(a, 0)[:2],
+     F((3, 4), view="s"))
+case("searchsorted", lambda s, v: tg.searchsorted(s, v), lambda s, v: jnp.searchsorted(s, v),
+     A([0.0, 1.0, 2.0, 3.0]), A([[1.0, 2.5], [-1.0, 9.0]]), grad=False)
+case("searchsorted", lambda s, v: tg.searchsorted(s, v, right=True),
+     lambda s, v: jnp.stack([jnp.searchsorted(s[i], v[i], side="right") for i in range(2)]),
+     A([[0.0, 1.0, 2.0], [1.0, 1.0, 5.0]]), A([[1.0, 2.5], [1.0, 9.0]]), grad=False)
+
+# Rows without a case here, and why (each is covered by another test):
+SKIP = {
+    "alias": "internal, no derivative: a no-grad use of a tensor that requires grad",
+    "random": "no derivative; the draws are tested in test_ops_random.py",
+    "normal": "a sample (zero gradient, as PyTorch); tested in test_ops_random.py",
+}

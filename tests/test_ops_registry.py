@@ -1,0 +1,149 @@
+"""Every registry row against `jax.vjp` of a jnp reference program (cases in `op_cases*.py`).
+
+For each case and dtype (float32, float64): the program must record its row; the forward value
+must equal the reference; the gradient for a random cotangent must equal the reference's vjp.
+A differentiable row without a case fails `test_every_registered_op_has_a_case`.
+"""
+from __future__ import annotations
+
+import importlib
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad._graph import REGISTRY, Node
+
+from op_cases import A, B, Case, F, I
+
+
+def _collect():
+    """Cases from every `tests/op_cases*.py`. Program cases (`op_cases.Case`) run here; a module
+    with row-level cases of its own format (`op_cases_nn.py`) runs them in its own test and only
+    counts for coverage."""
+    cases, skip = {}, {}
+    for path in sorted(pathlib.Path(__file__).parent.glob("op_cases*.py")):
+        module = importlib.import_module(path.stem)
+        for op, entries in module.CASES.items():
+            cases.setdefault(op, []).extend(entries)
+        skip.update(getattr(module, "SKIP", {}))
+    return cases, skip
+
+
+CASES, SKIP = _collect()
+PARAMS = [pytest.param(op, c, id=f"{op}-{c.name or k}")
+          for op, entries in sorted(CASES.items()) for k, c in enumerate(entries)
+          if isinstance(c, Case)]
+DTYPES = {"f32": np.float32, "f64": np.float64}
+
+
+def test_every_registered_op_has_a_case():
+    missing = sorted(name for name, op in REGISTRY.items()
+                     if op.differentiable and name not in CASES and name not in SKIP)
+    assert not missing, f"registry rows without a test case in tests/op_cases*.py: {missing}"
+    unknown = sorted(set(CASES) - set(REGISTRY))
+    assert not unknown, f"cases for rows that are not registered: {unknown}"
+
+
+def _arrays(c, np_dtype, rng):
+    """(leaf arrays, how each is seen by the program: a function of the leaf, for both sides)."""
+    out = []
+    for spec in c.inputs:
+        if isinstance(spec, F):
+            shape = spec.shape
+            if spec.view == "t":
+                leaf_shape = shape[:-2] + (shape[-1], shape[-2])
+                see = lambda x: x.transpose(-1, -2) if hasattr(x, "grad_fn") else jnp.swapaxes(x, -1, -2)  # noqa: E731
+            elif spec.view == "s":
+                leaf_shape = (2 * shape[0],) + shape[1:]
+                see = lambda x: x[::2]  # noqa: E731
+            else:
+                leaf_shape, see = shape, (lambda x: x)
+            out.append(("f", rng.uniform(spec.lo, spec.hi, leaf_shape).astype(np_dtype), see))
+        elif isinstance(spec, A):
+            out.append(("f", np.asarray(spec.values, np_dtype), lambda x: x))
+        elif isinstance(spec, I):
+            out.append(("i", np.asarray(spec.values, np.int64), lambda x: x))
+        else:
+            out.append(("b", np.asarray(spec.values, bool), lambda x: x))
+    return out
+
+
+def _recorded_ops(tensor) -> set:
+    names, stack, seen = set(), [tensor._cell.node], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n.op is not None:
+            names.add(n.op.name)
+        stack.extend(i for i in n.inputs if isinstance(i, Node))
+    return names
+
+
+@pytest.mark.parametrize("op, c", PARAMS)
+def test_op_matches_jax(op, c):
+    """Float32 and float64 run side by side: one tape, one backward, one reference program."""
+    seed = abs(hash((op, c.name, len(c.inputs)))) % 2**32
+    runs = []
+    for np_dtype in (np.float32, np.float64):
+        rng = np.random.default_rng(seed)
+        specs = _arrays(c, np_dtype, rng)
+        leaves = [tg.tensor(a, requires_grad=(kind == "f" and c.grad)) for kind, a, _ in specs]
+        out = c.fn(*[see(t) for t, (_, _, see) in zip(leaves, specs)])
+        assert op in _recorded_ops(out), f"the program does not record {op!r}"
+        ct = rng.standard_normal(tuple(out.shape)).astype(out.dtype.np) if c.grad else None
+        runs.append((np_dtype, specs, leaves, out, ct))
+    if c.grad:  # backward first: it computes the forward values too (one compiled call)
+        tg.autograd.backward([r[3] for r in runs], [tg.tensor(r[4]) for r in runs])
+
+    refs = [_reference(c, specs) for _, specs, _, _, _ in runs]
+    floats = [[a for kind, a, _ in specs if kind == "f"] for _, specs, _, _, _ in runs]
+    expected = _reference_run(refs, floats, [r[4] for r in runs], c.grad)
+
+    for (np_dtype, specs, leaves, out, _), (value, grads) in zip(runs, expected):
+        scale = c.tol * (1e-4 if np_dtype == np.float32 else 1e-9)
+        got = out.detach().numpy()
+        assert got.shape == value.shape
+        if value.dtype.kind == "f":
+            assert got.dtype == value.dtype, (np_dtype, got.dtype, value.dtype)
+            np.testing.assert_allclose(got, value, rtol=scale, atol=scale)
+        else:
+            np.testing.assert_array_equal(got, value)
+        if not c.grad:
+            continue
+        float_leaves = [t for t, (kind, _, _) in zip(leaves, specs) if kind == "f"]
+        for k, (t, g) in enumerate(zip(float_leaves, grads)):
+            assert t.grad is not None, f"float input {k} got no gradient"
+            assert t.grad.dtype == t.dtype
+            np.testing.assert_allclose(t.grad.numpy(), g, rtol=scale, atol=scale)
+
+
+def _reference(c, specs):
+    """The case's jnp program as a function of its float inputs (constants closed over)."""
+    def ref(*float_arrays):
+        it = iter(float_arrays)
+        args = [see(next(it)) if kind == "f" else see(a) for kind, a, see in specs]
+        return c.ref(*args)
+    return ref
+
+
+def _reference_run(refs, floats, cts, grad):
+    """Values (and vjps) of the references, for both dtypes as one jitted call: eager jnp would
+    compile op by op, which is slower."""
+    def run(floats, cts):
+        out = []
+        for ref, arrays, ct in zip(refs, floats, cts):
+            if grad:
+                value, vjp_fn = jax.vjp(ref, *arrays)
+                out.append((value, vjp_fn(ct.astype(value.dtype))))
+            else:
+                out.append((ref(*arrays), ()))
+        return out
+    with jax.enable_x64(True):
+        res = jax.jit(run)(floats, cts if grad else [0, 0])
+    return [(np.asarray(v), [np.asarray(g) for g in gs]) for v, gs in res]
