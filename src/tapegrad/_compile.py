@@ -14,6 +14,8 @@ import operator
 from typing import NamedTuple
 
 import jax
+import numpy as np
+from jax._src.lax.lax import _convert_element_type
 
 from . import _stepmode
 from ._graph import AccumulateGrad, GetItem, Node
@@ -213,8 +215,54 @@ def set_cache_limit(maxsize: int) -> None:
         cache.programs.popitem(last=False)
 
 
-def frontier_values(frontier: list) -> list:
-    return [x.value if isinstance(x, Node) else x for x in frontier]
+# Python numbers reach a program packed into one array per kind (a jit argument per number would
+# cost a host-to-device transfer each), and are unpacked as weakly typed scalars, so they promote
+# exactly as the Python numbers would.
+_PACK_KINDS = {float: 0, int: 1, bool: 2, complex: 3}
+_PACK_DTYPES = (np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_),
+                np.dtype(np.complex128))
+
+
+def _pack_kind(x) -> int:
+    kind = _PACK_KINDS.get(type(x))
+    if kind is None:
+        kind = 2 if isinstance(x, (bool, np.bool_)) else 1 if isinstance(x, (int, np.integer)) \
+            else 0 if isinstance(x, (float, np.floating)) else 3
+    return kind
+
+
+def arguments(frontier: list):
+    """A frontier as program arguments: the arrays, and the Python numbers packed by kind."""
+    arrays, packs = [], ([], [], [], [])
+    for x in frontier:
+        if isinstance(x, Node):
+            arrays.append(x.value)
+        else:
+            packs[_pack_kind(x)].append(x)
+    return arrays, tuple(np.array(p, dtype=d) if p else None for p, d in zip(packs, _PACK_DTYPES))
+
+
+def layout(frontier: list) -> tuple:
+    """Where each frontier entry sits in `arguments(frontier)`: (kind, index), kind -1 for arrays."""
+    counts, n_arrays, out = [0, 0, 0, 0], 0, []
+    for x in frontier:
+        if isinstance(x, Node):
+            out.append((-1, n_arrays))
+            n_arrays += 1
+        else:
+            kind = _pack_kind(x)
+            out.append((kind, counts[kind]))
+            counts[kind] += 1
+    return tuple(out)
+
+
+def unpack(layout_, args) -> list:
+    """Inside a program: the frontier values, numbers as weakly typed scalars."""
+    arrays, packs = args
+    return [arrays[i] if kind < 0 else
+            packs[kind][i] if kind == 2 else
+            _convert_element_type(packs[kind][i], _PACK_DTYPES[kind], weak_type=True)
+            for kind, i in layout_]
 
 
 def store(nodes, values) -> None:
@@ -237,14 +285,14 @@ def materialize(targets: list) -> None:
         return
 
     def build():
-        entries = walk.entries()
+        entries, places = walk.entries(), layout(tr.frontier)
 
-        def run(frontier):
-            computed = evaluate(entries, frontier)
+        def run(args):
+            computed = evaluate(entries, unpack(places, args))
             return tuple(computed[i] for i in keep)
         return cache.jit(run)
 
     program = cache.get(("eval", tuple(tr.key), keep), build)
     with jax.enable_x64(True):
-        values = program(frontier_values(tr.frontier))
+        values = program(arguments(tr.frontier))
     store([nodes[i] for i in keep], values)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _grad_mode, _stepmode
-from ._compile import Trace, cache, evaluate, frontier_values, lookup, owned, store
+from ._compile import Trace, arguments, cache, evaluate, layout, lookup, owned, store, unpack
 from ._graph import SAVES_NONE, AccumulateGrad, GetItem, Node, Op, grad_edge
 from ._tensor import Tensor, legacy_type_name
 
@@ -247,13 +247,12 @@ class Backward:
         implicit = isinstance(ct, float)
         key = ("segment", tuple(tr.key), kinds, live_p, live_f, implicit)
         program = cache.get(key, lambda: cache.jit(_segment_program(
-            walk_p, walk_f, kinds, live_p, live_f)))
+            walk_p, walk_f, layout(tr.frontier), kinds, live_p, live_f)))
         folds = [s.variable for s, k in zip(stops, kinds) if k == "fold"]
         old_grads = tuple(None if v._grad is None else v._grad._value() for v in folds)
         ct_value = ct if implicit else _as_tensor(ct, top.shape, top.dtype)._value()
         with jax.enable_x64(True):
-            p_values, f_values, cts, grads = program(frontier_values(tr.frontier), ct_value,
-                                                     old_grads)
+            p_values, f_values, cts, grads = program(arguments(tr.frontier), ct_value, old_grads)
         store([walk_p.nodes[i] for i in live_p], p_values)
         store([walk_f.nodes[i] for i in live_f], f_values)
         ct_stops = [s for s, k in zip(stops, kinds) if k == "ct"]
@@ -290,12 +289,13 @@ def _check(node: Node) -> None:
         check_versions(node)
 
 
-def _segment_program(walk_p, walk_f, kinds, live_p, live_f):
+def _segment_program(walk_p, walk_f, places, kinds, live_p, live_f):
     entries_p, entries_f = walk_p.entries(), walk_f.entries()
     stop_refs, top_refs = walk_p.top_refs, walk_f.top_refs
     primal_pos = [i for i, k in enumerate(kinds) if k != "const"]
 
-    def program(frontier, ct, old_grads):
+    def program(args, ct, old_grads):
+        frontier = unpack(places, args)
         computed_p = evaluate(entries_p, frontier)
         stop_values = lookup(stop_refs, frontier, (), computed_p)
         top, vjp_fn, live = _vjp(entries_f, top_refs, frontier, stop_values, primal_pos, live_f)
