@@ -146,3 +146,30 @@ def test_state_the_eager_runs_did_not_touch_is_rediscovered():
     np.testing.assert_allclose(b.detach().numpy(), [0.5, 0.5])
     np.testing.assert_allclose(a.detach().numpy(), [0.25, 0.25])
     assert compiled.traces == 1
+
+
+def test_compiled_gpt_step_equals_eager():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import models  # the benchmark's GPT: embeddings, LayerNorm, causal attention, GELU MLP
+
+    rng = np.random.default_rng(0)
+    x = tg.tensor(rng.integers(0, 10, (4, 16)))
+    y = tg.tensor(rng.integers(0, 10, (4, 16)))
+
+    def make():
+        tg.manual_seed(0)
+        model = models.gpt(tg)
+        opt = tg.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
+        return model, models.classifier_step(tg, model, opt, clip=1.0)
+
+    eager_model, eager_step = make()
+    model, step = make()
+    compiled = tg.compile(step)
+    for _ in range(5):
+        assert compiled(x, y).item() == pytest.approx(eager_step(x, y).item(), rel=1e-5)
+    assert compiled.traces == 1
+    for (name, p), (_, q) in zip(model.named_parameters(), eager_model.named_parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
