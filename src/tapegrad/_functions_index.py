@@ -19,7 +19,7 @@ from ._tensor import Tensor, _normalize_dim
 def _index(name: str, index) -> Tensor:
     index = index if isinstance(index, Tensor) else _as_index_tensor(index)
     if index.dtype not in (_dtype.int64, _dtype.int32):
-        raise RuntimeError(f"{name}(): Expected dtype int64 for index")
+        raise RuntimeError(f"{name}(): Expected dtype int32/int64 for index")
     return index
 
 

@@ -238,8 +238,16 @@ def _full_index(index, dim):
 def _scatter(x, index, src, *, dim, mode):
     src = jnp.broadcast_to(jnp.asarray(src, x.dtype), index.shape) if jnp.ndim(src) == 0 else \
         src[tuple(slice(0, s) for s in index.shape)].astype(x.dtype)
-    at = x.at[_full_index(index, dim)]
-    return at.add(src) if mode == "add" else at.set(src)
+    idx = _full_index(index, dim)
+    added = jnp.zeros_like(x).at[idx].add(src)
+    if mode == "add":
+        return x + added
+    # PyTorch's src gradient is `grad.gather(dim, index)`, duplicates included; jax's derivative
+    # of a scatter-set would reach only the element that won. The set values, with the derivative
+    # of a scatter-add (whose transpose is that gather):
+    written = jnp.zeros(x.shape, bool).at[idx].set(True)
+    return jnp.where(written, lax.stop_gradient(x.at[idx].set(src)) + added
+                     - lax.stop_gradient(added), x)
 
 
 def _index_add(x, index, source, *, dim, alpha):
