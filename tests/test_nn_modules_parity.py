@@ -1,0 +1,171 @@
+"""nn modules against PyTorch: copy PyTorch's weights in through state_dict, then compare outputs
+and gradients (float64), running statistics included."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad
+import tapegrad.nn as tnn
+
+torch = pytest.importorskip("torch")
+pnn = torch.nn
+
+R = np.random.default_rng(3)
+
+
+def _to_tapegrad(pmod, tmod):
+    tmod.load_state_dict({k: tapegrad.tensor(v.detach().numpy())
+                          for k, v in pmod.state_dict().items()})
+    return tmod
+
+
+def _inputs(lib, arrays):
+    return [lib.tensor(a, requires_grad=True) if a.dtype.kind == "f" else lib.tensor(a)
+            for a in arrays]
+
+
+def _check(pmod, tmod, arrays, call=lambda m, *xs: m(*xs), pick=lambda out: out, atol=1e-9):
+    """Run both modules on the same inputs; compare outputs and the grads of params and inputs."""
+    pmod, tmod = pmod.double(), _to_tapegrad(pmod.double(), tmod.double())
+    results = []
+    for lib, mod in ((torch, pmod), (tapegrad, tmod)):
+        xs = _inputs(lib, arrays)
+        out = pick(call(mod, *xs))
+        ct = lib.tensor(np.random.default_rng(5).uniform(0.5, 1.5, tuple(out.shape)))
+        (out * ct).sum().backward()
+        grads = {n: p.grad.numpy() for n, p in mod.named_parameters() if p.grad is not None}
+        results.append((out.detach().numpy(), grads, [x.grad.numpy() for x in xs if x.requires_grad]))
+    (po, pg, px), (to, tg, tx) = results
+    np.testing.assert_allclose(to, po, rtol=1e-7, atol=atol)
+    assert sorted(tg) == sorted(pg)
+    for n in pg:
+        np.testing.assert_allclose(tg[n], pg[n], rtol=1e-7, atol=atol, err_msg=n)
+    for a, b in zip(tx, px):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=atol)
+    return pmod, tmod
+
+
+def test_linear_and_bilinear():
+    _check(pnn.Linear(4, 3), tnn.Linear(4, 3), [R.normal(size=(2, 5, 4))])
+    _check(pnn.Bilinear(3, 2, 4), tnn.Bilinear(3, 2, 4), [R.normal(size=(5, 3)), R.normal(size=(5, 2))])
+
+
+def test_conv_layers():
+    _check(pnn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2), tnn.Conv2d(4, 6, 3, stride=2,
+                                                                           padding=1, groups=2),
+           [R.normal(size=(2, 4, 7, 6))])
+    _check(pnn.Conv2d(2, 3, (3, 2), padding="same", padding_mode="reflect"),
+           tnn.Conv2d(2, 3, (3, 2), padding="same", padding_mode="reflect"),
+           [R.normal(size=(1, 2, 5, 5))])
+    _check(pnn.Conv1d(3, 4, 3, padding=2, dilation=2, padding_mode="circular"),
+           tnn.Conv1d(3, 4, 3, padding=2, dilation=2, padding_mode="circular"),
+           [R.normal(size=(2, 3, 8))])
+    _check(pnn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1),
+           tnn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1),
+           [R.normal(size=(2, 4, 3, 3))])
+
+
+def test_pooling_and_shape_layers():
+    x = [R.normal(size=(2, 3, 6, 5))]
+    for p, t in [(pnn.MaxPool2d(2, ceil_mode=True), tnn.MaxPool2d(2, ceil_mode=True)),
+                 (pnn.AvgPool2d(3, 2, 1), tnn.AvgPool2d(3, 2, 1)),
+                 (pnn.AdaptiveAvgPool2d((2, 3)), tnn.AdaptiveAvgPool2d((2, 3))),
+                 (pnn.Flatten(), tnn.Flatten()), (pnn.Unflatten(1, (3, 1)), tnn.Unflatten(1, (3, 1)))]:
+        _check(p, t, x)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batchnorm2d_train_then_eval(momentum):
+    pmod, tmod = pnn.BatchNorm2d(3, momentum=momentum), tnn.BatchNorm2d(3, momentum=momentum)
+    with torch.no_grad():
+        pmod.weight.uniform_(0.5, 1.5)
+        pmod.bias.uniform_(-0.5, 0.5)
+    for _ in range(2):  # training steps update the running statistics
+        x = R.normal(2, 3, size=(4, 3, 2, 2))
+        pmod, tmod = _check(pmod, tmod, [x]) if _ == 0 else (pmod, tmod)
+        if _:
+            pmod(torch.tensor(x))
+            tmod(tapegrad.tensor(x))
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_allclose(getattr(tmod, name).numpy(), getattr(pmod, name).numpy(),
+                                   rtol=1e-7, atol=1e-12)
+    assert tmod.num_batches_tracked.item() == pmod.num_batches_tracked.item() == 2
+    pmod.eval()
+    tmod.eval()
+    x = R.normal(size=(3, 3, 2, 2))
+    out_p = pmod(torch.tensor(x)).detach().numpy()
+    out_t = tmod(tapegrad.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(out_t, out_p, rtol=1e-7, atol=1e-9)
+
+
+def test_batchnorm1d_and_norm_layers():
+    _check(pnn.BatchNorm1d(4, affine=False), tnn.BatchNorm1d(4, affine=False),
+           [R.normal(size=(5, 4, 3))])
+    _check(pnn.LayerNorm((3, 4)), tnn.LayerNorm((3, 4)), [R.normal(size=(2, 3, 4))])
+    p, t = pnn.GroupNorm(2, 4), tnn.GroupNorm(2, 4)
+    with torch.no_grad():
+        p.weight.uniform_(0.5, 1.5)
+    _check(p, t, [R.normal(size=(3, 4, 5))])
+
+
+def test_embedding_padding_idx():
+    p, t = pnn.Embedding(6, 3, padding_idx=1), tnn.Embedding(6, 3, padding_idx=1)
+    np.testing.assert_array_equal(t.weight.detach().numpy()[1], 0.0)
+    _check(p, t, [np.array([[0, 1, 2], [1, 5, 5]])])
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_multihead_attention(batch_first):
+    p = pnn.MultiheadAttention(8, 2, batch_first=batch_first)
+    t = tnn.MultiheadAttention(8, 2, batch_first=batch_first)
+    x = R.normal(size=(3, 4, 8) if batch_first else (4, 3, 8))  # batch 3, length 4
+    # a bool causal mask with batch_first, a float mask otherwise; padding masks the third key
+    mask = np.triu(np.ones((4, 4), bool), 1) if batch_first else R.normal(size=(4, 4))
+    kpm = np.array([[False, False, True, False]] * 3)
+
+    def self_attention(m, x):
+        lib = torch if isinstance(m, pnn.Module) else tapegrad
+        return m(x, x, x, attn_mask=lib.tensor(mask), key_padding_mask=lib.tensor(kpm))
+    _check(p, t, [x], call=self_attention, pick=lambda o: o[0])
+    _check(p, t, [x], call=self_attention, pick=lambda o: o[1])  # weights averaged over heads
+    # cross attention with a different key/value length, per-head weights
+    q = R.normal(size=(3, 2, 8) if batch_first else (2, 3, 8))
+    kv = R.normal(size=(3, 5, 8) if batch_first else (5, 3, 8))
+    _check(p, t, [q, kv], call=lambda m, q, kv: m(q, kv, kv, average_attn_weights=False),
+           pick=lambda o: o[0] * 2 + o[1].sum())
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_encoder_layer(norm_first):
+    kw = {"dim_feedforward": 16, "dropout": 0.0, "batch_first": True, "norm_first": norm_first}
+    p, t = pnn.TransformerEncoderLayer(8, 2, **kw), tnn.TransformerEncoderLayer(8, 2, **kw)
+    assert [n for n, _ in t.named_parameters()] == [n for n, _ in p.named_parameters()]
+    mask = np.array([[False, False, False, True], [False, True, False, False]])
+
+    def call(m, x):
+        lib = torch if isinstance(m, pnn.Module) else tapegrad
+        return m(x, src_key_padding_mask=lib.tensor(mask))
+    _check(p.train(), t.train(), [R.normal(size=(2, 4, 8))], call=call)
+
+
+@pytest.mark.parametrize("cls,kw", [
+    ("LSTM", {"num_layers": 2, "bidirectional": True}),
+    ("GRU", {"batch_first": True, "num_layers": 2}),
+    ("RNN", {"nonlinearity": "relu", "bias": False}),
+])
+def test_recurrent_layers(cls, kw):
+    p, t = getattr(pnn, cls)(3, 4, **kw), getattr(tnn, cls)(3, 4, **kw)
+    assert [(n, tuple(x.shape)) for n, x in t.named_parameters()] == \
+        [(n, tuple(x.shape)) for n, x in p.named_parameters()]
+    x = R.normal(size=(2, 5, 3))
+    _check(p, t, [x], pick=lambda o: o[0])
+    h = (lambda o: o[1][1]) if cls == "LSTM" else (lambda o: o[1])
+    _check(p, t, [x], pick=h)
+
+
+def test_lstm_with_initial_state_unbatched():
+    p, t = pnn.LSTM(3, 2), tnn.LSTM(3, 2)
+    h0, c0 = R.normal(size=(1, 2)), R.normal(size=(1, 2))
+    _check(p, t, [R.normal(size=(4, 3)), h0, c0], call=lambda m, x, h, c: m(x, (h, c)),
+           pick=lambda o: o[1][0] + o[0][-1])
