@@ -173,3 +173,46 @@ def test_compiled_gpt_step_equals_eager():
     for (name, p), (_, q) in zip(model.named_parameters(), eager_model.named_parameters()):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-4, atol=1e-6,
                                    err_msg=name)
+
+
+def test_learning_rate_changes_reach_a_compiled_step_without_recompiling():
+    w1_0, w2_0, batches = _data(3, n=8)
+
+    def make():
+        w1, w2 = tg.tensor(w1_0, requires_grad=True), tg.tensor(w2_0, requires_grad=True)
+        opt = tg.optim.SGD([w1, w2], lr=0.1, momentum=0.9)
+        return w1, w2, opt, tg.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+
+    def step(w1, w2, opt, x, y):
+        opt.zero_grad()
+        loss = (((x @ w1).tanh() @ w2 - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    e1, e2, eopt, esched = make()
+    c1, c2, copt, csched = make()
+    compiled = tg.compile(lambda x, y: step(c1, c2, copt, x, y))
+    for x, y in batches:
+        eager = step(e1, e2, eopt, tg.tensor(x), tg.tensor(y)).item()
+        assert compiled(tg.tensor(x), tg.tensor(y)).item() == pytest.approx(eager, rel=1e-6)
+        esched.step()
+        csched.step()
+    np.testing.assert_allclose(c1.detach().numpy(), e1.detach().numpy(), rtol=1e-5, atol=1e-7)
+    assert compiled.traces == 1
+
+
+def test_scheduler_inside_a_compiled_step_is_refused():
+    w = tg.ones(2, requires_grad=True)
+    opt = tg.optim.SGD([w], lr=0.1)
+    sched = tg.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+
+    @tg.compile
+    def step():
+        opt.zero_grad()
+        (w * w).sum().backward()
+        opt.step()
+        sched.step()
+
+    with pytest.raises(RuntimeError, match="Call scheduler.step\\(\\) outside the compiled step"):
+        step()

@@ -142,10 +142,8 @@ def _generators_in_use() -> list:
 
 
 def _hyperparams_now() -> list:
-    return [(id(o), gi, dict(o._hp(g))) for o in list(_optimizers) for gi, g in enumerate(o.param_groups)]
-
-
-_optimizers: weakref.WeakSet = weakref.WeakSet()  # optimizers register here (see optim.Optimizer)
+    return [(id(o), gi, o._hp(g)) for o in list(_stepmode.optimizers)
+            for gi, g in enumerate(o.param_groups)]
 
 
 def _flush(log: _stepmode.StepLog, result) -> None:

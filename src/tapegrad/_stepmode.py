@@ -8,9 +8,11 @@ global lookup.
 from __future__ import annotations
 
 import itertools
+import weakref
 
 _NUMBERS = (int, float, bool, complex)
 active = None  # the StepLog of the step being run or traced, if any
+optimizers: weakref.WeakSet = weakref.WeakSet()  # live optimizers (their hyperparameters are lifted)
 _serial = itertools.count()
 
 

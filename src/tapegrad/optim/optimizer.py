@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 import jax
 import optax
 
-from .. import _compile, _grad_mode
+from .. import _compile, _grad_mode, _stepmode
 from .._graph import Node
 from .._tensor import Tensor
 
@@ -126,6 +126,13 @@ class Optimizer:
             param_groups = [{"params": param_groups}]
         for group in param_groups:
             self.add_param_group(group)
+        # Compute lazily initialised parameters now, so the first step's program is the same as
+        # every later step's (one compile for the loop, not two).
+        pending = [p._cell.node for g in self.param_groups for p in g["params"]
+                   if p._cell.node.value is None]
+        if pending:
+            _compile.materialize(pending)
+        _stepmode.optimizers.add(self)  # tapegrad.compile passes hyperparameters in per call
 
     def __getstate__(self) -> dict:
         return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
@@ -235,7 +242,8 @@ class Optimizer:
             _compile.materialize(pending)  # one call for every pending value, not one each
         donate = jax.default_backend() != "cpu"
         prog = self._program(group, donate)
-        hp = self._hp(group)
+        index = next(i for i, g in enumerate(self.param_groups) if g is group)
+        hp = _stepmode.hyperparams(self, index, self._hp(group))
         fresh = [p for p in active if not self.state.get(p)]
         with jax.enable_x64(True):
             if fresh and prog.names:  # PyTorch creates state lazily, at a parameter's first step
