@@ -1,0 +1,85 @@
+"""Random ops: shapes, dtypes, ranges, reproducibility from the generator, rough statistics, and
+zero gradients as in PyTorch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def test_reproducible_with_seed_and_generator():
+    tg.manual_seed(3)
+    a = tg.randn(4, 3)
+    tg.manual_seed(3)
+    b = tg.randn(4, 3)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    g1, g2 = tg.Generator().manual_seed(5), tg.Generator().manual_seed(5)
+    x = tg.normal(0.0, 1.0, (5,), generator=g1)
+    y = tg.normal(0.0, 1.0, (5,), generator=g2)
+    np.testing.assert_array_equal(x.numpy(), y.numpy())
+    assert not np.array_equal(tg.normal(0.0, 1.0, (5,), generator=g1).numpy(), x.numpy())
+
+
+def test_factories():
+    g = tg.Generator().manual_seed(0)
+    u = tg.rand(2000, generator=g)
+    assert u.dtype is tg.float32 and 0 <= u.min().item() and u.max().item() < 1
+    assert abs(u.mean().item() - 0.5) < 0.05
+    n = tg.randn(2000, dtype=tg.float64, generator=g)
+    assert n.dtype is tg.float64 and abs(n.std().item() - 1) < 0.1
+    i = tg.randint(3, 7, (500,), generator=g)
+    assert i.dtype is tg.int64 and set(np.unique(i.numpy())) == {3, 4, 5, 6}
+    p = tg.randperm(10, generator=g)
+    assert sorted(p.tolist()) == list(range(10))
+
+
+def test_normal_forms_and_zero_gradient():
+    mean = tg.zeros(3, 1000, requires_grad=True)
+    std = tg.full((1000,), 2.0, requires_grad=True)
+    s = tg.normal(mean + 1, std)
+    assert s.shape == (3, 1000)
+    assert abs(s.mean().item() - 1) < 0.2 and abs(s.std().item() - 2) < 0.2
+    s.sum().backward()  # PyTorch: a sample's derivative with respect to mean and std is zero
+    assert not mean.grad.numpy().any() and not std.grad.numpy().any()
+    assert tg.normal(tg.zeros(4)).shape == (4,)
+    assert tg.normal(2.0, tg.ones(2, 2)).shape == (2, 2)
+    with pytest.raises(RuntimeError, match="normal expects std >= 0.0"):
+        tg.normal(0.0, -1.0, (2,))
+
+
+def test_bernoulli_and_multinomial():
+    g = tg.Generator().manual_seed(1)
+    p = tg.tensor([0.0, 1.0, 0.3]).expand(4000, 3)
+    b = tg.bernoulli(p, generator=g)
+    assert b.dtype is tg.float32
+    freq = b.mean(0).numpy()
+    assert freq[0] == 0 and freq[1] == 1 and abs(freq[2] - 0.3) < 0.05
+    w = tg.tensor([0.0, 1.0, 3.0])
+    m = tg.multinomial(w, 4000, replacement=True, generator=g)
+    counts = np.bincount(m.numpy(), minlength=3) / 4000
+    assert m.dtype is tg.int64 and counts[0] == 0 and abs(counts[2] - 0.75) < 0.05
+    rows = tg.multinomial(tg.tensor([[1.0, 1.0, 0.0, 1.0]] * 50), 3, generator=g)
+    assert rows.shape == (50, 3)
+    for row in rows.tolist():  # without replacement: distinct, never the zero-weight category
+        assert len(set(row)) == 3 and 2 not in row
+
+
+def test_inplace_fills():
+    g = tg.Generator().manual_seed(2)
+    x = tg.empty(3000, dtype=tg.float64)
+    assert x.normal_(1.0, 0.5, generator=g) is x
+    assert x.dtype is tg.float64 and abs(x.mean().item() - 1) < 0.05
+    x.uniform_(-2, 3, generator=g)
+    assert -2 <= x.min().item() and x.max().item() < 3 and abs(x.mean().item() - 0.5) < 0.1
+    x.bernoulli_(0.25, generator=g)
+    assert set(np.unique(x.numpy())) == {0.0, 1.0} and abs(x.mean().item() - 0.25) < 0.05
+    x.exponential_(2.0, generator=g)
+    assert x.min().item() >= 0 and abs(x.mean().item() - 0.5) < 0.05
+    w = tg.zeros(2, 3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        w.normal_()
+    with tg.no_grad():
+        w.normal_()
+        w[0].uniform_()  # a view: writes the row of w
+    assert w.is_leaf and w.requires_grad and (w[0] >= 0).all().item()
