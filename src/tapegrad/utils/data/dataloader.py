@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 from ._utils.collate import default_collate, default_convert
-from .dataset import Dataset, IterableDataset, TensorDataset
+from .dataset import Dataset, IterableDataset, Subset, TensorDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
 T_co = TypeVar("T_co", covariant=True)
@@ -124,8 +124,10 @@ class DataLoader(Generic[T_co]):
 
     def _fetch(self, indices: list) -> Any:
         ds = self.dataset
-        if isinstance(ds, TensorDataset) and self.collate_fn is default_collate:
-            return ds._gather(indices)  # one gather per tensor, not one index per sample
+        if self.collate_fn is default_collate and isinstance(ds, (TensorDataset, Subset)):
+            batch = ds._gather(indices)  # one gather per tensor, not one index per sample
+            if batch is not None:
+                return batch
         getitems = getattr(ds, "__getitems__", None)
         samples = getitems(indices) if callable(getitems) else [ds[i] for i in indices]
         return self.collate_fn(samples)

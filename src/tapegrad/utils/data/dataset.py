@@ -52,23 +52,33 @@ class TensorDataset(Dataset[tuple]):
         self._host = None
 
     def __getitem__(self, index):
-        return tuple(t[index] for t in self.tensors)
+        if any(t.requires_grad for t in self.tensors):
+            return tuple(t[index] for t in self.tensors)
+        from ..._factory import tensor
+        return tuple(tensor(a[index]) for a in self._host_arrays())
 
     def __len__(self) -> int:
         return self.tensors[0].size(0)
 
+    def _host_arrays(self) -> list:
+        """The tensors' values as numpy arrays (cached; refreshed after in-place updates)."""
+        key = tuple((id(t._cell), t._cell.version, id(t._cell.node)) for t in self.tensors)
+        if self._host is None or self._host[0] != key:
+            self._host = (key, [np.asarray(t._value()) for t in self.tensors])
+        return self._host[1]
+
     def _gather(self, indices: list) -> list:
-        """A collated batch `[t[indices] for t in tensors]`, gathered on the host."""
+        """The collated batch `[t[indices] for t in tensors]`: one host gather per tensor.
+
+        Indexing sample by sample would record (and compile) one op per index; data comes from
+        the host anyway, so the batch is gathered there and becomes one new tensor each.
+        """
+        from ..._factory import tensor
         if any(t.requires_grad for t in self.tensors):
-            from ..._factory import tensor
             idx = tensor(indices)
             return [t[idx] for t in self.tensors]
-        key = tuple((id(t._cell), t._cell.version, id(t._cell.node)) for t in self.tensors)
-        if self._host is None or self._host[0] != key:  # refreshed after in-place updates
-            self._host = (key, [np.asarray(t._value()) for t in self.tensors])
-        from ..._factory import tensor
         idx = np.asarray(indices, dtype=np.int64)
-        return [tensor(a[idx]) for a in self._host[1]]
+        return [tensor(a[idx]) for a in self._host_arrays()]
 
 
 class Subset(Dataset[T_co]):
@@ -82,6 +92,12 @@ class Subset(Dataset[T_co]):
         if isinstance(idx, list):
             return self.dataset[[self.indices[i] for i in idx]]
         return self.dataset[self.indices[idx]]
+
+    def _gather(self, indices: list[int]):
+        gather = getattr(self.dataset, "_gather", None)
+        if gather is None:
+            return None
+        return gather([self.indices[i] for i in indices])
 
     def __getitems__(self, indices: list[int]) -> list:
         if callable(getattr(self.dataset, "__getitems__", None)):
