@@ -3,11 +3,13 @@ normalization, attention and distances."""
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Sequence
 
 import numpy as np
 
 from .. import _grad_mode, _methods, _ops_conv, _ops_nn, _random
+from .._compile import materialize
 from .._record import apply
 from .._tensor import Tensor, _normalize_dim
 from ._functional_activation import _maybe_inplace
@@ -135,11 +137,30 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     out, mean, var = apply(_ops_nn.batch_norm, input, *params, eps=float(eps),
                            has_weight=weight is not None)
     if running_mean is not None:
-        with _grad_mode.no_grad():
-            for running, batch in ((running_mean, mean), (running_var, var)):
-                _methods.inplace(running, apply(_ops_nn.running_update, running, batch,
-                                                momentum=float(momentum)))
+        _update_running_stats(running_mean, running_var, mean, var, momentum)
     return out
+
+
+# The running statistics depend on the forward pass, but nothing that backward computes reads
+# them, so their updates stay pending. A chain of pending updates keeps every step's batch alive,
+# so it is computed (in one cached program) once it is this many steps long.
+MAX_PENDING_UPDATES = 16
+_pending_updates: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _update_running_stats(running_mean: Tensor, running_var: Tensor, mean: Tensor, var: Tensor,
+                          momentum: float) -> None:
+    """`running = (1 - momentum) * running + momentum * batch`, in place, under no_grad."""
+    with _grad_mode.no_grad():
+        for running, batch in ((running_mean, mean), (running_var, var)):
+            _methods.inplace(running, apply(_ops_nn.running_update, running, batch,
+                                            momentum=float(momentum)))
+    cell = running_mean._cell
+    count = _pending_updates.get(cell, 0) + 1
+    if count >= MAX_PENDING_UPDATES:
+        materialize([running_mean._cell.node, running_var._cell.node])
+        count = 0
+    _pending_updates[cell] = count
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,

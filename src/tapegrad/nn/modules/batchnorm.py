@@ -1,6 +1,9 @@
 """`BatchNorm1d` and `BatchNorm2d`: batch statistics in training, running statistics in eval."""
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
+
 from ... import _dtype, _factory
 from ..._tensor import Tensor
 from .. import functional as F, init
@@ -60,8 +63,9 @@ class _BatchNorm(Module):
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.add_(1)
-            self._batches += 1
+            self._batches += 1  # stored as a value: a pending chain of add_(1) would only grow
+            with jax.enable_x64(True):
+                self.num_batches_tracked._set_value(jnp.asarray(self._batches, jnp.int64))
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / self._batches
         use_batch = self.training or (self.running_mean is None and self.running_var is None)
