@@ -317,7 +317,10 @@ class Optimizer:
                 if name != "step" and name != "mu_product" and value.dtype != p._value().dtype \
                         and jax.numpy.issubdtype(value.dtype, jax.numpy.floating):
                     value = value.astype(p._value().dtype)
-                out[name] = Tensor._from_array(value)
+                with jax.enable_x64(True):  # own copy: the update may donate state buffers
+                    out[name] = Tensor._from_array(jax.numpy.array(value, copy=True))
+            elif name == "step" and isinstance(v, (int, float)):  # an old-style number
+                out[name] = Tensor._from_array(jax.numpy.asarray(v, jax.numpy.float32))
             else:
                 out[name] = v
         return self._complete_state(out)
