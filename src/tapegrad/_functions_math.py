@@ -116,7 +116,8 @@ def _integral(name: str, *xs) -> None:
     for x in xs:
         d = x.dtype if isinstance(x, Tensor) else _dtype.scalar_dtype(x)
         if d.is_floating_point or d.is_complex:
-            raise RuntimeError(f'"{name}_cpu" not implemented for \'{d.name.capitalize()}\'')
+            from ._methods import _type_name
+            raise RuntimeError(f'"{name}_cpu" not implemented for \'{_type_name(d)}\'')
 
 
 def bitwise_and(input, other) -> Tensor:
