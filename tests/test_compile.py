@@ -160,7 +160,7 @@ def test_compiled_gpt_step_equals_eager():
 
     def make():
         tg.manual_seed(0)
-        model = models.gpt(tg)
+        model = models.gpt(tg, layers=1, width=24)
         opt = tg.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
         return model, models.classifier_step(tg, model, opt, clip=1.0)
 
@@ -170,9 +170,14 @@ def test_compiled_gpt_step_equals_eager():
     for _ in range(5):
         assert compiled(x, y).item() == pytest.approx(eager_step(x, y).item(), rel=1e-5)
     assert compiled.traces == 1
+    width = 24
     for (name, p), (_, q) in zip(model.named_parameters(), eager_model.named_parameters()):
-        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-4, atol=1e-6,
-                                   err_msg=name)
+        a, b = p.detach().numpy(), q.detach().numpy()
+        if name.endswith("qkv.bias"):
+            # The key bias cancels in softmax: its true gradient is 0, so Adam amplifies float
+            # noise there into +-lr steps. Compare the query and value parts.
+            a, b = np.delete(a, np.s_[width:2 * width]), np.delete(b, np.s_[width:2 * width])
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 def test_learning_rate_changes_reach_a_compiled_step_without_recompiling():
