@@ -24,6 +24,13 @@ class Cell:
         self.serial = _stepmode.next_serial()
         node.owner = weakref.ref(self)
 
+    def assign(self, node: "Node", bump: bool = True) -> None:
+        """Show `node` from now on; an in-place update (`bump`) raises the version counter."""
+        self.node = node
+        node.owner = weakref.ref(self)
+        if bump:
+            self.version += 1
+
 
 class Node:
     """A recorded value. `inputs` holds nodes and Python scalars; `value` is None until computed."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import warnings
-import weakref
 from typing import Any, Callable
 
 import jax
@@ -187,16 +186,12 @@ class _Plan:
         for g in self.generators:
             g._counter += 1
         for cell, value in zip(self.writes, writes):
-            node = Const(value, from_numpy_dtype(value.dtype))
-            cell.node = node
-            cell.version += 1
-            node.owner = weakref.ref(cell)
+            cell.assign(Const(value, from_numpy_dtype(value.dtype)))
+        written = {id(c) for c in self.writes}
         for t, g in zip(self.grad_owners, grads):
             if g is None:
                 t._grad = None
-            elif t._grad is not None and t._grad._cell in self.writes:
-                pass  # written back above, in place
-            else:
+            elif t._grad is None or id(t._grad._cell) not in written:  # else written in place
                 t._grad = Tensor._from_array(g)
         treedef, kinds = self._out
         it = iter(outs)
@@ -216,9 +211,7 @@ class _Plan:
         saved_grads = [t._grad for t in self.grad_owners]
         try:
             for c, v in zip(cells, list(rw) + list(ro)):
-                node = Const(v, c.node.dtype)
-                c.node = node
-                node.owner = weakref.ref(c)
+                c.assign(Const(v, c.node.dtype), bump=False)
             call_args, call_kwargs = self.spec[0].unflatten(
                 [_arg_tensor(a, k) if a is not None else k for a, k in zip(args, self.spec[1])])
             with _StepContext(log, self.generators, advance=0) as ctx:  # the caller advances
@@ -235,7 +228,7 @@ class _Plan:
             return outs, writes, grads
         finally:
             for c, node in zip(cells, saved):
-                c.node = node
+                c.assign(node, bump=False)
             for t, g in zip(self.grad_owners, saved_grads):
                 t._grad = g
 

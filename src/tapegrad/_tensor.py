@@ -129,12 +129,9 @@ class Tensor:
 
     def _set_node(self, node) -> None:
         """Point this tensor's storage at a new value (an in-place update: bumps the version)."""
-        cell = self._cell
         if _stepmode.active is not None:
-            _stepmode.active.write(cell)
-        cell.node = node
-        cell.version += 1
-        node.owner = weakref.ref(cell)
+            _stepmode.active.write(self._cell)
+        self._cell.assign(node)
 
     def _set_value(self, value: jax.Array) -> None:
         """Store a computed array as this tensor's new value, in place (optimizers use this)."""
@@ -150,8 +147,8 @@ class Tensor:
         if self._grad_node is not None:
             if self._grad_node is not node:  # storage changed through a detached alias
                 from ._record import record
-                node = self._cell.node = record(_ops.rebase, (node, self._grad_node), (), True)
-                node.owner = weakref.ref(self._cell)
+                node = record(_ops.rebase, (node, self._grad_node), (), True)
+                self._cell.assign(node, bump=False)
                 self._grad_node = node
             return self._grad_node
         acc = self._acc() if self._acc is not None else None
