@@ -43,7 +43,8 @@ def test_import_paths():
     from tapegrad.utils.data.dataset import TensorDataset as TD
     from tapegrad.utils.data.sampler import RandomSampler as RS
     from tapegrad.utils.data._utils.collate import default_collate as dc
-    assert DL is DataLoader and TD is TensorDataset and RS is RandomSampler and dc is default_collate
+    assert DL is DataLoader and TD is TensorDataset and RS is RandomSampler
+    assert dc is default_collate
     assert tapegrad.utils.data.DataLoader is DataLoader
 
 

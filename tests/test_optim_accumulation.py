@@ -1,4 +1,4 @@
-"""Accumulate-then-step: `accumulation_steps=k` (optax MultiSteps) = the manual loop = one big batch."""
+"""Accumulate-then-step: `accumulation_steps=k` (optax MultiSteps) = manual loop = one big batch."""
 from __future__ import annotations
 
 import numpy as np

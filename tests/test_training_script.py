@@ -41,7 +41,8 @@ def test_script_runs_unchanged_and_learns(opt_name):
     y = _data()[1]
     assert out["accuracy"] > np.bincount(y).max() / len(y) + 0.1  # beats the majority class
     # the checkpoint round trip resumes exactly
-    np.testing.assert_array_equal(out["restored_losses"], out["losses"][-len(out["restored_losses"]):])
+    resumed = out["restored_losses"]
+    np.testing.assert_array_equal(resumed, out["losses"][-len(resumed):])
     for k, v in out["weights"].items():
         np.testing.assert_array_equal(out["restored_weights"][k], v)
 
@@ -51,7 +52,8 @@ def test_script_matches_pytorch(opt_name):
     pytest.importorskip("torch")
     source = SCRIPT.read_text()
     ours = _load(source, "script_tapegrad").run(*_data(), opt_name=opt_name)
-    ref = _load(source.replace("tapegrad", "torch"), "script_torch").run(*_data(), opt_name=opt_name)
+    torch_script = _load(source.replace("tapegrad", "torch"), "script_torch")
+    ref = torch_script.run(*_data(), opt_name=opt_name)
     np.testing.assert_allclose(ours["losses"], ref["losses"], rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(ours["norms"], ref["norms"], rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(ours["lr"], ref["lr"], rtol=1e-12)

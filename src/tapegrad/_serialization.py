@@ -67,7 +67,8 @@ class _Writer:
             return self.tensor(obj)
         if isinstance(obj, np.ndarray):
             if obj.dtype.hasobject or obj.dtype.kind in "SUV" and obj.dtype not in _BIT_STORED:
-                raise TypeError(f"tapegrad.save stores numeric numpy arrays only, got dtype {obj.dtype}")
+                raise TypeError(f"tapegrad.save stores numeric numpy arrays only, got dtype "
+                                f"{obj.dtype}")
             return {"$": "ndarray", **self.array(obj)}
         if isinstance(obj, np.generic):
             return {"$": "npscalar", **self.array(np.asarray(obj))}
@@ -176,7 +177,8 @@ class _Reader:
         if tag == "dict":
             return {self.decode(k): self.decode(v) for k, v in node["items"]}
         if tag == "OrderedDict":
-            return collections.OrderedDict((self.decode(k), self.decode(v)) for k, v in node["items"])
+            return collections.OrderedDict((self.decode(k), self.decode(v))
+                                           for k, v in node["items"])
         if tag in ("tensor", "parameter"):
             return self.tensor(node)
         if tag == "ref":

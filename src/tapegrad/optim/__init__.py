@@ -1,4 +1,4 @@
-"""`tapegrad.optim`: PyTorch's optimizers, each an optax transformation applied in one compiled call.
+"""`tapegrad.optim`: PyTorch's optimizers, each an optax transformation run as one compiled call.
 
 `accumulation_steps=k` on any optimizer steps every k-th `step()` call (optax `MultiSteps`),
 averaging the gradients in between: call `step()` and `zero_grad()` every micro-batch.

@@ -101,7 +101,7 @@ class AdamState(NamedTuple):
 
 
 def adam(lr, betas, eps, *, amsgrad: bool):
-    """PyTorch's Adam direction: `eps` added to `sqrt(v) / sqrt(1 - beta2**t)`, then `lr / (1 - beta1**t)`."""
+    """PyTorch's Adam: `eps` added to `sqrt(v) / sqrt(1 - beta2**t)`, step `lr / (1 - beta1**t)`."""
     b1, b2 = betas
 
     def init(params):

@@ -1,4 +1,4 @@
-"""`Adam` and `AdamW`: PyTorch's Adam (eps after the bias-corrected square root), L2 or decoupled decay."""
+"""`Adam` and `AdamW`: PyTorch's Adam (eps after the corrected square root), L2 or decoupled."""
 from __future__ import annotations
 
 import optax

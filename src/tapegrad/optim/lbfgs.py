@@ -162,7 +162,7 @@ class LBFGS(Optimizer):
         return loss, flat_grad
 
     def step(self, closure: Callable[[], Tensor]) -> Tensor:  # type: ignore[override]
-        """Re-evaluate the model through `closure` (which must zero grads, backward, return loss)."""
+        """Optimise, re-evaluating via `closure` (it zeroes grads, backwards, returns the loss)."""
         if closure is None:
             raise RuntimeError("LBFGS requires a closure that reevaluates the model and returns "
                                "the loss")

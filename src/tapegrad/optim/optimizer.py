@@ -17,8 +17,6 @@ called every micro-batch; gradients are averaged and parameters move every k-th 
 from __future__ import annotations
 
 import copy
-import functools
-import sys
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
@@ -26,7 +24,6 @@ import jax
 import optax
 
 from .. import _compile, _grad_mode, _stepmode
-from .._graph import Node
 from .._tensor import Tensor
 
 ParamsT = Iterable[Tensor] | Iterable[dict]
@@ -48,7 +45,7 @@ def _scalar(v):
     return float(v)
 
 
-# -- the per-parameter state as a named, flat dict -------------------------------------------------
+# -- the per-parameter state as a named, flat dict ------------------------------------------------
 
 def _named_leaves(state, out: list) -> list:
     """PyTorch's state key of each leaf of an optax state, in `jax.tree` flattening order."""
@@ -113,7 +110,8 @@ class Optimizer:
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             f"Tensors or dicts, but got {type(params).__name__}")
         if not isinstance(accumulation_steps, int) or accumulation_steps < 1:
-            raise ValueError(f"accumulation_steps must be a positive int, got {accumulation_steps!r}")
+            raise ValueError(f"accumulation_steps must be a positive int, got "
+                             f"{accumulation_steps!r}")
         self.defaults = defaults
         self.accumulation_steps = accumulation_steps
         self.state: defaultdict = defaultdict(dict)
@@ -134,9 +132,6 @@ class Optimizer:
             _compile.materialize(pending)
         _stepmode.optimizers.add(self)  # tapegrad.compile passes hyperparameters in per call
 
-    def __getstate__(self) -> dict:
-        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
-
     def __repr__(self) -> str:
         lines = [type(self).__name__ + " ("]
         for i, group in enumerate(self.param_groups):
@@ -144,7 +139,7 @@ class Optimizer:
             lines.extend(f"    {k}: {group[k]}" for k in sorted(group) if k != "params")
         return "\n".join(lines) + "\n)"
 
-    # -- parameter groups ---------------------------------------------------------------------------
+    # -- parameter groups -------------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters with its own hyperparameters (missing ones from defaults)."""
         if not isinstance(param_group, dict):
@@ -154,8 +149,8 @@ class Optimizer:
             param_group["params"] = [params]
         elif isinstance(params, set):
             raise TypeError("optimizer parameters need to be organized in ordered collections, but "
-                            "the ordering of tensors in sets will change between runs. Please use a "
-                            "list instead.")
+                            "the ordering of tensors in sets will change between runs. Please use "
+                            "a list instead.")
         else:
             param_group["params"] = list(params)
         for p in param_group["params"]:
@@ -178,7 +173,7 @@ class Optimizer:
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(param_group)
 
-    # -- gradients ----------------------------------------------------------------------------------
+    # -- gradients --------------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all parameters (to None by default, as PyTorch)."""
         for group in self.param_groups:
@@ -194,7 +189,7 @@ class Optimizer:
                     g.requires_grad_(False)
                     g._set_value(jax.numpy.zeros(g.shape, g.dtype.np))
 
-    # -- the update -----------------------------------------------------------------------------------
+    # -- the update -------------------------------------------------------------------------------
     def _transform(self, hp: dict, flags: dict) -> optax.GradientTransformation:
         raise NotImplementedError
 
@@ -260,7 +255,7 @@ class Optimizer:
             for name, leaf in zip(prog.names, leaves):
                 st[name]._set_value(leaf)
 
-    # -- state_dict -----------------------------------------------------------------------------------
+    # -- state_dict -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """`{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}` as PyTorch."""
         index: dict = {}
@@ -280,7 +275,7 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load state and hyperparameters saved by `state_dict()` (from this or a like optimizer)."""
+        """Load the state and hyperparameters `state_dict()` saved (this or a like optimizer)."""
         state_dict = dict(state_dict)
         groups = self.param_groups
         saved_groups = copy.deepcopy(state_dict["param_groups"])

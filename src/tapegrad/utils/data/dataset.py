@@ -149,7 +149,7 @@ class ChainDataset(IterableDataset):
 
 def random_split(dataset: Dataset[T_co], lengths: Sequence[int | float],
                  generator: _random.Generator | None = None) -> list[Subset[T_co]]:
-    """Split into non-overlapping random subsets of the given lengths (or fractions summing to 1)."""
+    """Split into non-overlapping random subsets of given lengths (or fractions summing to 1)."""
     generator = generator or _random.default_generator
     n = len(dataset)  # type: ignore[arg-type]
     if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:

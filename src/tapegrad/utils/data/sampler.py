@@ -124,4 +124,6 @@ class BatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         n = len(self.sampler)  # type: ignore[arg-type]
-        return n // self.batch_size if self.drop_last else (n + self.batch_size - 1) // self.batch_size
+        if self.drop_last:
+            return n // self.batch_size
+        return (n + self.batch_size - 1) // self.batch_size

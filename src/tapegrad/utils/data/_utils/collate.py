@@ -91,7 +91,8 @@ def default_collate(batch: list) -> Any:
         arrays = [np.asarray(b) for b in batch]
         if any(a.shape != arrays[0].shape for a in arrays):
             raise RuntimeError("stack expects each tensor to be equal size, but got "
-                               f"{list(arrays[0].shape)} at entry 0 and a different size at another")
+                               f"{list(arrays[0].shape)} at entry 0 and a different size at "
+                               "another")
         return _tensor(np.stack(arrays))
     if isinstance(elem, bool):
         return _tensor(np.array(batch, dtype=np.bool_))
