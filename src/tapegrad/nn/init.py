@@ -10,7 +10,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from .. import _grad_mode, _random
+from .. import _grad_mode, _methods, _random
 from .._tensor import Tensor
 
 __all__ = [
@@ -66,9 +66,12 @@ def _draw(tensor: Tensor, kind: str, generator, extra=None) -> Tensor:
     return gen.sample(kind, tuple(tensor.shape), tensor.dtype, extra)
 
 
-def _write(tensor: Tensor, value) -> Tensor:
+def _write(tensor: Tensor, value: Tensor) -> Tensor:
+    """Make `value` the tensor's new contents, in place. Unlike `copy_`, the new value does not
+    depend on the old one, so an overwritten initialisation is never computed."""
     with _grad_mode.no_grad():
-        return tensor.copy_(value)
+        _methods.check_inplace(tensor)
+        return _methods.inplace(tensor, value)
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
@@ -89,8 +92,8 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
-    with _grad_mode.no_grad():
-        return tensor.fill_(val)
+    from .._factory import full
+    return _write(tensor, full(tuple(tensor.shape), val, dtype=tensor.dtype))
 
 
 def ones_(tensor: Tensor) -> Tensor:

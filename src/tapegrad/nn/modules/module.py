@@ -6,7 +6,7 @@ import itertools
 from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Iterator, Mapping
 
-from ... import _dtype, _grad_mode
+from ... import _dtype, _grad_mode, _methods
 from ..._factory import parse_to
 from ..._tensor import RemovableHandle, Tensor
 from ..parameter import Parameter
@@ -463,8 +463,9 @@ class Module:
                         setattr(self, name, Parameter(value, param.requires_grad))
                     elif assign:
                         self._buffers[name] = value
-                    else:
-                        param.copy_(value)
+                    else:  # in place, as copy_, but not depending on the old (initial) value
+                        _methods.check_inplace(param)
+                        _methods.inplace(param, value.clone())
             except Exception as e:  # noqa: BLE001 - PyTorch reports every failure together
                 error_msgs.append(f'While copying the parameter named "{key}", whose dimensions in '
                                   f"the model are {param.shape} and whose dimensions in the "
