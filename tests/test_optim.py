@@ -298,3 +298,26 @@ def test_errors():
     other = optim.SGD([x, tapegrad.zeros(1, requires_grad=True)], lr=0.1)
     with pytest.raises(ValueError, match="doesn't match the size of optimizer's group"):
         opt.load_state_dict(other.state_dict())
+
+
+@pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.1, momentum=0.9)),
+                                         ("Adam", dict(lr=0.05, amsgrad=True)),
+                                         ("RMSprop", dict(lr=0.01, centered=True))])
+def test_complex_parameters_match_pytorch(name, kwargs):
+    """Complex parameters update as (re, im) pairs, PyTorch's `view_as_real`."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    z0 = rng.standard_normal(3) + 1j * rng.standard_normal(3)
+    grads = [rng.standard_normal(3) + 1j * rng.standard_normal(3) for _ in range(5)]
+    ours = tapegrad.tensor(z0, requires_grad=True)
+    ref = torch.tensor(z0, requires_grad=True)
+    opt = getattr(optim, name)([ours], **kwargs)
+    ref_opt = getattr(torch.optim, name)([ref], **kwargs)
+    for g in grads:
+        ours.grad, ref.grad = tapegrad.tensor(g), torch.tensor(g)
+        opt.step()
+        ref_opt.step()
+    np.testing.assert_allclose(ours.detach().numpy(), ref.detach().numpy(), rtol=1e-12)
+    for key, value in ref_opt.state[ref].items():
+        if isinstance(value, torch.Tensor):
+            np.testing.assert_allclose(opt.state[ours][key].numpy(), value.numpy(), rtol=1e-12)

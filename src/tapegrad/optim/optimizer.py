@@ -82,16 +82,36 @@ class _Program:
         self.init = _compile.cache.jit(self._init)
 
     def _init(self, params, hp):
-        return [jax.tree.leaves(self.build(hp, p.dtype).init(p)) for p in params]
+        out = []
+        for p in params:
+            pr = _as_real(p)
+            leaves = jax.tree.leaves(self.build(hp, pr.dtype).init(pr))
+            out.append([_like_param(x, p) for x in leaves])
+        return out
 
     def _run(self, params, grads, states, hp):
         new_params, new_states = [], []
         for p, g, leaves in zip(params, grads, states):
-            state = jax.tree.unflatten(self.treedef, leaves)
-            updates, s = self.build(hp, p.dtype).update(g, state, p)
-            new_params.append(optax.apply_updates(p, updates))
-            new_states.append(jax.tree.leaves(s))
+            pr, gr = _as_real(p), _as_real(g)  # complex parameters update as (re, im) pairs
+            state = jax.tree.unflatten(self.treedef, [_as_real(x) for x in leaves])
+            updates, s = self.build(hp, pr.dtype).update(gr, state, pr)
+            new_params.append(_like_param(optax.apply_updates(pr, updates), p))
+            new_states.append([_like_param(x, p) for x in jax.tree.leaves(s)])
         return new_params, new_states
+
+
+def _as_real(x):
+    """PyTorch's `view_as_real` for complex arrays (a trailing axis of 2); others unchanged."""
+    if jax.numpy.iscomplexobj(x):
+        return jax.numpy.stack([x.real, x.imag], axis=-1)
+    return x
+
+
+def _like_param(x, p):
+    """Back to a complex array where `p` is complex and `x` is its real view (state included)."""
+    if jax.numpy.iscomplexobj(p) and x.shape == p.shape + (2,):
+        return jax.lax.complex(x[..., 0], x[..., 1])
+    return x
 
 
 class Optimizer:
