@@ -91,7 +91,8 @@ class CompiledStep:
             hp_before = _hyperparams_now()
             result = self.fn(*args, **kwargs)
             _flush(log, result)
-            if _hyperparams_now() != hp_before:
+            if any(hp_before.get((id(o), gi)) != o._hp(o.param_groups[gi])
+                   for o, gi in log.hyperparams):
                 raise RuntimeError(
                     "tapegrad.compile: the step changed an optimizer's hyperparameters (a "
                     "learning-rate scheduler's step() inside the step?). Call scheduler.step() "
@@ -140,9 +141,9 @@ def _generators_in_use() -> list:
     return [g for g in list(_random.generators) if g is not None]
 
 
-def _hyperparams_now() -> list:
-    return [(id(o), gi, o._hp(g)) for o in list(_stepmode.optimizers)
-            for gi, g in enumerate(o.param_groups)]
+def _hyperparams_now() -> dict:
+    return {(id(o), gi): o._hp(g) for o in list(_stepmode.optimizers)
+            for gi, g in enumerate(o.param_groups)}
 
 
 def _flush(log: _stepmode.StepLog, result) -> None:
