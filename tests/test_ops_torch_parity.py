@@ -109,6 +109,9 @@ PROGRAMS = [
     ("index_ops", lambda m, x, i, s: x.index_select(1, i).sum(0) + x.index_add(1, i, s).sum(0)[:3]
      + m.take_along_dim(x, i[None], 1).sum(0) + x.masked_fill(x > 0, -1.0).sum(0)[:3]
      + x.take(i).sum(), [r(2, 4), np.array([3, 0, 3]), r(2, 3)]),
+    ("repeat_interleave", lambda m, x: x.repeat_interleave(2, 1).sum(0)[:3]
+     + m.repeat_interleave(x, m.tensor([1, 0, 2]), dim=0).sum(1)
+     + x.repeat_interleave(2)[:3] + x.clamp_min(0.1).sum(0) + x.clamp_max(0.2).sum(0), [r(3, 3)]),
     ("masked_fill_tensor", lambda m, x, v: x.masked_fill(x > 0, v), [r(2, 3), np.array(0.5)]),
     ("setitem", lambda m, x, v: _setitem(x, v), [r(3, 4), r(4)]),
     # linear algebra

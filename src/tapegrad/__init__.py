@@ -25,15 +25,16 @@ from ._functions import (
     transpose, true_divide, view,
 )
 from ._functions_index import (
-    argwhere, gather, index_add, index_select, masked_fill, masked_select, nonzero, scatter,
-    scatter_add, take, take_along_dim,
+    argwhere, gather, index_add, index_select, masked_fill, masked_select, nonzero,
+    repeat_interleave, scatter, scatter_add, take, take_along_dim,
 )
 from ._functions_linalg import (
     addbmm, addmm, addmv, baddbmm, bmm, det, diag, diag_embed, diagonal, dot, einsum, ger, inner,
     inverse, mm, mv, outer, slogdet, tensordot, trace, tril, triu,
 )
 from ._functions_math import (
-    acos, arccos, arcsin, arctan, arctan2, asin, atan, atan2, bitwise_and, bitwise_not,
+    acos, arccos, arcsin, arctan, arctan2, asin, atan, atan2, bitwise_and, bitwise_not, clamp_max,
+    clamp_min,
     bitwise_or, bitwise_xor, ceil, cosh, erf, erfinv, expm1, fix, floor, fmod, frac, isfinite,
     isinf, isnan, lerp, log10, log1p, log2, logaddexp, logical_and, logical_not, logical_or,
     logical_xor, nan_to_num, reciprocal, round, rsqrt, sign, sinh, square, tan, trunc, where,

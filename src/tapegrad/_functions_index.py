@@ -165,6 +165,20 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     return apply(_ops.index_select, input.reshape(-1), index.reshape(-1), dim=0).reshape(index.shape)
 
 
+def repeat_interleave(input: Tensor, repeats, dim: builtins.int | None = None, *,
+                      output_size: builtins.int | None = None) -> Tensor:
+    """Repeat each element (each slice along `dim`) `repeats` times, consecutively."""
+    from ._factory import tensor
+    if dim is None:
+        input, dim = input.reshape(-1), 0
+    d = _normalize_dim(dim, input.ndim)
+    counts = np.asarray(repeats._value() if isinstance(repeats, Tensor) else repeats)
+    if counts.ndim and counts.shape[0] != input.shape[d]:
+        raise RuntimeError("repeats must have the same size as input along dim")
+    index = np.repeat(np.arange(input.shape[d]), counts)
+    return apply(_ops.index_select, input, tensor(index), dim=d)
+
+
 def nonzero(input: Tensor, *, as_tuple: builtins.bool = False):
     """The indices of the nonzero elements: an `(n, ndim)` int64 tensor, or one tensor per dim."""
     from ._factory import tensor
@@ -184,7 +198,7 @@ METHODS = {
     "gather": gather, "scatter": scatter, "scatter_add": scatter_add,
     "index_select": index_select, "index_add": index_add, "masked_fill": masked_fill,
     "masked_select": masked_select, "take_along_dim": take_along_dim, "take": take,
-    "nonzero": nonzero, "argwhere": argwhere,
+    "nonzero": nonzero, "argwhere": argwhere, "repeat_interleave": repeat_interleave,
 }
 
 INPLACE = {"scatter_": scatter, "scatter_add_": scatter_add, "index_add_": index_add,

@@ -99,6 +99,16 @@ def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf: builtins.float 
                  neginf=-hi if neginf is None else builtins.float(neginf))
 
 
+def clamp_min(input: Tensor, min) -> Tensor:  # noqa: A002
+    from ._functions import clamp
+    return clamp(input, min=min)
+
+
+def clamp_max(input: Tensor, max) -> Tensor:  # noqa: A002
+    from ._functions import clamp
+    return clamp(input, max=max)
+
+
 # -- logic ----------------------------------------------------------------------------------------
 def logical_and(input: Tensor, other: Tensor) -> Tensor:
     return apply(_ops.logical_and, input, other)
@@ -161,7 +171,7 @@ METHODS = {
     "where": lambda self, condition, other: where(condition, self, other),
     "__and__": bitwise_and, "__rand__": _reflected(bitwise_and), "__or__": bitwise_or,
     "__ror__": _reflected(bitwise_or), "__xor__": bitwise_xor, "__rxor__": _reflected(bitwise_xor),
-    "__invert__": bitwise_not,
+    "__invert__": bitwise_not, "clamp_min": clamp_min, "clamp_max": clamp_max,
 }
 
 INPLACE = {
@@ -172,5 +182,5 @@ INPLACE = {
     "fmod_": fmod, "lerp_": lerp, "nan_to_num_": nan_to_num, "logical_and_": logical_and,
     "logical_or_": logical_or, "logical_not_": logical_not, "bitwise_and_": bitwise_and,
     "bitwise_or_": bitwise_or, "bitwise_xor_": bitwise_xor, "bitwise_not_": bitwise_not,
-    "__iand__": bitwise_and, "__ior__": bitwise_or, "__ixor__": bitwise_xor,
+    "clamp_min_": clamp_min, "clamp_max_": clamp_max, "__iand__": bitwise_and, "__ior__": bitwise_or, "__ixor__": bitwise_xor,
 }
