@@ -176,6 +176,8 @@ def _dims(dim, ndim: int):
     if dim is None:
         return None
     if isinstance(dim, (builtins.list, builtins.tuple)):
+        if not dim:  # PyTorch reduces over every dimension for an empty dim list
+            return None
         return builtins.tuple(sorted({_normalize_dim(d, ndim) for d in dim}))
     return (_normalize_dim(dim, ndim),)
 

@@ -148,7 +148,9 @@ def bitwise_xor(input, other) -> Tensor:
 
 def bitwise_not(input: Tensor) -> Tensor:
     """Bitwise (integers) or logical (bools) `not`: the `~` operator."""
-    _integral("bitwise_not", input)
+    if input.dtype.is_floating_point or input.dtype.is_complex:
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type "
+                        "tensors")
     return apply(_ops.bitwise_not, input)
 
 
