@@ -55,39 +55,53 @@ def _linear_params(model):
     return {k: v.detach().jax() for k, v in model.state_dict().items()}
 
 
+def time_tapegrad(step, x, y, steps) -> dict:
+    """The step eager and under tapegrad.compile."""
+    tx, ty = tg.tensor(x), tg.tensor(y)
+    out = {"eager": median_us(lambda: step(tx, ty).item(), steps)}
+    compiled = tg.compile(step)
+    out["compiled"] = median_us(lambda: compiled(tx, ty).item(), steps)
+    return out
+
+
+def time_jax(loss_fn, tx, params, x, y, steps) -> float:
+    """The hand-written jax.jit(value_and_grad) + optax step on the same parameters."""
+    jstep = jb.make_step(loss_fn, tx)
+    box = [params, tx.init(params)]
+    jx, jy = jnp.asarray(x), jnp.asarray(y)
+
+    def run():
+        box[0], box[1], loss = jstep(box[0], box[1], jx, jy)
+        loss.block_until_ready()
+    return median_us(run, steps)
+
+
+def time_torch(build, x, y, steps) -> float | None:
+    """The same PyTorch code, eager, when PyTorch is installed."""
+    if torch is None:
+        return None
+    torch.manual_seed(0)
+    step = build(torch)
+    px, py = torch.tensor(x), torch.tensor(y)
+    return median_us(lambda: step(px, py).item(), steps)
+
+
 def case_mlp(sizes, batch, steps):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, sizes[0])).astype(np.float32)
     y = rng.integers(0, sizes[-1], batch)
-    tg.manual_seed(0)
-    model = models.mlp(tg, sizes)
-    opt = tg.optim.Adam(model.parameters(), lr=1e-3)
-    step = models.classifier_step(tg, model, opt)
-    tx_, ty_ = tg.tensor(x), tg.tensor(y)
-    out = {"eager": median_us(lambda: step(tx_, ty_).item(), steps)}
-    compiled = tg.compile(step)
-    out["compiled"] = median_us(lambda: compiled(tx_, ty_).item(), steps)
 
+    def build(T):
+        model = models.mlp(T, sizes)
+        return model, models.classifier_step(T, model, T.optim.Adam(model.parameters(), lr=1e-3))
+    tg.manual_seed(0)
+    model, step = build(tg)
+    out = time_tapegrad(step, x, y, steps)
     sd = _linear_params(model)
     params = [{"weight": sd[f"{i}.weight"], "bias": sd[f"{i}.bias"]}
               for i in range(0, 2 * (len(sizes) - 1), 2)]
-    tx = optax.adam(1e-3)
-    state = tx.init(params)
-    jstep = jb.make_step(jb.mlp_loss, tx)
-    jx, jy = jnp.asarray(x), jnp.asarray(y)
-    box = [params, state]
-
-    def jax_step():
-        box[0], box[1], loss = jstep(box[0], box[1], jx, jy)
-        loss.block_until_ready()
-    out["jax"] = median_us(jax_step, steps)
-    if torch is not None:
-        torch.manual_seed(0)
-        tmodel = models.mlp(torch, sizes)
-        topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
-        tstep = models.classifier_step(torch, tmodel, topt)
-        px, py = torch.tensor(x), torch.tensor(y)
-        out["torch"] = median_us(lambda: tstep(px, py).item(), steps)
+    out["jax"] = time_jax(jb.mlp_loss, optax.adam(1e-3), params, x, y, steps)
+    out["torch"] = time_torch(lambda T: build(T)[1], x, y, steps)
     return out
 
 
@@ -106,33 +120,17 @@ def case_gpt(steps, batch=64, context=16, vocab=10):
     rng = np.random.default_rng(0)
     x = rng.integers(0, vocab, (batch, context))
     y = rng.integers(0, vocab, (batch, context))
+
+    def build(T):
+        model = models.gpt(T)
+        opt = T.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+        return model, models.classifier_step(T, model, opt, clip=1.0)
     tg.manual_seed(0)
-    model = models.gpt(tg)
-    opt = tg.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    step = models.classifier_step(tg, model, opt, clip=1.0)
-    tx_, ty_ = tg.tensor(x), tg.tensor(y)
-    out = {"eager": median_us(lambda: step(tx_, ty_).item(), steps)}
-    compiled = tg.compile(step)
-    out["compiled"] = median_us(lambda: compiled(tx_, ty_).item(), steps)
-
-    params = _gpt_params(model)
+    model, step = build(tg)
+    out = time_tapegrad(step, x, y, steps)
     tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-3, weight_decay=0.01))
-    state = tx.init(params)
-    jstep = jb.make_step(jb.gpt_loss, tx)
-    jx, jy = jnp.asarray(x), jnp.asarray(y)
-    box = [params, state]
-
-    def jax_step():
-        box[0], box[1], loss = jstep(box[0], box[1], jx, jy)
-        loss.block_until_ready()
-    out["jax"] = median_us(jax_step, steps)
-    if torch is not None:
-        torch.manual_seed(0)
-        tmodel = models.gpt(torch)
-        topt = torch.optim.AdamW(tmodel.parameters(), lr=1e-3, weight_decay=0.01)
-        tstep = models.classifier_step(torch, tmodel, topt, clip=1.0)
-        px, py = torch.tensor(x), torch.tensor(y)
-        out["torch"] = median_us(lambda: tstep(px, py).item(), steps)
+    out["jax"] = time_jax(jb.gpt_loss, tx, _gpt_params(model), x, y, steps)
+    out["torch"] = time_torch(lambda T: build(T)[1], x, y, steps)
     return out
 
 

@@ -25,6 +25,14 @@ def _sgd_step(w1, w2, x, y):
     return loss
 
 
+def _optimizer_step(w1, w2, opt, x, y):
+    opt.zero_grad()
+    loss = (((x @ w1).tanh() @ w2 - y) ** 2).mean()
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def test_compiled_manual_sgd_equals_eager_and_traces_once():
     w1_0, w2_0, batches = _data()
     e1, e2 = tg.tensor(w1_0, requires_grad=True), tg.tensor(w2_0, requires_grad=True)
@@ -47,18 +55,11 @@ def test_compiled_step_with_an_optimizer_equals_eager():
         w1, w2 = tg.tensor(w1_0, requires_grad=True), tg.tensor(w2_0, requires_grad=True)
         return w1, w2, tg.optim.Adam([w1, w2], lr=0.05)
 
-    def step(w1, w2, opt, x, y):
-        opt.zero_grad()
-        loss = (((x @ w1).relu() @ w2 - y) ** 2).mean()
-        loss.backward()
-        opt.step()
-        return loss
-
     e1, e2, eopt = make()
     c1, c2, copt = make()
-    cstep = tg.compile(lambda x, y: step(c1, c2, copt, x, y))
+    cstep = tg.compile(lambda x, y: _optimizer_step(c1, c2, copt, x, y))
     for x, y in batches:
-        eager = step(e1, e2, eopt, tg.tensor(x), tg.tensor(y)).item()
+        eager = _optimizer_step(e1, e2, eopt, tg.tensor(x), tg.tensor(y)).item()
         assert cstep(tg.tensor(x), tg.tensor(y)).item() == pytest.approx(eager, rel=1e-5)
     np.testing.assert_allclose(c2.detach().numpy(), e2.detach().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(copt.state[c2]["exp_avg"].numpy(),
@@ -188,18 +189,11 @@ def test_learning_rate_changes_reach_a_compiled_step_without_recompiling():
         opt = tg.optim.SGD([w1, w2], lr=0.1, momentum=0.9)
         return w1, w2, opt, tg.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
 
-    def step(w1, w2, opt, x, y):
-        opt.zero_grad()
-        loss = (((x @ w1).tanh() @ w2 - y) ** 2).mean()
-        loss.backward()
-        opt.step()
-        return loss
-
     e1, e2, eopt, esched = make()
     c1, c2, copt, csched = make()
-    compiled = tg.compile(lambda x, y: step(c1, c2, copt, x, y))
+    compiled = tg.compile(lambda x, y: _optimizer_step(c1, c2, copt, x, y))
     for x, y in batches:
-        eager = step(e1, e2, eopt, tg.tensor(x), tg.tensor(y)).item()
+        eager = _optimizer_step(e1, e2, eopt, tg.tensor(x), tg.tensor(y)).item()
         assert compiled(tg.tensor(x), tg.tensor(y)).item() == pytest.approx(eager, rel=1e-6)
         esched.step()
         csched.step()
