@@ -14,14 +14,21 @@ from . import _dtype, _stepmode
 
 
 class Cell:
-    """Storage shared by a tensor and its aliases (`detach()`, `.data`): a node and a version."""
+    """Storage shared by a tensor and its aliases (`detach()`, `.data`): a node and a version.
 
-    __slots__ = ("node", "version", "serial", "__weakref__")
+    `view` and `views` link a view's storage to its base's (see `_views`): `view` says how this
+    storage derives from a base (None if it does not), `views` holds weak references to the
+    storages of this one's views (None if it never had any).
+    """
+
+    __slots__ = ("node", "version", "serial", "view", "views", "__weakref__")
 
     def __init__(self, node: "Node") -> None:
         self.node = node
         self.version = 0
         self.serial = _stepmode.next_serial()
+        self.view = None
+        self.views = None
         node.owner = weakref.ref(self)
 
     def assign(self, node: "Node", bump: bool = True) -> None:
