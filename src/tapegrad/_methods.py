@@ -25,7 +25,7 @@ def inplace(target: Tensor, result: Tensor) -> Tensor:
     if result.shape != target.shape:
         raise RuntimeError(f"output with shape {list(target.shape)} doesn't match the broadcast "
                            f"shape {list(result.shape)}")
-    if target._cell in _views.VIEWS:  # a view: the base takes the new elements (see _views)
+    if target._cell.view is not None:  # a view: the base takes the new elements (_views)
         _views.write(target, result, inplace)
         return target
     node = result._cell.node
@@ -38,7 +38,7 @@ def inplace(target: Tensor, result: Tensor) -> Tensor:
     if node.requires_grad:
         target._grad_node = node
         target._requires_grad = True
-    if target._cell in _views.CHILDREN:
+    if target._cell.views is not None:
         _views.refresh(target._cell)
     return target
 

@@ -36,35 +36,39 @@ class _View:
         self.tensor = weakref.ref(tensor)  # the tensor that carries the view's autograd history
 
 
-VIEWS: "weakref.WeakKeyDictionary[Cell, _View]" = weakref.WeakKeyDictionary()
-CHILDREN: "weakref.WeakKeyDictionary[Cell, weakref.WeakSet]" = weakref.WeakKeyDictionary()
+_PRUNE_AT = 32  # a base's list of view storages drops the dead ones when it grows this long
 
 
 def track(out, input, op, writable: bool = True, **static):
     """Record that `out` (just computed by `op` from `input`) is a view of `input`; returns `out`."""
-    step = (op, tuple(sorted(static.items())))
-    parent = VIEWS.get(input._cell)
+    step = (op, tuple(static.items()))
+    parent = input._cell.view
     if parent is not None:
         base, steps, writable = parent.base, parent.steps + (step,), parent.writable and writable
     else:
         base, steps = input, (step,)
-    VIEWS[out._cell] = _View(base, steps, writable, out)
-    kids = CHILDREN.get(base._cell)
+    cell = out._cell
+    cell.view = _View(base, steps, writable, out)
+    base_cell = base._cell
+    kids = base_cell.views
     if kids is None:
-        kids = CHILDREN[base._cell] = weakref.WeakSet()
-    kids.add(out._cell)
+        base_cell.views = [weakref.ref(cell)]
+    else:
+        if len(kids) >= _PRUNE_AT:
+            kids[:] = [k for k in kids if k() is not None]
+        kids.append(weakref.ref(cell))
     return out
 
 
 def base_of(t):
     """The base tensor of a view (PyTorch's `Tensor._base`), or None."""
-    v = VIEWS.get(t._cell)
+    v = t._cell.view
     return None if v is None else v.base
 
 
 def check_leaf_base(target) -> None:
     """PyTorch's error for an in-place op, under grad mode, on a view of a leaf requiring grad."""
-    v = VIEWS.get(target._cell)
+    v = target._cell.view
     if v is not None and target._requires_grad and v.base._requires_grad \
             and v.base._grad_node is None:
         raise RuntimeError(_LEAF_VIEW)
@@ -81,7 +85,7 @@ def derive(base, steps):
 
 def write(target, result, inplace) -> None:
     """An in-place update of the view `target` to `result`: the base gets the new elements."""
-    v = VIEWS[target._cell]
+    v = target._cell.view
     if not v.writable:
         raise RuntimeError(_UNWRITABLE)
     from ._record import apply
@@ -94,19 +98,19 @@ def write(target, result, inplace) -> None:
 
 def refresh(cell: Cell) -> None:
     """Re-derive every live view of the base stored in `cell` (after an in-place update)."""
-    kids = CHILDREN.get(cell)
+    kids = cell.views
     if not kids:
         return
-    for view_cell in list(kids):
-        v = VIEWS.get(view_cell)
-        if v is None:
+    cells = [k() for k in kids]
+    kids[:] = [k for k, c in zip(kids, cells) if c is not None]
+    for view_cell in cells:
+        if view_cell is None:
             continue
+        v = view_cell.view
         t = v.tensor()
         tracked = t is not None and t._cell is view_cell and t._requires_grad
         with _grad_mode.set_grad_enabled(tracked):
             node = derive(v.base, v.steps)._cell.node
-        view_cell.node = node
-        view_cell.version += 1
-        node.owner = weakref.ref(view_cell)
+        view_cell.assign(node)
         if tracked and node.requires_grad:
             t._grad_node = node
