@@ -211,7 +211,19 @@ def _views_program_data(m, w):
     return p
 
 
-@pytest.mark.parametrize("program", [_views_program, _views_program_data])
+def _views_program_augmented(m, w):
+    x = w * 1
+    x[0] += 1
+    x[[0, 1]] += 2
+    x[:, 0] *= 5
+    x[1:, 1:] -= w[0, 1:] * 2
+    x.view(16)[3] = 9.0
+    x[x > 2] = -1.0
+    return x
+
+
+@pytest.mark.parametrize("program", [_views_program, _views_program_data,
+                                     _views_program_augmented])
 def test_views_match_pytorch(program):
     w0 = r(4, 4)
     results = []
