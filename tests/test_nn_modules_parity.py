@@ -169,3 +169,35 @@ def test_lstm_with_initial_state_unbatched():
     h0, c0 = R.normal(size=(1, 2)), R.normal(size=(1, 2))
     _check(p, t, [R.normal(size=(4, 3)), h0, c0], call=lambda m, x, h, c: m(x, (h, c)),
            pick=lambda o: o[1][0] + o[0][-1])
+
+
+def test_training_loop_matches_pytorch():
+    """Five steps of forward, loss, backward, clip_grad_norm_, in-place SGD and zero_grad."""
+    def model(nn):
+        return nn.Sequential(nn.Conv1d(2, 3, 3, padding=1), nn.BatchNorm1d(3), nn.GELU(),
+                             nn.Flatten(), nn.Linear(12, 8), nn.LayerNorm(8), nn.SiLU(),
+                             nn.Linear(8, 4))
+    p, t = model(pnn).double(), model(tnn)
+    _to_tapegrad(p, t.double())
+    x = R.normal(size=(6, 2, 4))
+    y = np.array([0, 3, 1, 2, 2, 1])
+    histories = []
+    for lib, m in ((torch, p), (tapegrad, t)):
+        loss_fn = (pnn if lib is torch else tnn).CrossEntropyLoss(label_smoothing=0.1)
+        clip = (pnn if lib is torch else tnn).utils.clip_grad_norm_
+        losses = []
+        for _ in range(5):
+            loss = loss_fn(m(lib.tensor(x)), lib.tensor(y))
+            loss.backward()
+            clip(m.parameters(), 0.5)
+            with lib.no_grad():
+                for q in m.parameters():
+                    q.sub_(q.grad * 0.3)
+            m.zero_grad()
+            losses.append(loss.item())
+        histories.append((losses, {k: v.numpy() for k, v in m.state_dict().items()}))
+    (pl, ps), (tl, ts) = histories
+    np.testing.assert_allclose(tl, pl, rtol=1e-9)
+    assert pl[-1] < pl[0]
+    for k in ps:
+        np.testing.assert_allclose(ts[k], ps[k], rtol=1e-8, atol=1e-10, err_msg=k)

@@ -1,7 +1,9 @@
 """`tapegrad.nn.init`: fill tensors in place (under no_grad) with PyTorch's initialisation schemes.
 
-Draws come from tapegrad's generator (`manual_seed` makes them repeat) and are recorded lazily,
-so initialising a model costs no device work until its values are needed.
+Draws come from tapegrad's generator (`manual_seed` makes them repeat). Unlike other random ops,
+an initial value is computed at once, by a small program cached per shape: a model's first
+training step then compiles its training step only, not every draw of its initialisation, and
+models with layers of the same shapes share the compiled draws.
 """
 from __future__ import annotations
 
@@ -74,21 +76,27 @@ def _write(tensor: Tensor, value: Tensor) -> Tensor:
         return _methods.inplace(tensor, value)
 
 
+def _computed(value: Tensor) -> Tensor:
+    value.jax()  # compute now (see the module docstring)
+    return value
+
+
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
     """Fill with draws from U(a, b)."""
-    return _write(tensor, _draw(tensor, "uniform", generator) * (b - a) + a)
+    return _write(tensor, _computed(_draw(tensor, "uniform", generator) * (b - a) + a))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
     """Fill with draws from N(mean, std^2)."""
-    return _write(tensor, _draw(tensor, "normal", generator) * std + mean)
+    return _write(tensor, _computed(_draw(tensor, "normal", generator) * std + mean))
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
                   b: float = 2.0, generator=None) -> Tensor:
     """Fill with draws from N(mean, std^2) restricted to [a, b]."""
     lo, hi = (a - mean) / std, (b - mean) / std
-    return _write(tensor, _draw(tensor, "truncated_normal", generator, (lo, hi)) * std + mean)
+    return _write(tensor, _computed(_draw(tensor, "truncated_normal", generator, (lo, hi)) * std
+                                    + mean))
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
