@@ -64,6 +64,9 @@ class RNNBase(Module):
         for p in self.parameters():
             init.uniform_(p, -stdv, stdv)
 
+    def flatten_parameters(self) -> None:
+        """A no-op: PyTorch compacts cuDNN weights here; XLA needs no particular layout."""
+
     @property
     def all_weights(self) -> list:
         return [[getattr(self, n) for n in self._flat_weights_names[i:i + (4 if self.bias else 2)]]
