@@ -67,6 +67,8 @@ def _scatter(op, name, input: Tensor, dim, index, src) -> Tensor:
     d = _normalize_dim(dim, input.ndim)
     _check_known(index, input.shape[d] if input.ndim else 1, d, RuntimeError)
     if isinstance(src, Tensor):
+        if src.dtype is not input.dtype:
+            raise RuntimeError(f"{name}(): Expected self.dtype to be equal to src.dtype")
         for a in range(index.ndim):
             if index.shape[a] > src.shape[a]:
                 raise RuntimeError(f"Expected index {list(index.shape)} to be smaller than self "
@@ -111,6 +113,10 @@ def index_add(input: Tensor, dim: builtins.int, index: Tensor, source: Tensor, *
               alpha=1) -> Tensor:
     """`input` with `alpha * source` slices added at `index` along `dim` (out of place)."""
     index = _index("index_add", index)
+    if source.dtype is not input.dtype:
+        from ._methods import _type_name
+        raise RuntimeError(f"index_add_(): self ({_type_name(input.dtype)}) and source "
+                           f"({_type_name(source.dtype)}) must have the same scalar type")
     d = _normalize_dim(dim, input.ndim)
     _check_known(index, input.shape[d], d, IndexError, "index out of range in self")
     return apply(_ops.index_add, input, index.reshape(-1), source, dim=d, alpha=alpha)
