@@ -165,7 +165,23 @@ def build_index(spec, tensors):
 
 
 getitem = Op("index", lambda x, *ts, spec: x[build_index(spec, ts)], saves=SAVES_NONE)
-setitem = Op("index_put", lambda x, v, *ts, spec: x.at[build_index(spec, ts)].set(v.astype(x.dtype)),
+
+
+def _index_put(x, v, *ts, spec):
+    index = build_index(spec, ts)
+    v = v.astype(x.dtype)
+    if not ts:
+        return x.at[index].set(v)
+    # Tensor indices may repeat: PyTorch's gradient for `v` is `grad[index]` at every repeat, but
+    # jax's derivative of a scatter-set reaches only the element written last. The set values,
+    # with the derivative of a scatter-add (whose transpose is that gather):
+    added = jnp.zeros_like(x).at[index].add(v)
+    written = jnp.zeros(x.shape, bool).at[index].set(True)
+    return jnp.where(written, lax.stop_gradient(x.at[index].set(v)) + added
+                     - lax.stop_gradient(added), x)
+
+
+setitem = Op("index_put", _index_put,
              saves=SAVES_NONE, grad_name="IndexPutBackward0")
 
 
