@@ -112,6 +112,7 @@ PROGRAMS = [
     ("repeat_interleave", lambda m, x: x.repeat_interleave(2, 1).sum(0)[:3]
      + m.repeat_interleave(x, m.tensor([1, 0, 2]), dim=0).sum(1)
      + x.repeat_interleave(2)[:3] + x.clamp_min(0.1).sum(0) + x.clamp_max(0.2).sum(0), [r(3, 3)]),
+    ("put_infinite_values", lambda m, x, v: _put_inf(m, x, v), [r(3), np.array([1.0, 2.0])]),
     ("masked_fill_tensor", lambda m, x, v: x.masked_fill(x > 0, v), [r(2, 3), np.array(0.5)]),
     ("setitem", lambda m, x, v: _setitem(x, v), [r(3, 4), r(4)]),
     # linear algebra
@@ -141,6 +142,15 @@ PROGRAMS = [
     ("promotion", lambda m, i, f: m.stack([(i + f).to(m.float64), i / i, (i * 2.5), i + True]),
      [np.array([1, 2, 3]), np.array([0.5, 1.0, 2.0], np.float32)]),
 ]
+
+
+def _put_inf(m, x, v):
+    w = m.cat([v[:1], v[1:] * float("-inf")])  # -inf written by index_put and scatter
+    y = x * 1
+    y[m.tensor([0, 0])] = w[1]
+    y[m.tensor([1, 2])] = w
+    z = x.scatter(0, m.tensor([2, 2]), w)
+    return y.exp() + z.exp()
 
 
 def _setitem(x, v):

@@ -149,7 +149,7 @@ matmul = Op("matmul", lambda a, b, *, dtype: jnp.matmul(a.astype(dtype), b.astyp
 
 
 # -- indexing -------------------------------------------------------------------------------------
-def build_index(spec, tensors):
+def build_index(spec, *tensors):
     """Rebuild an index from its static `spec` with ("t", k) marking the k-th tensor index."""
     out = []
     for s in spec:
@@ -164,21 +164,28 @@ def build_index(spec, tensors):
     return tuple(out)
 
 
-getitem = Op("index", lambda x, *ts, spec: x[build_index(spec, ts)], saves=SAVES_NONE)
+getitem = Op("index", lambda x, *ts, spec: x[build_index(spec, *ts)], saves=SAVES_NONE)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def put(index_of, x, v, *arrays):
+    """`x.at[index_of(*arrays)].set(v)` with PyTorch's derivative for `v`: `grad[index]` at every
+    (even repeated) index. jax's own derivative reaches only the element written last."""
+    return x.at[index_of(*arrays)].set(v)
+
+
+@put.defjvp
+def _put_jvp(index_of, primals, tangents):
+    x, v, *arrays = primals
+    dx, dv = tangents[0], tangents[1]
+    index = index_of(*arrays)
+    written = jnp.zeros(x.shape, bool).at[index].set(True)
+    return put(index_of, x, v, *arrays), jnp.where(written, jnp.zeros_like(dx).at[index].add(dv),
+                                                   dx)
 
 
 def _index_put(x, v, *ts, spec):
-    index = build_index(spec, ts)
-    v = v.astype(x.dtype)
-    if not ts:
-        return x.at[index].set(v)
-    # Tensor indices may repeat: PyTorch's gradient for `v` is `grad[index]` at every repeat, but
-    # jax's derivative of a scatter-set reaches only the element written last. The set values,
-    # with the derivative of a scatter-add (whose transpose is that gather):
-    added = jnp.zeros_like(x).at[index].add(v)
-    written = jnp.zeros(x.shape, bool).at[index].set(True)
-    return jnp.where(written, lax.stop_gradient(x.at[index].set(v)) + added
-                     - lax.stop_gradient(added), x)
+    return put(functools.partial(build_index, spec), x, v.astype(x.dtype), *ts)
 
 
 setitem = Op("index_put", _index_put,
@@ -254,16 +261,9 @@ def _full_index(index, dim):
 def _scatter(x, index, src, *, dim, mode):
     src = jnp.broadcast_to(jnp.asarray(src, x.dtype), index.shape) if jnp.ndim(src) == 0 else \
         src[tuple(slice(0, s) for s in index.shape)].astype(x.dtype)
-    idx = _full_index(index, dim)
-    added = jnp.zeros_like(x).at[idx].add(src)
     if mode == "add":
-        return x + added
-    # PyTorch's src gradient is `grad.gather(dim, index)`, duplicates included; jax's derivative
-    # of a scatter-set would reach only the element that won. The set values, with the derivative
-    # of a scatter-add (whose transpose is that gather):
-    written = jnp.zeros(x.shape, bool).at[idx].set(True)
-    return jnp.where(written, lax.stop_gradient(x.at[idx].set(src)) + added
-                     - lax.stop_gradient(added), x)
+        return x.at[_full_index(index, dim)].add(src)
+    return put(functools.partial(_full_index, dim=dim), x, src, index)
 
 
 def _index_add(x, index, source, *, dim, alpha):
