@@ -369,9 +369,12 @@ def _check_mask(mask: Tensor, x: Tensor, dim: builtins.int) -> None:
 
 
 def _check_index_values(t: Tensor, size: builtins.int, dim: builtins.int) -> None:
-    if t.numel() == 0:
+    """IndexError for out-of-range values, checked when they are known: an index still pending
+    is not computed for it (that would cost a device round trip per indexing, and cannot happen
+    inside a compiled step); XLA then clamps it, as PyTorch on a GPU cannot check either."""
+    if t.numel() == 0 or t._cell.node.value is None:
         return
-    values = np.asarray(t._value())
+    values = np.asarray(t._cell.node.value)
     bad = values[(values < -size) | (values >= size)]
     if bad.size:
         raise IndexError(f"index {bad.flat[0]} is out of bounds for dimension {dim} with size {size}")

@@ -278,8 +278,13 @@ def _mT(self):  # noqa: N802
     return mT(self)
 
 
+def _base(self):
+    """The tensor this one is a view of (PyTorch's `Tensor._base`), or None."""
+    return _views.base_of(self)
+
+
 METHODS = {
-    "squeeze": squeeze, "unsqueeze": unsqueeze, "flatten": flatten, "unflatten": unflatten,
+    "_base": property(_base), "squeeze": squeeze, "unsqueeze": unsqueeze, "flatten": flatten, "unflatten": unflatten,
     "movedim": movedim, "moveaxis": movedim, "expand_as": expand_as, "view_as": view_as,
     "reshape_as": reshape_as, "repeat": repeat, "tile": tile, "flip": flip, "fliplr": fliplr,
     "flipud": flipud, "roll": roll, "select": select, "narrow": narrow, "split": split,
