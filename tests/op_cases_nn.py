@@ -60,6 +60,9 @@ CASES = {
     "gelu": [Case([TIES], {"approximate": "none"}), Case([_r(3, 2)], {"approximate": "tanh"})],
     "softplus": [Case([TIES * 4], {"beta": 1.0, "threshold": 20.0}),
                  Case([_r(3, 4) * 10], {"beta": 2.0, "threshold": 5.0})],
+    "log_sigmoid": _UNARY,
+    "prelu": [Case([TIES, np.array([0.25])], {}), Case([_r(2, 3, 2), _r(3)], {})],
+    "glu": [Case([_r(3, 4)], {"dim": 1}), Case([_r(2, 3, 2)], {"dim": 0})],
     "softmax": [Case([_r(3, 4)], {"dim": 1}), Case([_r(2, 3, 2)], {"dim": 0})],
     "log_softmax": [Case([_r(3, 4)], {"dim": 1}), Case([_r(5)], {"dim": 0})],
     # -- dropout, linear maps, embedding
@@ -177,6 +180,12 @@ CASES = {
                         {"mode": "LSTM", "bidirectional": False, "has_bias": True}),
                    Case([_r(3, 2, 3), _r(2, 2, 4), _r(2, 2, 4), *_rnn_params(4, 3, 4, 2)],
                         {"mode": "LSTM", "bidirectional": True, "has_bias": True})],
+    "rnn_cell": [Case([_r(2, 3), _r(2, 4), *_rnn_params(3, 3, 4, 1)],
+                      {"mode": "GRU", "has_bias": True}),
+                 Case([_r(2, 3), _r(2, 4), *_rnn_params(1, 3, 4, 1, bias=False)],
+                      {"mode": "RNN_RELU", "has_bias": False})],
+    "lstm_cell": [Case([_r(2, 3), _r(2, 4), _r(2, 4), *_rnn_params(4, 3, 4, 1)],
+                       {"mode": "LSTM", "has_bias": True})],
     # -- nn.utils
     "clip_grad_total_norm": [Case([_r(3, 4), _r(5)], {"norm_type": 2.0}),
                              Case([_r(3), _r(2, 2)], {"norm_type": float("inf")})],

@@ -77,7 +77,11 @@ def test_repr_matches_pytorch(torch):
             emb=nn.Embedding(3, 2, padding_idx=0), mp=nn.MaxPool2d(2), ap=nn.AvgPool2d(3, 1),
             ct=nn.ConvTranspose2d(2, 3, 2, stride=2), c1=nn.Conv1d(2, 2, 3, padding="same"),
             gelu=nn.GELU(), lsm=nn.LogSoftmax(dim=-1), loss=nn.CrossEntropyLoss(),
-            ml=nn.ModuleList([nn.Identity(), nn.SiLU()]), uf=nn.Unflatten(1, (2, 2))))
+            ml=nn.ModuleList([nn.Identity(), nn.SiLU()]), uf=nn.Unflatten(1, (2, 2)),
+            pr=nn.PReLU(3), up=nn.Upsample(scale_factor=2, mode="bilinear"), zp=nn.ZeroPad2d(1),
+            cp=nn.ConstantPad1d((1, 2), 0.5), rp=nn.ReflectionPad2d(2), d2=nn.Dropout2d(),
+            cell=nn.LSTMCell(2, 3), rc=nn.RNNCell(2, 3, nonlinearity="relu"), glu=nn.GLU(),
+            lsg=nn.LogSigmoid(), smin=nn.Softmin(dim=0)))
     assert repr(model(tnn)) == repr(model(torch.nn))
 
 
@@ -186,6 +190,12 @@ def test_dropout_train_and_eval():
     np.testing.assert_allclose(y[kept], 1 / 0.75, rtol=1e-6)
     d.eval()
     assert d(x) is x
+    d2 = tnn.Dropout2d(0.5)
+    y = d2(tapegrad.ones(40, 30, 2, 3)).numpy()
+    per_channel = y.reshape(40, 30, 6)
+    assert np.all((per_channel == 0).all(-1) | (per_channel == 2.0).all(-1))  # whole channels
+    assert 0.4 < (per_channel[..., 0] == 0).mean() < 0.6
+    assert d2.eval()(x) is x
 
 
 def test_to_dtype_keeps_parameter_identity():

@@ -201,3 +201,24 @@ def test_training_loop_matches_pytorch():
     assert pl[-1] < pl[0]
     for k in ps:
         np.testing.assert_allclose(ts[k], ps[k], rtol=1e-8, atol=1e-10, err_msg=k)
+
+
+@pytest.mark.parametrize("cls", ["LSTMCell", "GRUCell", "RNNCell"])
+def test_recurrent_cells(cls):
+    p, t = getattr(pnn, cls)(3, 4), getattr(tnn, cls)(3, 4)
+    assert [n for n, _ in t.named_parameters()] == [n for n, _ in p.named_parameters()]
+    states = [R.normal(size=(2, 4))] * (2 if cls == "LSTMCell" else 1)
+    if cls == "LSTMCell":
+        _check(p, t, [R.normal(size=(2, 3)), *states], call=lambda m, x, h, c: m(x, (h, c)),
+               pick=lambda o: o[0] * 2 + o[1])
+    else:
+        _check(p, t, [R.normal(size=(2, 3)), *states])
+
+
+def test_small_layers():
+    x = [R.normal(size=(2, 3, 4, 5))]
+    for name, args in [("PReLU", (3,)), ("Upsample", ()), ("ZeroPad2d", ((1, 0, 2, 1),)),
+                       ("ReflectionPad2d", (1,)), ("ReplicationPad2d", ((0, 1, 1, 0),)),
+                       ("Softmin", (1,)), ("GLU", (-2,)), ("LogSigmoid", ())]:
+        kw = {"scale_factor": 2, "mode": "bilinear"} if name == "Upsample" else {}
+        _check(getattr(pnn, name)(*args, **kw), getattr(tnn, name)(*args, **kw), x)

@@ -97,6 +97,20 @@ softplus = _unary("softplus", _softplus)
 softsign = _unary("softsign", _softsign, grad_name="DivBackward0")
 hardsigmoid = _unary("hardsigmoid", _hardsigmoid)
 hardswish = _unary("hardswish", _hardswish)
+def _prelu(x, w):
+    if x.ndim >= 2 and w.size > 1:
+        w = w.reshape((-1,) + (1,) * (x.ndim - 2))
+    return jnp.where(x > 0, x, w * x)  # derivative at 0 is the weight, as PyTorch
+
+
+def _glu(x, *, dim):
+    a, b = jnp.split(x, 2, axis=dim)
+    return a * jax.nn.sigmoid(b)
+
+
+log_sigmoid = _unary("log_sigmoid", jax.nn.log_sigmoid)
+prelu = Op("prelu", _prelu, grad_name="PreluKernelBackward0")
+glu = _unary("glu", _glu)
 softmax = _unary("softmax", lambda x, *, dim: jax.nn.softmax(x, axis=dim), saves=SAVES_OUTPUT)
 log_softmax = _unary("log_softmax", lambda x, *, dim: jax.nn.log_softmax(x, axis=dim),
                      saves=SAVES_OUTPUT)

@@ -64,3 +64,18 @@ def _rnn_layer(x, h0, *rest, mode, bidirectional, has_bias):
 
 rnn_layer = Op("rnn_layer", _rnn_layer, n_out=2, grad_name="RnnBackward0")
 lstm_layer = Op("lstm_layer", _rnn_layer, n_out=3, grad_name="LstmBackward0")
+
+
+def _rnn_cell(x, h, *rest, mode, has_bias):
+    """One step of an RNN/GRU cell (`LSTM`: `rest` starts with the cell state; returns (h, c))."""
+    lstm = mode == "LSTM"
+    c = rest[0] if lstm else h
+    params = rest[1:] if lstm else rest
+    w_ih, w_hh = params[0], params[1]
+    b_ih, b_hh = (params[2], params[3]) if has_bias else (0.0, 0.0)
+    h, c = _cell(mode, x @ w_ih.T + b_ih, h, c, w_hh, b_hh)
+    return (h, c) if lstm else h
+
+
+rnn_cell = Op("rnn_cell", _rnn_cell, grad_name="RnnCellBackward0")
+lstm_cell = Op("lstm_cell", _rnn_cell, n_out=2, grad_name="LstmCellBackward0")

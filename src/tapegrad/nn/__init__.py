@@ -2,13 +2,15 @@
 from . import functional, init, modules, parameter, utils
 from .modules import (
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BCELoss, BCEWithLogitsLoss,
-    BatchNorm1d, BatchNorm2d, Bilinear, Conv1d, Conv2d, ConvTranspose2d, CrossEntropyLoss,
-    Dropout, ELU, Embedding, Flatten, GELU, GRU, GroupNorm, Hardsigmoid, Hardswish, Hardtanh,
-    HuberLoss, Identity, KLDivLoss, L1Loss, LSTM, LayerNorm, LeakyReLU, Linear, LogSoftmax,
-    MSELoss, MaxPool1d, MaxPool2d, Mish, Module, ModuleDict, ModuleList, MultiheadAttention,
-    NLLLoss, ParameterDict, ParameterList, RNN, RNNBase, ReLU, ReLU6, SELU, Sequential, SiLU,
-    Sigmoid, SmoothL1Loss, Softmax, Softplus, Softsign, Tanh, TransformerEncoder,
-    TransformerEncoderLayer, Unflatten,
+    BatchNorm1d, BatchNorm2d, Bilinear, CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d,
+    Conv1d, Conv2d, ConvTranspose2d, CrossEntropyLoss, Dropout, Dropout1d, Dropout2d, ELU,
+    Embedding, Flatten, GELU, GLU, GRU, GRUCell, GroupNorm, Hardsigmoid, Hardswish, Hardtanh,
+    HuberLoss, Identity, KLDivLoss, L1Loss, LSTM, LSTMCell, LayerNorm, LeakyReLU, Linear,
+    LogSigmoid, LogSoftmax, MSELoss, MaxPool1d, MaxPool2d, Mish, Module, ModuleDict, ModuleList,
+    MultiheadAttention, NLLLoss, PReLU, ParameterDict, ParameterList, RNN, RNNBase, RNNCell,
+    RNNCellBase, ReLU, ReLU6, ReflectionPad1d, ReflectionPad2d, ReplicationPad1d, ReplicationPad2d,
+    SELU, Sequential, SiLU, Sigmoid, SmoothL1Loss, Softmax, Softmin, Softplus, Softsign, Tanh,
+    TransformerEncoder, TransformerEncoderLayer, Unflatten, Upsample, ZeroPad1d, ZeroPad2d,
 )
 from .parameter import Parameter
 

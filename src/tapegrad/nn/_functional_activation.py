@@ -107,3 +107,34 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
     if dtype is not None:
         input = input.to(_dtype.as_dtype(dtype))
     return apply(_ops_nn.log_softmax, input, dim=_softmax_dim("log_softmax", input.ndim, dim))
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """`log(sigmoid(x))`, computed stably."""
+    return apply(_ops_nn.log_sigmoid, input)
+
+
+def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """`softmax(-input)`."""
+    if dtype is not None:
+        input = input.to(_dtype.as_dtype(dtype))
+    return apply(_ops_nn.softmax, -input, dim=_softmax_dim("softmin", input.ndim, dim))
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """`max(0, x) + weight * min(0, x)`, with one weight or one per channel (dimension 1)."""
+    if weight.numel() != 1 and (input.ndim < 2 or input.shape[1] != weight.numel()):
+        raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter "
+                           f"numbers = {weight.numel()} and channel size = "
+                           f"{input.shape[1] if input.ndim >= 2 else 1}.")
+    return apply(_ops_nn.prelu, input, weight)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """Gated linear unit: the first half of `dim` times the sigmoid of the second half."""
+    from .._tensor import _normalize_dim
+    d = _normalize_dim(dim, input.ndim)
+    if input.shape[d] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size "
+                           f"{input.shape[d]}")
+    return apply(_ops_nn.glu, input, dim=d)

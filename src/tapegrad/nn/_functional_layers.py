@@ -30,6 +30,33 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     return _maybe_inplace(input, apply(_ops_nn.dropout, input, noise, p=float(p)), inplace)
 
 
+def _channel_dropout(input: Tensor, p: float, training: bool, inplace: bool, nd: int,
+                     name: str) -> Tensor:
+    """Zero whole channels: one draw per (batch, channel), broadcast over `nd` spatial dims."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{name}: Expected {nd + 1}D or {nd + 2}D input, but received a "
+                           f"{input.ndim}D input")
+    shape = tuple(input.shape[:input.ndim - nd]) + (1,) * nd
+    noise = _random.default_generator.sample("uniform", shape, input.dtype)
+    return _maybe_inplace(input, apply(_ops_nn.dropout, input, noise, p=float(p)), inplace)
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Zero entire channels of `(N, C, L)` input with probability `p`."""
+    return _channel_dropout(input, p, training, inplace, 1, "dropout1d")
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Zero entire channels of `(N, C, H, W)` input with probability `p`."""
+    return _channel_dropout(input, p, training, inplace, 2, "dropout2d")
+
+
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """`input @ weight.T + bias`."""
     if input.shape[-1:] != weight.shape[-1:]:

@@ -175,3 +175,93 @@ class GRU(RNNBase):
                  device=None, dtype=None) -> None:
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device=device, dtype=dtype)
+
+
+class RNNCellBase(Module):
+    """Shared by the cells: `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, PyTorch's init."""
+
+    def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True,
+                 device=None, dtype=None) -> None:
+        super().__init__()
+        self.mode, self.input_size, self.hidden_size, self.bias = mode, input_size, hidden_size, bias
+        gate = _GATES[mode] * hidden_size
+        kw = {"dtype": dtype, "device": device}
+        self.weight_ih = Parameter(_factory.empty(gate, input_size, **kw))
+        self.weight_hh = Parameter(_factory.empty(gate, hidden_size, **kw))
+        if bias:
+            self.bias_ih = Parameter(_factory.empty(gate, **kw))
+            self.bias_hh = Parameter(_factory.empty(gate, **kw))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
+        for p in self.parameters():
+            init.uniform_(p, -stdv, stdv)
+
+    def _step(self, input: Tensor, states: list):
+        if input.ndim not in (1, 2):
+            raise ValueError(f"{type(self).__name__}: Expected input to be 1D or 2D, got "
+                             f"{input.ndim}D instead")
+        unbatched = input.ndim == 1
+        if unbatched:
+            input = input.reshape(1, -1)
+        if states is None:
+            zeros = _factory.zeros(input.shape[0], self.hidden_size, dtype=input.dtype)
+            states = [zeros] * (2 if self.mode == "LSTM" else 1)
+        elif unbatched:
+            states = [s.reshape(1, -1) for s in states]
+        params = [self.weight_ih, self.weight_hh] + ([self.bias_ih, self.bias_hh] if self.bias else [])
+        op = _ops_rnn.lstm_cell if self.mode == "LSTM" else _ops_rnn.rnn_cell
+        out = apply(op, input, *states, *params, mode=self.mode, has_bias=self.bias)
+        outs = out if isinstance(out, tuple) else (out,)
+        if unbatched:
+            outs = tuple(o.reshape(-1) for o in outs)
+        return outs
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        return s
+
+
+class RNNCell(RNNCellBase):
+    """One Elman RNN step: `h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)` (or relu)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", device=None, dtype=None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity: {nonlinearity}")
+        self.__dict__["nonlinearity"] = nonlinearity
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
+                         hidden_size, bias, device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        return self._step(input, None if hx is None else [hx])[0]
+
+
+class LSTMCell(RNNCellBase):
+    """One LSTM step; returns `(h', c')`."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None) -> None:
+        super().__init__("LSTM", input_size, hidden_size, bias, device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx=None):
+        return self._step(input, None if hx is None else list(hx))
+
+
+class GRUCell(RNNCellBase):
+    """One GRU step; returns `h'`."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None) -> None:
+        super().__init__("GRU", input_size, hidden_size, bias, device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        return self._step(input, None if hx is None else [hx])[0]
