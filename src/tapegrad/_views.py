@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import weakref
 
-from . import _grad_mode, _ops
+from . import _grad_mode, _ops, _stepmode
 from ._graph import Cell
 
 _UNWRITABLE = ("unsupported operation: more than one element of the written-to tensor refers to a "
@@ -111,6 +111,7 @@ def refresh(cell: Cell) -> None:
         tracked = t is not None and t._cell is view_cell and t._requires_grad
         with _grad_mode.set_grad_enabled(tracked):
             node = derive(v.base, v.steps)._cell.node
+        _stepmode.write(view_cell)  # a compiled step must know the storages it changes
         view_cell.assign(node)
         if tracked and node.requires_grad:
             t._grad_node = node
