@@ -13,32 +13,37 @@ from ._record import apply
 from ._tensor import Tensor, _normalize_dim
 
 
-def _need(name: str, t: Tensor, ndim: builtins.int, what: str) -> None:
+def _need(t: Tensor, ndim: builtins.int, what: str) -> None:
     if t.ndim != ndim:
-        raise RuntimeError(f"{what} must be a {ndim}D tensor" if name != "dot" else
-                           f"1D tensors expected, but got {t.ndim}D and {ndim}D tensors")
+        raise RuntimeError(f"{what} must be a matrix" if ndim == 2 else
+                           f"{what} must be a {ndim}D tensor")
+
+
+_C_NAMES = {"float32": "float", "float64": "double", "int64": "long", "int32": "int"}
 
 
 def _same_dtype(name: str, a: Tensor, b: Tensor) -> None:
     if a.dtype is not b.dtype:
+        from ._methods import _type_name
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
-                           f"{a.dtype.name} != {b.dtype.name}" if name != "dot" else
+                           f"{_C_NAMES.get(a.dtype.name, a.dtype.name)} != "
+                           f"{_C_NAMES.get(b.dtype.name, b.dtype.name)}" if name != "dot" else
                            f"dot : expected both vectors to have same dtype, but found "
-                           f"{a.dtype.name.capitalize()} and {b.dtype.name.capitalize()}")
+                           f"{_type_name(a.dtype)} and {_type_name(b.dtype)}")
 
 
 def mm(input: Tensor, mat2: Tensor) -> Tensor:
     """Product of two matrices (no broadcasting)."""
-    _need("mm", input, 2, "self")
-    _need("mm", mat2, 2, "mat2")
+    _need(input, 2, "self")
+    _need(mat2, 2, "mat2")
     _same_dtype("mm", input, mat2)
     return matmul(input, mat2)
 
 
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     """Batched matrix product of `(b, n, m)` and `(b, m, p)` tensors."""
-    _need("bmm", input, 3, "batch1")
-    _need("bmm", mat2, 3, "batch2")
+    _need(input, 3, "batch1")
+    _need(mat2, 3, "batch2")
     if input.shape[0] != mat2.shape[0]:
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
                            f"[{input.shape[0]}, {input.shape[2]}] but got: "
@@ -49,8 +54,8 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
 
 def mv(input: Tensor, vec: Tensor) -> Tensor:
     """Matrix-vector product."""
-    _need("mv", input, 2, "self")
-    _need("mv", vec, 1, "vec")
+    if input.ndim != 2 or vec.ndim != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {input.ndim}, {vec.ndim}")
     return matmul(input, vec)
 
 
@@ -72,7 +77,8 @@ inner = dot
 def outer(input: Tensor, vec2: Tensor) -> Tensor:
     """`input[i] * vec2[j]`: the outer product of two 1-d tensors."""
     if input.ndim != 1 or vec2.ndim != 1:
-        raise RuntimeError("outer: expected 1D tensors")
+        bad, name = (input, "self") if input.ndim != 1 else (vec2, "vec2")
+        raise RuntimeError(f"outer: Expected 1-D argument {name}, but got {bad.ndim}-D")
     return apply(_ops.outer, input, vec2)
 
 
