@@ -34,7 +34,8 @@ class Adagrad(Optimizer):
                         maximize=maximize, differentiable=differentiable, fused=fused)
         super().__init__(params, defaults, accumulation_steps=accumulation_steps)
 
-    def _transform(self, hp: dict, flags: dict) -> optax.GradientTransformation:
+    @classmethod
+    def _transform(cls, hp: dict, flags: dict) -> optax.GradientTransformation:
         return optax.chain(
             *T.maybe_negate(flags["maximize"]),
             *T.coupled_weight_decay(hp["weight_decay"]),

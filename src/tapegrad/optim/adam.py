@@ -38,7 +38,8 @@ class Adam(Optimizer):
                         decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults, accumulation_steps=accumulation_steps)
 
-    def _transform(self, hp: dict, flags: dict) -> optax.GradientTransformation:
+    @classmethod
+    def _transform(cls, hp: dict, flags: dict) -> optax.GradientTransformation:
         core = T.adam(hp["lr"], hp["betas"], hp["eps"], amsgrad=flags["amsgrad"])
         if flags["decoupled_weight_decay"]:
             return optax.chain(*T.maybe_negate(flags["maximize"]), core,

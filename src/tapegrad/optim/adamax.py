@@ -24,7 +24,8 @@ class Adamax(Optimizer):
                         capturable=capturable)
         super().__init__(params, defaults, accumulation_steps=accumulation_steps)
 
-    def _transform(self, hp: dict, flags: dict) -> optax.GradientTransformation:
+    @classmethod
+    def _transform(cls, hp: dict, flags: dict) -> optax.GradientTransformation:
         return optax.chain(*T.maybe_negate(flags["maximize"]),
                            *T.coupled_weight_decay(hp["weight_decay"]),
                            T.adamax(hp["lr"], hp["betas"], hp["eps"]))

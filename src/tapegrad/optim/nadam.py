@@ -29,7 +29,8 @@ class NAdam(Optimizer):
                         differentiable=differentiable)
         super().__init__(params, defaults, accumulation_steps=accumulation_steps)
 
-    def _transform(self, hp: dict, flags: dict) -> optax.GradientTransformation:
+    @classmethod
+    def _transform(cls, hp: dict, flags: dict) -> optax.GradientTransformation:
         core = T.nadam(hp["lr"], hp["betas"], hp["eps"], hp["momentum_decay"])
         if flags["decoupled_weight_decay"]:
             return optax.chain(*T.maybe_negate(flags["maximize"]), core,

@@ -114,6 +114,10 @@ def _like_param(x, p):
     return x
 
 
+# Compiled updates, shared by every optimizer of the same class and configuration.
+_PROGRAMS: dict = {}
+
+
 class Optimizer:
     """Base class of all optimizers: parameter groups, per-parameter state, `step()`.
 
@@ -136,7 +140,6 @@ class Optimizer:
         self.accumulation_steps = accumulation_steps
         self.state: defaultdict = defaultdict(dict)
         self.param_groups: list[dict] = []
-        self._programs: dict = {}
         param_groups = list(params)
         if len(param_groups) == 0:
             raise ValueError("optimizer got an empty parameter list")
@@ -210,7 +213,8 @@ class Optimizer:
                     g._set_value(jax.numpy.zeros(g.shape, g.dtype.np))
 
     # -- the update -------------------------------------------------------------------------------
-    def _transform(self, hp: dict, flags: dict) -> optax.GradientTransformation:
+    @classmethod
+    def _transform(cls, hp: dict, flags: dict) -> optax.GradientTransformation:
         raise NotImplementedError
 
     def _group_flags(self, group: dict) -> dict:
@@ -218,8 +222,8 @@ class Optimizer:
 
     def _program(self, group: dict, donate: bool) -> _Program:
         flags = self._group_flags(group)
-        key = (tuple(flags.items()), self.accumulation_steps, donate)
-        prog = self._programs.get(key)
+        key = (type(self), tuple(flags.items()), self.accumulation_steps, donate)
+        prog = _PROGRAMS.get(key)
         if prog is None:
             k = self.accumulation_steps
             transform = self._transform
@@ -231,7 +235,7 @@ class Optimizer:
                 # gradients are averaged in at least float32 (optax's default accumulator)
                 acc_dtype = jax.numpy.promote_types(dtype, jax.numpy.float32)
                 return optax.MultiSteps(tx, every_k_schedule=k, accumulator_dtype=acc_dtype)
-            prog = self._programs[key] = _Program(build, donate, self._hp(group))
+            prog = _PROGRAMS[key] = _Program(build, donate, self._hp(group))
         return prog
 
     def _hp(self, group: dict) -> dict:

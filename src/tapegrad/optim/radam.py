@@ -25,7 +25,8 @@ class RAdam(Optimizer):
                         differentiable=differentiable)
         super().__init__(params, defaults, accumulation_steps=accumulation_steps)
 
-    def _transform(self, hp: dict, flags: dict) -> optax.GradientTransformation:
+    @classmethod
+    def _transform(cls, hp: dict, flags: dict) -> optax.GradientTransformation:
         core = T.radam(hp["lr"], hp["betas"], hp["eps"])
         if flags["decoupled_weight_decay"]:
             return optax.chain(*T.maybe_negate(flags["maximize"]), core,

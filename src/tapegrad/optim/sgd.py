@@ -39,7 +39,8 @@ class SGD(Optimizer):
         flags["use_momentum"] = group["momentum"] != 0
         return flags
 
-    def _transform(self, hp: dict, flags: dict) -> optax.GradientTransformation:
+    @classmethod
+    def _transform(cls, hp: dict, flags: dict) -> optax.GradientTransformation:
         return optax.chain(
             *T.maybe_negate(flags["maximize"]),
             *T.coupled_weight_decay(hp["weight_decay"]),
