@@ -157,3 +157,32 @@ def test_schedule_drives_training_without_recompiling():
             traces = tapegrad.autograd.cache_info().traces
     assert tapegrad.autograd.cache_info().traces == traces
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.1
+
+
+def test_custom_optimizer_subclass_works_with_schedulers():
+    """A PyTorch-style optimizer that overrides step() in Python (no warning, lr is scheduled)."""
+    class PlainSGD(optim.Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, dict(lr=lr))
+
+        @tapegrad.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self.state[p]["steps"] = self.state[p].get("steps", 0) + 1
+                        p.add_(p.grad, alpha=-group["lr"])
+
+    w = tapegrad.tensor([1.0, 2.0], requires_grad=True)
+    opt = PlainSGD([w])
+    sched = lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            opt.zero_grad()
+            (w * w).sum().backward()
+            opt.step()
+            sched.step()
+    np.testing.assert_allclose(w.detach().numpy(), [1.0 * 0.8 * 0.9, 2.0 * 0.8 * 0.9])
+    assert opt.param_groups[0]["lr"] == 0.025
+    assert opt.state_dict()["state"] == {0: {"steps": 2}}

@@ -7,8 +7,10 @@ PyTorch's *chained* form (each lr computed from the current group lr, so schedul
 """
 from __future__ import annotations
 
+import functools
 import math
 import types
+import weakref
 import warnings
 from bisect import bisect_right
 from collections import Counter
@@ -50,6 +52,7 @@ class LRScheduler:
                                    "state_dict first")
         self.base_lrs: list = _lrs(optimizer, "initial_lr")
         self.last_epoch = last_epoch
+        _track_step_calls(optimizer)
         self._initial_step()
 
     def _initial_step(self) -> None:
@@ -75,7 +78,12 @@ class LRScheduler:
         raise NotImplementedError
 
     def step(self, epoch: int | None = None) -> None:
-        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
+        if self._step_count == 1 and not getattr(self.optimizer.step, "_wrapped_by_lr_sched",
+                                                 False):
+            warnings.warn("Seems like `optimizer.step()` has been overridden after learning rate "
+                          "scheduler initialization. Please, make sure to call `optimizer.step()` "
+                          "before `lr_scheduler.step()`.", UserWarning, stacklevel=2)
+        elif self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
             warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`. "
                           "In PyTorch 1.1.0 and later, you should call them in the opposite order: "
                           "`optimizer.step()` before `lr_scheduler.step()`.  Failure to do this "
@@ -100,6 +108,22 @@ class LRScheduler:
 
 
 _LRScheduler = LRScheduler  # PyTorch's old name
+
+
+def _track_step_calls(optimizer: Optimizer) -> None:
+    """Wrap `optimizer.step` to record that it ran (even when a subclass overrides it)."""
+    if getattr(optimizer.step, "_wrapped_by_lr_sched", False):
+        return
+    opt_ref = weakref.ref(optimizer)
+    func = optimizer.step.__func__
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        opt = opt_ref()
+        opt._opt_called = True
+        return func.__get__(opt, type(opt))(*args, **kwargs)
+    wrapper._wrapped_by_lr_sched = True
+    optimizer.step = wrapper
 
 
 class LambdaLR(LRScheduler):
