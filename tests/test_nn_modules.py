@@ -241,6 +241,11 @@ def test_containers():
 def test_functional_errors():
     with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 4x5\)"):
         F.linear(tapegrad.zeros(2, 3), tapegrad.zeros(5, 4))
+    with pytest.raises(RuntimeError, match="expected m1 and m2 to have the same dtype, but got: "
+                                           "double != float"):
+        tnn.Linear(3, 2)(tapegrad.zeros(1, 3, dtype=tapegrad.float64))
+    with pytest.raises(RuntimeError, match="expected scalar type Double but found Float"):
+        tnn.Conv1d(1, 1, 1)(tapegrad.zeros(1, 1, 3, dtype=tapegrad.float64))
     with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1, but got 1.5"):
         F.dropout(tapegrad.zeros(2), 1.5)
     with pytest.raises(ValueError, match="nope is not a valid value for reduction"):

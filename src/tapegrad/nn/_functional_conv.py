@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .. import _ops_conv
+from .. import _methods, _ops_conv
 from .._record import apply
 from .._tensor import Tensor
 
@@ -32,7 +32,15 @@ def _unbatched(out: Tensor, added: bool) -> Tensor:
     return out.reshape(tuple(out.shape)[1:]) if added else out
 
 
+def _check_dtypes(input: Tensor, weight: Tensor, bias) -> None:
+    for p in (weight, bias):
+        if p is not None and p.dtype is not input.dtype:
+            raise RuntimeError(f"expected scalar type {_methods._type_name(input.dtype)} but found "
+                               f"{_methods._type_name(p.dtype)}")
+
+
 def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
+    _check_dtypes(input, weight, bias)
     input, added = _batched(input, nd, name)
     stride, dilation = _tuple(stride, nd, "stride"), _tuple(dilation, nd, "dilation")
     if input.shape[1] != weight.shape[1] * groups:
@@ -70,6 +78,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
 
 def _conv_transpose_nd(nd, input, weight, bias, stride, padding, output_padding, groups,
                        dilation, name):
+    _check_dtypes(input, weight, bias)
     input, added = _batched(input, nd, name)
     if input.shape[1] != weight.shape[0]:
         raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "

@@ -63,6 +63,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         rows = int(np.prod(input.shape[:-1])) if input.ndim > 1 else 1
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} "
                            f"and {weight.shape[-1]}x{weight.shape[0]})")
+    same_dtype(input, weight, bias)
     return apply(_ops_nn.linear, input, weight, *(() if bias is None else (bias,)))
 
 
@@ -117,6 +118,15 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
 
 
 # -- normalization --------------------------------------------------------------------------------
+def same_dtype(input: Tensor, *params) -> None:
+    """PyTorch refuses to mix floating dtypes between an input and a layer's parameters."""
+    names = {"float64": "double", "float32": "float", "float16": "half"}
+    for p in params:
+        if p is not None and p.dtype is not input.dtype:
+            a, b = (names.get(t.dtype.name, t.dtype.name) for t in (input, p))
+            raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a} != {b}")
+
+
 def _params(*ps):
     return tuple(p for p in ps if p is not None)
 
