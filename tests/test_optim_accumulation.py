@@ -115,3 +115,21 @@ def test_accumulation_matches_pytorch_manual_loop():
 def test_accumulation_steps_validated():
     with pytest.raises(ValueError, match="accumulation_steps"):
         optim.SGD([tapegrad.zeros(1, requires_grad=True)], lr=0.1, accumulation_steps=0)
+
+
+def test_state_dict_moves_between_plain_and_accumulating_optimizers():
+    w = tapegrad.tensor([1.0, 2.0], requires_grad=True)
+    plain = optim.Adam([w], lr=0.1)
+    w.grad = tapegrad.tensor([1.0, 1.0])
+    plain.step()
+    acc = optim.Adam([w], lr=0.1, accumulation_steps=2)
+    acc.load_state_dict(plain.state_dict())
+    for _ in range(2):
+        w.grad = tapegrad.tensor([1.0, 1.0])
+        acc.step()
+    assert acc.state[w]["step"].item() == 2  # Adam's count carried on; the accumulator started fresh
+    back = optim.Adam([w], lr=0.1)
+    back.load_state_dict(acc.state_dict())
+    w.grad = tapegrad.tensor([1.0, 1.0])
+    back.step()
+    assert back.state[w]["step"].item() == 3

@@ -76,6 +76,7 @@ class _Program:
             skeleton = jax.eval_shape(lambda p: build(skeleton_hp, p.dtype).init(p), abstract)
         self.treedef = jax.tree.structure(skeleton)
         self.names = tuple(_named_leaves(skeleton, []))
+        self.name_set = frozenset(self.names)
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"optimizer state keys are not unique: {self.names}")
         self.fn = _compile.cache.jit(self._run, donate_argnums=(2,) if donate else ())
@@ -263,12 +264,16 @@ class Optimizer:
         prog = self._program(group, donate)
         index = next(i for i, g in enumerate(self.param_groups) if g is group)
         hp = _stepmode.hyperparams(self, index, self._hp(group))
-        fresh = [p for p in active if not self.state.get(p)]
+        # PyTorch creates state lazily, at a parameter's first step; a loaded state may also lack
+        # keys this configuration keeps (say, `accumulation_steps` added): those start fresh.
+        fresh = [p for p in active if not prog.name_set <= self.state.get(p, {}).keys()]
         with jax.enable_x64(True):
-            if fresh and prog.names:  # PyTorch creates state lazily, at a parameter's first step
+            if fresh and prog.names:
                 for p, leaves in zip(fresh, prog.init([p._value() for p in fresh], hp)):
-                    self.state[p].update(
-                        (n, Tensor._from_array(v)) for n, v in zip(prog.names, leaves))
+                    st = self.state[p]
+                    for n, v in zip(prog.names, leaves):
+                        if n not in st:
+                            st[n] = Tensor._from_array(v)
             states = [[self.state[p][n]._value() for n in prog.names] for p in active]
             params = [p._value() for p in active]
             grads = [p._grad._value() for p in active]
