@@ -321,3 +321,26 @@ def test_complex_parameters_match_pytorch(name, kwargs):
     for key, value in ref_opt.state[ref].items():
         if isinstance(value, torch.Tensor):
             np.testing.assert_allclose(opt.state[ours][key].numpy(), value.numpy(), rtol=1e-12)
+
+
+def test_step_hooks():
+    x = tapegrad.tensor([1.0], requires_grad=True)
+    opt = optim.SGD([x], lr=0.5)
+    calls = []
+    pre = opt.register_step_pre_hook(lambda o, args, kwargs: calls.append(("pre", o is opt)))
+    opt.register_step_post_hook(lambda o, args, kwargs: calls.append(("post", x.item())))
+    x.grad = tapegrad.tensor([1.0])
+    opt.step()
+    assert calls == [("pre", True), ("post", 0.5)]
+    pre.remove()
+    opt.step()
+    assert calls[-1] == ("post", 0.0) and len(calls) == 3
+
+    class Custom(optim.SGD):  # a subclass that overrides step and calls super(): hooks run once
+        def step(self, closure=None):
+            return super().step(closure)
+    c = Custom([x], lr=0.1)
+    seen = []
+    c.register_step_pre_hook(lambda o, a, k: seen.append(1))
+    c.step()
+    assert seen == [1]

@@ -17,6 +17,7 @@ called every micro-batch; gradients are averaged and parameters move every k-th 
 from __future__ import annotations
 
 import copy
+import functools
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
@@ -24,7 +25,7 @@ import jax
 import optax
 
 from .. import _compile, _grad_mode, _stepmode
-from .._tensor import Tensor
+from .._tensor import RemovableHandle, Tensor, _HookDict
 
 ParamsT = Iterable[Tensor] | Iterable[dict]
 
@@ -115,6 +116,31 @@ def _like_param(x, p):
     return x
 
 
+def _with_step_hooks(step: Callable) -> Callable:
+    """Run the optimizer's step pre/post hooks around `step` (once, however deep super() goes)."""
+    @functools.wraps(step)
+    def hooked(self, *args, **kwargs):
+        if getattr(self, "_in_step", False):
+            return step(self, *args, **kwargs)
+        self._in_step = True
+        try:
+            for hook in list(getattr(self, "_step_pre_hooks", {}).values()):
+                out = hook(self, args, kwargs)
+                if out is not None:
+                    if not (isinstance(out, tuple) and len(out) == 2):
+                        raise RuntimeError("optimizer step pre hook must return None or a tuple "
+                                           f"of (new_args, new_kwargs), but got {out!r}")
+                    args, kwargs = out
+            result = step(self, *args, **kwargs)
+            for hook in list(getattr(self, "_step_post_hooks", {}).values()):
+                hook(self, args, kwargs)
+            return result
+        finally:
+            self._in_step = False
+    hooked._hooked = True
+    return hooked
+
+
 # Compiled updates, shared by every optimizer of the same class and configuration.
 _PROGRAMS: dict = {}
 
@@ -128,6 +154,29 @@ class Optimizer:
 
     _hyperparams: tuple = ()
     _flags: tuple = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_hooked", False):
+            cls.step = _with_step_hooks(step)
+
+    def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """Call `hook(optimizer, args, kwargs)` before each `step()`; it may return new
+        `(args, kwargs)`."""
+        if "_step_pre_hooks" not in self.__dict__:
+            self._step_pre_hooks = _HookDict()
+        handle = RemovableHandle(self._step_pre_hooks)
+        self._step_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
+        """Call `hook(optimizer, args, kwargs)` after each `step()`."""
+        if "_step_post_hooks" not in self.__dict__:
+            self._step_post_hooks = _HookDict()
+        handle = RemovableHandle(self._step_post_hooks)
+        self._step_post_hooks[handle.id] = hook
+        return handle
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any], *,
                  accumulation_steps: int = 1) -> None:
@@ -255,6 +304,8 @@ class Optimizer:
             if active:
                 self._update_group(group, active)
         return loss
+
+    step = _with_step_hooks(step)
 
     def _update_group(self, group: dict, active: list) -> None:
         pending = [n for t in active for n in (t._cell.node, t._grad._cell.node) if n.value is None]
