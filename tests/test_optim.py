@@ -17,11 +17,13 @@ CASES = [
     ("Adam", dict(lr=0.01)),
     ("Adam", dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, amsgrad=True)),
     ("Adam", dict(lr=0.01, maximize=True)),
+    ("Adam", dict(lr=0.01, betas=(0.3, 0.4))),  # lerp weight >= 0.5: PyTorch's other formula
     ("AdamW", dict(lr=0.01)),
     ("AdamW", dict(lr=0.02, weight_decay=0.1, amsgrad=True)),
     ("RMSprop", dict(lr=0.01)),
     ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1)),
     ("RMSprop", dict(lr=0.01, alpha=0.9, centered=True, maximize=True)),
+    ("RMSprop", dict(lr=0.01, alpha=0.3, centered=True, momentum=0.5)),
     ("Adagrad", dict(lr=0.1)),
     ("Adagrad", dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1, weight_decay=0.1)),
     ("Adamax", dict(lr=0.02)),
