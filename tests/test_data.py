@@ -188,3 +188,16 @@ def test_tensor_dataset_sees_in_place_updates():
     assert first.sum().item() == 0 and second.sum().item() == 8
     with pytest.raises(ValueError, match="Size mismatch between tensors"):
         TensorDataset(tapegrad.zeros(3), tapegrad.zeros(4))
+
+
+def test_weighted_and_subset_random_samplers():
+    from tapegrad.utils.data import SubsetRandomSampler, WeightedRandomSampler
+    tapegrad.manual_seed(0)
+    draws = list(WeightedRandomSampler([0.0, 1.0, 3.0], num_samples=2000))
+    counts = np.bincount(draws, minlength=3)
+    assert counts[0] == 0 and 0.2 < counts[1] / 2000 < 0.3
+    tapegrad.manual_seed(0)
+    assert list(WeightedRandomSampler([0.0, 1.0, 3.0], num_samples=2000)) == draws
+    once = list(WeightedRandomSampler([1.0, 1.0, 1.0, 1.0], 4, replacement=False))
+    assert sorted(once) == [0, 1, 2, 3]
+    assert sorted(SubsetRandomSampler([5, 7, 9])) == [5, 7, 9]

@@ -9,9 +9,10 @@ from .dataset import (
 )
 from .sampler import (
     BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+    WeightedRandomSampler,
 )
 
 __all__ = ["DataLoader", "Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset",
            "ChainDataset", "random_split", "Sampler", "SequentialSampler", "RandomSampler",
-           "SubsetRandomSampler", "BatchSampler", "default_collate", "default_convert",
-           "get_worker_info"]
+           "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler", "default_collate",
+           "default_convert", "get_worker_info"]

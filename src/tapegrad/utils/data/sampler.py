@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from typing import Generic, Iterable, Iterator, Sized, TypeVar
 
+import numpy as np
+
 from ... import _random
 from ..._factory import randint, randperm
 
 T_co = TypeVar("T_co", covariant=True)
 
-__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "BatchSampler"]
+__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
+           "WeightedRandomSampler", "BatchSampler"]
 
 
 class Sampler(Generic[T_co]):
@@ -96,6 +99,43 @@ class SubsetRandomSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler[int]):
+    """`num_samples` indices drawn with probabilities proportional to `weights`.
+
+    The draw uses numpy's generator seeded from tapegrad's (so `manual_seed` repeats it).
+    """
+
+    def __init__(self, weights, num_samples: int, replacement: bool = True,
+                 generator=None) -> None:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
+            raise ValueError(f"num_samples should be a positive integer value, but got "
+                             f"num_samples={num_samples}")
+        if not isinstance(replacement, bool):
+            raise ValueError(f"replacement should be a boolean value, but got "
+                             f"replacement={replacement}")
+        w = np.asarray(weights._value() if hasattr(weights, "_value") else weights, np.float64)
+        if w.ndim != 1:
+            raise ValueError(f"weights should be a 1d sequence but given weights have shape "
+                             f"{tuple(w.shape)}")
+        self.weights = w
+        self.num_samples = num_samples
+        self.replacement = replacement
+        self.generator = generator
+
+    def __iter__(self) -> Iterator[int]:
+        seed = int(randint(0, 2**62, (1,), generator=_epoch_generator(self.generator)).item())
+        rng = np.random.default_rng(seed)
+        if not self.replacement and self.num_samples > len(self.weights):
+            raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
+                               "replacement")
+        draws = rng.choice(len(self.weights), self.num_samples, replace=self.replacement,
+                           p=self.weights / self.weights.sum())
+        yield from draws.tolist()
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 class BatchSampler(Sampler[list[int]]):
