@@ -285,6 +285,8 @@ def test_errors():
         optim.SGD([], lr=0.1)
     with pytest.raises(ValueError, match="Invalid learning rate"):
         optim.Adam([tapegrad.zeros(1, requires_grad=True)], lr=-1)
+    with pytest.raises(RuntimeError, match="differentiable=True"):
+        optim.Adam([tapegrad.zeros(1, requires_grad=True)], differentiable=True)
     with pytest.raises(ValueError, match="Nesterov momentum requires a momentum"):
         optim.SGD([tapegrad.zeros(1, requires_grad=True)], lr=0.1, nesterov=True)
     with pytest.raises(TypeError, match="iterable of Tensors or dicts"):

@@ -186,6 +186,11 @@ class Optimizer:
         if not isinstance(accumulation_steps, int) or accumulation_steps < 1:
             raise ValueError(f"accumulation_steps must be a positive int, got "
                              f"{accumulation_steps!r}")
+        if defaults.get("differentiable"):
+            raise RuntimeError(
+                f"{type(self).__name__}(differentiable=True) is not supported: tapegrad runs the "
+                "update as one compiled JAX call outside autograd. To differentiate through "
+                "optimization steps, write the update with tensor ops in your own loop.")
         self.defaults = defaults
         self.accumulation_steps = accumulation_steps
         self.state: defaultdict = defaultdict(dict)
