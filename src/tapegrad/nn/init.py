@@ -1,9 +1,10 @@
 """`tapegrad.nn.init`: fill tensors in place (under no_grad) with PyTorch's initialisation schemes.
 
-Draws come from tapegrad's generator (`manual_seed` makes them repeat). Unlike other random ops,
-an initial value is computed at once, by a small program cached per shape: a model's first
-training step then compiles its training step only, not every draw of its initialisation, and
-models with layers of the same shapes share the compiled draws.
+Draws come from tapegrad's generator (`manual_seed` makes them repeat). Compiling a random draw
+is slow (the bit generator unrolls for each shape), so an initial value is drawn at once as a
+flat block whose size is rounded up to a power of two, by a program cached per block size;
+cutting it to shape and scaling stay pending, cheap parts of whatever program reads them. A
+model's first step then compiles no draws, and layers of similar sizes share compiled draws.
 """
 from __future__ import annotations
 
@@ -63,9 +64,15 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-def _draw(tensor: Tensor, kind: str, generator, extra=None) -> Tensor:
+def _draw(tensor: Tensor, kind: str, generator, extra=None, shape=None) -> Tensor:
+    """A `kind` draw of the tensor's shape (or `shape`) and dtype, cut from a computed block."""
     gen = generator or _random.default_generator
-    return gen.sample(kind, tuple(tensor.shape), tensor.dtype, extra)
+    shape = tuple(tensor.shape) if shape is None else shape
+    n = math.prod(shape)
+    block = max(256, 1 << max(n - 1, 0).bit_length())
+    flat = gen.sample(kind, (block,), tensor.dtype, extra)
+    flat.jax()  # compute now (see the module docstring)
+    return flat[:n].reshape(shape)
 
 
 def _write(tensor: Tensor, value: Tensor) -> Tensor:
@@ -76,27 +83,21 @@ def _write(tensor: Tensor, value: Tensor) -> Tensor:
         return _methods.inplace(tensor, value)
 
 
-def _computed(value: Tensor) -> Tensor:
-    value.jax()  # compute now (see the module docstring)
-    return value
-
-
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
     """Fill with draws from U(a, b)."""
-    return _write(tensor, _computed(_draw(tensor, "uniform", generator) * (b - a) + a))
+    return _write(tensor, _draw(tensor, "uniform", generator) * (b - a) + a)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
     """Fill with draws from N(mean, std^2)."""
-    return _write(tensor, _computed(_draw(tensor, "normal", generator) * std + mean))
+    return _write(tensor, _draw(tensor, "normal", generator) * std + mean)
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
                   b: float = 2.0, generator=None) -> Tensor:
     """Fill with draws from N(mean, std^2) restricted to [a, b]."""
     lo, hi = (a - mean) / std, (b - mean) / std
-    return _write(tensor, _computed(_draw(tensor, "truncated_normal", generator, (lo, hi)) * std
-                                    + mean))
+    return _write(tensor, _draw(tensor, "truncated_normal", generator, (lo, hi)) * std + mean)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
@@ -160,8 +161,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
         return tensor
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
-    gen = generator or _random.default_generator
-    flat = gen.sample("normal", (rows, cols), tensor.dtype).jax()
+    flat = _draw(tensor, "normal", generator, shape=(rows, cols)).jax()
     with jax.enable_x64(True):
         a = flat.T if rows < cols else flat
         q, r = jnp.linalg.qr(a)
