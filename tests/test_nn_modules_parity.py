@@ -223,3 +223,21 @@ def test_small_layers():
                        ("Softmin", (1,)), ("GLU", (-2,)), ("LogSigmoid", ())]:
         kw = {"scale_factor": 2, "mode": "bilinear"} if name == "Upsample" else {}
         _check(getattr(pnn, name)(*args, **kw), getattr(tnn, name)(*args, **kw), x)
+
+
+def test_transformer_encoder_decoder():
+    kw = {"d_model": 8, "nhead": 2, "num_encoder_layers": 1, "num_decoder_layers": 2,
+          "dim_feedforward": 16, "dropout": 0.0, "batch_first": True}
+    p, t = pnn.Transformer(**kw), tnn.Transformer(**kw)
+    assert _shapes_of(t) == _shapes_of(p)
+    mask = tnn.Transformer.generate_square_subsequent_mask(3).numpy()
+    np.testing.assert_array_equal(mask, pnn.Transformer.generate_square_subsequent_mask(3).numpy())
+
+    def call(m, src, tgt):
+        lib = torch if isinstance(m, pnn.Module) else tapegrad
+        return m(src, tgt, tgt_mask=lib.tensor(mask), tgt_is_causal=True)
+    _check(p, t, [R.normal(size=(2, 4, 8)), R.normal(size=(2, 3, 8))], call=call)
+
+
+def _shapes_of(m):
+    return [(n, tuple(x.shape)) for n, x in m.named_parameters()]

@@ -10,7 +10,8 @@ from .modules import (
     MultiheadAttention, NLLLoss, PReLU, ParameterDict, ParameterList, RNN, RNNBase, RNNCell,
     RNNCellBase, ReLU, ReLU6, ReflectionPad1d, ReflectionPad2d, ReplicationPad1d, ReplicationPad2d,
     SELU, Sequential, SiLU, Sigmoid, SmoothL1Loss, Softmax, Softmin, Softplus, Softsign, Tanh,
-    TransformerEncoder, TransformerEncoderLayer, Unflatten, Upsample, ZeroPad1d, ZeroPad2d,
+    Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+    TransformerEncoderLayer, Unflatten, Upsample, ZeroPad1d, ZeroPad2d,
 )
 from .parameter import Parameter
 
