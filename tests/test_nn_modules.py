@@ -276,6 +276,11 @@ def test_default_init_bounds():
     assert abs(emb.mean()) < 0.02 and abs(emb.std() - 1) < 0.02
     lstm = tnn.LSTM(3, 25)
     assert all(np.abs(p.detach().numpy()).max() <= 1 / 5 for p in lstm.parameters())
+    tapegrad.manual_seed(5)
+    first = tnn.Linear(3, 4).weight.detach().numpy()
+    tapegrad.manual_seed(5)
+    np.testing.assert_array_equal(tnn.Linear(3, 4).weight.detach().numpy(), first)  # seeded
+    np.testing.assert_array_equal(tnn.Embedding(4, 2, padding_idx=-1).weight.detach().numpy()[3], 0)
     ln = tnn.LayerNorm(3)
     np.testing.assert_array_equal(ln.weight.detach().numpy(), 1.0)
     np.testing.assert_array_equal(ln.bias.detach().numpy(), 0.0)
