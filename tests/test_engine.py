@@ -147,3 +147,15 @@ def test_structure_keys_hold_no_arrays():
     for key in _compile.cache.programs:
         flat = jax.tree_util.tree_leaves(key)
         assert not any(isinstance(v, (jax.Array, np.ndarray)) for v in flat)
+
+
+def test_indexing_at_new_positions_reuses_the_program():
+    x = tg.arange(60.0).reshape(6, 10)
+    x[0].sum().item()
+    x[1:3].sum().item()
+    t0 = tg.autograd.cache_info().traces
+    for i in range(6):  # a per-sample Dataset's x[i], and a manual batching loop's x[i:i + 2]
+        np.testing.assert_array_equal(x[i].numpy(), np.arange(60.0).reshape(6, 10)[i])
+        np.testing.assert_array_equal(x[i:i + 2].sum(0).numpy(),
+                                      np.arange(60.0).reshape(6, 10)[i:i + 2].sum(0))
+    assert tg.autograd.cache_info().traces - t0 <= 2  # the last, shorter slice: one more

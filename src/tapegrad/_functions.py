@@ -297,8 +297,17 @@ def expand(input: Tensor, *sizes) -> Tensor:
 
 
 # -- indexing -------------------------------------------------------------------------------------
-def _index_spec(x: Tensor, index):
-    """Split an index into a static spec and the tensors it uses; check bounds like PyTorch."""
+def _is_int(i) -> bool:
+    return isinstance(i, (builtins.int, np.integer)) and not isinstance(i, builtins.bool)
+
+
+def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
+    """Split an index into a static spec and its operands; check bounds like PyTorch.
+
+    Integers (and, with `dynamic_slices`, the starts of slices) are operands, not part of the
+    spec, so indexing at a new position reuses the compiled program; next to index tensors they
+    stay static (they index as plain integers there, not as advanced indices).
+    """
     if not isinstance(index, builtins.tuple):
         index = (index,)
     consumed = builtins.sum(
@@ -306,6 +315,9 @@ def _index_spec(x: Tensor, index):
          0 if i is None or i is Ellipsis else 1) for i in index)
     if consumed > x.ndim:
         raise IndexError(f"too many indices for tensor of dimension {x.ndim}")
+    basic = not builtins.any(isinstance(i, Tensor) or not (i is None or i is Ellipsis or _is_int(i)
+                                                             or isinstance(i, slice))
+                             for i in index)
     spec, tensors, dim = [], [], 0
     for i in index:
         if i is Ellipsis:
@@ -316,13 +328,24 @@ def _index_spec(x: Tensor, index):
         elif isinstance(i, slice):
             if i.step is not None and _int(i.step) <= 0:
                 raise ValueError("step must be greater than zero")
-            spec.append(("s", *(None if v is None else _int(v) for v in (i.start, i.stop, i.step))))
+            bounds = builtins.tuple(None if v is None else _int(v) for v in (i.start, i.stop, i.step))
+            span = range(*slice(*bounds).indices(x.shape[dim]))
+            if basic and dynamic_slices and bounds[0] and len(span):
+                step = span.step
+                spec.append(("d", len(tensors), dim, (len(span) - 1) * step + 1, step))
+                tensors.append(span.start)
+            else:
+                spec.append(("s", *bounds))
             dim += 1
-        elif isinstance(i, (builtins.int, np.integer)) and not isinstance(i, builtins.bool):
+        elif _is_int(i):
             size = x.shape[dim]
             if not -size <= i < size:
                 raise IndexError(f"index {i} is out of bounds for dimension {dim} with size {size}")
-            spec.append(builtins.int(i))
+            if basic:
+                spec.append(("t", len(tensors)))
+                tensors.append(builtins.int(i) % size)
+            else:
+                spec.append(builtins.int(i))
             dim += 1
         else:
             t = i if isinstance(i, Tensor) else _as_index_tensor(i)
@@ -381,15 +404,16 @@ def _check_index_values(t: Tensor, size: builtins.int, dim: builtins.int) -> Non
 
 
 def getitem(x: Tensor, index) -> Tensor:
-    spec, tensors = _index_spec(x, index)
-    if tensors:  # advanced indexing copies
-        return apply(_ops.getitem, x, *tensors, spec=spec)
-    return _views.track(apply(_ops.getitem, x, spec=spec), x, _ops.getitem, spec=spec)
+    spec, operands = _index_spec(x, index)
+    if builtins.any(isinstance(o, Tensor) for o in operands):  # advanced indexing copies
+        return apply(_ops.getitem, x, *operands, spec=spec)
+    return _views.track(apply(_ops.getitem, x, *operands, spec=spec), x, _ops.getitem, *operands,
+                        spec=spec)
 
 
 def index_put(x: Tensor, index, value) -> Tensor:
     """`x` with `x[index] = value` applied, out of place."""
-    spec, tensors = _index_spec(x, index)
+    spec, tensors = _index_spec(x, index, dynamic_slices=False)
     if not isinstance(value, Tensor):
         from ._factory import tensor
         value = tensor(value, dtype=x.dtype)

@@ -149,14 +149,18 @@ matmul = Op("matmul", lambda a, b, *, dtype: jnp.matmul(a.astype(dtype), b.astyp
 
 
 # -- indexing -------------------------------------------------------------------------------------
-def build_index(spec, *tensors):
-    """Rebuild an index from its static `spec` with ("t", k) marking the k-th tensor index."""
+def build_index(spec, *operands):
+    """Rebuild an index from its static `spec`: ("t", k) is the k-th operand (an index tensor or
+    an integer), ("s", start, stop, step) a slice, and ("d", k, axis, span, step) a slice whose
+    start is the k-th operand (see `dynamic_slices`)."""
     out = []
     for s in spec:
         if isinstance(s, tuple) and s[0] == "t":
-            out.append(tensors[s[1]])
+            out.append(operands[s[1]])
         elif isinstance(s, tuple) and s[0] == "s":
             out.append(slice(*s[1:]))
+        elif isinstance(s, tuple) and s[0] == "d":
+            out.append(slice(None, None, s[4]))
         elif s == "...":
             out.append(Ellipsis)
         else:
@@ -164,7 +168,20 @@ def build_index(spec, *tensors):
     return tuple(out)
 
 
-getitem = Op("index", lambda x, *ts, spec: x[build_index(spec, *ts)], saves=SAVES_NONE)
+def dynamic_slices(x, spec, operands):
+    """Cut the slices whose start is an operand: one compiled program serves every start."""
+    for s in spec:
+        if isinstance(s, tuple) and s[0] == "d":
+            _, k, axis, span, _ = s
+            x = lax.dynamic_slice_in_dim(x, operands[k], span, axis)
+    return x
+
+
+def _getitem(x, *operands, spec):
+    return dynamic_slices(x, spec, operands)[build_index(spec, *operands)]
+
+
+getitem = Op("index", _getitem, saves=SAVES_NONE)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -435,18 +452,20 @@ normal = Op("normal", lambda mean, std, eps: lax.stop_gradient(mean + std * eps)
 
 
 # -- views (see _views.py) ------------------------------------------------------------------------
-def _view_scatter(base, new_view, *, steps):
+def _view_scatter(base, new_view, *operands, steps):
     """`base` with the elements a view reads replaced by `new_view` (an in-place op on a view).
 
     The view's steps run on the flat positions of `base`, which tells where each view element
     lives; a reshape-only view is just reshaped back.
     """
     new_view = new_view.astype(base.dtype)
-    if builtins.all(op is reshape for op, _ in steps):
+    if builtins.all(op is reshape for op, _, _ in steps):
         return new_view.reshape(base.shape)
     pos = jnp.arange(base.size).reshape(base.shape)
-    for op, static in steps:
-        pos = op.fn(pos, **dict(static))
+    i = 0
+    for op, n, static in steps:
+        pos = op.fn(pos, *operands[i:i + n], **dict(static))
+        i += n
     flat = base.reshape(-1).at[pos.reshape(-1)].set(new_view.reshape(-1), unique_indices=True)
     return flat.reshape(base.shape)
 

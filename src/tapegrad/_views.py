@@ -27,11 +27,12 @@ _LEAF_VIEW = ("a view of a leaf Variable that requires grad is being used in an 
 
 
 class _View:
-    __slots__ = ("base", "steps", "writable", "tensor")
+    __slots__ = ("base", "steps", "operands", "writable", "tensor")
 
-    def __init__(self, base, steps: tuple, writable: bool, tensor) -> None:
+    def __init__(self, base, steps: tuple, operands: tuple, writable: bool, tensor) -> None:
         self.base = base          # the root tensor (kept alive by its views, as PyTorch's `_base`)
-        self.steps = steps        # ((op, static items), ...) from the base's value to the view's
+        self.steps = steps        # ((op, number of operands, static items), ...) base -> view
+        self.operands = operands  # the steps' Python-number operands, in order (say, an index)
         self.writable = writable
         self.tensor = weakref.ref(tensor)  # the tensor that carries the view's autograd history
 
@@ -39,16 +40,18 @@ class _View:
 _PRUNE_AT = 32  # a base's list of view storages drops the dead ones when it grows this long
 
 
-def track(out, input, op, writable: bool = True, **static):
-    """Record that `out` (just computed by `op` from `input`) is a view of `input`; returns `out`."""
-    step = (op, tuple(static.items()))
+def track(out, input, op, *operands, writable: bool = True, **static):
+    """Record that `out` (just computed by `op(input, *operands, **static)`) is a view of `input`;
+    returns `out`."""
+    step = (op, len(operands), tuple(static.items()))
     parent = input._cell.view
     if parent is not None:
-        base, steps, writable = parent.base, parent.steps + (step,), parent.writable and writable
+        base, writable = parent.base, parent.writable and writable
+        steps, operands = parent.steps + (step,), parent.operands + operands
     else:
         base, steps = input, (step,)
     cell = out._cell
-    cell.view = _View(base, steps, writable, out)
+    cell.view = _View(base, steps, operands, writable, out)
     base_cell = base._cell
     kids = base_cell.views
     if kids is None:
@@ -74,12 +77,13 @@ def check_leaf_base(target) -> None:
         raise RuntimeError(_LEAF_VIEW)
 
 
-def derive(base, steps):
+def derive(base, steps, operands):
     """The view computed from `base` by `steps` (recorded, so autograd follows it)."""
     from ._record import apply
-    t = base
-    for op, static in steps:
-        t = apply(op, t, **dict(static))
+    t, i = base, 0
+    for op, n, static in steps:
+        t = apply(op, t, *operands[i:i + n], **dict(static))
+        i += n
     return t
 
 
@@ -92,7 +96,7 @@ def write(target, result, inplace) -> None:
     node = result._cell.node  # its use of the view is of the value before (PyTorch's original_self)
     node.saved = tuple(s for s in node.saved if s[0] is not target._cell)
     base = v.base if result._requires_grad else v.base.detach()
-    new_base = apply(_ops.view_scatter, base, result, steps=v.steps)
+    new_base = apply(_ops.view_scatter, base, result, *v.operands, steps=v.steps)
     inplace(base, new_base)  # bumps the base's version and re-derives its views (`target` too)
 
 
@@ -110,7 +114,7 @@ def refresh(cell: Cell) -> None:
         t = v.tensor()
         tracked = t is not None and t._cell is view_cell and t._requires_grad
         with _grad_mode.set_grad_enabled(tracked):
-            node = derive(v.base, v.steps)._cell.node
+            node = derive(v.base, v.steps, v.operands)._cell.node
         _stepmode.write(view_cell)  # a compiled step must know the storages it changes
         view_cell.assign(node)
         if tracked and node.requires_grad:
