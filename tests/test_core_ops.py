@@ -111,3 +111,12 @@ def test_torch_parity_of_core_ops():
     np.testing.assert_allclose(out.item(), ref.item(), rtol=1e-12)
     np.testing.assert_allclose(ga.grad.numpy(), ta.grad.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(gb.grad.numpy(), tb.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_softmax_as_function_and_method():
+    x = tg.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+    np.testing.assert_allclose(x.softmax(-1).detach().numpy(),
+                               np.asarray(jax.nn.softmax(jnp.array([[1.0, 2.0, 3.0]]))), rtol=1e-6)
+    np.testing.assert_allclose(tg.log_softmax(x, dim=1).detach().numpy(),
+                               np.asarray(jax.nn.log_softmax(jnp.array([[1.0, 2.0, 3.0]]))),
+                               rtol=1e-6)
