@@ -180,3 +180,12 @@ def test_grad_mode_is_thread_local():
         t.join()
         assert not tg.is_grad_enabled()
     assert seen == [True]
+
+
+def test_views_see_optimizer_updates():
+    w = tg.zeros(4, requires_grad=True)
+    view = w.detach()[1:3]
+    opt = tg.optim.SGD([w], lr=1.0)
+    (w * tg.arange(4.0)).sum().backward()
+    opt.step()
+    assert view.tolist() == [-1.0, -2.0]

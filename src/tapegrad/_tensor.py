@@ -136,6 +136,9 @@ class Tensor:
     def _set_value(self, value: jax.Array) -> None:
         """Store a computed array as this tensor's new value, in place (optimizers use this)."""
         self._set_node(Const(value, _dtype.from_numpy_dtype(value.dtype)))
+        if self._cell.views is not None:  # views taken earlier show the new value
+            from . import _views
+            _views.refresh(self._cell)
 
     def jax(self) -> jax.Array:
         """The value as a `jax.Array` (no copy). Pending work is computed first."""
