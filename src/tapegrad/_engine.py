@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from . import _grad_mode, _stepmode
 from ._compile import Trace, arguments, cache, evaluate, layout, lookup, owned, store, unpack
 from ._graph import SAVES_NONE, AccumulateGrad, GetItem, Node, Op, grad_edge
-from ._tensor import Tensor, legacy_type_name
+from ._tensor import Tensor, legacy_type_name, pending_writes
 
 _FREED = ("Trying to backward through the graph a second time (or directly access saved tensors "
           "after they have already been freed). Saved intermediate values of the graph are freed "
@@ -241,7 +241,12 @@ class Backward:
         if self.create_graph:
             self._record_segment(tr, walk_f, kinds, ct, top)
             return
-        walk_p = tr.walk([s.inputs[0] if type(s) is AccumulateGrad else s for s in stops])
+        writes = []
+        if not _stepmode.tracing():  # a traced step's values must stay inside its trace
+            writes = [c.node for c in list(pending_writes)
+                      if c.node.value is None and not c.node.requires_grad]
+            pending_writes.clear()
+        walk_p = tr.walk([s.inputs[0] if type(s) is AccumulateGrad else s for s in stops] + writes)
         live_p = tuple(i for i, n in enumerate(walk_p.nodes) if owned(n))
         live_f = tuple(i for i, n in enumerate(walk_f.nodes) if n.value is None and owned(n))
         implicit = isinstance(ct, float)
@@ -291,7 +296,7 @@ def _check(node: Node) -> None:
 
 def _segment_program(walk_p, walk_f, places, kinds, live_p, live_f):
     entries_p, entries_f = walk_p.entries(), walk_f.entries()
-    stop_refs, top_refs = walk_p.top_refs, walk_f.top_refs
+    stop_refs, top_refs = walk_p.top_refs[:len(walk_f.stops)], walk_f.top_refs
     primal_pos = [i for i, k in enumerate(kinds) if k != "const"]
 
     def program(args, ct, old_grads):

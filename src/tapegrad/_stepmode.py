@@ -62,6 +62,11 @@ class UntrackedState(RuntimeError):
     """A traced step touched storage its eager runs did not: it must be rediscovered."""
 
 
+def tracing() -> bool:
+    """True while a compiled step is being traced (values are tracers)."""
+    return active is not None and active.tracing
+
+
 def read(cell) -> None:
     if active is not None:
         active.read(cell)

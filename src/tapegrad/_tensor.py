@@ -19,6 +19,12 @@ from ._compile import materialize
 from ._graph import AccumulateGrad, Cell, Const, grad_edge
 
 
+# Storage updated in place with a value still pending (a BatchNorm running mean, a parameter
+# after `w -= lr * w.grad`): the next backward computes these in its own program, so such chains
+# neither grow nor keep old batches alive.
+pending_writes: weakref.WeakSet = weakref.WeakSet()
+
+
 class Size(tuple):
     """A tensor's shape: a tuple of ints (`torch.Size`)."""
 
@@ -132,6 +138,8 @@ class Tensor:
         if _stepmode.active is not None:
             _stepmode.active.write(self._cell)
         self._cell.assign(node)
+        if node.value is None and not _stepmode.tracing():
+            pending_writes.add(self._cell)
 
     def _set_value(self, value: jax.Array) -> None:
         """Store a computed array as this tensor's new value, in place (optimizers use this)."""
