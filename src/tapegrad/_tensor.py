@@ -500,6 +500,21 @@ _LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16":
                  "bool": "BoolTensor"}
 
 
+def zero_grads(tensors, set_to_none: bool = True) -> None:
+    """Clear `.grad` of each tensor: set it to None, or (`set_to_none=False`) zero it in place,
+    outside autograd, as `Module.zero_grad` and `Optimizer.zero_grad` do in PyTorch."""
+    for t in tensors:
+        g = t._grad
+        if g is None:
+            continue
+        if set_to_none:
+            t._grad = None
+        else:
+            g.detach_()
+            with _grad_mode.no_grad():
+                g.zero_()
+
+
 def legacy_type_name(node) -> str:
     """PyTorch's legacy name for a tensor type (`FloatTensor`), for error messages."""
     return "tapegrad." + _LEGACY_NAMES.get(node.dtype.name, node.dtype.name)

@@ -25,7 +25,7 @@ import jax
 import optax
 
 from .. import _compile, _grad_mode, _stepmode
-from .._tensor import RemovableHandle, Tensor, _HookDict
+from .._tensor import RemovableHandle, Tensor, _HookDict, zero_grads
 
 ParamsT = Iterable[Tensor] | Iterable[dict]
 
@@ -254,18 +254,7 @@ class Optimizer:
     # -- gradients --------------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all parameters (to None by default, as PyTorch)."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p._grad is None:
-                    continue
-                if set_to_none:
-                    p._grad = None
-                else:
-                    g = p._grad
-                    if g._grad_node is not None:
-                        g.detach_()
-                    g.requires_grad_(False)
-                    g._set_value(jax.numpy.zeros(g.shape, g.dtype.np))
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     # -- the update -------------------------------------------------------------------------------
     @classmethod

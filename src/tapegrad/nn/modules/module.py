@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from ... import _dtype, _grad_mode, _methods
 from ..._factory import parse_to
-from ..._tensor import RemovableHandle, Tensor
+from ..._tensor import RemovableHandle, Tensor, zero_grads
 from ..parameter import Parameter
 
 
@@ -331,19 +331,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the parameters' `.grad` (set to None by default, else zero it in place)."""
-        for p in self.parameters():
-            if p._grad is None:
-                continue
-            if set_to_none:
-                p._grad = None
-            else:
-                g = p._grad
-                if g.grad_fn is not None:
-                    g.detach_()
-                else:
-                    g.requires_grad_(False)
-                with _grad_mode.no_grad():
-                    g.zero_()
+        zero_grads(self.parameters(), set_to_none)
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
         """Call `fn` on every submodule (children first) and on self, e.g. for initialisation."""
