@@ -19,11 +19,12 @@ from ._compile import Trace, arguments, cache, evaluate, layout, lookup, owned, 
 from ._graph import SAVES_NONE, AccumulateGrad, GetItem, Node, Op, grad_edge
 from ._tensor import Tensor, legacy_type_name, pending_writes
 
-_FREED = ("Trying to backward through the graph a second time (or directly access saved tensors "
-          "after they have already been freed). Saved intermediate values of the graph are freed "
-          "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
-          "backward through the graph a second time or if you need to access saved tensors after "
-          "calling backward.")
+FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after "
+    "they have already been freed). Saved intermediate values of the graph are freed when you "
+    "call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward "
+    "through the graph a second time or if you need to access saved tensors after calling "
+    "backward.")
 
 
 def _saves(node: Node) -> bool:
@@ -59,7 +60,7 @@ def discover(roots) -> list:
             continue
         seen.add(id(n))
         if n.freed and _saves(n):
-            raise RuntimeError(_FREED)
+            raise RuntimeError(FREED_MESSAGE)
         if n.saved:
             check_versions(n)
         stack.append((n, True))
@@ -211,7 +212,7 @@ class Backward:
 
     def _finish_leaves(self) -> None:
         for var, ct in self.leaves.values():
-            ct = _as_tensor(ct, var.shape, var.dtype)
+            ct = cotangent_tensor(ct, var.shape, var.dtype)
             for hook in list((var._hooks or {}).values()):
                 out = hook(ct)
                 if out is not None:
@@ -255,7 +256,7 @@ class Backward:
             walk_p, walk_f, layout(tr.frontier), kinds, live_p, live_f)))
         folds = [s.variable for s, k in zip(stops, kinds) if k == "fold"]
         old_grads = tuple(None if v._grad is None else v._grad._value() for v in folds)
-        ct_value = ct if implicit else _as_tensor(ct, top.shape, top.dtype)._value()
+        ct_value = ct if implicit else cotangent_tensor(ct, top.shape, top.dtype)._value()
         with jax.enable_x64(True):
             p_values, f_values, cts, grads = program(arguments(tr.frontier), ct_value, old_grads)
         store([walk_p.nodes[i] for i in live_p], p_values)
@@ -271,7 +272,7 @@ class Backward:
         stops = walk_f.stops
         key = ("vjp-op", tuple(tr.key), kinds)
         op = cache.get(key, lambda: _vjp_op(walk_f, kinds))
-        ct_t = _as_tensor(ct, top.shape, top.dtype)
+        ct_t = cotangent_tensor(ct, top.shape, top.dtype)
         ct_node = ct_t._autograd_node() if ct_t.requires_grad else ct_t._cell.node
         inputs = tuple(stops) + tuple(tr.frontier) + (ct_node,)
         from ._record import record
@@ -289,7 +290,7 @@ def _requires_grad(node: Node) -> bool:
 
 def _check(node: Node) -> None:
     if node.freed and _saves(node):
-        raise RuntimeError(_FREED)
+        raise RuntimeError(FREED_MESSAGE)
     if node.saved:
         check_versions(node)
 
@@ -340,7 +341,7 @@ def _vjp_op(walk_f, kinds) -> Op:
 
 
 # -- gradients as tensors ---------------------------------------------------------------------------
-def _as_tensor(ct, shape, dtype) -> Tensor:
+def cotangent_tensor(ct, shape, dtype) -> Tensor:
     """A cotangent as a Tensor: a float stands for a tensor filled with it (implicit gradient)."""
     if isinstance(ct, Tensor):
         return ct
@@ -369,7 +370,7 @@ def _run_hooks(node: Node, ct):
     hooks = node.hooks
     if not hooks:
         return ct
-    ct = _as_tensor(ct, node.shape, node.dtype)
+    ct = cotangent_tensor(ct, node.shape, node.dtype)
     retain = None
     for key, hook in list(hooks.items()):
         if key == "retain":

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from .. import _compile
-from .._engine import Backward, _as_tensor
+from .._engine import Backward, cotangent_tensor
 from .._grad_mode import enable_grad, inference_mode, no_grad, set_grad_enabled
 from .._tensor import Tensor
 from . import function
@@ -74,7 +74,7 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
     run.run()
     for t in inputs:  # non-leaf inputs accumulate into their own .grad
         if not t.is_leaf and _target_key(t) in run.captured:
-            g = _as_tensor(run.captured[_target_key(t)], t.shape, t.dtype)
+            g = cotangent_tensor(run.captured[_target_key(t)], t.shape, t.dtype)
             t._grad = g if t._grad is None else t._grad + g
 
 
@@ -107,7 +107,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
                                    "used in the graph. Set allow_unused=True if this is the "
                                    "desired behavior.")
         else:
-            g = _as_tensor(g, t.shape, t.dtype)
+            g = cotangent_tensor(g, t.shape, t.dtype)
             if not create_graph:
                 g = g.detach()
         result.append(g)

@@ -13,11 +13,9 @@ from typing import Any
 from .. import _grad_mode
 from .._graph import SAVES_ALL, Node, Op
 from .._record import _no_grad_input, record
+from .._engine import FREED_MESSAGE
 from .._tensor import Tensor
 
-_FREED = ("Trying to backward through the graph a second time (or directly access saved tensors "
-          "after they have already been freed). Specify retain_graph=True if you need to "
-          "backward through the graph a second time.")
 
 
 class FunctionCtx:
@@ -45,7 +43,7 @@ class FunctionCtx:
     @property
     def saved_tensors(self) -> tuple:
         if self._freed:
-            raise RuntimeError(_FREED)
+            raise RuntimeError(FREED_MESSAGE)
         for t, version in zip(self._saved, self._versions):
             if t is not None and t._cell.version != version:
                 raise RuntimeError(
@@ -82,12 +80,12 @@ class _FunctionOp(Op):
 
     def custom_backward(self, node: Node, ct, create_graph: bool):
         """Call the user's backward; yields (input node, gradient tensor) pairs."""
-        from .._engine import _as_tensor
+        from .._engine import cotangent_tensor
         n_out = dict(node.static)["n_out"]
         if n_out == 1:
-            grads_in = (_as_tensor(ct, node.shape, node.dtype),)
+            grads_in = (cotangent_tensor(ct, node.shape, node.dtype),)
         else:
-            grads_in = tuple(_as_tensor(c, s, d) for c, s, d in zip(ct, node.shape, node.dtype))
+            grads_in = tuple(cotangent_tensor(c, s, d) for c, s, d in zip(ct, node.shape, node.dtype))
         ctx = node.ctx
         with _grad_mode.set_grad_enabled(create_graph):
             grads = self.cls.backward(ctx, *grads_in)
