@@ -15,7 +15,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 from sklearn.datasets import load_digits
 
 import tapegrad as torch

@@ -18,7 +18,7 @@ import tapegrad as tg
 from tapegrad._compile import materialize
 from tapegrad._graph import REGISTRY, Node
 
-from op_cases import A, B, Case, F, I
+from op_cases import A, Case, F, I
 
 
 def _collect():

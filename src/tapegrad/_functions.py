@@ -4,7 +4,6 @@ names and conventions, then one registry op each.
 from __future__ import annotations
 
 import builtins
-from typing import Sequence
 
 import numpy as np
 

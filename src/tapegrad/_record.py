@@ -7,7 +7,6 @@ surface at the line that caused them; values are computed when Python needs them
 from __future__ import annotations
 
 import jax
-import numpy as np
 
 from . import _dtype, _grad_mode, _ops, _tensor
 from ._compile import materialize

@@ -192,4 +192,4 @@ class LogSoftmax(_DimSoftmax):
         return F.log_softmax(input, self.dim, _stacklevel=5)
 
 
-from .attention import MultiheadAttention  # noqa: E402  (PyTorch's path: nn.modules.activation)
+from .attention import MultiheadAttention  # noqa: E402,F401  (PyTorch's path: nn.modules.activation)
