@@ -7,12 +7,12 @@ from .. import _compile
 from .._engine import Backward, cotangent_tensor
 from .._grad_mode import enable_grad, inference_mode, no_grad, set_grad_enabled
 from .._tensor import Tensor
-from . import function
+from . import function, functional
 from .function import Function, FunctionCtx, once_differentiable
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "once_differentiable", "Variable",
            "cache_info", "clear_cache", "set_cache_limit", "no_grad", "enable_grad",
-           "set_grad_enabled", "inference_mode", "function"]
+           "set_grad_enabled", "inference_mode", "function", "functional"]
 
 cache_info = _compile.cache_info
 clear_cache = _compile.clear_cache

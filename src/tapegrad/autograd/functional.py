@@ -1,0 +1,133 @@
+"""`tapegrad.autograd.functional`: derivatives of a function of tensors (PyTorch's API).
+
+Each is built from `autograd.grad` on the tape, so the results equal `jax.vjp`/`jax.jacrev` of
+the same program, and with `create_graph=True` they are differentiable again.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .._grad_mode import enable_grad
+from .._tensor import Tensor
+
+
+def _tuple(x) -> tuple:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def _prepare(inputs, create_graph: bool) -> tuple:
+    """Fresh leaves for the inputs (kept on the caller's graph under `create_graph`)."""
+    out = []
+    for x in _tuple(inputs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"The inputs given to the function must be Tensors, got {type(x).__name__}")
+        out.append(x.view_as(x) if create_graph and x.requires_grad else
+                   x.detach().requires_grad_(True))
+    return tuple(out)
+
+
+def _grads(outputs, inputs, grad_outputs, create_graph: bool) -> tuple:
+    from . import grad
+    from .._factory import zeros_like
+    wanted = [o for o in outputs if o.requires_grad]
+    if not wanted:
+        return tuple(zeros_like(x) for x in inputs)
+    weights = [g for o, g in zip(outputs, grad_outputs) if o.requires_grad]
+    gs = grad(wanted, inputs, weights, retain_graph=True, create_graph=create_graph,
+              allow_unused=True)
+    return tuple(zeros_like(x) if g is None else g for x, g in zip(inputs, gs))
+
+
+def _detach(ts, create_graph: bool):
+    return ts if create_graph else tuple(t.detach() for t in ts)
+
+
+def _like_input(result: tuple, inputs):
+    return result if isinstance(inputs, (tuple, list)) else result[0]
+
+
+def vjp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
+    """`(func(inputs), v^T J)`: the vector-Jacobian product at `inputs`."""
+    with enable_grad():
+        xs = _prepare(inputs, create_graph)
+        outs = _tuple(func(*xs))
+        vs = _tuple(v) if v is not None else tuple(None for _ in outs)
+        if v is None and any(o.numel() != 1 for o in outs):
+            raise RuntimeError("The vector v can only be None if the user-provided function "
+                               "returns a single Tensor with a single element.")
+        gs = _grads(outs, xs, vs, create_graph)
+    out = _detach(outs, create_graph)
+    return (out if len(out) > 1 else out[0]), _like_input(_detach(gs, create_graph), inputs)
+
+
+def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
+    """`(func(inputs), J v)`: the Jacobian-vector product, by the double-vjp trick."""
+    from .._factory import ones_like, zeros_like
+    with enable_grad():
+        xs = _prepare(inputs, True)
+        outs = _tuple(func(*xs))
+        vs = _tuple(v) if v is not None else tuple(ones_like(x) for x in xs)
+        us = tuple(zeros_like(o).requires_grad_(True) for o in outs)
+        gs = _grads(outs, xs, us, True)  # u^T J, linear in u
+        jv = _grads(gs, us, vs, create_graph)
+    out = _detach(outs, create_graph)
+    return (out if len(out) > 1 else out[0]), (_detach(jv, create_graph) if len(jv) > 1
+                                               else _detach(jv, create_graph)[0])
+
+
+def jacobian(func: Callable, inputs, create_graph: bool = False, strict: bool = False,
+             vectorize: bool = False, strategy: str = "reverse-mode"):
+    """The Jacobian of `func` at `inputs`: for each output and input, `out.shape + in.shape`."""
+    from .._factory import zeros
+    from .._functions_shape import stack
+    with enable_grad():
+        xs = _prepare(inputs, create_graph)
+        raw = func(*xs)
+        outs = _tuple(raw)
+        rows = []
+        for o in outs:
+            per_input = [[] for _ in xs]
+            for k in range(o.numel()):
+                basis = zeros(o.numel(), dtype=o.dtype)
+                basis[k] = 1.0
+                gs = _grads((o,), xs, (basis.reshape(o.shape),), create_graph)
+                for acc, g in zip(per_input, gs):
+                    acc.append(g)
+            rows.append(tuple(
+                (stack(acc) if acc else zeros(0, *x.shape, dtype=o.dtype)).reshape(
+                    tuple(o.shape) + tuple(x.shape))
+                for acc, x in zip(per_input, xs)))
+    rows = [_detach(r, create_graph) for r in rows]
+    rows = [r if isinstance(inputs, (tuple, list)) else r[0] for r in rows]
+    return tuple(rows) if isinstance(raw, (tuple, list)) else rows[0]
+
+
+def hessian(func: Callable, inputs, create_graph: bool = False, strict: bool = False,
+            vectorize: bool = False, outer_jacobian_strategy: str = "reverse-mode"):
+    """The Hessian of a scalar `func` at `inputs`."""
+    single = not isinstance(inputs, (tuple, list))
+
+    def gradient(*xs):
+        out = func(*xs)
+        if out.numel() != 1:
+            raise RuntimeError("The function given to hessian should return a single Tensor "
+                               "with a single element")
+        return _grads((out,), xs, (None,), True)
+
+    result = jacobian(gradient, inputs, create_graph=create_graph)
+    return result[0] if single else result
+
+
+def hvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
+    """`(func(inputs), H v)`: the Hessian-vector product of a scalar function."""
+    with enable_grad():
+        xs = _prepare(inputs, True)
+        out = func(*xs)
+        gs = _grads((out,), xs, (None,), True)
+        vs = _tuple(v)
+        dot = sum((g * w).sum() for g, w in zip(gs, vs))
+        hv = _grads((dot,), xs, (None,), create_graph)
+    return (out if create_graph else out.detach()), _like_input(_detach(hv, create_graph), inputs)
+
+
+vhp = hvp  # equal for the (symmetric) Hessian of a twice-differentiable function
