@@ -181,7 +181,7 @@ class _Plan:
         ro = [c.node.value for c in self.read_only]
         args = [x._value() if _is_tensor(x) else None for x in leaves]
         gens = [(g._key.value, g._counter) for g in self.generators]
-        hps = [dict(o._hp(o.param_groups[gi])) for o, gi in self.hyperparams]
+        hps = [o._hp_arrays(gi) for o, gi in self.hyperparams]
         with jax.enable_x64(True):
             outs, writes, grads = self._jitted(rw, ro, args, gens, hps)
         for g in self.generators:

@@ -82,8 +82,6 @@ def grad_owner(tensor) -> None:
         active.grad_owner(tensor)
 
 
-
-
 def hyperparams(optimizer, group_index: int, values: dict) -> dict:
     """Optimizer hyperparameters as the step should use them: traced inputs under compile, so a
     scheduler's new learning rate takes effect without recompiling."""

@@ -285,6 +285,20 @@ class Optimizer:
     def _hp(self, group: dict) -> dict:
         return {name: _scalar(group[name]) for name in self._hyperparams}
 
+    def _hp_arrays(self, index: int) -> dict:
+        """Group `index`'s hyperparameters as device scalars, made again only when one changes.
+
+        A Python float passed to a jitted call is copied to the device on every call; weakly
+        typed arrays behave the same inside the program and cost nothing to pass again.
+        """
+        values = self._hp(self.param_groups[index])
+        cache = self.__dict__.setdefault("_hp_cache", {})
+        hit = cache.get(index)
+        if hit is None or hit[0] != values:
+            with jax.enable_x64(True):
+                hit = cache[index] = (values, jax.tree.map(jax.numpy.asarray, values))
+        return hit[1]
+
     @_grad_mode.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a `.grad`; `closure` re-evaluates the loss first."""
@@ -308,7 +322,7 @@ class Optimizer:
         donate = jax.default_backend() != "cpu"
         prog = self._program(group, donate)
         index = next(i for i, g in enumerate(self.param_groups) if g is group)
-        hp = _stepmode.hyperparams(self, index, self._hp(group))
+        hp = _stepmode.hyperparams(self, index, self._hp_arrays(index))
         # PyTorch creates state lazily, at a parameter's first step; a loaded state may also lack
         # keys this configuration keeps (say, `accumulation_steps` added): those start fresh.
         fresh = [p for p in active if not prog.name_set <= self.state.get(p, {}).keys()]
