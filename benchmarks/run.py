@@ -4,7 +4,8 @@
     python benchmarks/run.py --quick    # fewer steps, for a smoke run
 
 Each figure is the median wall time of one training step, synchronised (the loss is read back),
-after warm-up; ratios are to the jax.jit + optax step measured in the same process.
+after warm-up, with the variants of a case run in interleaved blocks; ratios are to the jax.jit +
+optax step measured in the same process.
 """
 from __future__ import annotations
 
@@ -34,15 +35,24 @@ except ImportError:  # PyTorch is an optional reference
     torch = None
 
 
-def median_us(fn, steps: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
+def compare(fns: dict, steps: int, block: int = 10, warmup: int = 10) -> dict:
+    """Median µs per call of each function, measured in interleaved blocks of `block` calls.
+
+    Round-robin blocks keep every variant exposed to the same machine state, so a change in CPU
+    speed during the run (frequent on shared machines) moves all figures alike, not just one.
+    """
+    fns = {k: f for k, f in fns.items() if f is not None}
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict = {k: [] for k in fns}
+    for _ in range(max(steps // block, 1)):
+        for k, fn in fns.items():
+            for _ in range(block):
+                t = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) * 1e6 for k, v in times.items()}
 
 
 def rss_mb() -> float:
@@ -55,16 +65,14 @@ def _linear_params(model):
     return {k: v.detach().jax() for k, v in model.state_dict().items()}
 
 
-def time_tapegrad(step, x, y, steps) -> dict:
+def tapegrad_steps(step, x, y) -> dict:
     """The step eager and under tapegrad.compile."""
     tx, ty = tg.tensor(x), tg.tensor(y)
-    out = {"eager": median_us(lambda: step(tx, ty).item(), steps)}
     compiled = tg.compile(step)
-    out["compiled"] = median_us(lambda: compiled(tx, ty).item(), steps)
-    return out
+    return {"eager": lambda: step(tx, ty).item(), "compiled": lambda: compiled(tx, ty).item()}
 
 
-def time_jax(loss_fn, tx, params, x, y, steps) -> float:
+def jax_step(loss_fn, tx, params, x, y):
     """The hand-written jax.jit(value_and_grad) + optax step on the same parameters."""
     jstep = jb.make_step(loss_fn, tx)
     box = [params, tx.init(params)]
@@ -73,17 +81,17 @@ def time_jax(loss_fn, tx, params, x, y, steps) -> float:
     def run():
         box[0], box[1], loss = jstep(box[0], box[1], jx, jy)
         loss.block_until_ready()
-    return median_us(run, steps)
+    return run
 
 
-def time_torch(build, x, y, steps) -> float | None:
-    """The same PyTorch code, eager, when PyTorch is installed."""
+def torch_step(build, x, y):
+    """The same PyTorch code, eager, when PyTorch is installed (else None)."""
     if torch is None:
         return None
     torch.manual_seed(0)
     step = build(torch)
     px, py = torch.tensor(x), torch.tensor(y)
-    return median_us(lambda: step(px, py).item(), steps)
+    return lambda: step(px, py).item()
 
 
 def case_mlp(sizes, batch, steps):
@@ -96,13 +104,13 @@ def case_mlp(sizes, batch, steps):
         return model, models.classifier_step(T, model, T.optim.Adam(model.parameters(), lr=1e-3))
     tg.manual_seed(0)
     model, step = build(tg)
-    out = time_tapegrad(step, x, y, steps)
+    fns = tapegrad_steps(step, x, y)
     sd = _linear_params(model)
     params = [{"weight": sd[f"{i}.weight"], "bias": sd[f"{i}.bias"]}
               for i in range(0, 2 * (len(sizes) - 1), 2)]
-    out["jax"] = time_jax(jb.mlp_loss, optax.adam(1e-3), params, x, y, steps)
-    out["torch"] = time_torch(lambda T: build(T)[1], x, y, steps)
-    return out
+    fns["jax"] = jax_step(jb.mlp_loss, optax.adam(1e-3), params, x, y)
+    fns["torch"] = torch_step(lambda T: build(T)[1], x, y)
+    return compare(fns, steps)
 
 
 def _gpt_params(model, layers=3):
@@ -127,27 +135,26 @@ def case_gpt(steps, batch=64, context=16, vocab=10):
         return model, models.classifier_step(T, model, opt, clip=1.0)
     tg.manual_seed(0)
     model, step = build(tg)
-    out = time_tapegrad(step, x, y, steps)
+    fns = tapegrad_steps(step, x, y)
     tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-3, weight_decay=0.01))
-    out["jax"] = time_jax(jb.gpt_loss, tx, _gpt_params(model), x, y, steps)
-    out["torch"] = time_torch(lambda T: build(T)[1], x, y, steps)
-    return out
+    fns["jax"] = jax_step(jb.gpt_loss, tx, _gpt_params(model), x, y)
+    fns["torch"] = torch_step(lambda T: build(T)[1], x, y)
+    return compare(fns, steps)
 
 
 def case_chain(steps, n=50):
     x = tg.randn(100, requires_grad=True)
     step = models.chain_step(tg, x, n)
-    out = {"eager": median_us(lambda: step().jax().block_until_ready(), steps)}
     compiled = tg.compile(step)
-    out["compiled"] = median_us(lambda: compiled().jax().block_until_ready(), steps)
     grad = jax.jit(lambda v: jb.chain_grad(v, n))
     xa = x.detach().jax()
-    out["jax"] = median_us(lambda: grad(xa).block_until_ready(), steps)
+    fns = {"eager": lambda: step().jax().block_until_ready(),
+           "compiled": lambda: compiled().jax().block_until_ready(),
+           "jax": lambda: grad(xa).block_until_ready(), "torch": None}
     if torch is not None:
         tx_ = torch.randn(100, requires_grad=True)
-        tstep = models.chain_step(torch, tx_, n)
-        out["torch"] = median_us(tstep, steps)
-    return out
+        fns["torch"] = models.chain_step(torch, tx_, n)
+    return compare(fns, steps)
 
 
 # -- the extra figures ------------------------------------------------------------------------------

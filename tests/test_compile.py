@@ -89,6 +89,43 @@ def test_random_numbers_differ_per_call_and_repeat_with_the_seed():
     assert [noisy().tolist() for _ in range(5)] == first
 
 
+def test_a_step_that_draws_nothing_leaves_the_generator_alone():
+    w = tg.ones(3, requires_grad=True)
+    step = tg.compile(lambda x: (w * x).sum())
+    tg.manual_seed(3)
+    expected = tg.randn(4).tolist()
+    tg.manual_seed(3)
+    for _ in range(4):
+        step(tg.ones(3))
+    assert tg.randn(4).tolist() == expected  # the stream outside the step is untouched
+
+
+def test_a_generator_first_drawn_from_while_tracing_is_learned_not_frozen():
+    v = tg.ones(4, requires_grad=True)
+    noise = {"on": False}
+
+    def step():
+        return v * tg.randn(4) if noise["on"] else v * 1.0
+
+    compiled = tg.compile(step)
+    compiled()
+    compiled()  # two eager runs: no draws seen
+    noise["on"] = True
+    draws = [compiled().tolist() for _ in range(4)]
+    assert len({tuple(d) for d in draws}) == 4  # fresh noise every call, not one frozen draw
+    assert compiled.traces == 2  # the trace that met the draw was dropped, the step relearned
+
+
+def test_state_changed_by_uncompiled_code_between_calls_is_used():
+    w = tg.ones(3, requires_grad=True)
+    step = tg.compile(lambda x: (w * x).sum())
+    for _ in range(3):
+        step(tg.ones(3))
+    with tg.no_grad():
+        w.mul_(2.0)  # recorded, still pending when the compiled step reads it
+    assert step(tg.ones(3)).item() == 6.0
+
+
 def test_reading_a_value_inside_a_traced_step_is_refused():
     w = tg.ones(3, requires_grad=True)
 

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _dtype
+from . import _dtype, _stepmode
 from ._graph import Const, Op, SAVES_NONE
 
 
@@ -80,6 +80,7 @@ class Generator:
         """A tensor of `shape` drawn from this generator (recorded, computed lazily)."""
         from ._record import record
         from ._tensor import Tensor
+        _stepmode.generator(self)
         counter = self._counter
         self._counter += 1
         node = record(draw, (self._key, counter),

@@ -58,9 +58,9 @@ class CompiledStep:
         self.traces = 0  # how many times the step was traced (compiled)
 
     def __call__(self, *args, **kwargs) -> Any:
-        leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=_is_tensor)
-        spec = (treedef, tuple((x.shape, x.dtype, x.requires_grad) if _is_tensor(x) else x
-                               for x in leaves))
+        leaves, treedef = jax.tree.flatten((args, kwargs))  # a Tensor is a leaf
+        spec = (treedef, tuple((x._cell.node.shape, x._cell.node.dtype, x._requires_grad)
+                               if isinstance(x, Tensor) else x for x in leaves))
         plan = self._plans.get(spec)
         if plan is not None:
             try:
@@ -101,7 +101,6 @@ class CompiledStep:
             for key in arg_cells & cells.keys():
                 del cells[key]
         log.result = result
-        log.generators = ctx.generators
         return log
 
 
@@ -133,8 +132,9 @@ class _StepContext:
 
     def __exit__(self, *exc) -> None:
         _stepmode.active = None
+        drawn = self.log.generators
         for g, key, counter in self._saved:  # one fresh key per call, as if drawn once
-            g._key, g._counter = key, counter + self.advance
+            g._key, g._counter = key, counter + (self.advance if id(g) in drawn else 0)
 
 
 def _generators_in_use() -> list:
@@ -170,13 +170,18 @@ class _Plan:
         write_ids = set(last.writes)
         self.read_write = [c for c in last.reads.values() if id(c) in write_ids]
         self.read_only = [c for c in last.reads.values() if id(c) not in write_ids]
+        self.cells = self.read_write + self.read_only
+        self.written = {id(c) for c in self.writes}
         self.grad_owners = list(last.grad_owners.values())
         self.hyperparams = list(last.hyperparams)
-        self.generators = list(last.generators)
+        self.generators = list(last.generators.values())  # those the step draws from
         self._out = None
         self._jitted = jax.jit(self._pure, donate_argnums=(0,) if step.donate else ())
 
     def __call__(self, leaves) -> Any:
+        pending = [c.node for c in self.cells if c.node.value is None]
+        if pending:  # state changed by uncompiled code since the last call
+            materialize(pending)
         rw = [c.node.value for c in self.read_write]
         ro = [c.node.value for c in self.read_only]
         args = [x._value() if _is_tensor(x) else None for x in leaves]
@@ -188,7 +193,7 @@ class _Plan:
             g._counter += 1
         for cell, value in zip(self.writes, writes):
             cell.assign(Const(value, from_numpy_dtype(value.dtype)))
-        written = {id(c) for c in self.writes}
+        written = self.written
         for t, g in zip(self.grad_owners, grads):
             if g is None:
                 t._grad = None
@@ -202,11 +207,12 @@ class _Plan:
     def _pure(self, rw, ro, args, gens, hps):
         self.step.traces += 1
         log = _stepmode.StepLog(tracing=True)
-        cells = self.read_write + self.read_only
+        cells = self.cells
         saved = [c.node for c in cells]
         log.reads = {id(c): c for c in cells}
         log.writes = {id(c): c for c in self.writes}
         log.grad_owners = {id(t): t for t in self.grad_owners}
+        log.generators = {id(g): g for g in self.generators}
         log.start = _stepmode.next_serial()  # every older cell is state: touched only if lifted
         log.lifted = {(id(o), gi): hp for (o, gi), hp in zip(self.hyperparams, hps)}
         saved_grads = [t._grad for t in self.grad_owners]

@@ -30,6 +30,7 @@ class StepLog:
         self.reads: dict = {}  # id(cell) -> cell, storage older than the step read as a value
         self.writes: dict = {}  # id(cell) -> cell, storage older than the step written
         self.grad_owners: dict = {}  # id(tensor) -> tensor, leaves whose .grad the step sets
+        self.generators: dict = {}  # id(generator) -> generator, the generators the step draws from
         self.scalars: list = []  # Python numbers fed to programs, in order
         self.hyperparams: list = []  # (optimizer, group index) whose hyperparameters are lifted
         self.lifted: dict = {}  # while tracing: (id(optimizer), group index) -> traced values
@@ -57,6 +58,12 @@ class StepLog:
                 raise UntrackedState("sets the .grad of")
             self.grad_owners[id(tensor)] = tensor
 
+    def generator(self, gen) -> None:
+        if id(gen) not in self.generators:
+            if self.tracing:
+                raise UntrackedState("draws random numbers from")
+            self.generators[id(gen)] = gen
+
 
 class UntrackedState(RuntimeError):
     """A traced step touched storage its eager runs did not: it must be rediscovered."""
@@ -80,6 +87,11 @@ def write(cell) -> None:
 def grad_owner(tensor) -> None:
     if active is not None:
         active.grad_owner(tensor)
+
+
+def generator(gen) -> None:
+    if active is not None:
+        active.generator(gen)
 
 
 def hyperparams(optimizer, group_index: int, values: dict) -> dict:
