@@ -40,7 +40,10 @@ def compare(fns: dict, steps: int, block: int = 10, warmup: int = 10) -> dict:
 
     Round-robin blocks keep every variant exposed to the same machine state, so a change in CPU
     speed during the run (frequent on shared machines) moves all figures alike, not just one.
+    PyTorch is timed on its own afterwards: its OpenMP threads keep spinning for a while after
+    each op and would slow whatever runs next.
     """
+    torch_fn = fns.pop("torch", None)
     fns = {k: f for k, f in fns.items() if f is not None}
     for fn in fns.values():
         for _ in range(warmup):
@@ -52,7 +55,11 @@ def compare(fns: dict, steps: int, block: int = 10, warmup: int = 10) -> dict:
                 t = time.perf_counter()
                 fn()
                 times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) * 1e6 for k, v in times.items()}
+    out = {k: statistics.median(v) * 1e6 for k, v in times.items()}
+    if torch_fn is not None:
+        out.update(compare({"pytorch": torch_fn}, steps, block, warmup))
+        out["torch"] = out.pop("pytorch")
+    return out
 
 
 def rss_mb() -> float:
@@ -220,17 +227,24 @@ def main() -> None:
         ("3. GPT 3x48, ctx 16, batch 64, AdamW + clip", lambda: case_gpt(steps)),
         ("4. 50 elementwise ops on 100 floats + backward", lambda: case_chain(steps)),
     ]
+    fixed = case_mlp([8, 8, 2], 64, steps)
+    gc.collect()
     head = "| case | tapegrad eager | tapegrad compile | jax.jit + optax | PyTorch eager | eager / jax | compile / jax | eager / PyTorch |"
     print(head)
     print("|" + "---|" * 8)
     for name, run in cases:
         r = run()
+        gc.collect()
         eager, compiled, jax_us, t = r["eager"], r["compiled"], r["jax"], r.get("torch")
         torch_us = f"{t:.0f} µs" if t else "n/a"
         vs_torch = f"{eager / t:.2f}×" if t else "n/a"
         print(f"| {name} | {eager:.0f} µs | {compiled:.0f} µs | {jax_us:.0f} µs | {torch_us} | "
               f"{eager / jax_us:.2f}× | {compiled / jax_us:.2f}× | {vs_torch} |", flush=True)
-    print(f"\nfirst step (cold compile), case 1: {extra['first_step_ms']:.0f} ms")
+    print("\nfixed cost of one step (the case 1 step on an MLP 8-8-2, where compute is "
+          "negligible): " + ", ".join(f"{name} {fixed[k]:.0f} µs" for k, name in (
+              ("eager", "tapegrad eager"), ("compiled", "tapegrad compile"),
+              ("jax", "jax.jit + optax"), ("torch", "PyTorch eager")) if k in fixed))
+    print(f"first step (cold compile), case 1: {extra['first_step_ms']:.0f} ms")
     print(f"compilations over a {50 if args.quick else 500}-step loop after the first step, case 1: "
           f"{extra['compiles_in_loop']}")
     print(f"RSS growth over {extra['rss_steps']} steps, case 1: {extra['rss_growth_mb']:+.1f} MB")
