@@ -231,6 +231,8 @@ def test_autograd_grad_unused_inputs():
     assert gz.tolist() == [0.0]
     with pytest.raises(RuntimeError, match="does not require grad"):
         tg.autograd.grad((x * 2).sum(), tg.ones(1))
+    with pytest.raises(NotImplementedError, match="is_grads_batched=True is not supported"):
+        tg.autograd.grad((x * 2).sum(), x, is_grads_batched=True)
 
 
 # -- the dynamic graph and its freeing --------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _dtype, _ops, _views
 from ._record import apply
-from ._tensor import Tensor, _normalize_dim
+from ._tensor import Tensor, normalize_dim
 
 Number = builtins.int | builtins.float | builtins.bool
 
@@ -177,8 +177,8 @@ def _dims(dim, ndim: int):
     if isinstance(dim, (builtins.list, builtins.tuple)):
         if not dim:  # PyTorch reduces over every dimension for an empty dim list
             return None
-        return builtins.tuple(sorted({_normalize_dim(d, ndim) for d in dim}))
-    return (_normalize_dim(dim, ndim),)
+        return builtins.tuple(sorted({normalize_dim(d, ndim) for d in dim}))
+    return (normalize_dim(dim, ndim),)
 
 
 def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A001
@@ -241,7 +241,7 @@ def view(input: Tensor, *shape) -> Tensor:
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap two dimensions."""
     n = input.ndim
-    d0, d1 = _normalize_dim(dim0, n), _normalize_dim(dim1, n)
+    d0, d1 = normalize_dim(dim0, n), normalize_dim(dim1, n)
     return _views.track(apply(_ops.transpose, input, dim0=d0, dim1=d1), input, _ops.transpose,
                         dim0=d0, dim1=d1)
 
@@ -265,7 +265,7 @@ def permute(input: Tensor, *dims) -> Tensor:
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not "
                            f"match the length of the desired ordering of dimensions i.e. input.dim() "
                            f"= {input.ndim} is not equal to len(dims) = {len(dims)}")
-    norm = builtins.tuple(_normalize_dim(d, input.ndim) for d in dims)
+    norm = builtins.tuple(normalize_dim(d, input.ndim) for d in dims)
     if len(set(norm)) != len(norm):
         raise RuntimeError("permute(): duplicate dims are not allowed.")
     return _views.track(apply(_ops.permute, input, dims=norm), input, _ops.permute, dims=norm)

@@ -13,7 +13,7 @@ import numpy as np
 from . import _dtype, _ops
 from ._functions import _as_index_tensor, getitem
 from ._record import apply
-from ._tensor import Tensor, _normalize_dim
+from ._tensor import Tensor, normalize_dim
 
 
 def _index(name: str, index) -> Tensor:
@@ -46,7 +46,7 @@ def gather(input: Tensor, dim: builtins.int, index: Tensor, *, sparse_grad: buil
     """`out[i][j] = input[index[i][j]][j]` (for dim=0): values picked along `dim` by `index`."""
     index = _index("gather", index)
     _same_rank("gather", input, index)
-    d = _normalize_dim(dim, input.ndim)
+    d = normalize_dim(dim, input.ndim)
     for a in range(input.ndim):
         if a != d and index.shape[a] > input.shape[a]:
             raise RuntimeError(f"Size does not match at dimension {a} expected index "
@@ -64,7 +64,7 @@ def gather(input: Tensor, dim: builtins.int, index: Tensor, *, sparse_grad: buil
 def _scatter(op, name, input: Tensor, dim, index, src) -> Tensor:
     index = _index(name, index)
     _same_rank(name, input, index)
-    d = _normalize_dim(dim, input.ndim)
+    d = normalize_dim(dim, input.ndim)
     _check_known(index, input.shape[d] if input.ndim else 1, d, RuntimeError)
     if isinstance(src, Tensor):
         if src.dtype is not input.dtype:
@@ -101,7 +101,7 @@ def index_select(input: Tensor, dim: builtins.int, index: Tensor) -> Tensor:
     index = _index("index_select", index)
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
-    d = _normalize_dim(dim, input.ndim)
+    d = normalize_dim(dim, input.ndim)
     _check_known(index, input.shape[d] if input.ndim else 1, d, IndexError,
                  "index out of range in self")
     if input.ndim == 0:
@@ -117,7 +117,7 @@ def index_add(input: Tensor, dim: builtins.int, index: Tensor, source: Tensor, *
         from ._methods import _type_name
         raise RuntimeError(f"index_add_(): self ({_type_name(input.dtype)}) and source "
                            f"({_type_name(source.dtype)}) must have the same scalar type")
-    d = _normalize_dim(dim, input.ndim)
+    d = normalize_dim(dim, input.ndim)
     _check_known(index, input.shape[d], d, IndexError, "index out of range in self")
     return apply(_ops.index_add, input, index.reshape(-1), source, dim=d, alpha=alpha)
 
@@ -154,7 +154,7 @@ def take_along_dim(input: Tensor, indices: Tensor, dim: builtins.int | None = No
     """Values at `indices` along `dim` (the flattened tensor when `dim` is None)."""
     if dim is None:
         return gather(input.reshape(-1), 0, indices.reshape(-1))
-    d = _normalize_dim(dim, input.ndim)
+    d = normalize_dim(dim, input.ndim)
     shape_in = list(np.broadcast_shapes(input.shape[:d] + (1,) + input.shape[d + 1:],
                                         indices.shape[:d] + (1,) + indices.shape[d + 1:]))
     shape_idx = list(shape_in)
@@ -177,7 +177,7 @@ def repeat_interleave(input: Tensor, repeats, dim: builtins.int | None = None, *
     from ._factory import tensor
     if dim is None:
         input, dim = input.reshape(-1), 0
-    d = _normalize_dim(dim, input.ndim)
+    d = normalize_dim(dim, input.ndim)
     counts = np.asarray(repeats._value() if isinstance(repeats, Tensor) else repeats)
     if counts.ndim and counts.shape[0] != input.shape[d]:
         raise RuntimeError("repeats must have the same size as input along dim")

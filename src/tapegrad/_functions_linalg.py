@@ -10,7 +10,7 @@ from . import _ops, _views
 from ._functions import matmul, mul, add
 from ._functions_reduce import vector_norm  # noqa: F401  (re-exported by tapegrad.linalg)
 from ._record import apply
-from ._tensor import Tensor, _normalize_dim
+from ._tensor import Tensor, normalize_dim
 
 
 def _need(t: Tensor, ndim: builtins.int, what: str) -> None:
@@ -102,8 +102,8 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
         da, db = dims
         da = (da,) if isinstance(da, builtins.int) else da
         db = (db,) if isinstance(db, builtins.int) else db
-        axes = (builtins.tuple(_normalize_dim(d, a.ndim) for d in da),
-                builtins.tuple(_normalize_dim(d, b.ndim) for d in db))
+        axes = (builtins.tuple(normalize_dim(d, a.ndim) for d in da),
+                builtins.tuple(normalize_dim(d, b.ndim) for d in db))
     return apply(_ops.tensordot, a, b, axes=axes)
 
 
@@ -140,7 +140,7 @@ def diag_embed(input: Tensor, offset: builtins.int = 0, dim1: builtins.int = -2,
 def diagonal(input: Tensor, offset: builtins.int = 0, dim1: builtins.int = 0,
              dim2: builtins.int = 1) -> Tensor:
     """The diagonal of dimensions `dim1`, `dim2`, moved to the end (a view)."""
-    d1, d2 = _normalize_dim(dim1, input.ndim), _normalize_dim(dim2, input.ndim)
+    d1, d2 = normalize_dim(dim1, input.ndim), normalize_dim(dim2, input.ndim)
     if d1 == d2:
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     static = dict(offset=builtins.int(offset), dim1=d1, dim2=d2)
@@ -261,7 +261,7 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: builtins.bool = Fal
     """A matrix norm: "fro", "nuc", inf, -inf, 1, -1, 2 or -2, over the two dimensions `dim`."""
     if dtype is not None:
         A = A.to(dtype)
-    dim = builtins.tuple(_normalize_dim(d, A.ndim) for d in dim)
+    dim = builtins.tuple(normalize_dim(d, A.ndim) for d in dim)
     if ord == "fro":
         return vector_norm(A, 2, dim, keepdim)
     ord = ord if isinstance(ord, str) else builtins.float(ord)  # noqa: A001

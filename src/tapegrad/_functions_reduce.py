@@ -11,7 +11,7 @@ import collections
 from . import _dtype, _ops
 from ._functions import _dims
 from ._record import apply
-from ._tensor import Tensor, _normalize_dim
+from ._tensor import Tensor, normalize_dim
 
 
 def _return_type(name: str):
@@ -45,7 +45,7 @@ def _float_only(name: str, input: Tensor) -> None:
 
 
 def _one_dim(dim, ndim: int) -> builtins.int:
-    return _normalize_dim(dim, ndim) if ndim else 0
+    return normalize_dim(dim, ndim) if ndim else 0
 
 
 def prod(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.bool = False, *,
@@ -108,9 +108,9 @@ def _nonempty(name: str, input: Tensor, dim=None) -> None:
 
 def _select(op, cls, input: Tensor, dim, keepdim: builtins.bool, **static):
     if input.ndim == 0:
-        _normalize_dim(dim, 0)
+        normalize_dim(dim, 0)
         return cls(input.clone(), _zeros_long(()))
-    d = _normalize_dim(dim, input.ndim)
+    d = normalize_dim(dim, input.ndim)
     if input.shape[d] == 0:
         raise IndexError(f"{cls.__name__}(): Expected reduction dim {d} to have non-zero size.")
     values, indices = apply(op, input, dim=d, keepdim=keepdim, **static)
@@ -248,14 +248,14 @@ def median(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.boo
         return apply(_ops.kthvalue, flat, k=k, dim=0, keepdim=False)[0]
     if input.ndim == 0:
         return _select(_ops.kthvalue, return_types.median, input, dim, keepdim, k=1)
-    k = (input.shape[_normalize_dim(dim, input.ndim)] - 1) // 2 + 1
+    k = (input.shape[normalize_dim(dim, input.ndim)] - 1) // 2 + 1
     return _select(_ops.kthvalue, return_types.median, input, dim, keepdim, k=k)
 
 
 def kthvalue(input: Tensor, k: builtins.int, dim: builtins.int = -1,
              keepdim: builtins.bool = False):
     """The `k`-th smallest element along `dim` (1-based), as `(values, indices)`."""
-    size = input.shape[_normalize_dim(dim, input.ndim)] if input.ndim else 1
+    size = input.shape[normalize_dim(dim, input.ndim)] if input.ndim else 1
     if not 1 <= k <= size:
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {dim}")
     if input.ndim == 0:

@@ -12,13 +12,13 @@ from typing import Sequence
 from . import _ops, _views
 from ._functions import _shape_arg, getitem, permute, reshape, transpose
 from ._record import apply
-from ._tensor import Tensor, _normalize_dim
+from ._tensor import Tensor, normalize_dim
 
 
 def _dim_list(dims, ndim: int) -> builtins.tuple:
     if isinstance(dims, builtins.int):
         dims = (dims,)
-    return builtins.tuple(_normalize_dim(d, ndim) for d in dims)
+    return builtins.tuple(normalize_dim(d, ndim) for d in dims)
 
 
 def squeeze(input: Tensor, dim=None) -> Tensor:
@@ -30,7 +30,7 @@ def squeeze(input: Tensor, dim=None) -> Tensor:
 
 def unsqueeze(input: Tensor, dim: builtins.int) -> Tensor:
     """Insert a size-1 dimension at `dim` (in `[-ndim-1, ndim]`)."""
-    d = _normalize_dim(dim, input.ndim + 1)
+    d = normalize_dim(dim, input.ndim + 1)
     return _views.track(apply(_ops.unsqueeze, input, dim=d), input, _ops.unsqueeze, dim=d)
 
 
@@ -38,7 +38,7 @@ def flatten(input: Tensor, start_dim: builtins.int = 0, end_dim: builtins.int = 
     """Merge dimensions `start_dim..end_dim` into one (a 0-d tensor becomes 1-d)."""
     if input.ndim == 0:
         return reshape(input, 1)
-    s, e = _normalize_dim(start_dim, input.ndim), _normalize_dim(end_dim, input.ndim)
+    s, e = normalize_dim(start_dim, input.ndim), normalize_dim(end_dim, input.ndim)
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     shape = input.shape
@@ -47,7 +47,7 @@ def flatten(input: Tensor, start_dim: builtins.int = 0, end_dim: builtins.int = 
 
 def unflatten(input: Tensor, dim: builtins.int, sizes: Sequence[builtins.int]) -> Tensor:
     """Split dimension `dim` into `sizes` (one may be -1)."""
-    d = _normalize_dim(dim, input.ndim)
+    d = normalize_dim(dim, input.ndim)
     sizes = builtins.tuple(sizes)
     known = math.prod(s for s in sizes if s != -1)
     size = input.shape[d]
@@ -142,13 +142,13 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
 
 def select(input: Tensor, dim: builtins.int, index: builtins.int) -> Tensor:
     """The slice at `index` along `dim` (a view without that dimension)."""
-    d = _normalize_dim(dim, input.ndim)
+    d = normalize_dim(dim, input.ndim)
     return getitem(input, (slice(None),) * d + (index,))
 
 
 def narrow(input: Tensor, dim: builtins.int, start: builtins.int, length: builtins.int) -> Tensor:
     """`length` elements from `start` along `dim` (a view)."""
-    d = _normalize_dim(dim, input.ndim)
+    d = normalize_dim(dim, input.ndim)
     size = input.shape[d]
     start = builtins.int(start)
     if start < 0:
@@ -160,7 +160,7 @@ def narrow(input: Tensor, dim: builtins.int, start: builtins.int, length: builti
 
 def split(tensor: Tensor, split_size_or_sections, dim: builtins.int = 0) -> builtins.tuple:
     """Views of consecutive pieces along `dim`: equal `split_size` pieces, or given `sections`."""
-    d = _normalize_dim(dim, tensor.ndim)
+    d = normalize_dim(dim, tensor.ndim)
     size = tensor.shape[d]
     if isinstance(split_size_or_sections, builtins.int):
         step = split_size_or_sections
@@ -183,7 +183,7 @@ def split(tensor: Tensor, split_size_or_sections, dim: builtins.int = 0) -> buil
 
 
 def tensor_split(input: Tensor, indices_or_sections, dim: builtins.int = 0) -> builtins.tuple:
-    d = _normalize_dim(dim, input.ndim)
+    d = normalize_dim(dim, input.ndim)
     size = input.shape[d]
     if isinstance(indices_or_sections, builtins.int):
         n = indices_or_sections
@@ -199,13 +199,13 @@ def chunk(input: Tensor, chunks: builtins.int, dim: builtins.int = 0) -> builtin
     """At most `chunks` views of equal size (the last may be smaller) along `dim`."""
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
-    size = input.shape[_normalize_dim(dim, input.ndim)]
+    size = input.shape[normalize_dim(dim, input.ndim)]
     return split(input, builtins.max(-(-size // chunks), 1), dim)
 
 
 def unbind(input: Tensor, dim: builtins.int = 0) -> builtins.tuple:
     """Views of each slice along `dim`, that dimension removed."""
-    d = _normalize_dim(dim, input.ndim)
+    d = normalize_dim(dim, input.ndim)
     return builtins.tuple(select(input, d, i) for i in range(input.shape[d]))
 
 
@@ -223,7 +223,7 @@ def cat(tensors: Sequence[Tensor], dim: builtins.int = 0) -> Tensor:
     """Join tensors along an existing dimension `dim`."""
     tensors = _tensors("cat", tensors)
     ref = tensors[0]
-    d = _normalize_dim(dim, ref.ndim)
+    d = normalize_dim(dim, ref.ndim)
     for k, t in enumerate(tensors):
         if t.ndim != ref.ndim:
             raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} "
@@ -249,7 +249,7 @@ def stack(tensors: Sequence[Tensor], dim: builtins.int = 0) -> Tensor:
         if t.shape != ref.shape:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got "
                                f"{list(ref.shape)} at entry 0 and {list(t.shape)} at entry {k}")
-    return apply(_ops.stack, *tensors, dim=_normalize_dim(dim, ref.ndim + 1))
+    return apply(_ops.stack, *tensors, dim=normalize_dim(dim, ref.ndim + 1))
 
 
 def atleast_1d(input: Tensor) -> Tensor:

@@ -8,11 +8,11 @@ import numpy as np
 from . import _dtype, _ops
 from ._functions_reduce import return_types
 from ._record import apply
-from ._tensor import Tensor, _normalize_dim
+from ._tensor import Tensor, normalize_dim
 
 
 def _dim(input: Tensor, dim) -> builtins.int:
-    return _normalize_dim(dim, input.ndim) if input.ndim else 0
+    return normalize_dim(dim, input.ndim) if input.ndim else 0
 
 
 def sort(input: Tensor, dim: builtins.int = -1, descending: builtins.bool = False, *,
@@ -53,7 +53,7 @@ def unique(input: Tensor, sorted: builtins.bool = True, return_inverse: builtins
     """The distinct elements, sorted (no gradient: the result's size depends on the values)."""
     from ._factory import tensor
     arr = np.asarray(input._value())
-    axis = None if dim is None else _normalize_dim(dim, input.ndim)
+    axis = None if dim is None else normalize_dim(dim, input.ndim)
     values, inverse, counts = np.unique(arr, return_inverse=True, return_counts=True, axis=axis)
     out = [tensor(values.astype(arr.dtype), dtype=input.dtype)]
     if return_inverse:

@@ -63,7 +63,7 @@ class RemovableHandle:
         self.remove()
 
 
-class _HookDict(dict):
+class HookDict(dict):
     """Hooks by handle id (a dict subclass, so a handle can hold a weak reference to it)."""
 
 
@@ -175,7 +175,7 @@ class Tensor:
     def size(self, dim: int | None = None):
         if dim is None:
             return self.shape
-        return self._cell.node.shape[_normalize_dim(dim, self.ndim)]
+        return self._cell.node.shape[normalize_dim(dim, self.ndim)]
 
     @property
     def dtype(self) -> _dtype.dtype:
@@ -301,7 +301,7 @@ class Tensor:
         ref = weakref.ref(self)
         node = self._grad_node
         if node.hooks is None:
-            node.hooks = _HookDict()
+            node.hooks = HookDict()
         node.hooks["retain"] = ref
 
     def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> RemovableHandle:
@@ -310,12 +310,12 @@ class Tensor:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self._grad_node is None:
             if self._hooks is None:
-                self._hooks = _HookDict()
+                self._hooks = HookDict()
             hooks = self._hooks
         else:
             node = self._grad_node
             if node.hooks is None:
-                node.hooks = _HookDict()
+                node.hooks = HookDict()
             hooks = node.hooks
         handle = RemovableHandle(hooks)
         hooks[handle.id] = hook
@@ -519,7 +519,7 @@ def legacy_type_name(node) -> str:
     return "tapegrad." + _LEGACY_NAMES.get(node.dtype.name, node.dtype.name)
 
 
-def _normalize_dim(dim: int, ndim: int) -> int:
+def normalize_dim(dim: int, ndim: int) -> int:
     n = max(ndim, 1)
     if not -n <= dim < n:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "

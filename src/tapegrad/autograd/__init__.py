@@ -83,9 +83,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
          is_grads_batched: bool = False, materialize_grads: bool = False) -> tuple:
     """The gradients of `outputs` with respect to `inputs`, as a tuple (`.grad` is untouched)."""
     if is_grads_batched:
-        raise NotImplementedError("is_grads_batched=True is not supported; use jax.vmap over "
-                                  "tapegrad.func-style pure functions instead")
-    single = isinstance(inputs, Tensor)
+        raise NotImplementedError("is_grads_batched=True is not supported; call grad once per "
+                                  "grad_outputs, or use tapegrad.autograd.functional.jacobian")
     inputs = _seq(inputs)
     roots, cts = _roots(_seq(outputs), _seq(grad_outputs))
     for t in inputs:

@@ -91,8 +91,8 @@ def _softmax_dim(name: str, ndim: int, dim) -> int:
         warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
                       "to include dim=X as an argument.", UserWarning, stacklevel=3)
         dim = 0 if ndim in (0, 1, 3) else 1
-    from .._tensor import _normalize_dim
-    return _normalize_dim(dim, ndim)
+    from .._tensor import normalize_dim
+    return normalize_dim(dim, ndim)
 
 
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
@@ -132,8 +132,8 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:
     """Gated linear unit: the first half of `dim` times the sigmoid of the second half."""
-    from .._tensor import _normalize_dim
-    d = _normalize_dim(dim, input.ndim)
+    from .._tensor import normalize_dim
+    d = normalize_dim(dim, input.ndim)
     if input.shape[d] % 2:
         raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size "
                            f"{input.shape[d]}")

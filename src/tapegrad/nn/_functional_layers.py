@@ -11,7 +11,7 @@ import numpy as np
 from .. import _grad_mode, _methods, _ops_conv, _ops_nn, _random
 from .._compile import materialize
 from .._record import apply
-from .._tensor import Tensor, _normalize_dim
+from .._tensor import Tensor, normalize_dim
 from ._functional_activation import _maybe_inplace
 
 
@@ -205,7 +205,7 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
     """`input / max(||input||_p, eps)` along `dim`."""
     if out is not None:
         raise TypeError("normalize: out= is not supported (tapegrad tensors are immutable values)")
-    return apply(_ops_nn.normalize, input, p=float(p), dim=_normalize_dim(dim, input.ndim),
+    return apply(_ops_nn.normalize, input, p=float(p), dim=normalize_dim(dim, input.ndim),
                  eps=float(eps))
 
 
@@ -257,7 +257,7 @@ def attention_weights(query: Tensor, key: Tensor, masks: Sequence[Tensor] = (),
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """`x1 . x2 / (max(||x1||, eps) * max(||x2||, eps))` along `dim`."""
     ndim = max(x1.ndim, x2.ndim)
-    return apply(_ops_nn.cosine_similarity, x1, x2, dim=_normalize_dim(dim, ndim), eps=float(eps))
+    return apply(_ops_nn.cosine_similarity, x1, x2, dim=normalize_dim(dim, ndim), eps=float(eps))
 
 
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,

@@ -25,7 +25,7 @@ import jax
 import optax
 
 from .. import _compile, _grad_mode, _stepmode
-from .._tensor import RemovableHandle, Tensor, _HookDict, zero_grads
+from .._tensor import RemovableHandle, Tensor, HookDict, zero_grads
 
 ParamsT = Iterable[Tensor] | Iterable[dict]
 
@@ -165,7 +165,7 @@ class Optimizer:
         """Call `hook(optimizer, args, kwargs)` before each `step()`; it may return new
         `(args, kwargs)`."""
         if "_step_pre_hooks" not in self.__dict__:
-            self._step_pre_hooks = _HookDict()
+            self._step_pre_hooks = HookDict()
         handle = RemovableHandle(self._step_pre_hooks)
         self._step_pre_hooks[handle.id] = hook
         return handle
@@ -173,7 +173,7 @@ class Optimizer:
     def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
         """Call `hook(optimizer, args, kwargs)` after each `step()`."""
         if "_step_post_hooks" not in self.__dict__:
-            self._step_post_hooks = _HookDict()
+            self._step_post_hooks = HookDict()
         handle = RemovableHandle(self._step_post_hooks)
         self._step_post_hooks[handle.id] = hook
         return handle

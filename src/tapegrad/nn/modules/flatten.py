@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..._tensor import Tensor, _normalize_dim
+from ..._tensor import Tensor, normalize_dim
 from .module import Module
 
 
@@ -18,7 +18,7 @@ class Flatten(Module):
         shape = tuple(input.shape)
         if not shape:
             return input.reshape(1)
-        s, e = _normalize_dim(self.start_dim, len(shape)), _normalize_dim(self.end_dim, len(shape))
+        s, e = normalize_dim(self.start_dim, len(shape)), normalize_dim(self.end_dim, len(shape))
         if s > e:
             raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
         return input.reshape(shape[:s] + (-1,) + shape[e + 1:]) if input.numel() else \
@@ -38,7 +38,7 @@ class Unflatten(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         shape = tuple(input.shape)
-        d = _normalize_dim(self.dim, len(shape))
+        d = normalize_dim(self.dim, len(shape))
         return input.reshape(shape[:d] + self.unflattened_size + shape[d + 1:])
 
     def extra_repr(self) -> str:
