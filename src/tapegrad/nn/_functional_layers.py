@@ -178,9 +178,10 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     return out
 
 
-# The running statistics depend on the forward pass, but nothing that backward computes reads
-# them, so their updates stay pending. A chain of pending updates keeps every step's batch alive,
-# so it is computed (in one cached program) once it is this many steps long.
+# The running statistics' updates stay pending until the next program runs (the next backward
+# computes them with everything else pending, see `_tensor.pending_writes`). Forward passes with no
+# backward in between (say, re-estimating the statistics under no_grad) would chain them, each
+# step keeping its batch alive, so a chain is computed (one cached program) at this length.
 MAX_PENDING_UPDATES = 16
 _pending_updates: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
