@@ -35,11 +35,13 @@ except ImportError:  # PyTorch is an optional reference
     torch = None
 
 
-def compare(fns: dict, steps: int, block: int = 10, warmup: int = 10) -> dict:
+def compare(fns: dict, steps: int, block: int = 50, warmup: int = 10, rewarm: int = 5) -> dict:
     """Median µs per call of each function, measured in interleaved blocks of `block` calls.
 
     Round-robin blocks keep every variant exposed to the same machine state, so a change in CPU
     speed during the run (frequent on shared machines) moves all figures alike, not just one.
+    Each block starts with `rewarm` untimed calls, so no variant pays for the caches the one
+    before it left cold.
     PyTorch is timed on its own afterwards: its OpenMP threads keep spinning for a while after
     each op and would slow whatever runs next.
     """
@@ -49,15 +51,18 @@ def compare(fns: dict, steps: int, block: int = 10, warmup: int = 10) -> dict:
         for _ in range(warmup):
             fn()
     times: dict = {k: [] for k in fns}
+    block = min(block, steps)
     for _ in range(max(steps // block, 1)):
         for k, fn in fns.items():
+            for _ in range(rewarm):
+                fn()
             for _ in range(block):
                 t = time.perf_counter()
                 fn()
                 times[k].append(time.perf_counter() - t)
     out = {k: statistics.median(v) * 1e6 for k, v in times.items()}
     if torch_fn is not None:
-        out.update(compare({"pytorch": torch_fn}, steps, block, warmup))
+        out.update(compare({"pytorch": torch_fn}, steps, block, warmup, rewarm))
         out["torch"] = out.pop("pytorch")
     return out
 
@@ -209,15 +214,34 @@ def record_overhead_us(n_ops=50, reps=2000):
     return (time.perf_counter() - t) / reps / n_ops * 1e6
 
 
+def _ratio(runs: list, a: str, b: str) -> str:
+    """The median ratio over the repeats, with its range when there are several."""
+    if any(r.get(a) is None or r.get(b) is None for r in runs):
+        return "n/a"
+    values = sorted(r[a] / r[b] for r in runs)
+    med = statistics.median(values)
+    return f"{med:.2f}×" if len(values) == 1 else f"{med:.2f}× ({values[0]:.2f}-{values[-1]:.2f})"
+
+
+def _us(runs: list, k: str) -> str:
+    if any(r.get(k) is None for r in runs):
+        return "n/a"
+    return f"{statistics.median(r[k] for r in runs):.0f} µs"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="measure each case this many times (default 3, 1 with --quick)")
     args = parser.parse_args()
     steps = args.steps or (20 if args.quick else 200)
+    repeat = args.repeat or (1 if args.quick else 3)
     print(f"# tapegrad benchmarks: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, JAX {jax.__version__} on {jax.default_backend()}, "
-          f"PyTorch {torch.__version__ if torch else 'not installed'}; median of {steps} steps\n")
+          f"PyTorch {torch.__version__ if torch else 'not installed'}; median of {steps} steps, "
+          f"{repeat} repeat(s): figures are medians over the repeats, ratios show their range\n")
     extra = cold_and_compiles(loop_steps=50 if args.quick else 500,
                               rss_steps=100 if args.quick else 2000)
     cases = [
@@ -227,23 +251,23 @@ def main() -> None:
         ("3. GPT 3x48, ctx 16, batch 64, AdamW + clip", lambda: case_gpt(steps)),
         ("4. 50 elementwise ops on 100 floats + backward", lambda: case_chain(steps)),
     ]
-    fixed = case_mlp([8, 8, 2], 64, steps)
+    fixed = [case_mlp([8, 8, 2], 64, steps) for _ in range(repeat)]
     gc.collect()
     head = "| case | tapegrad eager | tapegrad compile | jax.jit + optax | PyTorch eager | eager / jax | compile / jax | eager / PyTorch |"
     print(head)
     print("|" + "---|" * 8)
     for name, run in cases:
-        r = run()
-        gc.collect()
-        eager, compiled, jax_us, t = r["eager"], r["compiled"], r["jax"], r.get("torch")
-        torch_us = f"{t:.0f} µs" if t else "n/a"
-        vs_torch = f"{eager / t:.2f}×" if t else "n/a"
-        print(f"| {name} | {eager:.0f} µs | {compiled:.0f} µs | {jax_us:.0f} µs | {torch_us} | "
-              f"{eager / jax_us:.2f}× | {compiled / jax_us:.2f}× | {vs_torch} |", flush=True)
+        runs = []
+        for _ in range(repeat):
+            runs.append(run())
+            gc.collect()
+        print(f"| {name} | {_us(runs, 'eager')} | {_us(runs, 'compiled')} | {_us(runs, 'jax')} | "
+              f"{_us(runs, 'torch')} | {_ratio(runs, 'eager', 'jax')} | "
+              f"{_ratio(runs, 'compiled', 'jax')} | {_ratio(runs, 'eager', 'torch')} |", flush=True)
     print("\nfixed cost of one step (the case 1 step on an MLP 8-8-2, where compute is "
-          "negligible): " + ", ".join(f"{name} {fixed[k]:.0f} µs" for k, name in (
+          "negligible): " + ", ".join(f"{name} {_us(fixed, k)}" for k, name in (
               ("eager", "tapegrad eager"), ("compiled", "tapegrad compile"),
-              ("jax", "jax.jit + optax"), ("torch", "PyTorch eager")) if k in fixed))
+              ("jax", "jax.jit + optax"), ("torch", "PyTorch eager"))))
     print(f"first step (cold compile), case 1: {extra['first_step_ms']:.0f} ms")
     print(f"compilations over a {50 if args.quick else 500}-step loop after the first step, case 1: "
           f"{extra['compiles_in_loop']}")
