@@ -61,7 +61,7 @@ from ._serialization import load, save
 from ._step_compile import compile
 from ._tensor import Size, Tensor
 from . import autograd, cuda, linalg  # noqa: E402  (subpackages use the names above)
-from . import nn, optim  # noqa: E402
+from . import func, nn, optim  # noqa: E402
 from .nn.functional import log_softmax, softmax  # noqa: E402  (torch.softmax, Tensor.softmax)
 
 Tensor.softmax = softmax

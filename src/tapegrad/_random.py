@@ -39,6 +39,11 @@ DEFAULT_SEED = 67280421310721  # PyTorch's default seed: runs repeat unless rese
 draw = Op("random", _draw, saves=SAVES_NONE, differentiable=False)
 
 
+# While set (by `func.functional_call` under a JAX transformation), drawing raises this message:
+# a generator's key is a concrete array there, so every traced call would repeat one draw.
+frozen_draws: str | None = None
+
+
 class Generator:
     """A source of random numbers: `manual_seed(s)` makes its draws repeat."""
 
@@ -80,6 +85,8 @@ class Generator:
         """A tensor of `shape` drawn from this generator (recorded, computed lazily)."""
         from ._record import record
         from ._tensor import Tensor
+        if frozen_draws is not None:
+            raise RuntimeError(frozen_draws)
         _stepmode.generator(self)
         counter = self._counter
         self._counter += 1

@@ -1,5 +1,5 @@
-"""`tapegrad.nn.utils`: gradient clipping and parameter/vector conversion."""
-from . import clip_grad, convert_parameters
+"""`tapegrad.nn.utils`: gradient clipping, parameter/vector conversion, `stateless`."""
+from . import clip_grad, convert_parameters, stateless
 from .clip_grad import clip_grad_norm, clip_grad_norm_, clip_grad_value_
 from .convert_parameters import parameters_to_vector, vector_to_parameters
 

@@ -1,0 +1,163 @@
+"""`tapegrad.func`: a module as a pure function of its parameters, for JAX transformations.
+
+`functional_call(model, params, args)` runs `model` with some of its parameters and buffers
+replaced. The replacements may be tensors, or `jax.Array`s -- including the tracers of `jax.jit`,
+`jax.grad` and `jax.vmap` -- so a model written as PyTorch code is a pure JAX function:
+
+    def loss_fn(params, x, y):
+        logits = tapegrad.func.functional_call(model, params, (tapegrad.as_tensor(x),))
+        return F.cross_entropy(logits, tapegrad.as_tensor(y)).jax()
+
+    params = {k: v.detach().jax() for k, v in model.named_parameters()}
+    grads = jax.jit(jax.grad(loss_fn))(params, x, y)
+
+tapegrad has no `grad`/`vmap` of its own here: use JAX's on such functions.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+
+from . import _random
+from ._tensor import Tensor
+
+__all__ = ["functional_call"]
+
+
+def functional_call(module, parameter_and_buffer_dicts: dict | Sequence[dict], args: Any = None,
+                    kwargs: dict | None = None, *, tie_weights: bool = True,
+                    strict: bool = False) -> Any:
+    """Call `module` with the named parameters and buffers in `parameter_and_buffer_dicts`
+    standing in for its own, as PyTorch's `torch.func.functional_call` does.
+
+    Values may be tensors (gradients then flow to them, and in-place updates such as BatchNorm's
+    running statistics land in them) or arrays (`jax.Array`, tracers included; in-place updates
+    of those are dropped). Names the module does not have are set as plain attributes for the
+    call, unless `strict=True`, which also requires every parameter and buffer to be given.
+    With `tie_weights=True`, a value given for one of several names sharing a tensor is used for
+    all of them.
+    """
+    values = _merged(parameter_and_buffer_dicts)
+    values = {name: v if isinstance(v, Tensor) else Tensor._from_array(jax.numpy.asarray(v))
+              for name, v in values.items()}
+    members = _members(module)
+    if tie_weights:
+        values = _tied(members, values)
+    if strict:
+        _check_strict(module, members, values)
+    args = () if args is None else args if isinstance(args, tuple) else (args,)
+    traced = _traced(list(values.values()) + jax.tree.leaves((args, kwargs)))
+    kept = {name: t._cell.node for name, t in members.items() if name not in values}
+    swapped = []
+    frozen, _random.frozen_draws = _random.frozen_draws, _FROZEN_DRAWS if traced else None
+    try:
+        for name, value in values.items():
+            swapped.append(_swap(module, name, value))
+        out = module(*args, **(kwargs or {}))
+    finally:
+        _random.frozen_draws = frozen
+        for owner, table, attr, old in reversed(swapped):
+            if table is None:
+                object.__delattr__(owner, attr)
+            else:
+                table[attr] = old
+    if traced:
+        _check_untouched(members, kept)
+    return out
+
+
+_FROZEN_DRAWS = (
+    "functional_call under a JAX transformation drew random numbers (dropout in training mode?): "
+    "tapegrad's generator key would be frozen into the trace, repeating one draw on every call. "
+    "Call model.eval(), or run the model outside jax.jit/grad/vmap.")
+
+
+def _traced(leaves) -> bool:
+    for x in leaves:
+        value = x._cell.node.value if isinstance(x, Tensor) else x
+        if isinstance(value, jax.core.Tracer):
+            return True
+    return False
+
+
+def _check_untouched(members: dict, kept: dict) -> None:
+    """Under a JAX transformation, the module's own state must not take traced values."""
+    changed = [name for name, node in kept.items() if members[name]._cell.node is not node]
+    for name in changed:
+        members[name]._cell.assign(kept[name], bump=False)
+    if changed:
+        raise RuntimeError(
+            f"functional_call under a JAX transformation updated the module's own {changed} in "
+            "place (BatchNorm running statistics?); traced values cannot be kept in the module. "
+            "Pass them in parameter_and_buffer_dicts as tensors (tapegrad.as_tensor(array)) to "
+            "receive the updates there, or call model.eval().")
+
+
+def _merged(dicts) -> dict:
+    if isinstance(dicts, dict):
+        return dict(dicts)
+    merged: dict = {}
+    repeated = []
+    for d in dicts:
+        for name, value in d.items():
+            if name in merged:
+                repeated.append(name)
+            merged[name] = value
+    if repeated:
+        raise ValueError(f"{sorted(set(repeated))} appeared in multiple dictionaries; behavior of "
+                         "functional call is ambiguous")
+    return merged
+
+
+def _members(module) -> dict:
+    """Every name of a parameter or buffer (tied ones under each of their names) -> the tensor."""
+    named = dict(module.named_parameters(remove_duplicate=False))
+    named.update(module.named_buffers(remove_duplicate=False))
+    return named
+
+
+def _tied(members: dict, values: dict) -> dict:
+    """Give every name of a tied tensor the value given for one of them."""
+    groups: dict = {}
+    for name, t in members.items():
+        groups.setdefault(id(t), []).append(name)
+    out = dict(values)
+    for names in groups.values():
+        given = [n for n in names if n in values]
+        if len(names) < 2 or not given:
+            continue
+        if len({id(values[n]) for n in given}) > 1:
+            raise ValueError(f"functional_call got multiple values for keys {sorted(given)}, which "
+                             "are tied. Consider using tie_weights=False")
+        for n in names:
+            out[n] = values[given[0]]
+    return out
+
+
+def _check_strict(module, members: dict, values: dict) -> None:
+    unexpected = [n for n in values if n not in members]
+    missing = [n for n in members if n not in values]
+    if unexpected or missing:
+        lines = [f"Error(s) in reparametrizing for {type(module).__name__}:"]
+        if unexpected:
+            lines.append("\tUnexpected key(s): " + ", ".join(f"'{n}'" for n in unexpected) + ".")
+        if missing:
+            lines.append("\tMissing key(s): " + ", ".join(f"'{n}'" for n in missing) + ".")
+        raise RuntimeError("\n".join(lines))
+
+
+def _swap(module, name: str, value: Tensor) -> tuple:
+    """Put `value` where `name` lives; returns what restores it."""
+    prefix, _, attr = name.rpartition(".")
+    owner = module.get_submodule(prefix) if prefix else module
+    for table in (owner._parameters, owner._buffers):
+        if attr in table:
+            old = table[attr]
+            table[attr] = value
+            return owner, table, attr, old
+    if hasattr(owner, attr):
+        raise AttributeError(f"functional_call: {name!r} is an attribute of the module but not a "
+                             "parameter or buffer")
+    object.__setattr__(owner, attr, value)
+    return owner, None, attr, None

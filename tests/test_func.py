@@ -1,0 +1,181 @@
+"""tapegrad.func.functional_call: a module as a pure function, checked against jax.grad."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import tapegrad as tg
+
+F = tg.nn.functional
+
+
+def _mlp():
+    tg.manual_seed(0)
+    return tg.nn.Sequential(tg.nn.Linear(4, 8), tg.nn.ReLU(), tg.nn.Linear(8, 3))
+
+
+def _data(n=5):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 3, n)
+
+
+def _params(model):
+    return {k: v.detach().jax() for k, v in model.named_parameters()}
+
+
+def _loss_fn(model):
+    def loss(params, x, y):
+        logits = tg.func.functional_call(model, params, (tg.as_tensor(x),))
+        return F.cross_entropy(logits, tg.as_tensor(y)).jax()
+    return loss
+
+
+def _jnp_loss(p, x, y):  # the same program written in jnp
+    h = jax.nn.relu(x @ p["0.weight"].T + p["0.bias"])
+    logits = h @ p["2.weight"].T + p["2.bias"]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def test_jax_grad_of_a_module_equals_jax_grad_of_the_jnp_program():
+    model, (x, y) = _mlp(), _data()
+    own = _params(model)
+    params = {k: v * 1.5 for k, v in own.items()}  # not the module's own values
+    loss = _loss_fn(model)
+    got_value, got = jax.jit(jax.value_and_grad(loss))(params, jnp.asarray(x), jnp.asarray(y))
+    want_value, want = jax.value_and_grad(_jnp_loss)(params, jnp.asarray(x), jnp.asarray(y))
+    np.testing.assert_allclose(got_value, want_value, rtol=1e-6)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6)
+    for k, p in model.named_parameters():  # the module keeps its own parameters
+        np.testing.assert_array_equal(p.detach().jax(), own[k])
+
+
+def test_vmap_over_an_ensemble_of_parameters():
+    model, (x, y) = _mlp(), _data()
+    base = _params(model)
+    stacked = {k: jnp.stack([v, 0.5 * v, -v]) for k, v in base.items()}
+    got = jax.vmap(_loss_fn(model), in_axes=(0, None, None))(stacked, x, y)
+    want = [_jnp_loss({k: v[i] for k, v in stacked.items()}, x, y) for i in range(3)]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_tensor_values_receive_the_gradients_and_the_module_is_restored():
+    model, (x, y) = _mlp(), _data()
+    own = dict(model.named_parameters())
+    given = {k: v.detach().clone().requires_grad_() for k, v in own.items()}
+    F.cross_entropy(tg.func.functional_call(model, given, tg.tensor(x)), tg.tensor(y)).backward()
+    want = jax.grad(_jnp_loss)(_params(model), jnp.asarray(x), jnp.asarray(y))
+    for k, t in given.items():
+        np.testing.assert_allclose(t.grad.jax(), want[k], rtol=1e-5, atol=1e-6)
+        assert own[k].grad is None
+    assert dict(model.named_parameters()) == own
+
+
+def test_the_module_is_restored_when_forward_raises():
+    model = _mlp()
+    own = dict(model.named_parameters())
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        tg.func.functional_call(model, {"0.weight": tg.zeros(8, 4)}, (tg.ones(2, 5),))
+    assert dict(model.named_parameters()) == own
+
+
+def test_buffer_updates_land_in_the_given_tensors():
+    bn = tg.nn.BatchNorm1d(3)
+    mean = tg.zeros(3)
+    x = tg.tensor([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
+    tg.func.functional_call(bn, {"running_mean": mean}, (x,))
+    np.testing.assert_allclose(mean.numpy(), [0.2, 0.3, 0.4], rtol=1e-6)  # 0.1 * batch mean
+    np.testing.assert_array_equal(bn.running_mean.numpy(), [0.0, 0.0, 0.0])
+
+
+def test_traced_updates_of_the_modules_own_buffers_are_refused():
+    bn = tg.nn.BatchNorm1d(3)
+    params = _params(bn)
+
+    def f(params, x):
+        return tg.func.functional_call(bn, params, (tg.as_tensor(x),)).sum().jax()
+    with pytest.raises(RuntimeError, match=r"updated the module's own \['running_mean', "
+                                           r"'running_var', 'num_batches_tracked'\] in place"):
+        jax.jit(f)(params, jnp.ones((2, 3)))
+    np.testing.assert_array_equal(bn.running_mean.numpy(), [0.0, 0.0, 0.0])  # untouched
+    bn.eval()
+    assert float(jax.jit(f)(params, jnp.ones((2, 3)))) == pytest.approx(6.0, rel=1e-4)
+
+
+def test_random_draws_under_a_transformation_are_refused():
+    model = tg.nn.Sequential(tg.nn.Linear(4, 4), tg.nn.Dropout(0.5))
+
+    def f(params, x):
+        return tg.func.functional_call(model, params, (tg.as_tensor(x),)).sum().jax()
+    with pytest.raises(RuntimeError, match="drew random numbers"):
+        jax.jit(f)(_params(model), jnp.ones((2, 4)))
+    tg.func.functional_call(model, _params(model), (tg.ones(2, 4),))  # eager: draws are fine
+    model.eval()
+    jax.jit(f)(_params(model), jnp.ones((2, 4)))
+
+
+class _Tied(tg.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = tg.nn.Linear(2, 2)
+        self.tied = self.lin.weight
+
+    def forward(self, x):
+        return self.lin(x) + x @ self.tied.T
+
+
+def test_tied_weights():
+    m, x = _Tied(), tg.ones(1, 2)
+    bias = m.lin.bias.detach().numpy()
+    out = tg.func.functional_call(m, {"tied": tg.zeros(2, 2)}, (x,))
+    np.testing.assert_allclose(out.detach().numpy(), bias[None], rtol=1e-6)
+    untied = tg.func.functional_call(m, {"tied": tg.zeros(2, 2)}, (x,), tie_weights=False)
+    own = m.lin(x).detach().numpy()
+    np.testing.assert_allclose(untied.detach().numpy(), own, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"multiple values for keys \['lin.weight', 'tied'\], "
+                                         "which are tied"):
+        tg.func.functional_call(m, {"lin.weight": tg.zeros(2, 2), "tied": tg.ones(2, 2)}, (x,))
+
+
+def test_strict_and_repeated_keys():
+    m = _mlp()
+    with pytest.raises(RuntimeError, match=r"Error\(s\) in reparametrizing for Sequential:\n\t"
+                                           r"Unexpected key\(s\): 'zzz'.\n\tMissing key\(s\): "
+                                           r"'0.bias', '2.weight', '2.bias'."):
+        tg.func.functional_call(m, {"0.weight": tg.zeros(8, 4), "zzz": tg.ones(1)},
+                                (tg.ones(1, 4),), strict=True)
+    with pytest.raises(ValueError, match=r"\['0.bias'\] appeared in multiple dictionaries"):
+        tg.func.functional_call(m, ({"0.bias": tg.zeros(8)}, {"0.bias": tg.ones(8)}),
+                                (tg.ones(1, 4),))
+    out = tg.func.functional_call(m, ({"0.bias": tg.zeros(8)}, {"2.bias": tg.ones(3)}),
+                                  (tg.ones(1, 4),))
+    assert out.shape == (1, 3)
+
+
+def test_unknown_names_are_attributes_for_the_call_only():
+    class Scaled(tg.nn.Module):
+        def forward(self, x):
+            return x * getattr(self, "scale", 1.0)
+    m = Scaled()
+    assert tg.func.functional_call(m, {"scale": tg.tensor(3.0)}, (tg.ones(2),)).tolist() == [3, 3]
+    assert not hasattr(m, "scale")
+
+
+def test_stateless_alias_warns():
+    m = _mlp()
+    with pytest.warns(FutureWarning, match="use tapegrad.func.functional_call"):
+        out = tg.nn.utils.stateless.functional_call(m, {}, (tg.ones(1, 4),))
+    np.testing.assert_array_equal(out.detach().numpy(), m(tg.ones(1, 4)).detach().numpy())
+
+
+def test_matches_pytorch_functional_call():
+    torch = pytest.importorskip("torch")
+    model, (x, _) = _mlp(), _data()
+    params = {k: np.asarray(v) * 0.5 for k, v in _params(model).items()}
+    tmodel = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    want = torch.func.functional_call(tmodel, {k: torch.tensor(v) for k, v in params.items()},
+                                      (torch.tensor(x),))
+    got = tg.func.functional_call(model, {k: tg.tensor(v) for k, v in params.items()},
+                                  (tg.tensor(x),))
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-6)
