@@ -167,11 +167,17 @@ case("var", lambda a: tg.var(a, (0, 1), correction=0, keepdim=True),
 case("std", lambda a: a.std(), lambda a: jnp.std(a, ddof=1), F((3, 4)))
 case("std", lambda a: a.std(0, unbiased=False), lambda a: jnp.std(a, 0), F((3, 2)))
 case("amax", lambda a: a.amax(1), lambda a: a.max(1), F((3, 4), view="t"))
-case("amax", lambda a: a.max(), jnp.max, A([1.0, 3.0, 3.0, -1.0]), name="ties_share")
+case("amax", lambda a: a.amax(), jnp.max, A([1.0, 3.0, 3.0, -1.0]), name="ties_share")
+case("max", lambda a: a.max(), jnp.max, A([[1.0, 3.0], [3.0, -1.0]]), name="ties_share")
+case("max", lambda a: a.max(), jnp.max, F((2, 3), view="t"))
+case("max", lambda a: a.max(), jnp.max, F(()), name="0-d")
 case("amax", lambda a: a.amax((0, 1), keepdim=True), lambda a: a.max((0, 1), keepdims=True),
      A([[2.0, 1.0], [2.0, 0.0]]), name="ties_dims")
 case("amin", lambda a: a.amin(0), lambda a: a.min(0), A([[1.0, 0.0], [1.0, 2.0]]))
-case("amin", lambda a: a.min(), jnp.min, F((2, 3)))
+case("amin", lambda a: a.amin(), jnp.min, F((2, 3)))
+case("min", lambda a: a.min(), jnp.min, A([-1.0, 2.0, -1.0]), name="ties_share")
+case("min", lambda a: a.min(), jnp.min, F((3,)))
+case("min", lambda a: a.min(), jnp.min, F(()), name="0-d")
 
 
 def _first_index_select(x, idx, axis):

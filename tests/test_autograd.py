@@ -49,8 +49,44 @@ def test_grad_fn_names_and_next_functions():
     for expr, name in [(lambda: x - y, "SubBackward0"), (lambda: x / y, "DivBackward0"),
                        (lambda: x.exp(), "ExpBackward0"), (lambda: x @ y, "MmBackward0"),
                        (lambda: x.mean(), "MeanBackward0"), (lambda: x.view(2, 1), "ViewBackward0"),
-                       (lambda: x[0], "IndexBackward0"), (lambda: -x, "NegBackward0")]:
+                       (lambda: x[0], "SelectBackward0"), (lambda: -x, "NegBackward0")]:
         assert expr().grad_fn.name() == name
+
+
+# PyTorch's grad_fn names where one tapegrad op stands for several of PyTorch's.
+_NAMED = [("x[0]", "SelectBackward0"), ("x[1:3]", "SliceBackward0"), ("x[:, 1]", "SelectBackward0"),
+          ("x[0, 1:3]", "SliceBackward0"), ("x[1:3, 0]", "SelectBackward0"),
+          ("x[:]", "SliceBackward0"), ("x[...]", "AliasBackward0"), ("x[None]", "UnsqueezeBackward0"),
+          ("x[..., 0]", "SelectBackward0"), ("x[idx]", "IndexBackward0"),
+          ("x[0, idx]", "IndexBackward0"), ("x[x > 0]", "IndexBackward0"),
+          ("x.narrow(0, 0, 2)", "SliceBackward0"), ("x.select(0, 1)", "SelectBackward0"),
+          ("x.sum()", "SumBackward0"), ("x.sum(0)", "SumBackward1"), ("x.mean()", "MeanBackward0"),
+          ("x.mean((0, 1), keepdim=True)", "MeanBackward1"), ("x.prod()", "ProdBackward0"),
+          ("x.prod(1)", "ProdBackward1"), ("x.max()", "MaxBackward1"), ("x.min()", "MinBackward1"),
+          ("x.amax()", "AmaxBackward0"), ("x.max(0)[0]", "MaxBackward0"),
+          ("F.linear(x[0], w, b)", "AddmmBackward0"), ("F.linear(x[0], w)", "MmBackward0"),
+          ("F.linear(x, w, b)", "ViewBackward0"), ("F.linear(x, w)", "UnsafeViewBackward0"),
+          ("F.linear(x[0, 0], w)", "SqueezeBackward4")]
+
+
+@pytest.mark.parametrize("expr,name", _NAMED)
+def test_grad_fn_names_follow_pytorch(expr, name):
+    x = tg.ones(3, 4, 5, requires_grad=True)
+    scope = {"x": x, "idx": tg.tensor([0, 1]), "w": tg.ones(2, 5), "b": tg.ones(2),
+             "F": tg.nn.functional}
+    assert type(eval(expr, scope).grad_fn).__name__ == name
+
+
+def test_grad_fn_names_match_installed_pytorch():
+    torch = pytest.importorskip("torch")
+    for expr, _ in _NAMED:
+        names = []
+        for T in (torch, tg):
+            scope = {"x": T.ones(3, 4, 5, requires_grad=True), "idx": T.tensor([0, 1]),
+                     "w": T.ones(2, 5, requires_grad=True), "b": T.ones(2, requires_grad=True),
+                     "F": T.nn.functional}
+            names.append(type(eval(expr, scope).grad_fn).__name__)
+        assert names[0] == names[1], expr
 
 
 # -- detach and .data share storage ---------------------------------------------------------------

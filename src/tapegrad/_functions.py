@@ -341,7 +341,7 @@ def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
             if not -size <= i < size:
                 raise IndexError(f"index {i} is out of bounds for dimension {dim} with size {size}")
             if basic:
-                spec.append(("t", len(tensors)))
+                spec.append(("i", len(tensors)))
                 tensors.append(builtins.int(i) % size)
             else:
                 spec.append(builtins.int(i))

@@ -130,7 +130,7 @@ def max(input: Tensor, dim=None, keepdim: builtins.bool = False):  # noqa: A001
         return maximum(input, dim)
     if dim is None:
         _nonempty("max", input)
-        return apply(_ops.amax, input, dim=None, keepdim=False)
+        return apply(_ops.max_all, input)
     return _select(_ops.max_dim, return_types.max, input, dim, keepdim)
 
 
@@ -141,7 +141,7 @@ def min(input: Tensor, dim=None, keepdim: builtins.bool = False):  # noqa: A001
         return minimum(input, dim)
     if dim is None:
         _nonempty("min", input)
-        return apply(_ops.amin, input, dim=None, keepdim=False)
+        return apply(_ops.min_all, input)
     return _select(_ops.min_dim, return_types.min, input, dim, keepdim)
 
 

@@ -9,6 +9,7 @@ nodes, seen from the other side, are the autograd graph: `grad_fn`, `next_functi
 from __future__ import annotations
 
 import weakref
+from typing import Callable
 
 from . import _dtype, _stepmode
 
@@ -123,6 +124,15 @@ class AccumulateGrad(Node):
 
 
 REGISTRY: dict = {}  # name -> Op, every row of the op registry (walked by the tests)
+_NODE_CLASSES: dict = {}
+
+
+def node_class(name: str) -> type:
+    """The node class a grad_fn of this name has (one class per name)."""
+    cls = _NODE_CLASSES.get(name)
+    if cls is None:
+        cls = _NODE_CLASSES[name] = type(name, (Node,), {"__slots__": ()})
+    return cls
 
 SAVES_ALL = "all"
 SAVES_OUTPUT = "output"
@@ -141,10 +151,12 @@ class Op:
     `register=False`.
     """
 
-    __slots__ = ("name", "fn", "promote", "saves", "n_out", "node_cls", "differentiable", "check")
+    __slots__ = ("name", "fn", "promote", "saves", "n_out", "node_cls", "name_of",
+                 "differentiable", "check")
 
     def __init__(self, name: str, fn, *, promote=None, saves=SAVES_ALL, n_out: int = 1,
-                 differentiable: bool = True, check=None, grad_name: str | None = None,
+                 differentiable: bool = True, check=None,
+                 grad_name: str | Callable[[dict, tuple], str] | None = None,
                  register: bool = True) -> None:
         self.name = name
         self.fn = fn
@@ -153,8 +165,11 @@ class Op:
         self.n_out = n_out
         self.differentiable = differentiable
         self.check = check
-        cls_name = grad_name or "".join(p.capitalize() for p in name.split("_")) + "Backward0"
-        self.node_cls = type(cls_name, (Node,), {"__slots__": ()})
+        # grad_fn's class name: PyTorch's for this op, or a function of (static args, inputs)
+        # where PyTorch's name depends on them (x[0] is SelectBackward0, x[1:] SliceBackward0).
+        self.name_of = grad_name if callable(grad_name) else None
+        default = "".join(p.capitalize() for p in name.split("_")) + "Backward0"
+        self.node_cls = node_class(grad_name if isinstance(grad_name, str) else default)
 
         if register:
             if name in REGISTRY:

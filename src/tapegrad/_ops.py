@@ -114,10 +114,16 @@ gt = elementwise("gt", jnp.greater, differentiable=False)
 ge = elementwise("ge", jnp.greater_equal, differentiable=False)
 
 # -- reductions -----------------------------------------------------------------------------------
+def _dim_grad_name(base: str):
+    """PyTorch's overloads: `Backward0` for the full reduction, `Backward1` for `dim=`."""
+    return lambda static, inputs: base + ("Backward0" if static["dim"] is None else "Backward1")
+
+
 sum = Op("sum", lambda x, *, dim, keepdim, dtype=None: jnp.sum(x, axis=dim, keepdims=keepdim,  # noqa: A001
-                                                           dtype=dtype), saves=SAVES_NONE)
+                                                           dtype=dtype), saves=SAVES_NONE,
+         grad_name=_dim_grad_name("Sum"))
 mean = Op("mean", lambda x, *, dim, keepdim: jnp.mean(x, axis=dim, keepdims=keepdim),
-          saves=SAVES_NONE)
+          saves=SAVES_NONE, grad_name=_dim_grad_name("Mean"))
 
 # -- shape ----------------------------------------------------------------------------------------
 reshape = Op("reshape", lambda x, *, shape: jnp.reshape(x, shape), saves=SAVES_NONE,
@@ -150,12 +156,12 @@ matmul = Op("matmul", lambda a, b, *, dtype: jnp.matmul(a.astype(dtype), b.astyp
 
 # -- indexing -------------------------------------------------------------------------------------
 def build_index(spec, *operands):
-    """Rebuild an index from its static `spec`: ("t", k) is the k-th operand (an index tensor or
-    an integer), ("s", start, stop, step) a slice, and ("d", k, axis, span, step) a slice whose
-    start is the k-th operand (see `dynamic_slices`)."""
+    """Rebuild an index from its static `spec`: ("t", k) is the k-th operand, an index tensor,
+    ("i", k) the k-th operand, an integer, ("s", start, stop, step) a slice, and
+    ("d", k, axis, span, step) a slice whose start is the k-th operand (see `dynamic_slices`)."""
     out = []
     for s in spec:
-        if isinstance(s, tuple) and s[0] == "t":
+        if isinstance(s, tuple) and s[0] in ("t", "i"):
             out.append(operands[s[1]])
         elif isinstance(s, tuple) and s[0] == "s":
             out.append(slice(*s[1:]))
@@ -181,7 +187,24 @@ def _getitem(x, *operands, spec):
     return dynamic_slices(x, spec, operands)[build_index(spec, *operands)]
 
 
-getitem = Op("index", _getitem, saves=SAVES_NONE)
+def _index_grad_name(static, inputs) -> str:
+    """PyTorch's grad_fn for an index: Index when tensors index, else its last basic step."""
+    name = "AliasBackward0"  # x[...]
+    for s in static["spec"]:
+        kind = s[0] if isinstance(s, tuple) else s
+        if kind == "t" or isinstance(kind, int):  # an index tensor (and the ints beside it)
+            return "IndexBackward0"
+        if kind is None:
+            name = "UnsqueezeBackward0"
+        elif kind == "i":
+            name = "SelectBackward0"
+        elif kind == "d" or (kind == "s" and (s[1:] != (None, None, None)
+                                              or name == "AliasBackward0")):
+            name = "SliceBackward0"  # a full slice is skipped unless it is the only step
+    return name
+
+
+getitem = Op("index", _getitem, saves=SAVES_NONE, grad_name=_index_grad_name)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -359,14 +382,17 @@ bitwise_not = Op("bitwise_not", jnp.invert, differentiable=False)
 
 # -- reductions -----------------------------------------------------------------------------------
 prod = Op("prod", lambda x, *, dim, keepdim, dtype: jnp.prod(x.astype(dtype), axis=dim,
-                                                             keepdims=keepdim))
+                                                             keepdims=keepdim),
+          grad_name=_dim_grad_name("Prod"))
 var = Op("var", lambda x, *, dim, correction, keepdim: jnp.var(
     x, axis=dim, ddof=correction, keepdims=keepdim))
 std = Op("std", lambda x, *, dim, correction, keepdim: jnp.std(
     x, axis=dim, ddof=correction, keepdims=keepdim), saves=("all"))
-# jnp.max/min share the gradient evenly among equal extremes: PyTorch's amax/amin and full max().
+# jnp.max/min share the gradient evenly among equal extremes, as PyTorch's amax/amin and max().
 amax = Op("amax", lambda x, *, dim, keepdim: jnp.max(x, axis=dim, keepdims=keepdim))
 amin = Op("amin", lambda x, *, dim, keepdim: jnp.min(x, axis=dim, keepdims=keepdim))
+max_all = Op("max", jnp.max, grad_name="MaxBackward1")  # max() of every element
+min_all = Op("min", jnp.min, grad_name="MinBackward1")
 max_dim = Op("max_dim", functools.partial(_reduce_dim_select, which="max"), n_out=2,
              grad_name="MaxBackward0")
 min_dim = Op("min_dim", functools.partial(_reduce_dim_select, which="min"), n_out=2,

@@ -142,7 +142,17 @@ def _embedding(idx, w, *, padding_idx):
 
 
 dropout = Op("dropout", _dropout, saves=(1,), grad_name="NativeDropoutBackward0")
-linear = Op("linear", _linear, grad_name="AddmmBackward0")
+def _linear_grad_name(static, inputs) -> str:
+    """What PyTorch's linear ends with: addmm / mm on matrices, a view of them otherwise."""
+    ndim, bias = len(inputs[0].shape), len(inputs) == 3
+    if ndim == 2:
+        return "AddmmBackward0" if bias else "MmBackward0"
+    if bias:
+        return "ViewBackward0"
+    return "SqueezeBackward4" if ndim == 1 else "UnsafeViewBackward0"
+
+
+linear = Op("linear", _linear, grad_name=_linear_grad_name)
 bilinear = Op("bilinear", _bilinear, grad_name="TrilinearBackward0")
 embedding = Op("embedding", _embedding, saves=(0,))
 one_hot = Op("one_hot", lambda x, *, num_classes: jax.nn.one_hot(x, num_classes, dtype=jnp.int64),

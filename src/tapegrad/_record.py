@@ -10,7 +10,7 @@ import jax
 
 from . import _dtype, _grad_mode, _ops, _tensor
 from ._compile import materialize
-from ._graph import GetItem, Node, SAVES_ALL, SAVES_OUTPUT, Op
+from ._graph import GetItem, Node, SAVES_ALL, SAVES_OUTPUT, Op, node_class
 
 # Pending chains longer than this are computed at once, so a loop that never reads its result
 # (say, many in-place updates) cannot grow one unbounded program.
@@ -67,15 +67,16 @@ def record(op: Op, inputs: tuple, static: tuple = (), requires_grad: bool = Fals
            signature: tuple | None = None):
     """Append one node for `op` over input nodes and scalars; returns it (or its outputs)."""
     info = _infer(op, static, inputs, _signature(inputs) if signature is None else signature)
+    cls = op.node_cls if op.name_of is None else node_class(op.name_of(dict(static), inputs))
     if op.n_out == 1:
         shape, dtype = info
-        node = op.node_cls(op, static, inputs, shape, dtype,
-                           requires_grad and op.differentiable and _differentiable(dtype))
+        node = cls(op, static, inputs, shape, dtype,
+                   requires_grad and op.differentiable and _differentiable(dtype))
         if node.depth > MAX_PENDING_DEPTH:
             materialize([node])
         return node
-    parent = op.node_cls(op, static, inputs, tuple(s for s, _ in info), tuple(d for _, d in info),
-                         requires_grad and op.differentiable)
+    parent = cls(op, static, inputs, tuple(s for s, _ in info), tuple(d for _, d in info),
+                 requires_grad and op.differentiable)
     outs = tuple(GetItem(None, k, (parent,), s, d, parent.requires_grad and _differentiable(d))
                  for k, (s, d) in enumerate(info))
     if parent.depth > MAX_PENDING_DEPTH:
