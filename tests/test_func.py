@@ -103,6 +103,30 @@ def test_traced_updates_of_the_modules_own_buffers_are_refused():
     assert float(jax.jit(f)(params, jnp.ones((2, 3)))) == pytest.approx(6.0, rel=1e-4)
 
 
+def test_state_left_pending_by_eager_calls_stays_concrete_under_jit():
+    model = tg.nn.Sequential(tg.nn.Linear(3, 3), tg.nn.BatchNorm1d(3))
+    x = tg.randn(4, 3)
+    model(x)  # training mode: running statistics updated lazily, still pending
+    want = ((model[0](x)).mean(0) * 0.1).detach().numpy()
+    model.eval()
+    params = _params(model)
+    jax.jit(lambda p, v: tg.func.functional_call(model, p, (tg.as_tensor(v),)).sum().jax())(
+        params, jnp.ones((2, 3)))
+    value = model[1].running_mean._cell.node.value
+    assert not isinstance(value, jax.core.Tracer)
+    np.testing.assert_allclose(np.asarray(value), want, rtol=1e-5, atol=1e-7)
+
+
+def test_traced_state_is_restored_when_forward_raises():
+    model = tg.nn.Sequential(tg.nn.BatchNorm1d(3), tg.nn.Linear(5, 2))
+
+    def f(params, v):
+        return tg.func.functional_call(model, params, (tg.as_tensor(v),)).sum().jax()
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        jax.jit(f)(_params(model), jnp.ones((2, 3)))
+    assert model[0].running_mean.tolist() == [0.0, 0.0, 0.0]
+
+
 def test_random_draws_under_a_transformation_are_refused():
     model = tg.nn.Sequential(tg.nn.Linear(4, 4), tg.nn.Dropout(0.5))
 
@@ -111,8 +135,26 @@ def test_random_draws_under_a_transformation_are_refused():
     with pytest.raises(RuntimeError, match="drew random numbers"):
         jax.jit(f)(_params(model), jnp.ones((2, 4)))
     tg.func.functional_call(model, _params(model), (tg.ones(2, 4),))  # eager: draws are fine
+
+    def pending(params, x):  # inputs built from tracers, still pending when the call starts
+        p = {k: tg.as_tensor(v) * 1.0 for k, v in params.items()}
+        return tg.func.functional_call(model, p, (tg.as_tensor(x) * 1.0,)).sum().jax()
+    with pytest.raises(RuntimeError, match="drew random numbers"):
+        jax.jit(pending)(_params(model), jnp.ones((2, 4)))
     model.eval()
     jax.jit(f)(_params(model), jnp.ones((2, 4)))
+
+
+def test_inside_tapegrad_compile_draws_and_buffer_updates_work():
+    tg.manual_seed(0)
+    model = tg.nn.Sequential(tg.nn.Linear(4, 4), tg.nn.BatchNorm1d(4), tg.nn.Dropout(0.5))
+    given = {k: v.detach().clone() for k, v in model.named_parameters()}
+    step = tg.compile(lambda x: tg.func.functional_call(model, given, (x,)).sum())
+    x = tg.randn(3, 4)
+    outs = [step(x).item() for _ in range(5)]
+    assert step.traces == 1
+    assert len(set(outs)) == 5  # fresh dropout masks on every call
+    assert model[1].num_batches_tracked.item() == 5  # the module's own buffers were updated
 
 
 class _Tied(tg.nn.Module):
@@ -138,11 +180,40 @@ def test_tied_weights():
         tg.func.functional_call(m, {"lin.weight": tg.zeros(2, 2), "tied": tg.ones(2, 2)}, (x,))
 
 
+def test_one_array_under_tied_names_and_none_values():
+    m, x = _Tied(), tg.ones(1, 2)
+    w = jnp.zeros((2, 2))
+    out = tg.func.functional_call(m, {"lin.weight": w, "tied": w}, (x,))
+    np.testing.assert_allclose(out.detach().numpy(), m.lin.bias.detach().numpy()[None], rtol=1e-6)
+    lin = tg.nn.Linear(2, 3)
+    out = tg.func.functional_call(lin, {"bias": None}, (x,))
+    np.testing.assert_allclose(out.detach().numpy(), (x @ lin.weight.T).detach().numpy())
+
+
+def test_reassigned_values_are_written_back_and_plain_attributes_refused():
+    class Counter(tg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("count", tg.zeros(()))
+            self.scale = 2.0
+
+        def forward(self, x):
+            self.count = self.count + 1
+            return x * self.scale
+    m = Counter()
+    given = {"count": tg.tensor(5.0)}
+    tg.func.functional_call(m, given, (tg.ones(1),))
+    assert given["count"].item() == 6.0 and m.count.item() == 0.0
+    with pytest.raises(TypeError, match="'scale' names an attribute of the module that is not a "
+                                        "parameter or buffer"):
+        tg.func.functional_call(m, {"scale": tg.tensor(3.0)}, (tg.ones(1),))
+
+
 def test_strict_and_repeated_keys():
     m = _mlp()
     with pytest.raises(RuntimeError, match=r"Error\(s\) in reparametrizing for Sequential:\n\t"
                                            r"Unexpected key\(s\): 'zzz'.\n\tMissing key\(s\): "
-                                           r"'0.bias', '2.weight', '2.bias'."):
+                                           r"'0.bias', '2.bias', '2.weight'."):
         tg.func.functional_call(m, {"0.weight": tg.zeros(8, 4), "zzz": tg.ones(1)},
                                 (tg.ones(1, 4),), strict=True)
     with pytest.raises(ValueError, match=r"\['0.bias'\] appeared in multiple dictionaries"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import jax
 
-from . import _dtype, _grad_mode, _ops, _tensor
+from . import _dtype, _grad_mode, _ops, _stepmode, _tensor
 from ._compile import materialize
 from ._graph import GetItem, Node, SAVES_ALL, SAVES_OUTPUT, Op, node_class
 
@@ -97,6 +97,8 @@ def apply(op: Op, *args, **static):
     signature = []
     for a in args:
         if isinstance(a, Tensor):
+            if _stepmode.active is not None:  # a compiled step reads this storage's value here,
+                _stepmode.active.read(a._cell)  # even if the step overwrites it before it runs
             if grad and a._requires_grad:
                 requires_grad = True
                 node = a._autograd_node()

@@ -126,10 +126,10 @@ class Tensor:
         value = self._value()
         if isinstance(value, jax.core.Tracer):
             raise RuntimeError(
-                "tapegrad.compile: the step needs a tensor's value in Python (item(), bool(), "
-                "float(), print, numpy() or a data-dependent branch), which a compiled step cannot "
-                "see while it is traced. Return the tensor from the step and read it outside, or "
-                "run this step without tapegrad.compile.")
+                "the code needs a tensor's value in Python (item(), bool(), float(), print, "
+                "numpy() or a data-dependent branch), but the value is being traced (by "
+                "tapegrad.compile or a JAX transformation such as jax.jit), so Python cannot see "
+                "it. Return the tensor and read it outside, or run this code untraced.")
         return np.asarray(value)
 
     def _set_node(self, node) -> None:

@@ -19,7 +19,8 @@ from typing import Any, Sequence
 
 import jax
 
-from . import _random
+from . import _random, _stepmode
+from ._compile import materialize
 from ._tensor import Tensor
 
 __all__ = ["functional_call"]
@@ -32,38 +33,55 @@ def functional_call(module, parameter_and_buffer_dicts: dict | Sequence[dict], a
     standing in for its own, as PyTorch's `torch.func.functional_call` does.
 
     Values may be tensors (gradients then flow to them, and in-place updates such as BatchNorm's
-    running statistics land in them) or arrays (`jax.Array`, tracers included; in-place updates
-    of those are dropped). Names the module does not have are set as plain attributes for the
-    call, unless `strict=True`, which also requires every parameter and buffer to be given.
-    With `tie_weights=True`, a value given for one of several names sharing a tensor is used for
-    all of them.
+    running statistics land in them), arrays (`jax.Array`, tracers included; in-place updates of
+    those are dropped) or None. A value the module reassigns (`self.b = self.b + 1`) is written
+    back into the dict it came from. Names the module does not have are set as plain attributes
+    for the call, unless `strict=True`, which also requires every parameter and buffer to be
+    given. With `tie_weights=True`, a value given for one of several names sharing a tensor is
+    used for all of them.
     """
-    values = _merged(parameter_and_buffer_dicts)
-    values = {name: v if isinstance(v, Tensor) else Tensor._from_array(jax.numpy.asarray(v))
-              for name, v in values.items()}
+    given = _merged(parameter_and_buffer_dicts)
+    wrapped: dict = {}  # id(array) -> its tensor, so one array given twice stays one tensor
+    values = {name: _as_value(v, wrapped) for name, (v, _) in given.items()}
     members = _members(module)
     if tie_weights:
         values = _tied(members, values)
     if strict:
         _check_strict(module, members, values)
     args = () if args is None else args if isinstance(args, tuple) else (args,)
-    traced = _traced(list(values.values()) + jax.tree.leaves((args, kwargs)))
-    kept = {name: t._cell.node for name, t in members.items() if name not in values}
-    swapped = []
-    frozen, _random.frozen_draws = _random.frozen_draws, _FROZEN_DRAWS if traced else None
+    # tapegrad.compile lifts state and generators itself; a JAX transformation does not
+    traced = not _stepmode.tracing() and (
+        _staged() or _traced(list(values.values()) + jax.tree.leaves((args, kwargs))))
+    kept = {name: t for name, t in members.items() if name not in values and t is not None}
+    if traced:
+        _settle(kept)
+    before = {name: t._cell.node for name, t in kept.items()}
+    frozen = _random.frozen_draws
+    if traced:
+        _random.frozen_draws = _FROZEN_DRAWS
+    swapped, changed = [], []
     try:
         for name, value in values.items():
-            swapped.append(_swap(module, name, value))
+            swapped.append((name,) + _swap(module, name, value))
         out = module(*args, **(kwargs or {}))
+        for name, owner, table, attr, _ in swapped:  # PyTorch hands reassigned values back
+            if table is not None and name in given and table[attr] is not values[name]:
+                given[name][1][name] = table[attr]
     finally:
         _random.frozen_draws = frozen
-        for owner, table, attr, old in reversed(swapped):
+        for _, owner, table, attr, old in reversed(swapped):
             if table is None:
                 object.__delattr__(owner, attr)
             else:
                 table[attr] = old
-    if traced:
-        _check_untouched(members, kept)
+        if traced:
+            changed = _restore(kept, before)
+    if changed:
+        raise RuntimeError(
+            f"functional_call under a JAX transformation updated the module's own {changed} in "
+            "place (BatchNorm running statistics?); traced values cannot be kept in the module. "
+            "Pass them in parameter_and_buffer_dicts as tensors (tapegrad.as_tensor(array)) to "
+            "receive the updates there, or call model.eval().")
     return out
 
 
@@ -71,6 +89,20 @@ _FROZEN_DRAWS = (
     "functional_call under a JAX transformation drew random numbers (dropout in training mode?): "
     "tapegrad's generator key would be frozen into the trace, repeating one draw on every call. "
     "Call model.eval(), or run the model outside jax.jit/grad/vmap.")
+
+
+def _as_value(v, wrapped: dict):
+    if v is None or isinstance(v, Tensor):
+        return v
+    t = wrapped.get(id(v))
+    if t is None:
+        t = wrapped[id(v)] = Tensor._from_array(jax.numpy.asarray(v))
+    return t
+
+
+def _staged() -> bool:
+    """True inside `jax.jit` (or another staging transformation): even new arrays are tracers."""
+    return isinstance(jax.numpy.zeros(()), jax.core.Tracer)
 
 
 def _traced(leaves) -> bool:
@@ -81,29 +113,33 @@ def _traced(leaves) -> bool:
     return False
 
 
-def _check_untouched(members: dict, kept: dict) -> None:
-    """Under a JAX transformation, the module's own state must not take traced values."""
-    changed = [name for name, node in kept.items() if members[name]._cell.node is not node]
+def _settle(kept: dict) -> None:
+    """Compute the module's pending state (say, running statistics of an earlier training-mode
+    call) as concrete values, so computing it inside the trace cannot put tracers in it."""
+    pending = [t._cell.node for t in kept.values() if t._cell.node.value is None]
+    if pending:
+        with jax.ensure_compile_time_eval():
+            materialize(pending)
+
+
+def _restore(kept: dict, before: dict) -> list:
+    """Put back the module's own state a traced call changed; returns the names changed."""
+    changed = [name for name, t in kept.items() if t._cell.node is not before[name]]
     for name in changed:
-        members[name]._cell.assign(kept[name], bump=False)
-    if changed:
-        raise RuntimeError(
-            f"functional_call under a JAX transformation updated the module's own {changed} in "
-            "place (BatchNorm running statistics?); traced values cannot be kept in the module. "
-            "Pass them in parameter_and_buffer_dicts as tensors (tapegrad.as_tensor(array)) to "
-            "receive the updates there, or call model.eval().")
+        kept[name]._cell.assign(before[name], bump=False)
+    return changed
 
 
 def _merged(dicts) -> dict:
-    if isinstance(dicts, dict):
-        return dict(dicts)
+    """name -> (value, the dict it came from)."""
+    dicts = [dicts] if isinstance(dicts, dict) else list(dicts)
     merged: dict = {}
     repeated = []
     for d in dicts:
         for name, value in d.items():
             if name in merged:
                 repeated.append(name)
-            merged[name] = value
+            merged[name] = (value, d)
     if repeated:
         raise ValueError(f"{sorted(set(repeated))} appeared in multiple dictionaries; behavior of "
                          "functional call is ambiguous")
@@ -136,8 +172,8 @@ def _tied(members: dict, values: dict) -> dict:
 
 
 def _check_strict(module, members: dict, values: dict) -> None:
-    unexpected = [n for n in values if n not in members]
-    missing = [n for n in members if n not in values]
+    unexpected = sorted(n for n in values if n not in members)
+    missing = sorted(n for n in members if n not in values)
     if unexpected or missing:
         lines = [f"Error(s) in reparametrizing for {type(module).__name__}:"]
         if unexpected:
@@ -147,7 +183,7 @@ def _check_strict(module, members: dict, values: dict) -> None:
         raise RuntimeError("\n".join(lines))
 
 
-def _swap(module, name: str, value: Tensor) -> tuple:
+def _swap(module, name: str, value: Tensor | None) -> tuple:
     """Put `value` where `name` lives; returns what restores it."""
     prefix, _, attr = name.rpartition(".")
     owner = module.get_submodule(prefix) if prefix else module
@@ -157,7 +193,7 @@ def _swap(module, name: str, value: Tensor) -> tuple:
             table[attr] = value
             return owner, table, attr, old
     if hasattr(owner, attr):
-        raise AttributeError(f"functional_call: {name!r} is an attribute of the module but not a "
-                             "parameter or buffer")
+        raise TypeError(f"functional_call: {name!r} names an attribute of the module that is not a "
+                        "parameter or buffer, so it cannot be replaced")
     object.__setattr__(owner, attr, value)
     return owner, None, attr, None

@@ -1,12 +1,11 @@
 """`BatchNorm1d` and `BatchNorm2d`: batch statistics in training, running statistics in eval."""
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-
-from ... import _dtype, _factory
+from ... import _dtype, _factory, _grad_mode
+from ..._compile import materialize
 from ..._tensor import Tensor
 from .. import functional as F, init
+from .._functional_layers import MAX_PENDING_UPDATES
 from ..parameter import Parameter
 from .module import Module
 
@@ -37,7 +36,6 @@ class _BatchNorm(Module):
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
-        self._batches = 0  # a Python mirror of num_batches_tracked, for momentum=None
         self.reset_parameters()
 
     def reset_running_stats(self) -> None:
@@ -45,7 +43,6 @@ class _BatchNorm(Module):
             self.running_mean.zero_()
             self.running_var.fill_(1)
             self.num_batches_tracked.zero_()
-            self._batches = 0
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
@@ -63,24 +60,20 @@ class _BatchNorm(Module):
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self._batches += 1  # stored as a value: a pending chain of add_(1) would only grow
-            with jax.enable_x64(True):
-                self.num_batches_tracked._set_value(jnp.asarray(self._batches, jnp.int64))
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / self._batches
+            with _grad_mode.no_grad():
+                self.num_batches_tracked.add_(1)
+            if self.num_batches_tracked._cell.node.depth >= MAX_PENDING_UPDATES:
+                # forward passes with no backward between them: compute the count (and the
+                # running statistics with it) rather than grow a chain of add_(1)
+                materialize([t._cell.node for t in (self.num_batches_tracked, self.running_mean,
+                                                    self.running_var)])
+            if self.momentum is None:  # cumulative moving average, as PyTorch: reads the count
+                factor = 1.0 / float(self.num_batches_tracked)
         use_batch = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
         return F.batch_norm(input, self.running_mean if track else None,
                             self.running_var if track else None, self.weight, self.bias,
                             use_batch, factor, self.eps)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs, assign=False) -> None:
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs, assign)
-        key = prefix + "num_batches_tracked"
-        if self.num_batches_tracked is not None and key in state_dict:
-            self._batches = int(state_dict[key].item())
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
