@@ -250,6 +250,7 @@ case("stack", lambda a, b: tg.stack([a, b], -1), lambda a, b: jnp.stack([a, b], 
      F((2, 3)), F((2, 3), view="s"))
 case("index", lambda a: a[1:, ::2], lambda a: a[1:, ::2], F((3, 4)))
 case("index", lambda a: a[-1, None, ..., 0], lambda a: a[-1, None, ..., 0], F((2, 3, 2)))
+case("index", lambda a: a[True, 1:], lambda a: a[True, 1:], F((3, 4)), name="bool_scalar")
 case("index", lambda a: tg.stack(a.split([1, 2], 1)[1].unbind(1)) + a.narrow(0, 1, 1).sum()
      + tg.cat(a.chunk(2, 0)).sum(),
      lambda a: jnp.stack([a[:, 1], a[:, 2]]) + a[1:2].sum() + a.sum(), F((3, 3)))

@@ -311,7 +311,7 @@ def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
         index = (index,)
     consumed = builtins.sum(
         (i.ndim if isinstance(i, Tensor) and i.dtype is _dtype.bool else
-         0 if i is None or i is Ellipsis else 1) for i in index)
+         0 if i is None or i is Ellipsis or isinstance(i, builtins.bool) else 1) for i in index)
     if consumed > x.ndim:
         raise IndexError(f"too many indices for tensor of dimension {x.ndim}")
     basic = not builtins.any(isinstance(i, Tensor) or not (i is None or i is Ellipsis or _is_int(i)
@@ -324,6 +324,8 @@ def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
             dim += x.ndim - consumed
         elif i is None:
             spec.append(None)
+        elif isinstance(i, builtins.bool):  # a new axis of length 1 (True) or 0 (False)
+            spec.append(i)
         elif isinstance(i, slice):
             if i.step is not None and _int(i.step) <= 0:
                 raise ValueError("step must be greater than zero")

@@ -188,19 +188,27 @@ def _getitem(x, *operands, spec):
 
 
 def _index_grad_name(static, inputs) -> str:
-    """PyTorch's grad_fn for an index: Index when tensors index, else its last basic step."""
-    name = "AliasBackward0"  # x[...]
-    for s in static["spec"]:
-        kind = s[0] if isinstance(s, tuple) else s
-        if kind == "t" or isinstance(kind, int):  # an index tensor (and the ints beside it)
-            return "IndexBackward0"
-        if kind is None:
+    """PyTorch's grad_fn for an index: Index when tensors (or bools) index, else its last basic
+    step (Select, Slice, Unsqueeze); slices covering a whole dimension are skipped, as PyTorch
+    does inside an index tuple."""
+    spec, shape = static["spec"], inputs[0].shape
+    if len(spec) == 1 and isinstance(spec[0], tuple) and spec[0][0] in ("s", "d"):
+        return "SliceBackward0"  # x[a:b] slices even when it covers everything
+    kinds = [e[0] if isinstance(e, tuple) else e for e in spec]
+    if "t" in kinds or [k for k in kinds if isinstance(k, int)]:
+        return "IndexBackward0"  # index tensors, the ints beside them, and bools
+    name, dim = "AliasBackward0", 0
+    for s in spec:
+        if s == "...":
+            dim += len(shape) - len([e for e in spec if e != "..." and e is not None])
+        elif s is None:
             name = "UnsqueezeBackward0"
-        elif kind == "i":
-            name = "SelectBackward0"
-        elif kind == "d" or (kind == "s" and (s[1:] != (None, None, None)
-                                              or name == "AliasBackward0")):
-            name = "SliceBackward0"  # a full slice is skipped unless it is the only step
+        else:
+            if s[0] == "i":
+                name = "SelectBackward0"
+            elif s[0] == "d" or range(*slice(*s[1:]).indices(shape[dim])) != range(shape[dim]):
+                name = "SliceBackward0"
+            dim += 1
     return name
 
 
