@@ -51,8 +51,9 @@ def compare(fns: dict, steps: int, block: int = 50, warmup: int = 10, rewarm: in
         for _ in range(warmup):
             fn()
     times: dict = {k: [] for k in fns}
-    block = min(block, steps)
-    for _ in range(max(steps // block, 1)):
+    rounds = -(-steps // block)  # at least `steps` timed calls per variant
+    block = -(-steps // rounds)
+    for _ in range(rounds):
         for k, fn in fns.items():
             for _ in range(rewarm):
                 fn()
@@ -240,7 +241,8 @@ def main() -> None:
     repeat = args.repeat or (1 if args.quick else 3)
     print(f"# tapegrad benchmarks: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, JAX {jax.__version__} on {jax.default_backend()}, "
-          f"PyTorch {torch.__version__ if torch else 'not installed'}; median of {steps} steps, "
+          f"PyTorch {torch.__version__ if torch else 'not installed'}; median of {steps} steps "
+          f"({max(steps // 4, 10)} for case 2), "
           f"{repeat} repeat(s): figures are medians over the repeats, ratios show their range\n")
     extra = cold_and_compiles(loop_steps=50 if args.quick else 500,
                               rss_steps=100 if args.quick else 2000)
