@@ -35,18 +35,26 @@ except ImportError:  # PyTorch is an optional reference
     torch = None
 
 
-def compare(fns: dict, steps: int, block: int = 50, warmup: int = 10, rewarm: int = 5) -> dict:
-    """Median µs per call of each function, measured in interleaved blocks of `block` calls.
+def compare(fns: dict, steps: int) -> dict:
+    """Median µs per call of each function: the XLA variants interleaved, PyTorch on its own
+    afterwards (its OpenMP threads keep spinning for a while after each op and would slow
+    whatever runs next)."""
+    xla = {k: f for k, f in fns.items() if k != "torch" and f is not None}
+    out = _interleaved(xla, steps)
+    if fns.get("torch") is not None:
+        out.update(_interleaved({"torch": fns["torch"]}, steps))
+    return out
+
+
+def _interleaved(fns: dict, steps: int, block: int = 50, warmup: int = 10,
+                 rewarm: int = 5) -> dict:
+    """Median µs per call, measured in round-robin blocks of about `block` calls.
 
     Round-robin blocks keep every variant exposed to the same machine state, so a change in CPU
     speed during the run (frequent on shared machines) moves all figures alike, not just one.
     Each block starts with `rewarm` untimed calls, so no variant pays for the caches the one
     before it left cold.
-    PyTorch is timed on its own afterwards: its OpenMP threads keep spinning for a while after
-    each op and would slow whatever runs next.
     """
-    torch_fn = fns.pop("torch", None)
-    fns = {k: f for k, f in fns.items() if f is not None}
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -61,11 +69,7 @@ def compare(fns: dict, steps: int, block: int = 50, warmup: int = 10, rewarm: in
                 t = time.perf_counter()
                 fn()
                 times[k].append(time.perf_counter() - t)
-    out = {k: statistics.median(v) * 1e6 for k, v in times.items()}
-    if torch_fn is not None:
-        out.update(compare({"pytorch": torch_fn}, steps, block, warmup, rewarm))
-        out["torch"] = out.pop("pytorch")
-    return out
+    return {k: statistics.median(v) * 1e6 for k, v in times.items()}
 
 
 def rss_mb() -> float:

@@ -64,7 +64,7 @@ def functional_call(module, parameter_and_buffer_dicts: dict | Sequence[dict], a
         for name, value in values.items():
             swapped.append((name,) + _swap(module, name, value))
         out = module(*args, **(kwargs or {}))
-        for name, owner, table, attr, _ in swapped:  # PyTorch hands reassigned values back
+        for name, _, table, attr, _ in swapped:  # PyTorch hands reassigned values back
             if table is not None and name in given and table[attr] is not values[name]:
                 given[name][1][name] = table[attr]
     finally:

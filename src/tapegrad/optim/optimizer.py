@@ -194,6 +194,7 @@ class Optimizer:
         self.defaults = defaults
         self.accumulation_steps = accumulation_steps
         self.state: defaultdict = defaultdict(dict)
+        self._hp_cache: dict = {}  # group index -> (hyperparameters, as device scalars)
         self.param_groups: list[dict] = []
         param_groups = list(params)
         if len(param_groups) == 0:
@@ -292,11 +293,10 @@ class Optimizer:
         typed arrays behave the same inside the program and cost nothing to pass again.
         """
         values = self._hp(self.param_groups[index])
-        cache = self.__dict__.setdefault("_hp_cache", {})
-        hit = cache.get(index)
+        hit = self._hp_cache.get(index)
         if hit is None or hit[0] != values:
             with jax.enable_x64(True):
-                hit = cache[index] = (values, jax.tree.map(jax.numpy.asarray, values))
+                hit = self._hp_cache[index] = (values, jax.tree.map(jax.numpy.asarray, values))
         return hit[1]
 
     @_grad_mode.no_grad()

@@ -1,7 +1,7 @@
 """`BatchNorm1d` and `BatchNorm2d`: batch statistics in training, running statistics in eval."""
 from __future__ import annotations
 
-from ... import _dtype, _factory, _grad_mode
+from ... import _dtype, _factory
 from ..._compile import materialize
 from ..._tensor import Tensor
 from .. import functional as F, init
@@ -60,8 +60,7 @@ class _BatchNorm(Module):
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            with _grad_mode.no_grad():
-                self.num_batches_tracked.add_(1)
+            self.num_batches_tracked.add_(1)
             if self.num_batches_tracked._cell.node.depth >= MAX_PENDING_UPDATES:
                 # forward passes with no backward between them: compute the count (and the
                 # running statistics with it) rather than grow a chain of add_(1)
