@@ -277,3 +277,28 @@ def test_scheduler_inside_a_compiled_step_is_refused():
 
     with pytest.raises(RuntimeError, match="Call scheduler.step\\(\\) outside the compiled step"):
         step()
+
+
+def test_donated_state_stays_readable_by_whoever_still_holds_it():
+    """A compiled step hands its state's buffers to XLA only when nothing else refers to them;
+    an array taken with .jax(), a pending clone() and a pending op on the old value survive."""
+    w1_0, w2_0, batches = _data(2, n=5)
+    w1, w2 = tg.tensor(w1_0, requires_grad=True), tg.tensor(w2_0, requires_grad=True)
+    opt = tg.optim.Adam([w1, w2], lr=0.05)
+    step = tg.compile(lambda x, y: _optimizer_step(w1, w2, opt, x, y))
+    for x, y in batches[:3]:
+        step(tg.tensor(x), tg.tensor(y))
+    plan = next(iter(step._plans.values()))
+    assert plan._donating._cache_size() == 1 and plan._jitted._cache_size() == 0  # donated
+
+    expected = [w1.detach().numpy().copy(), opt.state[w2]["exp_avg"].numpy().copy()]
+    held = w1.jax()
+    cloned = opt.state[w2]["exp_avg"].clone()
+    doubled = w1.detach() * 2
+    for x, y in batches[3:]:
+        step(tg.tensor(x), tg.tensor(y))
+    assert plan._jitted._cache_size() == 1  # these calls kept the buffers
+    np.testing.assert_array_equal(np.asarray(held), expected[0])
+    np.testing.assert_array_equal(cloned.numpy(), expected[1])
+    np.testing.assert_array_equal(doubled.numpy(), 2 * expected[0])
+    assert not np.array_equal(w1.detach().numpy(), expected[0])  # the step did update

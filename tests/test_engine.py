@@ -172,3 +172,23 @@ def test_pending_buffer_updates_are_computed_by_the_next_backward():
     assert bn.running_mean._cell.node.value is not None  # no pending chain keeps x alive
     np.testing.assert_allclose(bn.running_mean.numpy(), 0.1 * np.arange(12.0).reshape(4, 3).mean(0),
                                rtol=1e-6)
+
+
+def test_unshared_tells_whether_anything_else_can_read_a_storage_value():
+    from tapegrad._compile import unshared
+    t = tg.tensor(np.arange(3.0))
+    cells = [t._cell]
+    assert unshared(cells)
+    held = t.jax()
+    assert not unshared(cells)
+    del held
+    assert unshared(cells)
+    pending = t.clone()  # recorded, not computed: it will read t's current value
+    assert not unshared(cells)
+    pending.numpy()  # computed: it no longer needs t's value
+    assert unshared(cells)
+    other = tg.as_tensor(t.jax())  # another storage over the same array
+    assert not unshared(cells)
+    del other
+    alias = t.detach()  # the same storage: it shows whatever is written there
+    assert unshared(cells) and alias._cell is t._cell

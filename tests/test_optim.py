@@ -348,3 +348,23 @@ def test_step_hooks():
     c.register_step_pre_hook(lambda o, a, k: seen.append(1))
     c.step()
     assert seen == [1]
+
+
+def test_optimizer_state_taken_before_a_step_keeps_its_value():
+    """The update reuses the state's buffers only when nothing else refers to them."""
+    w = tapegrad.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    opt = optim.Adam([w], lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        (w ** 2).sum().backward()
+        opt.step()
+    before = opt.state[w]["exp_avg"].numpy().copy()
+    held = opt.state[w]["exp_avg_sq"].jax()
+    held_copy = np.asarray(held).copy()
+    cloned = opt.state[w]["exp_avg"].clone()
+    opt.zero_grad()
+    (w ** 2).sum().backward()
+    opt.step()
+    np.testing.assert_array_equal(cloned.numpy(), before)
+    np.testing.assert_array_equal(np.asarray(held), held_copy)
+    assert not np.array_equal(opt.state[w]["exp_avg"].numpy(), before)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import collections
 import functools
 import operator
+import sys
 from typing import NamedTuple
 
 import jax
 import numpy as np
 from jax._src.lax.lax import _convert_element_type
 
-from . import _stepmode
-from ._graph import AccumulateGrad, GetItem, Node
+from . import _dtype, _stepmode
+from ._graph import AccumulateGrad, Cell, Const, GetItem, Node
 
 # A reference to a value in a program: index * 3 + kind (0 frontier, 1 stop, 2 computed).
 FRONTIER, STOP, COMPUTED = 0, 1, 2
@@ -153,6 +154,24 @@ def owned(node: Node) -> bool:
     """True when a live tensor's storage still shows this node (so its value is worth keeping)."""
     cell = node.owner() if node.owner is not None else None
     return cell is not None and cell.node is node
+
+
+def _reference_counts(cell: Cell) -> tuple:
+    return sys.getrefcount(cell.node), sys.getrefcount(cell.node.value)
+
+
+_UNSHARED = _reference_counts(Cell(Const(np.zeros(()), _dtype.float32)))
+
+
+def unshared(cells) -> bool:
+    """True when only these storage cells reach their arrays, so a program may take them over.
+
+    Donating an array to XLA (its buffer reused for a result) deletes it, which is safe only if
+    nothing else can still read it: no other node refers to the cell's node (a pending `clone()`,
+    a recorded graph, a view) and no Python code holds the array (say, from `.jax()`). Reference
+    counts tell, compared with those of a cell no one else refers to.
+    """
+    return all(_reference_counts(c) == _UNSHARED for c in cells)
 
 
 # -- the program cache ---------------------------------------------------------------------------

@@ -62,6 +62,9 @@ _default_float = float32
 
 def from_numpy_dtype(np_dtype) -> dtype:
     """The tapegrad dtype for a numpy/JAX dtype (raises TypeError for unsupported ones)."""
+    found = _FROM_NP.get(np_dtype)  # an array's own dtype: no conversion needed
+    if found is not None:
+        return found
     try:
         return _FROM_NP[np.dtype(np_dtype)]
     except (KeyError, TypeError):

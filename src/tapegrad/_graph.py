@@ -22,7 +22,7 @@ class Cell:
     storages of this one's views (None if it never had any).
     """
 
-    __slots__ = ("node", "version", "serial", "view", "views", "__weakref__")
+    __slots__ = ("node", "version", "serial", "view", "views", "ref", "__weakref__")
 
     def __init__(self, node: "Node") -> None:
         self.node = node
@@ -30,12 +30,13 @@ class Cell:
         self.serial = _stepmode.next_serial()
         self.view = None
         self.views = None
-        node.owner = weakref.ref(self)
+        self.ref = weakref.ref(self)  # what a node's `owner` holds
+        node.owner = self.ref
 
     def assign(self, node: "Node", bump: bool = True) -> None:
         """Show `node` from now on; an in-place update (`bump`) raises the version counter."""
         self.node = node
-        node.owner = weakref.ref(self)
+        node.owner = self.ref
         if bump:
             self.version += 1
 
@@ -102,8 +103,15 @@ class Const(Node):
 
     __slots__ = ()
 
-    def __init__(self, value, dtype: _dtype.dtype) -> None:
-        super().__init__(None, None, (), tuple(value.shape), dtype, False, value)
+    def __init__(self, value, dtype: _dtype.dtype) -> None:  # Node's, unrolled: made per result
+        self.op = self.static = self.owner = self.hooks = None
+        self.inputs = self.saved = ()
+        self.shape = tuple(value.shape)
+        self.dtype = dtype
+        self.value = value
+        self.requires_grad = self.freed = False
+        self.serial = _stepmode.next_serial()
+        self.depth = 0
 
 
 class GetItem(Node):

@@ -20,8 +20,7 @@ from typing import Any, Callable
 import jax
 
 from . import _random, _stepmode
-from ._compile import materialize
-from ._dtype import from_numpy_dtype
+from ._compile import materialize, unshared
 from ._graph import Const
 from ._tensor import Tensor
 
@@ -35,7 +34,9 @@ def compile(fn: Callable | None = None, *, donate: bool | None = None):  # noqa:
     Use as `step = tapegrad.compile(step)` or `@tapegrad.compile`. The step's tensor arguments
     are inputs; everything else it reads or writes is found by running it, and written back after
     each call. Return the tensors you need (say, the loss) and read them outside the step.
-    `donate` reuses parameter buffers in place (default: on accelerators, not on CPU).
+    `donate` (default on) lets XLA reuse the buffers of the state the step updates (parameters,
+    optimizer state, buffers) for its results; a call donates only when nothing else refers to
+    them (no pending `clone()`, no array taken with `.jax()`).
     """
     if fn is None:
         return functools.partial(compile, donate=donate)
@@ -52,7 +53,7 @@ class CompiledStep:
     def __init__(self, fn: Callable, donate: bool | None) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
-        self.donate = jax.default_backend() != "cpu" if donate is None else donate
+        self.donate = True if donate is None else donate
         self._eager_logs: dict = {}  # argument spec -> logs of the eager runs so far
         self._plans: dict = {}  # argument spec -> _Plan
         self.traces = 0  # how many times the step was traced (compiled)
@@ -176,33 +177,37 @@ class _Plan:
         self.hyperparams = list(last.hyperparams)
         self.generators = list(last.generators.values())  # those the step draws from
         self._out = None
-        self._jitted = jax.jit(self._pure, donate_argnums=(0,) if step.donate else ())
+        self._jitted = jax.jit(self._pure)
+        self._donating = jax.jit(self._pure, donate_argnums=(0,)) if step.donate else None
 
     def __call__(self, leaves) -> Any:
         pending = [c.node for c in self.cells if c.node.value is None]
         if pending:  # state changed by uncompiled code since the last call
             materialize(pending)
+        jitted = self._jitted
+        if self._donating is not None and unshared(self.read_write):
+            jitted = self._donating
         rw = [c.node.value for c in self.read_write]
         ro = [c.node.value for c in self.read_only]
         args = [x._value() if _is_tensor(x) else None for x in leaves]
         gens = [(g._key.value, g._counter) for g in self.generators]
         hps = [o._hp_arrays(gi) for o, gi in self.hyperparams]
         with jax.enable_x64(True):
-            outs, writes, grads = self._jitted(rw, ro, args, gens, hps)
+            outs, writes, grads = jitted(rw, ro, args, gens, hps)
         for g in self.generators:
             g._counter += 1
-        for cell, value in zip(self.writes, writes):
-            cell.assign(Const(value, from_numpy_dtype(value.dtype)))
+        treedef, kinds, out_dtypes, write_dtypes, grad_dtypes = self._out
+        for cell, value, dtype in zip(self.writes, writes, write_dtypes):
+            cell.assign(Const(value, dtype))
         written = self.written
-        for t, g in zip(self.grad_owners, grads):
+        for t, g, dtype in zip(self.grad_owners, grads, grad_dtypes):
             if g is None:
                 t._grad = None
             elif t._grad is None or id(t._grad._cell) not in written:  # else written in place
-                t._grad = Tensor._from_array(g)
-        treedef, kinds = self._out
-        it = iter(outs)
-        return jax.tree.unflatten(treedef, [Tensor._from_array(next(it)) if k is None else k
-                                            for k in kinds])
+                t._grad = Tensor._from_node(Const(g, dtype))
+        it = zip(outs, out_dtypes)
+        return jax.tree.unflatten(treedef, [k if k is not None else
+                                            Tensor._from_node(Const(*next(it))) for k in kinds])
 
     def _pure(self, rw, ro, args, gens, hps):
         self.step.traces += 1
@@ -227,12 +232,13 @@ class _Plan:
                 _flush(log, result)
                 _check_scalars(self.scalars, log.scalars)
             out_leaves, out_tree = jax.tree.flatten(result, is_leaf=_is_tensor)
-            self._out = (out_tree, [None if _is_tensor(x) else x for x in out_leaves])
-            outs = [x._value() for x in out_leaves if _is_tensor(x)]
-            writes = [c.node.value for c in self.writes]
-            grads = [None if t._grad is None else t._grad._cell.node.value
-                     for t in self.grad_owners]
-            return outs, writes, grads
+            out_tensors = [x for x in out_leaves if _is_tensor(x)]
+            grads = [None if t._grad is None else t._grad._cell.node for t in self.grad_owners]
+            self._out = (out_tree, [None if _is_tensor(x) else x for x in out_leaves],
+                         [x.dtype for x in out_tensors], [c.node.dtype for c in self.writes],
+                         [None if g is None else g.dtype for g in grads])
+            return ([x._value() for x in out_tensors], [c.node.value for c in self.writes],
+                    [None if g is None else g.value for g in grads])
         finally:
             for c, node in zip(cells, saved):
                 c.assign(node, bump=False)

@@ -70,7 +70,7 @@ def _named_leaves(state, out: list) -> list:
 class _Program:
     """The compiled update for one optimizer configuration (transform, flags, accumulation)."""
 
-    def __init__(self, build: Callable, donate: bool, skeleton_hp: dict) -> None:
+    def __init__(self, build: Callable, skeleton_hp: dict) -> None:
         self.build = build
         abstract = jax.ShapeDtypeStruct((), jax.numpy.float32)
         with jax.enable_x64(True):
@@ -80,7 +80,10 @@ class _Program:
         self.name_set = frozenset(self.names)
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"optimizer state keys are not unique: {self.names}")
-        self.fn = _compile.cache.jit(self._run, donate_argnums=(2,) if donate else ())
+        self.fn = _compile.cache.jit(self._run)
+        # the same, reusing the state's buffers (parameters are not donated: the graph just
+        # differentiated may still hold their old values)
+        self.fn_donating = _compile.cache.jit(self._run, donate_argnums=(2,))
         self.init = _compile.cache.jit(self._init)
 
     def _init(self, params, hp):
@@ -265,9 +268,9 @@ class Optimizer:
     def _group_flags(self, group: dict) -> dict:
         return {name: group[name] for name in self._flags}
 
-    def _program(self, group: dict, donate: bool) -> _Program:
+    def _program(self, group: dict) -> _Program:
         flags = self._group_flags(group)
-        key = (type(self), tuple(flags.items()), self.accumulation_steps, donate)
+        key = (type(self), tuple(flags.items()), self.accumulation_steps)
         prog = _PROGRAMS.get(key)
         if prog is None:
             k = self.accumulation_steps
@@ -280,7 +283,7 @@ class Optimizer:
                 # gradients are averaged in at least float32 (optax's default accumulator)
                 acc_dtype = jax.numpy.promote_types(dtype, jax.numpy.float32)
                 return optax.MultiSteps(tx, every_k_schedule=k, accumulator_dtype=acc_dtype)
-            prog = _PROGRAMS[key] = _Program(build, donate, self._hp(group))
+            prog = _PROGRAMS[key] = _Program(build, self._hp(group))
         return prog
 
     def _hp(self, group: dict) -> dict:
@@ -319,8 +322,7 @@ class Optimizer:
         pending = [n for t in active for n in (t._cell.node, t._grad._cell.node) if n.value is None]
         if pending:
             _compile.materialize(pending)  # one call for every pending value, not one each
-        donate = jax.default_backend() != "cpu"
-        prog = self._program(group, donate)
+        prog = self._program(group)
         index = next(i for i, g in enumerate(self.param_groups) if g is group)
         hp = _stepmode.hyperparams(self, index, self._hp_arrays(index))
         # PyTorch creates state lazily, at a parameter's first step; a loaded state may also lack
@@ -328,20 +330,27 @@ class Optimizer:
         fresh = [p for p in active if not prog.name_set <= self.state.get(p, {}).keys()]
         with jax.enable_x64(True):
             if fresh and prog.names:
-                for p, leaves in zip(fresh, prog.init([p._value() for p in fresh], hp)):
-                    st = self.state[p]
-                    for n, v in zip(prog.names, leaves):
-                        if n not in st:
-                            st[n] = Tensor._from_array(v)
-            states = [[self.state[p][n]._value() for n in prog.names] for p in active]
+                self._init_state(prog, fresh, hp)
+            tensors = [[self.state[p][n] for n in prog.names] for p in active]
+            fn = prog.fn
+            if _compile.unshared([t._cell for ts in tensors for t in ts]):
+                fn = prog.fn_donating
+            states = [[t._value() for t in ts] for ts in tensors]
             params = [p._value() for p in active]
             grads = [p._grad._value() for p in active]
-            new_params, new_states = prog.fn(params, grads, states, hp)
+            new_params, new_states = fn(params, grads, states, hp)
         for p, value, leaves in zip(active, new_params, new_states):
             p._set_value(value)
             st = self.state[p]
             for name, leaf in zip(prog.names, leaves):
                 st[name]._set_value(leaf)
+
+    def _init_state(self, prog: _Program, fresh: list, hp: dict) -> None:
+        for p, leaves in zip(fresh, prog.init([p._value() for p in fresh], hp)):
+            st = self.state[p]
+            for n, v in zip(prog.names, leaves):
+                if n not in st:
+                    st[n] = Tensor._from_array(v)
 
     # -- state_dict -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
