@@ -254,6 +254,15 @@ case("index", lambda a: a[True, 1:], lambda a: a[True, 1:], F((3, 4)), name="boo
 case("index", lambda a: tg.stack(a.split([1, 2], 1)[1].unbind(1)) + a.narrow(0, 1, 1).sum()
      + tg.cat(a.chunk(2, 0)).sum(),
      lambda a: jnp.stack([a[:, 1], a[:, 2]]) + a[1:2].sum() + a.sum(), F((3, 3)))
+case("split", lambda a: (lambda p: p[0] * 2 + p[1] * 3)(a.split(2, 1)),
+     lambda a: a[:, :2] * 2 + a[:, 2:] * 3, F((3, 4), view="t"))
+case("split", lambda a: a.chunk(2)[1], lambda a: a[2:], F((3, 2)), name="uneven_unused")
+case("split_with_sizes", lambda a: (lambda p: p[1] * p[0])(a.split([1, 2], 1)),
+     lambda a: a[:, 1:] * a[:, :1], F((3, 3)))
+case("unbind", lambda a: (lambda p: p[0] * 2 + p[2])(a.unbind(1)),
+     lambda a: a[:, 0] * 2 + a[:, 2], F((3, 3), view="t"))
+case("unbind", lambda a: (lambda p: p[1] * p[2])(a.unbind()), lambda a: a[1] * a[2], F((3,)),
+     name="to_0d")
 case("index", lambda a, i: a[i], lambda a, i: a[i], F((4, 3)), I([[0, 3], [3, 3]]),
      name="int_tensor")
 case("index", lambda a, i: a[:, i, 1], lambda a, i: a[:, i, 1], F((2, 4, 3)), I([2, -1]),

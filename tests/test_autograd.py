@@ -70,7 +70,10 @@ _NAMED = [("x[0]", "SelectBackward0"), ("x[1:3]", "SliceBackward0"), ("x[:, 1]",
           ("x.amax()", "AmaxBackward0"), ("x.max(0)[0]", "MaxBackward0"),
           ("F.linear(x[0], w, b)", "AddmmBackward0"), ("F.linear(x[0], w)", "MmBackward0"),
           ("F.linear(x, w, b)", "ViewBackward0"), ("F.linear(x, w)", "UnsafeViewBackward0"),
-          ("F.linear(x[0, 0], w)", "SqueezeBackward4")]
+          ("F.linear(x[0, 0], w)", "SqueezeBackward4"), ("x.split(2)[1]", "SplitBackward0"),
+          ("x.split([1, 2])[0]", "SplitWithSizesBackward0"), ("x.chunk(2, 1)[0]", "SplitBackward0"),
+          ("x.tensor_split(2)[1]", "SliceBackward0"), ("x.unbind(2)[4]", "UnbindBackward0"),
+          ("x.split(2)[1][0]", "SelectBackward0")]
 
 
 @pytest.mark.parametrize("expr,name", _NAMED)
@@ -91,6 +94,27 @@ def test_grad_fn_names_match_installed_pytorch():
                      "F": T.nn.functional}
             names.append(type(eval(expr, scope).grad_fn).__name__)
         assert names[0] == names[1], expr
+
+
+def test_pieces_of_split_and_unbind_share_one_node_and_refuse_in_place_updates():
+    x = tg.ones(4, 3, requires_grad=True)
+    h = x * 2
+    pieces = h.split(2)
+    assert pieces[0].grad_fn is pieces[1].grad_fn
+    assert pieces[1].grad_fn.next_functions == ((h.grad_fn, 0),)
+    for make, name in [(lambda h: h.split(2), "Split"), (lambda h: h.split([3, 1]), "SplitWithSizes"),
+                       (lambda h: h.unbind(0), "Unbind")]:
+        views = make(x * 2)
+        with pytest.raises(RuntimeError, match=f"Output 1 of {name} is a view and is being "
+                                               "modified inplace.*returns multiple views"):
+            views[1].mul_(2)
+    with pytest.raises(RuntimeError, match="Output 0 of Select is a view.*multiple views"):
+        (x * 2).split(2)[0][1].add_(1)  # a view of such a view, as PyTorch
+    with tg.no_grad():  # without a gradient to keep they are ordinary views
+        h = x * 2
+        h.split(2)[1].mul_(3)
+        h.unbind(1)[0].zero_()
+    np.testing.assert_array_equal(h.numpy(), [[0, 2, 2], [0, 2, 2], [0, 6, 6], [0, 6, 6]])
 
 
 # -- detach and .data share storage ---------------------------------------------------------------

@@ -192,3 +192,41 @@ def test_unshared_tells_whether_anything_else_can_read_a_storage_value():
     del other
     alias = t.detach()  # the same storage: it shows whatever is written there
     assert unshared(cells) and alias._cell is t._cell
+
+
+def test_lazily_made_leaves_compile_the_backward_once():
+    """Leaves whose values are still pending at the first backward (factories and in-place init
+    are recorded, not run) are computed apart, so the first step's program is every step's."""
+    w = tg.zeros(3, 2, requires_grad=True)
+    b = tg.randn(2, requires_grad=True)
+    v = tg.empty(2, 2).uniform_(-1, 1).requires_grad_()
+    x = tg.ones(4, 3)
+
+    def step():
+        for t in (w, b, v):
+            t.grad = None
+        ((x @ w + b) @ v).sum().backward()
+    step()
+    traces = tg.autograd.cache_info().traces
+    for _ in range(3):
+        step()
+    assert tg.autograd.cache_info().traces == traces
+    np.testing.assert_allclose(b.grad.numpy(), 4 * v.detach().numpy().sum(1), rtol=1e-6)
+
+
+def test_constants_are_recomputed_and_in_place_counts_kept_without_recompiling():
+    """A constant made from Python numbers (a mask, `tg.zeros`) is recomputed by each program
+    that uses it, so programs keep one structure; an in-place update of such a tensor is
+    computed with the next backward and kept, so its chain does not grow."""
+    w = tg.ones(3, requires_grad=True)
+    mask = tg.tril(tg.ones(3, 3)) == 0
+    counter = tg.zeros(())
+    for i in range(5):
+        w.grad = None
+        counter += 1
+        (w * 2).masked_fill(mask[0], 0.0).sum().backward()
+        if i == 0:
+            traces = tg.autograd.cache_info().traces
+    assert tg.autograd.cache_info().traces == traces
+    assert counter._cell.node.value is not None and counter.item() == 5
+    assert w.grad.tolist() == [2, 0, 0]

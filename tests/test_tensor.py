@@ -77,6 +77,60 @@ def test_factories():
     assert tg.empty(3).shape == (3,)
 
 
+_ARANGES = [(5,), (1, 4), (0, 1, 0.1), (10, 0, -3), (0, 5.5), (-3, 7, 2), (0, 0), (2.5,),
+            (0.5, 3, 1, "int64"), (0, 5.5, 1.5, "int64"), (-2.5, 2, 1, "int64"),
+            (2.7, -1, -1, "int64"), (2.7, -1, -1, "int32"), (0, 5.5, 1.5, "int32"),
+            (1, 2.5, 0.5, "int32"), (0, 1, 0.1, "float64"), (2 ** 40, 2 ** 40 + 3)]
+
+
+@pytest.mark.parametrize("args", _ARANGES, ids=str)
+def test_arange_follows_pytorch(args):
+    """Lengths from the bounds as PyTorch computes them (an integer dtype truncates the bounds
+    first; int64 takes its length from the truncated bounds, other integers from the given
+    ones); float values are `start + i * step` in double, then cast."""
+    *bounds, dtype = args if isinstance(args[-1], str) else (*args, None)
+    ours = tg.arange(*bounds, dtype=dtype and getattr(tg, dtype))
+    truncated = {(0.5, 3, 1, "int64"): [0, 1, 2], (0, 5.5, 1.5, "int64"): [0, 1, 2, 3, 4],
+                 (-2.5, 2, 1, "int64"): [-2, -1, 0, 1], (2.7, -1, -1, "int64"): [2, 1, 0],
+                 (2.7, -1, -1, "int32"): [2, 1, 0, -1], (0, 5.5, 1.5, "int32"): [0, 1, 2, 3],
+                 (1, 2.5, 0.5, "int32"): [1, 1, 1]}
+    if args in truncated:
+        assert ours.tolist() == truncated[args]
+    else:
+        wide = np.float64 if ours.dtype.is_floating_point else np.int64
+        assert ours.dtype is (getattr(tg, dtype) if dtype else
+                              tg.int64 if wide is np.int64 else tg.float32)
+        np.testing.assert_array_equal(ours.numpy(), np.arange(*bounds, dtype=wide).astype(
+            ours.dtype.np))
+    try:
+        import torch
+    except ImportError:
+        return
+    ref = torch.arange(*bounds, dtype=dtype and getattr(torch, dtype))
+    assert str(ref.dtype).split(".")[1] == ours.dtype.name
+    np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+
+
+def test_arange_with_truncated_zero_step_raises():
+    with pytest.raises(RuntimeError, match="step must be nonzero"):
+        tg.arange(0, 5, 0)
+    with pytest.raises(ValueError, match="step must be nonzero"):  # 0.5 truncates to 0
+        tg.arange(1, 2.5, 0.5, dtype=tg.int64)
+
+
+def test_filled_factories_are_recorded_and_a_new_fill_value_reuses_the_program():
+    tg.full((3,), 1.5).numpy()
+    traces = tg.autograd.cache_info().traces
+    for v in (2.5, -1.0, float("inf")):
+        t = tg.full((3,), v)
+        assert t.numpy().tolist() == [v] * 3 and t.dtype is tg.float32
+    assert tg.autograd.cache_info().traces == traces
+    z = tg.zeros(2, requires_grad=True)
+    assert z.is_leaf and z.requires_grad and z.grad_fn is None
+    (z * 3).sum().backward()
+    assert z.grad.tolist() == [3, 3]
+
+
 def test_manual_seed_repeats_and_draws_differ():
     tg.manual_seed(123)
     a = tg.randn(4).numpy()

@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from . import _grad_mode, _stepmode
-from ._compile import Trace, arguments, cache, evaluate, layout, lookup, owned, store, unpack
+from ._compile import (Trace, arguments, cache, evaluate, layout, lookup, materialize, owned,
+                       store, unpack)
 from ._graph import SAVES_NONE, AccumulateGrad, GetItem, Node, Op, grad_edge
 from ._tensor import Tensor, legacy_type_name, pending_writes
 
@@ -115,8 +116,7 @@ class Backward:
             return n is not root and (not n.requires_grad or type(n) is AccumulateGrad
                                       or bool(n.hooks) or _is_custom(n))
 
-        tr = Trace()
-        walk = tr.walk([root], stop=is_stop, expand=_requires_grad)
+        tr, walk = _walk(root, is_stop)
         if any(s.requires_grad and type(s) is not AccumulateGrad for s in walk.stops):
             return False
         self.order = [n for n in walk.nodes if n.requires_grad]
@@ -170,8 +170,7 @@ class Backward:
                 def is_stop(n, top=b):
                     return n is not top and (not n.requires_grad or type(n) is AccumulateGrad
                                              or id(n) in boundary)
-                tr = Trace()
-                self._run_segment(b, ct, tr, tr.walk([b], stop=is_stop, expand=_requires_grad))
+                self._run_segment(b, ct, *_walk(b, is_stop))
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _is_target_leaf(self, acc: AccumulateGrad) -> bool:
@@ -248,8 +247,14 @@ class Backward:
                       if c.node.value is None and not c.node.requires_grad]
             pending_writes.clear()
         walk_p = tr.walk([s.inputs[0] if type(s) is AccumulateGrad else s for s in stops] + writes)
-        live_p = tuple(i for i, n in enumerate(walk_p.nodes) if owned(n))
-        live_f = tuple(i for i, n in enumerate(walk_f.nodes) if n.value is None and owned(n))
+        # values worth keeping: those a tensor shows, except constants (made from Python numbers
+        # alone), which each program recomputes, so the program is the same at every step; an
+        # in-place write is always kept (else a chain of them would grow from step to step)
+        kept = {id(n) for n in writes}
+        live_p = tuple(i for i, n in enumerate(walk_p.nodes)
+                       if owned(n) and (not n.constant or id(n) in kept))
+        live_f = tuple(i for i, n in enumerate(walk_f.nodes)
+                       if n.value is None and owned(n) and not n.constant)
         implicit = isinstance(ct, float)
         key = ("segment", tuple(tr.key), kinds, live_p, live_f, implicit)
         program = cache.get(key, lambda: cache.jit(_segment_program(
@@ -286,6 +291,24 @@ class Backward:
 
 def _requires_grad(node: Node) -> bool:
     return node.requires_grad
+
+
+def _walk(top: Node, is_stop) -> tuple:
+    """The backward walk from `top`, after computing leaves whose values are still pending.
+
+    Leaves made lazily (`tg.zeros(..., requires_grad=True)`, `init.normal_`) would otherwise be
+    computed inside the first backward's program and be its inputs in every later one: a second
+    compile. They are computed apart instead, once.
+    """
+    tr = Trace()
+    walk = tr.walk([top], stop=is_stop, expand=_requires_grad)
+    fresh = [s.inputs[0] for s in walk.stops
+             if type(s) is AccumulateGrad and s.inputs[0].value is None]
+    if not fresh:
+        return tr, walk
+    materialize(fresh)
+    tr = Trace()
+    return tr, tr.walk([top], stop=is_stop, expand=_requires_grad)
 
 
 def _check(node: Node) -> None:

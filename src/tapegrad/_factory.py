@@ -4,6 +4,7 @@ and random (`randn`, `rand`, ...), with PyTorch's default dtypes.
 from __future__ import annotations
 
 import builtins
+import math
 import numbers
 import warnings
 
@@ -11,7 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _device, _dtype, _random
+from . import _device, _dtype, _ops, _random
+from ._record import apply
 from ._tensor import Size, Tensor
 
 
@@ -108,10 +110,17 @@ def _size(size) -> tuple:
     return tuple(builtins.int(s) for s in size)
 
 
+def _recorded(t: Tensor, device, requires_grad: bool) -> Tensor:
+    """A factory's recorded (not yet computed) result, moved and marked as asked."""
+    if device is not None:
+        t = t.to(device)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
 def _filled(size, fill, dtype, device, requires_grad) -> Tensor:
-    with jax.enable_x64(True):
-        value = jnp.full(size, fill, dtype=dtype.np)
-    return _finish(value, device, requires_grad)
+    return _recorded(apply(_ops.full, fill, shape=size, dtype=dtype.np), device, requires_grad)
 
 
 def _default(dtype, fallback=None) -> _dtype.dtype:
@@ -177,10 +186,20 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
         dtype = (_dtype.int64 if all(isinstance(b, numbers.Integral) for b in bounds)
                  else _dtype.get_default_dtype())
     dtype = _dtype.as_dtype(dtype)
-    with jax.enable_x64(True):
-        value = jnp.asarray(np.arange(*bounds, dtype=np.float64 if dtype.is_floating_point
-                                      else np.int64), dtype=dtype.np)
-    return _finish(value, device, requires_grad)
+    if dtype.is_floating_point or dtype.is_complex:
+        start, end, step = (builtins.float(b) for b in bounds)
+        n, wide = math.ceil((end - start) / step), np.float64
+    else:  # bounds truncated to integers first, as PyTorch (which sizes int64 from those)
+        start, end, step = (builtins.int(b) for b in bounds)
+        if dtype is not _dtype.int64:
+            n = math.ceil((bounds[1] - bounds[0]) / bounds[2])
+        elif step == 0:
+            raise ValueError("step must be nonzero")
+        else:
+            n = -(-(end - start) // step)
+        wide = np.int64
+    return _recorded(apply(_ops.arange, start, step, n=builtins.max(n, 0), dtype=dtype.np,
+                           wide=wide), device, requires_grad)
 
 
 def linspace(start, end, steps: int, *, dtype=None, device=None,
@@ -194,21 +213,15 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
 def eye(n: int, m: int | None = None, *, dtype=None, device=None,
         requires_grad: bool = False) -> Tensor:
     dtype = _default(dtype)
-    with jax.enable_x64(True):
-        value = jnp.eye(n, m, dtype=dtype.np)
-    return _finish(value, device, requires_grad)
+    return _recorded(apply(_ops.eye, n=builtins.int(n), m=None if m is None else builtins.int(m),
+                           dtype=dtype.np), device, requires_grad)
 
 
 # -- random ---------------------------------------------------------------------------------------
 def _sample(kind, size, dtype, generator, requires_grad, device, extra=None, fallback=None):
     gen = generator or _random.default_generator
     dtype = _default(dtype, fallback)
-    t = gen.sample(kind, _size(size), dtype, extra)
-    if device is not None:
-        t = t.to(device)
-    if requires_grad:
-        t.requires_grad_(True)
-    return t
+    return _recorded(gen.sample(kind, _size(size), dtype, extra), device, requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

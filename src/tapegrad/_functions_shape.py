@@ -175,9 +175,22 @@ def split(tensor: Tensor, split_size_or_sections, dim: builtins.int = 0) -> buil
             raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {size} "
                                f"(input tensor's size at dimension {d}), but got split_sizes="
                                f"{sections}")
+    op = _ops.split if isinstance(split_size_or_sections, builtins.int) else _ops.split_with_sizes
+    sections = builtins.tuple(sections)
+    pieces = apply(op, tensor, dim=d, sections=sections)
+    whole, start = (("s", None, None, None),) * d, 0
+    name = "Split" if op is _ops.split else "SplitWithSizes"
+    for k, (piece, s) in enumerate(zip(pieces, sections)):
+        _views.track(piece, tensor, _ops.getitem, multi=(name, k),
+                     spec=whole + (("s", start, start + s, None),))
+        start += s
+    return pieces
+
+
+def _slices(input: Tensor, sections: list, d: builtins.int) -> builtins.tuple:
     out, start = [], 0
     for s in sections:
-        out.append(getitem(tensor, (slice(None),) * d + (slice(start, start + s),)))
+        out.append(getitem(input, (slice(None),) * d + (slice(start, start + s),)))
         start += s
     return builtins.tuple(out)
 
@@ -192,7 +205,7 @@ def tensor_split(input: Tensor, indices_or_sections, dim: builtins.int = 0) -> b
     else:
         bounds = [0] + [builtins.min(builtins.int(i), size) for i in indices_or_sections] + [size]
         sections = [builtins.max(b - a, 0) for a, b in zip(bounds, bounds[1:])]
-    return split(input, sections, d)
+    return _slices(input, sections, d)  # slices, not a split: PyTorch's grad_fn is SliceBackward0
 
 
 def chunk(input: Tensor, chunks: builtins.int, dim: builtins.int = 0) -> builtins.tuple:
@@ -206,7 +219,13 @@ def chunk(input: Tensor, chunks: builtins.int, dim: builtins.int = 0) -> builtin
 def unbind(input: Tensor, dim: builtins.int = 0) -> builtins.tuple:
     """Views of each slice along `dim`, that dimension removed."""
     d = normalize_dim(dim, input.ndim)
-    return builtins.tuple(select(input, d, i) for i in range(input.shape[d]))
+    if input.shape[d] == 0:
+        return ()
+    pieces = apply(_ops.unbind, input, dim=d)
+    whole = (("s", None, None, None),) * d
+    for i, piece in enumerate(pieces):
+        _views.track(piece, input, _ops.getitem, i, multi=("Unbind", i), spec=whole + (("i", 0),))
+    return pieces
 
 
 def _tensors(name: str, tensors) -> list:

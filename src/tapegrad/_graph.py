@@ -42,10 +42,14 @@ class Cell:
 
 
 class Node:
-    """A recorded value. `inputs` holds nodes and Python scalars; `value` is None until computed."""
+    """A recorded value. `inputs` holds nodes and Python scalars; `value` is None until computed.
+
+    `constant`: pending and computed from Python numbers alone (`zeros`, `arange`, `tril` of
+    `ones`), so any program can compute it again instead of taking it as an input.
+    """
 
     __slots__ = ("op", "static", "inputs", "shape", "dtype", "value", "requires_grad", "saved",
-                 "freed", "owner", "depth", "hooks", "serial", "__weakref__")
+                 "freed", "owner", "depth", "hooks", "serial", "constant", "__weakref__")
 
     def __init__(self, op, static, inputs, shape, dtype, requires_grad, value=None):
         self.op = op
@@ -61,12 +65,17 @@ class Node:
         self.hooks = None  # tensor hooks registered on this node's output (see Tensor.register_hook)
         self.serial = _stepmode.next_serial()  # creation order (tapegrad.compile tells steps apart)
         depth = 0
+        constant = value is None and not requires_grad
         if value is None:
             for i in inputs:
-                if isinstance(i, Node) and i.depth > depth:
-                    depth = i.depth
+                if isinstance(i, Node):
+                    if i.depth > depth:
+                        depth = i.depth
+                    if not (i.constant and i.value is None):
+                        constant = False
             depth += 1
         self.depth = depth
+        self.constant = constant
 
     # -- PyTorch's grad_fn interface ------------------------------------------------------------
     def name(self) -> str:
@@ -109,7 +118,7 @@ class Const(Node):
         self.shape = tuple(value.shape)
         self.dtype = dtype
         self.value = value
-        self.requires_grad = self.freed = False
+        self.requires_grad = self.freed = self.constant = False
         self.serial = _stepmode.next_serial()
         self.depth = 0
 
@@ -129,6 +138,7 @@ class AccumulateGrad(Node):
         super().__init__(None, None, (value_node,), value_node.shape, value_node.dtype, True)
         self.variable = variable
         self.depth = value_node.depth
+        self.constant = False
 
 
 REGISTRY: dict = {}  # name -> Op, every row of the op registry (walked by the tests)
@@ -154,7 +164,8 @@ class Op:
     the result), "float" (like "common", then integers become the default float) or "compare"
     (inputs promoted, the result is bool). `saves`: which inputs the backward needs, for PyTorch's
     in-place modification check: "all", "output", or a tuple of input positions.
-    `n_out` > 1 makes a multi-output op (its function returns a tuple). Rows are collected in
+    `n_out` other than 1 makes a multi-output op (its function returns a tuple; None: as long as
+    its static arguments make it). Rows are collected in
     `REGISTRY`; ops built at run time (a backward segment's vjp, a custom Function) pass
     `register=False`.
     """
@@ -162,7 +173,7 @@ class Op:
     __slots__ = ("name", "fn", "promote", "saves", "n_out", "node_cls", "name_of",
                  "differentiable", "check")
 
-    def __init__(self, name: str, fn, *, promote=None, saves=SAVES_ALL, n_out: int = 1,
+    def __init__(self, name: str, fn, *, promote=None, saves=SAVES_ALL, n_out: int | None = 1,
                  differentiable: bool = True, check=None,
                  grad_name: str | Callable[[dict, tuple], str] | None = None,
                  register: bool = True) -> None:

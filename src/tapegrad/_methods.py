@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 
 from . import _dtype, _functions as F, _grad_mode, _ops, _views
+from ._compile import materialize
 from ._record import apply
 from ._tensor import Tensor
 
@@ -55,10 +56,23 @@ def check_inplace(target: Tensor) -> None:
         _views.check_leaf_base(target)
 
 
+def _settle(target: Tensor) -> None:
+    """Compute a pending constant (`tg.zeros(...)`) before an in-place update reads it.
+
+    A tensor updated in place is usually state kept across steps (a counter, an accumulator).
+    Its first update would otherwise be the only one recorded on top of the constant's own
+    computation, and the program that computes it would differ from every later step's.
+    """
+    node = target._cell.node
+    if node.constant and node.value is None:
+        materialize([node])
+
+
 def _inplace_method(fn):
     @functools.wraps(fn)
     def method(self, *args, **kwargs):
         check_inplace(self)
+        _settle(self)
         return inplace(self, fn(self, *args, **kwargs))
     method.__name__ = fn.__name__ + "_"
     return method
@@ -91,6 +105,7 @@ def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
 
 def __setitem__(self: Tensor, index, value) -> None:
     check_inplace(self)
+    _settle(self)
     inplace(self, F.index_put(self, index, value))
 
 

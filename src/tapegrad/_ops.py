@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -213,6 +214,19 @@ def _index_grad_name(static, inputs) -> str:
 
 
 getitem = Op("index", _getitem, saves=SAVES_NONE, grad_name=_index_grad_name)
+
+
+def _split(x, *, dim, sections):
+    bounds = [0, *itertools.accumulate(sections)]
+    return tuple(lax.slice_in_dim(x, a, b, axis=dim) for a, b in zip(bounds, bounds[1:]))
+
+
+# one node for all pieces, as PyTorch (a piece's grad_fn is the split, with its output_nr)
+split = Op("split", _split, saves=SAVES_NONE, n_out=None)
+split_with_sizes = Op("split_with_sizes", _split, saves=SAVES_NONE, n_out=None)
+unbind = Op("unbind", lambda x, *, dim: tuple(lax.index_in_dim(x, i, dim, keepdims=False)
+                                              for i in range(x.shape[dim])),
+            saves=SAVES_NONE, n_out=None)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -480,6 +494,22 @@ argsort = Op("argsort", lambda x, *, dim, descending: jnp.argsort(
     x, axis=dim, stable=True, descending=descending).astype(jnp.int64), differentiable=False)
 topk = Op("topk", _topk, n_out=2)
 searchsorted = Op("searchsorted", _searchsorted, differentiable=False)
+
+# -- creation: no array inputs, so computed with whatever first needs the value -------------------
+# The numbers are inputs (a new fill value reuses the program); shapes and dtypes are static.
+full = Op("full", lambda fill, *, shape, dtype: jnp.full(shape, fill, dtype), saves=SAVES_NONE,
+          differentiable=False)
+
+
+def _arange(start, step, *, n, dtype, wide):
+    """`start + i * step` computed in `wide` (float64 or int64, as PyTorch), then cast."""
+    return (start + step * lax.iota(wide, n)).astype(dtype)
+
+
+arange = Op("arange", _arange, saves=SAVES_NONE, differentiable=False)
+eye = Op("eye", lambda *, n, m, dtype: jnp.eye(n, m, dtype=dtype), saves=SAVES_NONE,
+         differentiable=False)
+
 
 # -- random (gradients are zero, as PyTorch's) ----------------------------------------------------
 normal = Op("normal", lambda mean, std, eps: lax.stop_gradient(mean + std * eps), saves=SAVES_NONE)

@@ -27,31 +27,38 @@ _LEAF_VIEW = ("a view of a leaf Variable that requires grad is being used in an 
 
 
 class _View:
-    __slots__ = ("base", "steps", "operands", "writable", "tensor")
+    __slots__ = ("base", "steps", "operands", "writable", "tensor", "multi")
 
-    def __init__(self, base, steps: tuple, operands: tuple, writable: bool, tensor) -> None:
+    def __init__(self, base, steps: tuple, operands: tuple, writable: bool, tensor,
+                 multi) -> None:
         self.base = base          # the root tensor (kept alive by its views, as PyTorch's `_base`)
         self.steps = steps        # ((op, number of operands, static items), ...) base -> view
         self.operands = operands  # the steps' Python-number operands, in order (say, an index)
         self.writable = writable
         self.tensor = weakref.ref(tensor)  # the tensor that carries the view's autograd history
+        self.multi = multi        # (op name, output number): one of several views made at once
 
 
 _PRUNE_AT = 32  # a base's list of view storages drops the dead ones when it grows this long
 
 
-def track(out, input, op, *operands, writable: bool = True, **static):
+def track(out, input, op, *operands, writable: bool = True, multi=None, **static):
     """Record that `out` (just computed by `op(input, *operands, **static)`) is a view of `input`;
-    returns `out`."""
+    returns `out`. `multi`: (name, k) when `out` is output k of an op returning several views
+    (`split`, `unbind`), which PyTorch forbids modifying in place while it carries a gradient."""
     step = (op, len(operands), tuple(static.items()))
     parent = input._cell.view
     if parent is not None:
+        if multi is None and parent.multi is not None:  # a view of such a view: PyTorch names it
+            name = type(out._cell.node).__name__
+            multi = (name[:name.rfind("Backward")], 0)
         base, writable = parent.base, parent.writable and writable
         steps, operands = parent.steps + (step,), parent.operands + operands
     else:
         base, steps = input, (step,)
     cell = out._cell
-    cell.view = _View(base, steps, operands, writable, out)
+    cell.view = _View(base, steps, operands, writable, out,
+                      multi if out._requires_grad else None)
     base_cell = base._cell
     kids = base_cell.views
     if kids is None:
@@ -70,8 +77,16 @@ def base_of(t):
 
 
 def check_leaf_base(target) -> None:
-    """PyTorch's error for an in-place op, under grad mode, on a view of a leaf requiring grad."""
+    """PyTorch's errors for an in-place op, under grad mode, on a view of a leaf requiring grad
+    or on one of several views an op made at once."""
     v = target._cell.view
+    if v is not None and v.multi is not None and target._requires_grad:
+        name, k = v.multi
+        raise RuntimeError(
+            f"Output {k} of {name} is a view and is being modified inplace. This view is the "
+            "output of a function that returns multiple views. Such functions do not allow the "
+            "output views to be modified inplace. You should replace the inplace operation by an "
+            "out-of-place one.")
     if v is not None and target._requires_grad and v.base._requires_grad \
             and v.base._grad_node is None:
         raise RuntimeError(_LEAF_VIEW)
