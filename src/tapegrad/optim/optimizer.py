@@ -339,11 +339,10 @@ class Optimizer:
             params = [p._value() for p in active]
             grads = [p._grad._value() for p in active]
             new_params, new_states = fn(params, grads, states, hp)
-        for p, value, leaves in zip(active, new_params, new_states):
+        for p, value, ts, leaves in zip(active, new_params, tensors, new_states):
             p._set_value(value)
-            st = self.state[p]
-            for name, leaf in zip(prog.names, leaves):
-                st[name]._set_value(leaf)
+            for t, leaf in zip(ts, leaves):
+                t._set_value(leaf)
 
     def _init_state(self, prog: _Program, fresh: list, hp: dict) -> None:
         for p, leaves in zip(fresh, prog.init([p._value() for p in fresh], hp)):
