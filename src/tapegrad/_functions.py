@@ -300,6 +300,9 @@ def _is_int(i) -> bool:
     return isinstance(i, (builtins.int, np.integer)) and not isinstance(i, builtins.bool)
 
 
+_ALL, _WHOLE = slice(None), (None, None, None)  # `:`, and its bounds
+
+
 def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
     """Split an index into a static spec and its operands; check bounds like PyTorch.
 
@@ -329,9 +332,11 @@ def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
         elif isinstance(i, slice):
             if i.step is not None and _int(i.step) <= 0:
                 raise ValueError("step must be greater than zero")
-            bounds = builtins.tuple(None if v is None else _int(v) for v in (i.start, i.stop, i.step))
-            span = range(*slice(*bounds).indices(x.shape[dim]))
-            if basic and dynamic_slices and bounds[0] and len(span):
+            bounds = _WHOLE if i == _ALL else builtins.tuple(
+                None if v is None else _int(v) for v in (i.start, i.stop, i.step))
+            span = (range(*slice(*bounds).indices(x.shape[dim]))
+                    if basic and dynamic_slices and bounds[0] else ())
+            if span:
                 step = span.step
                 spec.append(("d", len(tensors), dim, (len(span) - 1) * step + 1, step))
                 tensors.append(span.start)

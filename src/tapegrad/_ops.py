@@ -207,7 +207,8 @@ def _index_grad_name(static, inputs) -> str:
         else:
             if s[0] == "i":
                 name = "SelectBackward0"
-            elif s[0] == "d" or range(*slice(*s[1:]).indices(shape[dim])) != range(shape[dim]):
+            elif s[0] == "d" or (s[1:] != (None, None, None) and
+                                 range(*slice(*s[1:]).indices(shape[dim])) != range(shape[dim])):
                 name = "SliceBackward0"
             dim += 1
     return name
