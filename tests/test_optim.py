@@ -362,9 +362,27 @@ def test_optimizer_state_taken_before_a_step_keeps_its_value():
     held = opt.state[w]["exp_avg_sq"].jax()
     held_copy = np.asarray(held).copy()
     cloned = opt.state[w]["exp_avg"].clone()
+    w_before = w.detach().numpy().copy()
+    w_held, w_cloned = w.jax(), w.detach().clone()
     opt.zero_grad()
     (w ** 2).sum().backward()
     opt.step()
     np.testing.assert_array_equal(cloned.numpy(), before)
     np.testing.assert_array_equal(np.asarray(held), held_copy)
+    np.testing.assert_array_equal(np.asarray(w_held), w_before)
+    np.testing.assert_array_equal(w_cloned.numpy(), w_before)
     assert not np.array_equal(opt.state[w]["exp_avg"].numpy(), before)
+    assert not np.array_equal(w.detach().numpy(), w_before)
+
+
+def test_state_that_is_also_the_gradient_is_not_handed_over():
+    """A storage passed twice to the update (here the momentum buffer is the gradient) is never
+    donated: XLA cannot reuse a buffer the same call also reads."""
+    w = tapegrad.tensor([1.0, -2.0], requires_grad=True)
+    opt = optim.SGD([w], lr=0.5, momentum=0.9)
+    (w * w).sum().backward()
+    opt.step()
+    w.grad = opt.state[w]["momentum_buffer"]
+    opt.step()  # buf = 0.9 * buf + buf = 1.9 * buf; w -= 0.5 * buf
+    np.testing.assert_allclose(w.detach().numpy(), [1.0, -2.0] - 0.5 * np.array([2.0, -4.0])
+                               - 0.5 * 1.9 * np.array([2.0, -4.0]), rtol=1e-6)

@@ -81,8 +81,8 @@ class _Program:
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"optimizer state keys are not unique: {self.names}")
         self.fn = _compile.cache.jit(self._run)
-        # the same, reusing the state's buffers (parameters are not donated: the graph just
-        # differentiated may still hold their old values)
+        # the same, reusing the state's buffers. Donating the parameters' too was measured: no
+        # faster on CPU (the four new parameter arrays per step cost nothing noticeable).
         self.fn_donating = _compile.cache.jit(self._run, donate_argnums=(2,))
         self.init = _compile.cache.jit(self._init)
 
@@ -103,6 +103,14 @@ class _Program:
             new_params.append(_like_param(optax.apply_updates(pr, updates), p))
             new_states.append([_like_param(x, p) for x in jax.tree.leaves(s)])
         return new_params, new_states
+
+
+def _donatable(params: list, states: list) -> bool:
+    """Whether the update may reuse the state's buffers: arrays nothing else refers to
+    (`_compile.unshared`), and no storage also passed as a parameter or gradient."""
+    state_cells = [t._cell for ts in states for t in ts]
+    cells = state_cells + [p._cell for p in params] + [p._grad._cell for p in params]
+    return len({id(c) for c in cells}) == len(cells) and _compile.unshared(state_cells)
 
 
 def _as_real(x):
@@ -332,9 +340,7 @@ class Optimizer:
             if fresh and prog.names:
                 self._init_state(prog, fresh, hp)
             tensors = [[self.state[p][n] for n in prog.names] for p in active]
-            fn = prog.fn
-            if _compile.unshared([t._cell for ts in tensors for t in ts]):
-                fn = prog.fn_donating
+            fn = prog.fn_donating if _donatable(active, tensors) else prog.fn
             states = [[t._value() for t in ts] for ts in tensors]
             params = [p._value() for p in active]
             grads = [p._grad._value() for p in active]
