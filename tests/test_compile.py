@@ -302,3 +302,22 @@ def test_donated_state_stays_readable_by_whoever_still_holds_it():
     np.testing.assert_array_equal(cloned.numpy(), expected[1])
     np.testing.assert_array_equal(doubled.numpy(), 2 * expected[0])
     assert not np.array_equal(w1.detach().numpy(), expected[0])  # the step did update
+
+
+def test_a_leaf_still_pending_at_the_first_call_compiles():
+    """A leaf made lazily (`tg.zeros`) is computed apart at the first backward; the compiled
+    step's log of Python numbers must not see that walk twice."""
+    w_c, w_e = tg.zeros(3, requires_grad=True), tg.zeros(3, requires_grad=True)
+    x = tg.tensor([1.0, 2.0, 3.0])
+
+    def manual(w):
+        w.grad = None
+        loss = ((w * x - 1.0) ** 2).sum()
+        loss.backward()
+        with tg.no_grad():
+            w.sub_(0.1 * w.grad)
+        return loss
+    step = tg.compile(lambda: manual(w_c))
+    for _ in range(4):
+        assert step().item() == pytest.approx(manual(w_e).item(), rel=1e-6)
+    assert step.traces == 1

@@ -250,3 +250,18 @@ def test_matches_pytorch_functional_call():
     got = tg.func.functional_call(model, {k: tg.tensor(v) for k, v in params.items()},
                                   (tg.tensor(x),))
     np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_constant_first_computed_inside_a_jax_trace_stays_concrete():
+    """A tensor made by a factory is recorded; computing it for the first time inside a JAX
+    transformation must not leave a tracer in it."""
+    scale = tg.arange(3.0)
+
+    @jax.jit
+    def f(x):
+        return (tg.as_tensor(x) * scale).sum().jax()
+    assert float(f(jnp.ones(3))) == 3.0
+    np.testing.assert_array_equal((scale + 1).numpy(), [1.0, 2.0, 3.0])
+    zeros = tg.zeros(2)
+    assert float(jax.jit(lambda x: zeros.jax().sum() + x)(1.0)) == 1.0
+    np.testing.assert_array_equal(zeros.numpy(), [0.0, 0.0])

@@ -111,6 +111,31 @@ def test_arange_follows_pytorch(args):
     np.testing.assert_array_equal(ours.numpy(), ref.numpy())
 
 
+def test_slices_with_tensor_bounds():
+    x = tg.arange(10.0)
+    n = tg.tensor(3)
+    assert x[:n].tolist() == [0, 1, 2] and x[n:n + 2].tolist() == [3, 4]
+    x[:n] = 0
+    assert x.tolist()[:4] == [0, 0, 0, 3]
+
+
+def test_factories_place_values_on_the_device_asked_for():
+    """A factory's result on another device than the default is placed there at once (programs
+    leave their results on the default device). Two host devices stand in for accelerators."""
+    import os
+    import subprocess
+    import sys
+    code = ("import tapegrad as tg\n"
+            "for t in (tg.zeros(3, device='cpu:1'), tg.arange(3, device='cpu:1'),\n"
+            "          tg.eye(2, device='cpu:1'), tg.randn(2, device='cpu:1')):\n"
+            "    assert [d.id for d in t.jax().devices()] == [1], t.jax().devices()\n"
+            "assert [d.id for d in tg.ones(2, device='cpu:0').jax().devices()] == [0]\n")
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
 def test_arange_with_truncated_zero_step_raises():
     with pytest.raises(RuntimeError, match="step must be nonzero"):
         tg.arange(0, 5, 0)

@@ -299,7 +299,10 @@ def materialize(targets: list) -> None:
     walk = tr.walk(targets)
     nodes = walk.nodes
     wanted = {id(t) for t in targets}
-    keep = tuple(i for i, n in enumerate(nodes) if id(n) in wanted or owned(n))
+    # constants met on the way are not kept: any program recomputes them, and one computed here
+    # inside someone's JAX trace would be a tracer
+    keep = tuple(i for i, n in enumerate(nodes)
+                 if id(n) in wanted or (owned(n) and not n.constant))
     if not keep:
         return
 
@@ -313,5 +316,9 @@ def materialize(targets: list) -> None:
 
     program = cache.get(("eval", tuple(tr.key), keep), build)
     with jax.enable_x64(True):
-        values = program(arguments(tr.frontier))
+        if all(t.constant for t in targets) and not _stepmode.tracing():
+            with jax.ensure_compile_time_eval():  # made from numbers: concrete even in a trace
+                values = program(arguments(tr.frontier))
+        else:
+            values = program(arguments(tr.frontier))
     store([nodes[i] for i in keep], values)

@@ -300,6 +300,8 @@ def _walk(top: Node, is_stop) -> tuple:
     computed inside the first backward's program and be its inputs in every later one: a second
     compile. They are computed apart instead, once.
     """
+    log = _stepmode.active
+    logged = len(log.scalars) if log is not None else 0
     tr = Trace()
     walk = tr.walk([top], stop=is_stop, expand=_requires_grad)
     fresh = [s.inputs[0] for s in walk.stops
@@ -307,6 +309,8 @@ def _walk(top: Node, is_stop) -> tuple:
     if not fresh:
         return tr, walk
     materialize(fresh)
+    if log is not None:  # the walk is repeated: a compiled step must see its numbers once
+        del log.scalars[logged:]
     tr = Trace()
     return tr, tr.walk([top], stop=is_stop, expand=_requires_grad)
 

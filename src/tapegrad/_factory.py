@@ -111,9 +111,10 @@ def _size(size) -> tuple:
 
 
 def _recorded(t: Tensor, device, requires_grad: bool) -> Tensor:
-    """A factory's recorded (not yet computed) result, moved and marked as asked."""
-    if device is not None:
-        t = t.to(device)
+    """A factory's recorded result, marked as asked; computed now and placed when `device` is
+    not where programs run by default (a program's result stays on the default device)."""
+    if device is not None and _device.device(device).jax_device() != jax.devices()[0]:
+        return _finish(t._value(), device, requires_grad)
     if requires_grad:
         t.requires_grad_(True)
     return t

@@ -300,7 +300,7 @@ def _is_int(i) -> bool:
     return isinstance(i, (builtins.int, np.integer)) and not isinstance(i, builtins.bool)
 
 
-_ALL, _WHOLE = slice(None), (None, None, None)  # `:`, and its bounds
+_WHOLE = (None, None, None)  # the bounds of `:`
 
 
 def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
@@ -332,8 +332,9 @@ def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
         elif isinstance(i, slice):
             if i.step is not None and _int(i.step) <= 0:
                 raise ValueError("step must be greater than zero")
-            bounds = _WHOLE if i == _ALL else builtins.tuple(
-                None if v is None else _int(v) for v in (i.start, i.stop, i.step))
+            bounds = (_WHOLE if i.start is None and i.stop is None and i.step is None else
+                      builtins.tuple(None if v is None else _int(v)
+                                     for v in (i.start, i.stop, i.step)))
             span = (range(*slice(*bounds).indices(x.shape[dim]))
                     if basic and dynamic_slices and bounds[0] else ())
             if span:

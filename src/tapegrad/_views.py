@@ -50,8 +50,8 @@ def track(out, input, op, *operands, writable: bool = True, multi=None, **static
     parent = input._cell.view
     if parent is not None:
         if multi is None and parent.multi is not None:  # a view of such a view: PyTorch names it
-            name = type(out._cell.node).__name__
-            multi = (name[:name.rfind("Backward")], 0)
+            name = type(out._cell.node).__name__  # SqueezeBackward1 -> Squeeze1, as PyTorch
+            multi = (name.replace("Backward0", "").replace("Backward", ""), 0)
         base, writable = parent.base, parent.writable and writable
         steps, operands = parent.steps + (step,), parent.operands + operands
     else:
