@@ -9,6 +9,7 @@ node or an array, so the cache holds no user data.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import operator
 import sys
@@ -315,10 +316,9 @@ def materialize(targets: list) -> None:
         return cache.jit(run)
 
     program = cache.get(("eval", tuple(tr.key), keep), build)
-    with jax.enable_x64(True):
-        if all(t.constant for t in targets) and not _stepmode.tracing():
-            with jax.ensure_compile_time_eval():  # made from numbers: concrete even in a trace
-                values = program(arguments(tr.frontier))
-        else:
-            values = program(arguments(tr.frontier))
+    # values made from numbers alone are concrete even inside someone's JAX trace
+    concrete = all(t.constant for t in targets) and not _stepmode.tracing()
+    with jax.enable_x64(True), (jax.ensure_compile_time_eval() if concrete else
+                                contextlib.nullcontext()):
+        values = program(arguments(tr.frontier))
     store([nodes[i] for i in keep], values)
