@@ -230,3 +230,30 @@ def test_constants_are_recomputed_and_in_place_counts_kept_without_recompiling()
     assert tg.autograd.cache_info().traces == traces
     assert counter._cell.node.value is not None and counter.item() == 5
     assert w.grad.tolist() == [2, 0, 0]
+
+def test_resets_left_pending_compile_the_backward_once():
+    """A `fill_`/`zero_` of state that needs no gradient is a constant: a BatchNorm's reset
+    running statistics are computed apart at their first update, and an unrelated tensor reset
+    in place is left pending rather than computed by the next backward. So step 0's backward is
+    every step's."""
+    rng = np.random.default_rng(0)
+    model = tg.nn.Sequential(tg.nn.Linear(4, 8), tg.nn.BatchNorm1d(8), tg.nn.ReLU(),
+                             tg.nn.Linear(8, 2))
+    opt = tg.optim.SGD(model.parameters(), lr=0.1)
+    x = tg.tensor(rng.normal(size=(16, 4)).astype(np.float32))
+    y = tg.tensor(rng.integers(0, 2, 16))
+    unrelated = tg.tensor([1.0, 2.0])
+    unrelated.zero_()
+    assert unrelated._cell.node.constant
+    for i in range(4):
+        opt.zero_grad()
+        tg.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        if i == 0:
+            traces = tg.autograd.cache_info().traces
+    assert tg.autograd.cache_info().traces == traces
+    assert unrelated._cell.node.value is None and unrelated.tolist() == [0.0, 0.0]
+    bn = model[1]
+    assert bn.num_batches_tracked.item() == 4
+    assert not np.allclose(bn.running_mean.numpy(), 0)  # updated from the reset's zeros
+

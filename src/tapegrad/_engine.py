@@ -241,10 +241,14 @@ class Backward:
         if self.create_graph:
             self._record_segment(tr, walk_f, kinds, ct, top)
             return
+        # storage written in place with a value still pending is computed here too, and kept,
+        # unless it is a constant (a reset): then whoever reads it first computes it, and this
+        # step's program stays the same as the next one's
         writes = []
         if not _stepmode.tracing():  # a traced step's values must stay inside its trace
-            writes = [c.node for c in list(pending_writes)
-                      if c.node.value is None and not c.node.requires_grad]
+            writes = sorted((c.node for c in list(pending_writes) if c.node.value is None
+                             and not c.node.requires_grad and not c.node.constant),
+                            key=lambda n: n.serial)  # the order they were made: a set has none
             pending_writes.clear()
         walk_p = tr.walk([s.inputs[0] if type(s) is AccumulateGrad else s for s in stops] + writes)
         # values worth keeping: those a tensor shows, except constants (made from Python numbers

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 
-from . import _dtype, _functions as F, _grad_mode, _ops, _views
+from . import _dtype, _factory, _functions as F, _grad_mode, _ops, _views
 from ._compile import materialize
 from ._record import apply
 from ._tensor import Tensor
@@ -87,6 +87,11 @@ def _reflected(fn):
 def fill_(self: Tensor, value) -> Tensor:
     """Fill with `value` (a number or a one-element tensor)."""
     check_inplace(self)
+    if type(value) in (int, float, bool) and not self.requires_grad:
+        # the old value is not read, so the new one is a constant (`Node.constant`): resetting
+        # state (`zero_()`, BatchNorm's running statistics) then adds no input to the next program
+        filled = _factory.full(tuple(self.shape), value, dtype=self.dtype, device=self.device)
+        return inplace(self, filled)
     return inplace(self, apply(_ops.fill, self, value))
 
 

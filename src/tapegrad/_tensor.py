@@ -20,7 +20,7 @@ from ._graph import AccumulateGrad, Cell, Const, grad_edge
 
 # Storage updated in place with a value still pending (a BatchNorm running mean, a parameter
 # after `w -= lr * w.grad`): the next backward computes these in its own program, so such chains
-# neither grow nor keep old batches alive.
+# neither grow nor keep old batches alive. Constants (a `zero_()` reset) are left to their readers.
 pending_writes: weakref.WeakSet = weakref.WeakSet()
 
 

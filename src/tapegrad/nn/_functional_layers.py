@@ -191,6 +191,7 @@ def _update_running_stats(running_mean: Tensor, running_var: Tensor, mean: Tenso
     """`running = (1 - momentum) * running + momentum * batch`, in place, under no_grad."""
     with _grad_mode.no_grad():
         for running, batch in ((running_mean, mean), (running_var, var)):
+            _methods._settle(running)  # a reset's constant, computed apart (see `_settle`)
             _methods.inplace(running, apply(_ops_nn.running_update, running, batch,
                                             momentum=float(momentum)))
     cell = running_mean._cell
