@@ -3,6 +3,8 @@
     python benchmarks/run.py            # all cases, prints a markdown table
     python benchmarks/run.py --quick    # fewer steps, for a smoke run
 
+On a GPU, PyTorch runs there too (as its default device) when it has CUDA.
+
 Each figure is the median wall time of one training step, synchronised (the loss is read back),
 after warm-up, with the variants of a case run in interleaved blocks; ratios are to the jax.jit +
 optax step measured in the same process.
@@ -70,6 +72,17 @@ def _interleaved(fns: dict, steps: int, block: int = 50, warmup: int = 10,
                 fn()
                 times[k].append(time.perf_counter() - t)
     return {k: statistics.median(v) * 1e6 for k, v in times.items()}
+
+
+def torch_on_jax_platform() -> str:
+    """Put PyTorch on JAX's platform (CUDA when JAX runs on a GPU); says which PyTorch runs where."""
+    if torch is None:
+        return "PyTorch not installed"
+    device = "cpu"
+    if jax.default_backend() == "gpu" and torch.cuda.is_available():
+        device = "cuda"
+        torch.set_default_device(device)
+    return f"PyTorch {torch.__version__} on {device}"
 
 
 def rss_mb() -> float:
@@ -243,9 +256,10 @@ def main() -> None:
     args = parser.parse_args()
     steps = args.steps or (20 if args.quick else 200)
     repeat = args.repeat or (1 if args.quick else 3)
+    torch_desc = torch_on_jax_platform()
     print(f"# tapegrad benchmarks: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, JAX {jax.__version__} on {jax.default_backend()}, "
-          f"PyTorch {torch.__version__ if torch else 'not installed'}; median of {steps} steps "
+          f"{os.cpu_count()} cores, JAX {jax.__version__} on {jax.devices()[0].device_kind}, "
+          f"{torch_desc}; median of {steps} steps "
           f"({max(steps // 4, 10)} for case 2), "
           f"{repeat} repeat(s): figures are medians over the repeats, ratios show their range\n")
     extra = cold_and_compiles(loop_steps=50 if args.quick else 500,
