@@ -110,7 +110,7 @@ def jax_step(loss_fn, tx, params, x, y):
 
     def run():
         box[0], box[1], loss = jstep(box[0], box[1], jx, jy)
-        loss.block_until_ready()
+        return float(loss)  # read back, as the other variants' `.item()` (costly on a GPU)
     return run
 
 
@@ -183,7 +183,9 @@ def case_chain(steps, n=50):
            "jax": lambda: grad(xa).block_until_ready(), "torch": None}
     if torch is not None:
         tx_ = torch.randn(100, requires_grad=True)
-        fns["torch"] = models.chain_step(torch, tx_, n)
+        torch_chain = models.chain_step(torch, tx_, n)
+        sync = torch.cuda.synchronize if tx_.is_cuda else (lambda: None)
+        fns["torch"] = lambda: (torch_chain(), sync())
     return compare(fns, steps)
 
 
