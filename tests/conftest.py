@@ -2,6 +2,9 @@ import os
 import sys
 from pathlib import Path
 
+import jax
+import pytest
+
 # XLA's CPU backend optimisations cost most of this suite's time in compiles of small programs;
 # every reference is computed in the same process under the same flags.
 if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
@@ -9,3 +12,12 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
                                " --xla_backend_optimization_level=0").strip()
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(autouse=True)
+def _float32_matmuls_in_full():
+    """On a GPU, JAX multiplies float32 matrices in TF32 by default (so does tapegrad, like the
+    jax.jit it is measured against); the references here are float32 or float64 computed in full,
+    and PyTorch's CUDA default is full float32 too. A no-op on the CPU."""
+    with jax.default_matmul_precision("highest"):
+        yield
