@@ -119,17 +119,36 @@ def test_slices_with_tensor_bounds():
     assert x.tolist()[:4] == [0, 0, 0, 3]
 
 
-def test_factories_place_values_on_the_device_asked_for():
-    """A factory's result on another device than the default is placed there at once (programs
-    leave their results on the default device). Two host devices stand in for accelerators."""
+def test_factories_and_moves_place_values_on_the_device_asked_for():
+    """A factory's result on another device than the default is placed there at once, and so is
+    a tensor moved there with `to()` when no gradient flows through the move (a program runs
+    where its inputs are, so a move inside one would not move). A model moved there trains
+    there. Two host devices stand in for accelerators."""
     import os
     import subprocess
     import sys
     code = ("import tapegrad as tg\n"
+            "def on(t): return sorted(d.id for d in t.jax().devices())\n"
             "for t in (tg.zeros(3, device='cpu:1'), tg.arange(3, device='cpu:1'),\n"
-            "          tg.eye(2, device='cpu:1'), tg.randn(2, device='cpu:1')):\n"
-            "    assert [d.id for d in t.jax().devices()] == [1], t.jax().devices()\n"
-            "assert [d.id for d in tg.ones(2, device='cpu:0').jax().devices()] == [0]\n")
+            "          tg.eye(2, device='cpu:1'), tg.randn(2, device='cpu:1'),\n"
+            "          tg.tensor([1.0, 2.0]).to('cpu:1'), (tg.ones(2) * 3).to('cpu:1')):\n"
+            "    assert on(t) == [1], t.jax().devices()\n"
+            "assert on(tg.ones(2, device='cpu:0')) == [0]\n"
+            "model = tg.nn.Sequential(tg.nn.Linear(4, 8), tg.nn.ReLU(), tg.nn.Linear(8, 2))\n"
+            "model.to('cpu:1')\n"
+            "opt = tg.optim.Adam(model.parameters(), lr=0.1)\n"
+            "x, y = tg.randn(16, 4).to('cpu:1'), tg.randint(0, 2, (16,)).to('cpu:1')\n"
+            "losses = []\n"
+            "for _ in range(3):\n"
+            "    opt.zero_grad()\n"
+            "    loss = tg.nn.functional.cross_entropy(model(x), y)\n"
+            "    loss.backward()\n"
+            "    opt.step()\n"
+            "    losses.append(loss.item())\n"
+            "    assert on(loss) == [1]\n"
+            "assert losses[-1] < losses[0], losses\n"
+            "state = [t for s in opt.state.values() for t in s.values()]\n"
+            "assert {d for t in list(model.parameters()) + state for d in on(t)} == {1}\n")
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
                JAX_PLATFORMS="cpu")
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
