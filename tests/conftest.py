@@ -2,7 +2,6 @@ import os
 import sys
 from pathlib import Path
 
-import jax
 import pytest
 
 # XLA's CPU backend optimisations cost most of this suite's time in compiles of small programs;
@@ -19,5 +18,6 @@ def _float32_matmuls_in_full():
     """On a GPU, JAX multiplies float32 matrices in TF32 by default (so does tapegrad, like the
     jax.jit it is measured against); the references here are float32 or float64 computed in full,
     and PyTorch's CUDA default is full float32 too. A no-op on the CPU."""
+    import jax  # here, so that XLA_FLAGS above is set before anything imports JAX
     with jax.default_matmul_precision("highest"):
         yield

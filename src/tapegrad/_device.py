@@ -78,6 +78,7 @@ def move(t, dev: device):
     """
     from . import _grad_mode, _ops
     from ._record import apply
+    from ._tensor import Tensor
     if t.requires_grad and _grad_mode.is_grad_enabled():
         return apply(_ops.to_device, t, device=dev.jax_device())
-    return type(t)._from_array(jax.device_put(t._value(), dev.jax_device()))
+    return Tensor._from_array(jax.device_put(t._value(), dev.jax_device()))
