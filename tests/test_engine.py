@@ -231,6 +231,7 @@ def test_constants_are_recomputed_and_in_place_counts_kept_without_recompiling()
     assert counter._cell.node.value is not None and counter.item() == 5
     assert w.grad.tolist() == [2, 0, 0]
 
+
 def test_resets_left_pending_compile_the_backward_once():
     """A `fill_`/`zero_` of state that needs no gradient is a constant: a BatchNorm's reset
     running statistics are computed apart at their first update, and an unrelated tensor reset
@@ -256,4 +257,3 @@ def test_resets_left_pending_compile_the_backward_once():
     bn = model[1]
     assert bn.num_batches_tracked.item() == 4
     assert not np.allclose(bn.running_mean.numpy(), 0)  # updated from the reset's zeros
-
