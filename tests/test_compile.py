@@ -67,6 +67,42 @@ def test_compiled_step_with_an_optimizer_equals_eager():
     assert cstep.traces == 1
 
 
+def test_zeroing_grads_in_place_with_a_batchnorm_compiles_and_equals_eager():
+    """`zero_grad(set_to_none=False)` zeroes no `.grad` at the first call (there is none yet), so
+    the compiled step learns from later calls; the BatchNorm's in-place buffer updates, computed
+    at the end of the traced step and with the backward eagerly, do not count as a change."""
+    rng = np.random.default_rng(3)
+    batches = [(rng.normal(size=(16, 4)).astype(np.float32), rng.integers(0, 2, 16))
+               for _ in range(6)]
+
+    def make():
+        tg.manual_seed(0)
+        model = tg.nn.Sequential(tg.nn.Linear(4, 8), tg.nn.BatchNorm1d(8), tg.nn.ReLU(),
+                                 tg.nn.Linear(8, 2))
+        opt = tg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, y):
+            opt.zero_grad(set_to_none=False)
+            loss = tg.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return model, step
+
+    emodel, estep = make()
+    cmodel, cstep = make()
+    cstep = tg.compile(cstep)
+    for x, y in batches:
+        eager = estep(tg.tensor(x), tg.tensor(y)).item()
+        assert cstep(tg.tensor(x), tg.tensor(y)).item() == pytest.approx(eager, rel=1e-5)
+    np.testing.assert_allclose(cmodel[1].running_mean.numpy(), emodel[1].running_mean.numpy(),
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(cmodel[0].weight.grad.numpy(), emodel[0].weight.grad.numpy(),
+                               rtol=1e-5, atol=1e-7)
+    assert cmodel[1].num_batches_tracked.item() == len(batches)
+    assert cstep.traces == 1
+
+
 def test_new_shapes_trace_again_once():
     w1_0, w2_0, batches = _data(2)
     w1, w2 = tg.tensor(w1_0, requires_grad=True), tg.tensor(w2_0, requires_grad=True)
