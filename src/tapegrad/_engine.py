@@ -251,12 +251,10 @@ class Backward:
                             key=lambda n: n.serial)  # the order they were made: a set has none
             pending_writes.clear()
         walk_p = tr.walk([s.inputs[0] if type(s) is AccumulateGrad else s for s in stops] + writes)
-        # values worth keeping: those a tensor shows, except constants (made from Python numbers
-        # alone), which each program recomputes, so the program is the same at every step; an
-        # in-place write is always kept (else a chain of them would grow from step to step)
-        kept = {id(n) for n in writes}
-        live_p = tuple(i for i, n in enumerate(walk_p.nodes)
-                       if owned(n) and (not n.constant or id(n) in kept))
+        # values worth keeping: those a tensor shows (the pending writes among them, else their
+        # chains would grow from step to step), except constants (made from Python numbers
+        # alone), which each program recomputes, so the program is the same at every step
+        live_p = tuple(i for i, n in enumerate(walk_p.nodes) if owned(n) and not n.constant)
         live_f = tuple(i for i, n in enumerate(walk_f.nodes)
                        if n.value is None and owned(n) and not n.constant)
         implicit = isinstance(ct, float)
