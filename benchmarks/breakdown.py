@@ -22,6 +22,7 @@ import optax
 sys.path.insert(0, str(Path(__file__).parent))
 import jax_baselines as jb  # noqa: E402
 import models  # noqa: E402
+import run  # noqa: E402
 
 import tapegrad as tg  # noqa: E402
 
@@ -79,9 +80,7 @@ def breakdown(sizes) -> dict:
     r["eager backward"] = statistics.median(p[0] for p in phases) * 1e6
     r["eager optimizer.step()"] = statistics.median(p[1] for p in phases) * 1e6
 
-    sd = {k: v.detach().jax() for k, v in model.state_dict().items()}
-    params = [{"weight": sd[f"{i}.weight"], "bias": sd[f"{i}.bias"]}
-              for i in range(0, 2 * (len(sizes) - 1), 2)]
+    params = run.mlp_params(model)
     tx = optax.adam(1e-3)
     jstep = jb.make_step(jb.mlp_loss, tx)
     box = [params, tx.init(params)]

@@ -91,8 +91,10 @@ def rss_mb() -> float:
 
 
 # -- the cases ------------------------------------------------------------------------------------
-def _linear_params(model):
-    return {k: v.detach().jax() for k, v in model.state_dict().items()}
+def mlp_params(model) -> list:
+    """An MLP's parameters as the jax.jit baseline takes them: {weight, bias} per Linear."""
+    sd = {k: v.detach().jax() for k, v in model.state_dict().items()}
+    return [{"weight": sd[f"{i}.weight"], "bias": sd[f"{i}.bias"]} for i in range(0, len(model), 2)]
 
 
 def tapegrad_steps(step, x, y) -> dict:
@@ -135,10 +137,7 @@ def case_mlp(sizes, batch, steps):
     tg.manual_seed(0)
     model, step = build(tg)
     fns = tapegrad_steps(step, x, y)
-    sd = _linear_params(model)
-    params = [{"weight": sd[f"{i}.weight"], "bias": sd[f"{i}.bias"]}
-              for i in range(0, 2 * (len(sizes) - 1), 2)]
-    fns["jax"] = jax_step(jb.mlp_loss, optax.adam(1e-3), params, x, y)
+    fns["jax"] = jax_step(jb.mlp_loss, optax.adam(1e-3), mlp_params(model), x, y)
     fns["torch"] = torch_step(lambda T: build(T)[1], x, y)
     return compare(fns, steps)
 
