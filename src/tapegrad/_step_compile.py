@@ -171,9 +171,12 @@ class _Plan:
         self.spec = spec
         _check_scalars(first.scalars, last.scalars)
         self.scalars = last.scalars
-        self.writes = list(last.writes.values())
         write_ids = set(last.writes)
         self.read_write = [c for c in last.reads.values() if id(c) in write_ids]
+        # the results in the order of the donated arguments: JAX gives each donated buffer to the
+        # first result of its shape and dtype, and XLA copies whatever that mismatches
+        self.writes = self.read_write + [c for c in last.writes.values()
+                                         if id(c) not in {id(r) for r in self.read_write}]
         self.read_only = [c for c in last.reads.values() if id(c) not in write_ids]
         self.cells = self.read_write + self.read_only
         self.written = {id(c) for c in self.writes}
@@ -191,13 +194,8 @@ class _Plan:
         jitted = self._jitted
         if self._donating is not None and unshared(self.read_write):
             jitted = self._donating
-        rw = [c.node.value for c in self.read_write]
-        ro = [c.node.value for c in self.read_only]
-        args = [x._value() if _is_tensor(x) else None for x in leaves]
-        gens = [(g._key.value, g._counter) for g in self.generators]
-        hps = [o._hp_arrays(gi) for o, gi in self.hyperparams]
         with jax.enable_x64(True):
-            outs, writes, grads = jitted(rw, ro, args, gens, hps)
+            writes, outs, grads = jitted(*self.arguments(leaves))
         for g in self.generators:
             g._counter += 1
         treedef, kinds, out_dtypes, write_dtypes, grad_dtypes = self._out
@@ -212,6 +210,15 @@ class _Plan:
         it = zip(outs, out_dtypes)
         return jax.tree.unflatten(treedef, [k if k is not None else
                                             Tensor._from_node(Const(*next(it))) for k in kinds])
+
+    def arguments(self, leaves) -> tuple:
+        """The program's arguments for a call on these (flattened) step arguments: the state it
+        reads and writes, the state it only reads, the arguments, generator keys and
+        hyperparameters."""
+        return ([c.node.value for c in self.read_write], [c.node.value for c in self.read_only],
+                [x._value() if _is_tensor(x) else None for x in leaves],
+                [(g._key.value, g._counter) for g in self.generators],
+                [o._hp_arrays(gi) for o, gi in self.hyperparams])
 
     def _pure(self, rw, ro, args, gens, hps):
         self.step.traces += 1
@@ -243,7 +250,7 @@ class _Plan:
             self._out = (out_tree, [None if _is_tensor(x) else x for x in out_leaves],
                          [x.dtype for x in out_tensors], [c.node.dtype for c in self.writes],
                          [None if g is None else g.dtype for g in grads])
-            return ([x._value() for x in out_tensors], [c.node.value for c in self.writes],
+            return ([c.node.value for c in self.writes], [x._value() for x in out_tensors],
                     [None if g is None else g.value for g in grads])
         finally:
             for c, node in zip(cells, saved):
