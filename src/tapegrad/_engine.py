@@ -257,13 +257,15 @@ class Backward:
         live_p = tuple(i for i, n in enumerate(walk_p.nodes) if owned(n) and not n.constant)
         live_f = tuple(i for i, n in enumerate(walk_f.nodes)
                        if n.value is None and owned(n) and not n.constant)
-        implicit = isinstance(ct, float)
+        # an implicit gradient (1.0 for a scalar loss) is a constant of the program
+        implicit = ct if isinstance(ct, float) else None
         key = ("segment", tuple(tr.key), kinds, live_p, live_f, implicit)
         program = cache.get(key, lambda: cache.jit(_segment_program(
-            walk_p, walk_f, layout(tr.frontier), kinds, live_p, live_f)))
+            walk_p, walk_f, layout(tr.frontier), kinds, live_p, live_f, implicit)))
         folds = [s.variable for s, k in zip(stops, kinds) if k == "fold"]
         old_grads = tuple(None if v._grad is None else v._grad._value() for v in folds)
-        ct_value = ct if implicit else cotangent_tensor(ct, top.shape, top.dtype)._value()
+        ct_value = None if implicit is not None else \
+            cotangent_tensor(ct, top.shape, top.dtype)._value()
         with jax.enable_x64(True):
             p_values, f_values, cts, grads = program(arguments(tr.frontier), ct_value, old_grads)
         store([walk_p.nodes[i] for i in live_p], p_values)
@@ -324,12 +326,14 @@ def _check(node: Node) -> None:
         check_versions(node)
 
 
-def _segment_program(walk_p, walk_f, places, kinds, live_p, live_f):
+def _segment_program(walk_p, walk_f, places, kinds, live_p, live_f, implicit):
     entries_p, entries_f = walk_p.entries(), walk_f.entries()
     stop_refs, top_refs = walk_p.top_refs[:len(walk_f.stops)], walk_f.top_refs
     primal_pos = [i for i, k in enumerate(kinds) if k != "const"]
 
     def program(args, ct, old_grads):
+        if implicit is not None:
+            ct = implicit
         frontier = unpack(places, args)
         computed_p = evaluate(entries_p, frontier)
         stop_values = lookup(stop_refs, frontier, (), computed_p)
