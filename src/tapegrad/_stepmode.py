@@ -13,12 +13,8 @@ import weakref
 _NUMBERS = (int, float, bool, complex)
 active = None  # the StepLog of the step being run or traced, if any
 optimizers: weakref.WeakSet = weakref.WeakSet()  # live optimizers (their hyperparameters are lifted)
-_serial = itertools.count()
-
-
-def next_serial() -> int:
-    """A number per storage cell, in creation order: cells older than a step are its state."""
-    return next(_serial)
+# A number per storage cell and node, in creation order: cells older than a step are its state.
+next_serial = itertools.count().__next__
 
 
 class StepLog:

@@ -142,10 +142,13 @@ class Tensor:
 
     def _set_value(self, value: jax.Array) -> None:
         """Store a computed array as this tensor's new value, in place (optimizers use this)."""
-        self._set_node(Const(value, _dtype.from_numpy_dtype(value.dtype)))
-        if self._cell.views is not None:  # views taken earlier show the new value
+        cell = self._cell
+        if _stepmode.active is not None:
+            _stepmode.active.write(cell)
+        cell.assign(Const(value, _dtype.from_numpy_dtype(value.dtype)))
+        if cell.views is not None:  # views taken earlier show the new value
             from . import _views
-            _views.refresh(self._cell)
+            _views.refresh(cell)
 
     def jax(self) -> jax.Array:
         """The value as a `jax.Array` (no copy). Pending work is computed first."""
