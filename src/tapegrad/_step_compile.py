@@ -171,12 +171,9 @@ class _Plan:
         self.spec = spec
         _check_scalars(first.scalars, last.scalars)
         self.scalars = last.scalars
+        self.writes = list(last.writes.values())
         write_ids = set(last.writes)
         self.read_write = [c for c in last.reads.values() if id(c) in write_ids]
-        # the results in the order of the donated arguments: JAX gives each donated buffer to the
-        # first result of its shape and dtype, and XLA copies whatever that mismatches
-        self.writes = self.read_write + [c for c in last.writes.values()
-                                         if id(c) not in {id(r) for r in self.read_write}]
         self.read_only = [c for c in last.reads.values() if id(c) not in write_ids]
         self.cells = self.read_write + self.read_only
         self.written = {id(c) for c in self.writes}
@@ -195,7 +192,7 @@ class _Plan:
         if self._donating is not None and unshared(self.read_write):
             jitted = self._donating
         with jax.enable_x64(True):
-            writes, outs, grads = jitted(*self.arguments(leaves))
+            outs, writes, grads = jitted(*self.arguments(leaves))
         for g in self.generators:
             g._counter += 1
         treedef, kinds, out_dtypes, write_dtypes, grad_dtypes = self._out
@@ -250,7 +247,7 @@ class _Plan:
             self._out = (out_tree, [None if _is_tensor(x) else x for x in out_leaves],
                          [x.dtype for x in out_tensors], [c.node.dtype for c in self.writes],
                          [None if g is None else g.dtype for g in grads])
-            return ([c.node.value for c in self.writes], [x._value() for x in out_tensors],
+            return ([x._value() for x in out_tensors], [c.node.value for c in self.writes],
                     [None if g is None else g.value for g in grads])
         finally:
             for c, node in zip(cells, saved):
