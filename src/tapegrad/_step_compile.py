@@ -247,6 +247,9 @@ class _Plan:
             self._out = (out_tree, [None if _is_tensor(x) else x for x in out_leaves],
                          [x.dtype for x in out_tensors], [c.node.dtype for c in self.writes],
                          [None if g is None else g.dtype for g in grads])
+            # outputs first: the donated buffers then do not line up with the new state and XLA
+            # copies some of it, but the state first (in place) made small steps slower on the
+            # CPU (see benchmarks/README.md)
             return ([x._value() for x in out_tensors], [c.node.value for c in self.writes],
                     [None if g is None else g.value for g in grads])
         finally:

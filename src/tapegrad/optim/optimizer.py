@@ -95,6 +95,9 @@ class _Program:
         return out
 
     def _run(self, params, grads, states, hp):
+        # Parameters first: the donated state buffers then go to the new parameters and XLA copies
+        # the state. State first updates it in place, which was faster alone but slower in the
+        # pipelined eager loop (see benchmarks/README.md): measure before changing the order.
         new_params, new_states = [], []
         for p, g, leaves in zip(params, grads, states):
             pr, gr = _as_real(p), _as_real(g)  # complex parameters update as (re, im) pairs
