@@ -118,7 +118,8 @@ def apply(op: Op, *args, **static):
     signature = tuple(signature)
     if op.promote is not None:
         static["dtype"] = _promote(op, signature)
-    static_key = tuple(sorted(static.items())) if static else ()
+    static_key = (tuple(sorted(static.items())) if len(static) > 1 else
+                  tuple(static.items()) if static else ())
     out = record(op, tuple(inputs), static_key, requires_grad, signature)
     if op.n_out == 1:
         result = Tensor._from_node(out)
@@ -147,4 +148,4 @@ def _save_versions(op: Op, node: Node, args, results) -> None:
         saved = list(results)
     else:
         saved = [args[i] for i in op.saves if isinstance(args[i], Tensor)]
-    node.saved = tuple((t._cell, t._cell.version, t._cell.node) for t in saved)
+    node.saved = tuple([(t._cell, t._cell.version, t._cell.node) for t in saved])

@@ -104,8 +104,10 @@ class Tensor:
 
     @classmethod
     def _from_node(cls, node, requires_grad: bool = False) -> "Tensor":
-        t = object.__new__(cls)
-        t._init(node, requires_grad)
+        t = object.__new__(cls)  # `_init`, unrolled: every recorded op makes one
+        t._cell = Cell(node)
+        t._grad_node = node if node.requires_grad else None
+        t._requires_grad = requires_grad or node.requires_grad
         return t
 
     @classmethod
