@@ -94,17 +94,13 @@ class Tensor:
 
     def __init__(self, *args, device=None) -> None:
         from ._factory import legacy_new
-        other = legacy_new(args, device)
-        self._init(other._cell.node)
-
-    def _init(self, node, requires_grad: bool = False) -> None:
-        self._cell = Cell(node)
-        self._grad_node = node if node.requires_grad else None
-        self._requires_grad = requires_grad or node.requires_grad
+        other = legacy_new(args, device)  # a fresh tensor: this one takes over its storage
+        self._cell, self._grad_node, self._requires_grad = (
+            other._cell, other._grad_node, other._requires_grad)
 
     @classmethod
     def _from_node(cls, node, requires_grad: bool = False) -> "Tensor":
-        t = object.__new__(cls)  # `_init`, unrolled: every recorded op makes one
+        t = object.__new__(cls)
         t._cell = Cell(node)
         t._grad_node = node if node.requires_grad else None
         t._requires_grad = requires_grad or node.requires_grad
