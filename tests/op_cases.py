@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import tapegrad as tg
-from tapegrad import _ops
-from tapegrad._record import apply
+from tapegrad._functions.conversion import to_device_op
+from tapegrad._tensor.apply import apply
 
 
 class F(NamedTuple):
@@ -284,7 +284,7 @@ case("index_put", _set_row, lambda a, v: a.at[0, 1:].set(v), F((2, 3)), F((2,)))
 case("clone", lambda a: a.clone(), lambda a: a, F((2, 3)))
 case("to_copy", lambda a: a.float().double(), lambda a: a.astype(jnp.float32).astype(jnp.float64),
      F((2, 3)))
-case("to_device", lambda a: apply(_ops.to_device, a, device=jax.devices()[0]), lambda a: a,
+case("to_device", lambda a: apply(to_device_op, a, device=jax.devices()[0]), lambda a: a,
      F((3,)))
 case("fill", lambda a: (a * 1).fill_(2.0), lambda a: jnp.full_like(a, 2.0), F((2, 3)))
 case("copy", lambda a, b: (a * 1).copy_(b), lambda a, b: jnp.broadcast_to(b, a.shape) + 0 * a,

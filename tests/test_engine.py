@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad import _compile
+from tapegrad._core import compile as _compile
 
 
 def _mlp_step(w1, w2, x, y, lr=0.1):
@@ -133,7 +133,7 @@ def test_lazy_values_are_computed_when_python_needs_them():
 
 
 def test_long_pending_chains_are_cut(monkeypatch):
-    monkeypatch.setattr(tg._record, "MAX_PENDING_DEPTH", 40)
+    monkeypatch.setattr(tg._core.record, "MAX_PENDING_DEPTH", 40)
     x = tg.zeros(1)
     for _ in range(130):
         x.add_(1)
@@ -175,7 +175,7 @@ def test_pending_buffer_updates_are_computed_by_the_next_backward():
 
 
 def test_unshared_tells_whether_anything_else_can_read_a_storage_value():
-    from tapegrad._compile import unshared
+    from tapegrad._core.compile import unshared
     t = tg.tensor(np.arange(3.0))
     cells = [t._cell]
     assert unshared(cells)

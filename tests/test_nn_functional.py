@@ -9,14 +9,15 @@ import pytest
 
 import tapegrad
 import tapegrad.nn.utils.clip_grad  # noqa: F401  (registers its rows)
-from tapegrad import _graph
-from tapegrad._record import apply
+from tapegrad._core import graph as _graph
+from tapegrad._tensor.apply import apply
 
 from helpers import DTYPES, tol
 from op_cases_nn import CASES
 
-_NN_MODULES = ("tapegrad._ops_nn", "tapegrad._ops_conv", "tapegrad._ops_rnn",
-               "tapegrad.nn.utils.clip_grad")
+_NN_MODULES = ("tapegrad.nn._functional_activation", "tapegrad.nn._functional_conv",
+               "tapegrad.nn._functional_layers", "tapegrad.nn._functional_loss",
+               "tapegrad.nn.modules.rnn", "tapegrad.nn.utils.clip_grad")
 
 
 def _params():

@@ -153,6 +153,8 @@ def test_transformer_encoder_layer(norm_first):
     ("LSTM", {"num_layers": 2, "bidirectional": True}),
     ("GRU", {"batch_first": True, "num_layers": 2}),
     ("RNN", {"nonlinearity": "relu", "bias": False}),
+    ("RNN", {"bidirectional": True}),  # tanh, with biases
+    ("GRU", {"bidirectional": True, "bias": False}),
 ])
 def test_recurrent_layers(cls, kw):
     p, t = getattr(pnn, cls)(3, 4, **kw), getattr(tnn, cls)(3, 4, **kw)
@@ -214,6 +216,13 @@ def test_recurrent_cells(cls):
                pick=lambda o: o[0] * 2 + o[1])
     else:
         _check(p, t, [R.normal(size=(2, 3)), *states])
+
+
+@pytest.mark.parametrize("nonlinearity,bias", [("relu", False), ("tanh", False), ("relu", True)])
+def test_rnn_cell_variants(nonlinearity, bias):
+    p = pnn.RNNCell(3, 4, bias=bias, nonlinearity=nonlinearity)
+    t = tnn.RNNCell(3, 4, bias=bias, nonlinearity=nonlinearity)
+    _check(p, t, [R.normal(size=(2, 3)), R.normal(size=(2, 4))])
 
 
 def test_small_layers():

@@ -128,9 +128,99 @@ CASES = [
                                                                      "log_target": True}),
 ]
 
+# Arguments of the nn registry rows (tests/op_cases_nn.py) that the cases above leave out: each row's
+# PyTorch reference covers its static variants too (bounds, dims, no weight/bias, modes, ties).
+CASES += [
+    ("hardtanh", [TIES * 0.5], {"min_val": 0.0, "max_val": 0.5}),  # ties at both bounds
+    ("leaky_relu", [TIES], {}), ("elu", [TIES], {}),
+    ("elu", [rand(3, 2) * 50], {"alpha": 0.5}),
+    ("softplus", [TIES * 4], {}),  # 24 is above the default threshold
+    ("softplus", [np.array([2.5, 5.0, -1.0, 2.4])], {"beta": 2.0, "threshold": 5.0}),  # beta*x == threshold
+    ("logsigmoid", [rand(2, 3, 2)], {}), ("selu", [rand(2, 3, 2)], {}),
+    ("gelu", [rand(2, 3, 2)], {}), ("mish", [rand(2, 3, 2) * 5], {}),
+    ("glu", [rand(2, 3, 2)], {"dim": 0}), ("softmax", [rand(2, 3, 2)], {"dim": 0}),
+    ("log_softmax", [rand(5)], {"dim": 0}), ("prelu", [rand(2, 3, 2), rand(3)], {}),
+    ("bilinear", [rand(4), rand(2), rand(3, 4, 2)], {}),  # unbatched, no bias
+    ("embedding", [np.array([1, 1, 0]), rand(3, 2)], {}),  # a repeated index accumulates
+    ("embedding", [np.array([[0, 3], [3, 1]]), rand(4, 3)], {"padding_idx": -1}),
+    ("layer_norm", [rand(2, 6), (6,)], {"eps": 1e-3}),  # no weight, no bias
+    ("layer_norm", [rand(2, 3, 4), (4,), rand(4)], {}),  # weight only
+    ("group_norm", [rand(2, 4, 2, 2), 2], {}),
+    ("batch_norm", [rand(5, 2), None, None], {"training": True, "eps": 1e-3}),
+    ("batch_norm", [rand(2, 3, 2), Fixed(R.uniform(-1, 1, 3)), Fixed(R.uniform(0.5, 2, 3))], {}),
+    ("normalize", [rand(2, 3, 2)], {"p": 3.0, "dim": 0}),
+    ("cosine_similarity", [rand(2, 3, 4), rand(2, 3, 4)], {"dim": 0, "eps": 1e-6}),
+    ("pairwise_distance", [rand(3, 4), rand(3, 4)], {"p": 3.0}),
+    ("scaled_dot_product_attention", [rand(1, 2, 3, 4), rand(1, 2, 3, 4), rand(1, 2, 3, 2),
+                                      R.uniform(size=(3, 3)) > 0.3], {"scale": 0.5}),
+    ("conv1d", [rand(1, 3, 8), rand(2, 3, 3)], {"padding": 2, "dilation": 2}),
+    ("conv1d", [rand(3, 6), rand(4, 3, 2), rand(4)], {"padding": "same"}),  # unbatched, even kernel
+    ("conv_transpose1d", [rand(1, 2, 5), rand(2, 3, 2)], {"dilation": 2}),
+    ("conv_transpose1d", [rand(2, 4, 3), rand(4, 1, 3), rand(2)],
+     {"stride": 2, "padding": 1, "output_padding": 1, "groups": 2}),
+    ("max_pool1d", [rand(2, 3, 7)], {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
+    ("max_pool1d", [np.array([[1.0, 1.0, 2.0, 2.0, 0.0, 2.0, 2.0]])], {"kernel_size": 3,
+                                                                    "dilation": 2}),
+    ("max_pool2d", [POOL], {"kernel_size": 2, "stride": 1, "padding": 1, "dilation": (2, 1)}),
+    ("avg_pool1d", [rand(2, 3, 7)], {"kernel_size": 2, "ceil_mode": True}),
+    ("avg_pool1d", [rand(1, 2, 6)], {"kernel_size": 3, "stride": 2, "padding": 1,
+                                     "count_include_pad": False}),
+    ("adaptive_avg_pool1d", [rand(2, 5)], {"output_size": 3}),
+    ("adaptive_avg_pool1d", [rand(2, 3, 7)], {"output_size": 4}),
+    ("pad", [rand(2, 3, 4)], {"pad": (1, 2, 0, 1), "value": 0.5}),
+    ("interpolate", [rand(1, 2, 3)], {"size": 7}),
+    ("interpolate", [rand(1, 2, 5)], {"scale_factor": 1.7}),
+    ("interpolate", [rand(1, 2, 4)], {"size": 7, "mode": "linear", "align_corners": True}),
+    ("interpolate", [rand(1, 1, 3, 5)], {"scale_factor": (1.5, 0.6), "mode": "bilinear"}),
+    ("mse_loss", [rand(3, 4), rand(3, 4)], {"reduction": "none"}),
+    ("l1_loss", [rand(3, 4), rand(3, 4)], {"weight": R.uniform(0, 1, (3, 4))}),
+    ("smooth_l1_loss", [rand(3, 4), rand(3, 4)], {"beta": 0.0, "reduction": "sum"}),
+    ("smooth_l1_loss", [TIES, TIES + np.array([[0.5], [-0.25]])], {"beta": 0.5, "reduction": "none"}),
+    ("huber_loss", [rand(3, 4), rand(3, 4)], {"delta": 0.5, "reduction": "sum"}),
+    ("nll_loss", [rand(2, 3, 4), np.array([[0, 1, 2, 1], [2, 2, 0, 1]])], {"reduction": "none"}),
+    ("nll_loss", [rand(2, 3, 4), np.array([[0, -100, 2, 1], [2, 2, -100, 1]])], {}),
+    ("nll_loss", [LOGITS, IDX_IGNORE], {"reduction": "sum"}),
+    ("cross_entropy", [LOGITS, R.dirichlet(np.ones(5), 4)], {"label_smoothing": 0.2,
+                                                             "reduction": "sum"}),
+    ("cross_entropy", [rand(2, 3, 4), np.array([[0, 1, 2, 1], [2, 2, 0, 1]])],
+     {"label_smoothing": 0.1, "reduction": "none", "weight": Fixed(R.uniform(0.5, 2, 3))}),
+    ("binary_cross_entropy", [R.uniform(0.05, 0.95, 5), R.uniform(0, 1, 5)],
+     {"weight": Fixed(R.uniform(0, 1, 5)), "reduction": "sum"}),
+    ("binary_cross_entropy", [PROBS, R.uniform(0, 1, (4, 3))], {"reduction": "none"}),
+    ("binary_cross_entropy_with_logits", [rand(4, 3) * 4, R.uniform(0, 1, (4, 3))],
+     {"reduction": "none", "weight": Fixed(R.uniform(0.5, 1.5, 3))}),
+    ("binary_cross_entropy_with_logits", [rand(4, 3) * 4, R.uniform(0, 1, (4, 3))],
+     {"reduction": "sum", "pos_weight": Fixed(R.uniform(0.5, 3, 3))}),
+    ("kl_div", [np.log(PROBS), R.uniform(0.1, 1, (4, 3))], {"reduction": "none"}),
+    ("kl_div", [np.log(PROBS), np.log(R.uniform(0.1, 1, (4, 3)))], {"reduction": "batchmean",
+                                                                     "log_target": True}),
+]
 
-def _ids():
-    return [f"{name}-{i}" for i, (name, _, _) in enumerate(CASES)]
+
+# Cases where tapegrad differs from PyTorch (real bugs, kept as strict xfails until fixed).
+KNOWN_DIFFERENCES = [
+    # A saturated prediction (a sigmoid that rounds to exactly 0 or 1): PyTorch's input gradient
+    # is `ct * (x - t) / max(x * (1 - x), 1e-12)`, finite (-1.01e12 and 1.45e12 with this test's
+    # cotangent); tapegrad's is NaN, from the derivative of `max(log(x), -100)` at log(0) = -inf.
+    ("binary_cross_entropy", [np.array([0.0, 1.0, 0.5]), Fixed([1.0, 0.0, 0.5])],
+     {"reduction": "none"},
+     "binary_cross_entropy: NaN input gradient at input exactly 0 or 1 (PyTorch: finite)"),
+    # Below the -100 clamp of log(x) (x < e^-100): PyTorch's input gradient is still
+    # `ct * (x - t) / max(x * (1 - x), 1e-12)` (-3.04e11 here) and its target gradient uses the
+    # unclamped logs (ct * (log(1 - x) - log(x)), log ratio 115.13); tapegrad differentiates the
+    # clamped forward (input gradient 0.708, target gradient ct * 100).
+    ("binary_cross_entropy", [np.array([1e-50, 0.5]), np.array([0.3, 0.5])], {"reduction": "sum"},
+     "binary_cross_entropy: gradients below the log clamp differ from PyTorch's formula"),
+]
+
+
+def _params():
+    params = [pytest.param(name, args, kwargs, id=f"{name}-{i}")
+              for i, (name, args, kwargs) in enumerate(CASES)]
+    params += [pytest.param(name, args, kwargs, id=f"{name}-known-{i}",
+                            marks=pytest.mark.xfail(strict=True, reason=reason))
+               for i, (name, args, kwargs, reason) in enumerate(KNOWN_DIFFERENCES)]
+    return params
 
 
 def _convert(lib, x):
@@ -144,7 +234,7 @@ def _convert(lib, x):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("name,args,kwargs", CASES, ids=_ids())
+@pytest.mark.parametrize("name,args,kwargs", _params())
 def test_functional_matches_pytorch(name, args, kwargs):
     outs, grads = [], []
     for lib, F in ((torch, PF), (tapegrad, TF)):
@@ -162,3 +252,47 @@ def test_functional_matches_pytorch(name, args, kwargs):
             assert gt is None or not np.any(gt)
         else:
             np.testing.assert_allclose(gt, gp, rtol=1e-7, atol=1e-9)
+
+
+# -- rows without a gradient: values against PyTorch ------------------------------------------------
+def test_one_hot_matches_pytorch():
+    for idx, n in ((np.array([0, 2, 1]), 4), (np.array([[3, 0], [1, 1]]), -1)):
+        got = TF.one_hot(tapegrad.tensor(idx), n)
+        want = PF.one_hot(torch.tensor(idx), n)
+        assert got.dtype == tapegrad.int64
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.35])
+def test_batch_norm_running_update_matches_pytorch(momentum):
+    """The `running_update` row: F.batch_norm in training mode updates the running statistics
+    in place (unbiased batch variance)."""
+    x = rand(5, 3, 2)
+    stats = R.uniform(0.5, 1.5, (2, 3))
+    results = []
+    for lib, F in ((torch, PF), (tapegrad, TF)):
+        rm, rv = lib.tensor(stats[0]), lib.tensor(stats[1])
+        for _ in range(2):
+            F.batch_norm(lib.tensor(x), rm, rv, training=True, momentum=momentum)
+        results.append((rm.numpy(), rv.numpy()))
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])
+def test_clip_grad_norm_matches_pytorch(norm_type, max_norm):
+    """The `clip_grad_total_norm` and `clip_grad_scale` rows: the returned total norm and the
+    clipped gradients (clipping and non-clipping `max_norm`)."""
+    grads = [rand(3, 4), rand(5), rand(2, 2)]
+    results = []
+    for lib, utils in ((torch, torch.nn.utils), (tapegrad, tapegrad.nn.utils)):
+        params = [lib.zeros(g.shape, dtype=lib.float64, requires_grad=True) for g in grads]
+        for p, g in zip(params, grads):
+            p.grad = lib.tensor(g)
+        total = utils.clip_grad_norm_(params, max_norm, norm_type=norm_type)
+        results.append((float(total), [p.grad.numpy() for p in params]))
+    (pt, pg), (tt, tg) = results
+    assert tt == pytest.approx(pt, rel=1e-12)
+    for a, b in zip(tg, pg):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

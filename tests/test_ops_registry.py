@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad._compile import materialize
-from tapegrad._graph import REGISTRY, Node
+from tapegrad._core.compile import materialize
+from tapegrad._core.graph import REGISTRY, Node
 
 from op_cases import A, Case, F, I
 

@@ -18,9 +18,9 @@ from typing import IO, Any, Callable
 import jax
 import ml_dtypes
 import numpy as np
+from ._core import device as _device, dtype as _dtype
+from ._tensor.tensor import Size, Tensor
 
-from . import _device, _dtype
-from ._tensor import Size, Tensor
 
 MANIFEST = "tapegrad.json"
 FORMAT = "tapegrad"

@@ -18,11 +18,13 @@ import warnings
 from typing import Any, Callable
 
 import jax
+from ._autograd.grads import write_grad
+from ._core import stepmode as _stepmode
+from ._core.compile import materialize, unshared
+from ._core.graph import Const
+from ._tensor import random as _random
+from ._tensor.tensor import Tensor
 
-from . import _random, _stepmode
-from ._compile import materialize, unshared
-from ._graph import Const
-from ._tensor import Tensor
 
 # The first run creates lazily made state (optimizer moments, `.grad`s); the second logs the step
 # as every later call runs it. A step whose first run did less (`zero_grad(set_to_none=False)`
@@ -122,24 +124,24 @@ class _StepContext:
         if _stepmode.active is not None:
             raise RuntimeError("tapegrad.compile: compiled steps cannot be nested")
         _stepmode.active = self.log
-        self._saved = [(g, g._key, g._counter) for g in self.generators]
+        self._saved = [(g, *g.stream) for g in self.generators]
         return self
 
     def seed_generators_eagerly(self) -> None:
         for g, key, counter in self._saved:
             with jax.enable_x64(True):
                 folded = jax.random.fold_in(key.value, counter)
-            g._key, g._counter = Const(folded, key.dtype), 0
+            g.stream = Const(folded, key.dtype), 0
 
     def seed_generators(self, keys) -> None:
         for (g, key, _), k in zip(self._saved, keys):
-            g._key, g._counter = Const(k, key.dtype), 0
+            g.stream = Const(k, key.dtype), 0
 
     def __exit__(self, *exc) -> None:
         _stepmode.active = None
         drawn = self.log.generators
         for g, key, counter in self._saved:  # one fresh key per call, as if drawn once
-            g._key, g._counter = key, counter + (self.advance if id(g) in drawn else 0)
+            g.stream = key, counter + (self.advance if id(g) in drawn else 0)
 
 
 def _generators_in_use() -> list:
@@ -194,16 +196,17 @@ class _Plan:
         with jax.enable_x64(True):
             outs, writes, grads = jitted(*self.arguments(leaves))
         for g in self.generators:
-            g._counter += 1
+            key, counter = g.stream
+            g.stream = key, counter + 1
         treedef, kinds, out_dtypes, write_dtypes, grad_dtypes = self._out
         for cell, value, dtype in zip(self.writes, writes, write_dtypes):
             cell.assign(Const(value, dtype))
         written = self.written
         for t, g, dtype in zip(self.grad_owners, grads, grad_dtypes):
             if g is None:
-                t._grad = None
+                write_grad(t, None)
             elif t._grad is None or id(t._grad._cell) not in written:  # else written in place
-                t._grad = Tensor._from_node(Const(g, dtype))
+                write_grad(t, Tensor._from_node(Const(g, dtype)))
         it = zip(outs, out_dtypes)
         return jax.tree.unflatten(treedef, [k if k is not None else
                                             Tensor._from_node(Const(*next(it))) for k in kinds])
@@ -214,7 +217,7 @@ class _Plan:
         hyperparameters."""
         return ([c.node.value for c in self.read_write], [c.node.value for c in self.read_only],
                 [x._value() if _is_tensor(x) else None for x in leaves],
-                [(g._key.value, g._counter) for g in self.generators],
+                [(g.stream[0].value, g.stream[1]) for g in self.generators],
                 [o._hp_arrays(gi) for o, gi in self.hyperparams])
 
     def _pure(self, rw, ro, args, gens, hps):
@@ -256,7 +259,7 @@ class _Plan:
             for c, node in zip(cells, saved):
                 c.assign(node, bump=False)
             for t, g in zip(self.grad_owners, saved_grads):
-                t._grad = g
+                write_grad(t, g)
 
 
 def _arg_tensor(value, spec) -> Tensor:

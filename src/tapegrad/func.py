@@ -18,10 +18,11 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import jax
+from ._core import stepmode as _stepmode
+from ._core.compile import materialize
+from ._tensor import random as _random
+from ._tensor.tensor import Tensor
 
-from . import _random, _stepmode
-from ._compile import materialize
-from ._tensor import Tensor
 
 __all__ = ["functional_call"]
 

@@ -1,10 +1,10 @@
 """`tapegrad.linalg`: PyTorch's `torch.linalg` names over JAX's `jnp.linalg`."""
 from __future__ import annotations
 
-from ._functions import matmul
-from ._functions_linalg import (
-    cholesky, det, inv, matrix_norm, norm, qr, slogdet, solve, svd, svdvals, vector_norm,
+from ._functions.linalg import (
+    cholesky, det, inv, linalg_norm as norm, matmul, matrix_norm, qr, slogdet, solve, svd, svdvals,
 )
+from ._functions.reduce import vector_norm
 
 __all__ = ["cholesky", "det", "inv", "matmul", "matrix_norm", "norm", "qr", "slogdet", "solve",
            "svd", "svdvals", "vector_norm"]

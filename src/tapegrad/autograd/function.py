@@ -2,7 +2,7 @@
 
 The forward runs on tensors with recording off; its outputs become one node of the graph whose
 backward is the user's `backward(ctx, *grads)`, called between the compiled segments of the
-backward pass (see `_engine`). Under `create_graph=True` the user's backward is itself recorded,
+backward pass (see `_autograd.engine`). Under `create_graph=True` the user's backward is itself recorded,
 so custom functions take part in higher-order gradients.
 """
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from .. import _grad_mode
-from .._graph import SAVES_ALL, Node, Op
-from .._record import _no_grad_input, record
-from .._engine import FREED_MESSAGE
-from .._tensor import Tensor
+from .._autograd.engine import FREED_MESSAGE, cotangent_tensor
+from .._core import grad_mode as _grad_mode
+from .._core.graph import SAVES_ALL, Node, Op
+from .._core.record import no_grad_input, record
+from .._tensor.tensor import Tensor
 
 
 
@@ -80,7 +80,6 @@ class _FunctionOp(Op):
 
     def custom_backward(self, node: Node, ct, create_graph: bool):
         """Call the user's backward; yields (input node, gradient tensor) pairs."""
-        from .._engine import cotangent_tensor
         n_out = dict(node.static)["n_out"]
         if n_out == 1:
             grads_in = (cotangent_tensor(ct, node.shape, node.dtype),)
@@ -179,7 +178,7 @@ class Function:
         tensor_pos = [i for i, o in enumerate(outs) if isinstance(o, Tensor)]
         if not tensor_pos:
             return out
-        values = tuple(_no_grad_input(outs[i]._cell.node) for i in tensor_pos)
+        values = tuple(no_grad_input(outs[i]._cell.node) for i in tensor_pos)
         arg_index = [i for i, needs in enumerate(ctx.needs_input_grad) if needs]
         arg_nodes = tuple(args[i]._autograd_node() for i in arg_index)
         nodes = record(cls._op(), values + arg_nodes, (("n_out", len(values)),), True)

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .._grad_mode import enable_grad
-from .._tensor import Tensor
+from .._autograd.api import grad
+from .._core.grad_mode import enable_grad
+from .._functions.creation import ones_like, zeros, zeros_like
+from .._functions.shape import stack
+from .._tensor.tensor import Tensor
 
 
 def _tuple(x) -> tuple:
@@ -27,8 +30,6 @@ def _prepare(inputs, create_graph: bool) -> tuple:
 
 
 def _grads(outputs, inputs, grad_outputs, create_graph: bool) -> tuple:
-    from . import grad
-    from .._factory import zeros_like
     wanted = [o for o in outputs if o.requires_grad]
     if not wanted:
         return tuple(zeros_like(x) for x in inputs)
@@ -62,7 +63,6 @@ def vjp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
 
 def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
     """`(func(inputs), J v)`: the Jacobian-vector product, by the double-vjp trick."""
-    from .._factory import ones_like, zeros_like
     with enable_grad():
         xs = _prepare(inputs, True)
         outs = _tuple(func(*xs))
@@ -78,8 +78,6 @@ def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
 def jacobian(func: Callable, inputs, create_graph: bool = False, strict: bool = False,
              vectorize: bool = False, strategy: str = "reverse-mode"):
     """The Jacobian of `func` at `inputs`: for each output and input, `out.shape + in.shape`."""
-    from .._factory import zeros
-    from .._functions_shape import stack
     with enable_grad():
         xs = _prepare(inputs, create_graph)
         raw = func(*xs)

@@ -3,87 +3,193 @@ from __future__ import annotations
 
 import warnings
 
-from .. import _dtype, _methods, _ops, _ops_nn
-from .._record import apply
-from .._tensor import Tensor
+import jax
+import jax.numpy as jnp
+
+from .._core import dtype as _dtype
+from .._core.dims import normalize_dim
+from .._core.graph import Op, SAVES_OUTPUT
+from .._core.rows import abs_
+from .._functions.pointwise import relu_op, sigmoid_op, tanh_op
+from .._tensor.apply import apply
+from .._tensor.inplace import check_inplace
+from .._tensor.methods import method
+from .._tensor.tensor import Tensor
 
 
 def _maybe_inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
     if not inplace:
         return out
-    _methods.check_inplace(input)
-    return _methods.inplace(input, out)
+    check_inplace(input)
+    return inplace(input, out)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """`max(input, 0)`; the gradient at 0 is 0, as in PyTorch."""
-    return _maybe_inplace(input, apply(_ops.relu, input), inplace)
+    return _maybe_inplace(input, apply(relu_op, input), inplace)
+
+
+def _hardtanh(x, *, min_val, max_val):
+    # PyTorch's derivative is 1 strictly inside (min_val, max_val) and 0 at and beyond the bounds.
+    lo, hi = jnp.asarray(min_val, x.dtype), jnp.asarray(max_val, x.dtype)
+    return jnp.where(x <= lo, lo, jnp.where(x >= hi, hi, x))
+
+
+def _unary(name: str, fn, saves=(0,), **kw) -> Op:
+    """A one-input row whose static arguments are keywords of `fn`."""
+    return Op(name, fn, saves=saves, **kw)
+
+
+relu6_op = _unary("relu6", lambda x: _hardtanh(x, min_val=0.0, max_val=6.0),
+                  grad_name="HardtanhBackward0")
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """`min(max(input, 0), 6)` (hardtanh between 0 and 6)."""
-    return _maybe_inplace(input, apply(_ops_nn.relu6, input), inplace)
+    return _maybe_inplace(input, apply(relu6_op, input), inplace)
+
+
+def _leaky_relu(x, *, negative_slope):
+    return jnp.where(x > 0, x, x * negative_slope)  # derivative at 0 is negative_slope, as PyTorch
+
+
+leaky_relu_op = _unary("leaky_relu", _leaky_relu)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    return _maybe_inplace(input, apply(_ops_nn.leaky_relu, input,
+    return _maybe_inplace(input, apply(leaky_relu_op, input,
                                        negative_slope=float(negative_slope)), inplace)
 
 
+def _elu(x, *, alpha, scale, input_scale):
+    neg = jnp.where(x > 0, jnp.zeros_like(x), x)  # keeps expm1 finite on the unselected branch
+    return jnp.where(x > 0, x * scale, alpha * scale * jnp.expm1(neg * input_scale))
+
+
+elu_op = _unary("elu", _elu)
+
+
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    out = apply(_ops_nn.elu, input, alpha=float(alpha), scale=1.0, input_scale=1.0)
+    out = apply(elu_op, input, alpha=float(alpha), scale=1.0, input_scale=1.0)
     return _maybe_inplace(input, out, inplace)
 
 
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _selu(x):
+    return _elu(x, alpha=_SELU_ALPHA, scale=_SELU_SCALE, input_scale=1.0)
+
+
+selu_op = _unary("selu", _selu, grad_name="EluBackward0")
+
+
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
-    return _maybe_inplace(input, apply(_ops_nn.selu, input), inplace)
+    return _maybe_inplace(input, apply(selu_op, input), inplace)
+
+
+def _gelu(x, *, approximate):
+    return jax.nn.gelu(x, approximate=approximate == "tanh")
+
+
+gelu_op = _unary("gelu", _gelu)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """Gaussian error linear unit; `approximate="tanh"` uses the tanh approximation."""
     if approximate not in ("none", "tanh"):
         raise RuntimeError(f"approximate argument must be either none or tanh, got {approximate!r}")
-    return apply(_ops_nn.gelu, input, approximate=approximate)
+    return apply(gelu_op, input, approximate=approximate)
+
+
+def _silu(x):
+    return x * jax.nn.sigmoid(x)
+
+
+silu_op = _unary("silu", _silu)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
-    return _maybe_inplace(input, apply(_ops_nn.silu, input), inplace)
+    return _maybe_inplace(input, apply(silu_op, input), inplace)
+
+
+def _mish(x):
+    return x * jnp.tanh(jax.nn.softplus(x))
+
+
+mish_op = _unary("mish", _mish)
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
-    return _maybe_inplace(input, apply(_ops_nn.mish, input), inplace)
+    return _maybe_inplace(input, apply(mish_op, input), inplace)
+
+
+def _softplus(x, *, beta, threshold):
+    bx = x * beta
+    over = bx > threshold  # PyTorch reverts to the identity above the threshold
+    return jnp.where(over, x, jnp.log1p(jnp.exp(jnp.where(over, jnp.zeros_like(bx), bx))) / beta)
+
+
+softplus_op = _unary("softplus", _softplus)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    return apply(_ops_nn.softplus, input, beta=float(beta), threshold=float(threshold))
+    return apply(softplus_op, input, beta=float(beta), threshold=float(threshold))
+
+
+def _softsign(x):
+    return x / (1 + abs_(x))
+
+
+softsign_op = _unary("softsign", _softsign, grad_name="DivBackward0")
 
 
 def softsign(input: Tensor) -> Tensor:
-    return apply(_ops_nn.softsign, input)
+    return apply(softsign_op, input)
+
+
+hardtanh_op = _unary("hardtanh", _hardtanh)
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
              inplace: bool = False) -> Tensor:
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
-    out = apply(_ops_nn.hardtanh, input, min_val=float(min_val), max_val=float(max_val))
+    out = apply(hardtanh_op, input, min_val=float(min_val), max_val=float(max_val))
     return _maybe_inplace(input, out, inplace)
 
 
+def _hardsigmoid(x):
+    # derivative 1/6 strictly inside (-3, 3), 0 elsewhere
+    return jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, jnp.ones_like(x), x / 6 + 0.5))
+
+
+hardsigmoid_op = _unary("hardsigmoid", _hardsigmoid)
+
+
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
-    return _maybe_inplace(input, apply(_ops_nn.hardsigmoid, input), inplace)
+    return _maybe_inplace(input, apply(hardsigmoid_op, input), inplace)
+
+
+def _hardswish(x):
+    # derivative x/3 + 1/2 strictly inside (-3, 3); 0 at -3 and 1 at 3, as PyTorch
+    return jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, x, x * (x + 3) / 6))
+
+
+hardswish_op = _unary("hardswish", _hardswish)
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
-    return _maybe_inplace(input, apply(_ops_nn.hardswish, input), inplace)
+    return _maybe_inplace(input, apply(hardswish_op, input), inplace)
 
 
 def sigmoid(input: Tensor) -> Tensor:
-    return apply(_ops.sigmoid, input)
+    return apply(sigmoid_op, input)
 
 
 def tanh(input: Tensor) -> Tensor:
-    return apply(_ops.tanh, input)
+    return apply(tanh_op, input)
 
 
 def _softmax_dim(name: str, ndim: int, dim) -> int:
@@ -91,34 +197,54 @@ def _softmax_dim(name: str, ndim: int, dim) -> int:
         warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
                       "to include dim=X as an argument.", UserWarning, stacklevel=3)
         dim = 0 if ndim in (0, 1, 3) else 1
-    from .._tensor import normalize_dim
     return normalize_dim(dim, ndim)
 
 
+softmax_op = _unary("softmax", lambda x, *, dim: jax.nn.softmax(x, axis=dim), saves=SAVES_OUTPUT)
+
+
+@method("softmax")
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """`exp(x) / exp(x).sum(dim)`, computed stably; `dtype` casts the input first."""
     if dtype is not None:
         input = input.to(_dtype.as_dtype(dtype))
-    return apply(_ops_nn.softmax, input, dim=_softmax_dim("softmax", input.ndim, dim))
+    return apply(softmax_op, input, dim=_softmax_dim("softmax", input.ndim, dim))
 
 
+log_softmax_op = _unary("log_softmax", lambda x, *, dim: jax.nn.log_softmax(x, axis=dim),
+                        saves=SAVES_OUTPUT)
+
+
+@method("log_softmax")
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
                 dtype=None) -> Tensor:
     if dtype is not None:
         input = input.to(_dtype.as_dtype(dtype))
-    return apply(_ops_nn.log_softmax, input, dim=_softmax_dim("log_softmax", input.ndim, dim))
+    return apply(log_softmax_op, input, dim=_softmax_dim("log_softmax", input.ndim, dim))
+
+
+log_sigmoid_op = _unary("log_sigmoid", jax.nn.log_sigmoid)
 
 
 def logsigmoid(input: Tensor) -> Tensor:
     """`log(sigmoid(x))`, computed stably."""
-    return apply(_ops_nn.log_sigmoid, input)
+    return apply(log_sigmoid_op, input)
 
 
 def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """`softmax(-input)`."""
     if dtype is not None:
         input = input.to(_dtype.as_dtype(dtype))
-    return apply(_ops_nn.softmax, -input, dim=_softmax_dim("softmin", input.ndim, dim))
+    return apply(softmax_op, -input, dim=_softmax_dim("softmin", input.ndim, dim))
+
+
+def _prelu(x, w):
+    if x.ndim >= 2 and w.size > 1:
+        w = w.reshape((-1,) + (1,) * (x.ndim - 2))
+    return jnp.where(x > 0, x, w * x)  # derivative at 0 is the weight, as PyTorch
+
+
+prelu_op = Op("prelu", _prelu, grad_name="PreluKernelBackward0")
 
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
@@ -127,14 +253,21 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
         raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter "
                            f"numbers = {weight.numel()} and channel size = "
                            f"{input.shape[1] if input.ndim >= 2 else 1}.")
-    return apply(_ops_nn.prelu, input, weight)
+    return apply(prelu_op, input, weight)
+
+
+def _glu(x, *, dim):
+    a, b = jnp.split(x, 2, axis=dim)
+    return a * jax.nn.sigmoid(b)
+
+
+glu_op = _unary("glu", _glu)
 
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:
     """Gated linear unit: the first half of `dim` times the sigmoid of the second half."""
-    from .._tensor import normalize_dim
     d = normalize_dim(dim, input.ndim)
     if input.shape[d] % 2:
         raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size "
                            f"{input.shape[d]}")
-    return apply(_ops_nn.glu, input, dim=d)
+    return apply(glu_op, input, dim=d)

@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import math
 
-from .. import _methods, _ops_conv
-from .._record import apply
-from .._tensor import Tensor
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .._core import dtype as _dtype
+from .._core.graph import Op, SAVES_NONE
+from .._tensor.apply import apply
+from .._tensor.tensor import Tensor
 
 
 def _tuple(v, n: int, name: str = "value") -> tuple:
@@ -35,8 +40,22 @@ def _unbatched(out: Tensor, added: bool) -> Tensor:
 def _check_dtypes(input: Tensor, weight: Tensor, bias) -> None:
     for p in (weight, bias):
         if p is not None and p.dtype is not input.dtype:
-            raise RuntimeError(f"expected scalar type {_methods._type_name(input.dtype)} but found "
-                               f"{_methods._type_name(p.dtype)}")
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found "
+                               f"{_dtype.scalar_name(p.dtype)}")
+
+
+_SPEC = {1: ("NCH", "OIH", "NCH"), 2: ("NCHW", "OIHW", "NCHW"), 3: ("NCDHW", "OIDHW", "NCDHW")}
+
+
+def _conv(x, w, *b, stride, padding, dilation, groups):
+    nd = w.ndim - 2
+    dn = lax.conv_dimension_numbers(x.shape, w.shape, _SPEC[nd])
+    out = lax.conv_general_dilated(x, w, stride, padding, rhs_dilation=dilation,
+                                   feature_group_count=groups, dimension_numbers=dn)
+    return out + b[0].reshape((-1,) + (1,) * nd) if b else out
+
+
+conv_op = Op("conv", _conv, grad_name="ConvolutionBackward0")
 
 
 def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
@@ -59,7 +78,7 @@ def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
             raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
     else:
         pads = tuple((p, p) for p in _tuple(padding, nd, "padding"))
-    out = apply(_ops_conv.conv, input, weight, *(() if bias is None else (bias,)), stride=stride,
+    out = apply(conv_op, input, weight, *(() if bias is None else (bias,)), stride=stride,
                 padding=pads, dilation=dilation, groups=int(groups))
     return _unbatched(out, added)
 
@@ -76,6 +95,24 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     return _conv_nd(2, input, weight, bias, stride, padding, dilation, groups, "conv2d")
 
 
+def _conv_transpose(x, w, *b, stride, padding, output_padding, dilation, groups):
+    # The gradient of a convolution: dilate the input by `stride`, convolve with the flipped kernel.
+    nd = w.ndim - 2
+    c_in, c_out_g, k = w.shape[0], w.shape[1], w.shape[2:]
+    w = w.reshape((groups, c_in // groups, c_out_g) + k)
+    w = jnp.swapaxes(w, 1, 2).reshape((groups * c_out_g, c_in // groups) + k)
+    w = jnp.flip(w, axis=tuple(range(2, 2 + nd)))
+    pads = [(d * (kk - 1) - p, d * (kk - 1) - p + op)
+            for kk, p, op, d in zip(k, padding, output_padding, dilation)]
+    dn = lax.conv_dimension_numbers(x.shape, w.shape, _SPEC[nd])
+    out = lax.conv_general_dilated(x, w, (1,) * nd, pads, lhs_dilation=stride, rhs_dilation=dilation,
+                                   feature_group_count=groups, dimension_numbers=dn)
+    return out + b[0].reshape((-1,) + (1,) * nd) if b else out
+
+
+conv_transpose_op = Op("conv_transpose", _conv_transpose, grad_name="ConvolutionBackward0")
+
+
 def _conv_transpose_nd(nd, input, weight, bias, stride, padding, output_padding, groups,
                        dilation, name):
     _check_dtypes(input, weight, bias)
@@ -84,7 +121,7 @@ def _conv_transpose_nd(nd, input, weight, bias, stride, padding, output_padding,
         raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
                            f"input{list(input.shape)} to have {weight.shape[0]} channels, but got "
                            f"{input.shape[1]} channels instead")
-    out = apply(_ops_conv.conv_transpose, input, weight, *(() if bias is None else (bias,)),
+    out = apply(conv_transpose_op, input, weight, *(() if bias is None else (bias,)),
                 stride=_tuple(stride, nd), padding=_tuple(padding, nd),
                 output_padding=_tuple(output_padding, nd), dilation=_tuple(dilation, nd),
                 groups=int(groups))
@@ -131,12 +168,49 @@ def _pool_args(nd, input, kernel_size, stride, padding, dilation, ceil_mode):
     return kernel, stride, padding, dilation, extra
 
 
+def _dilated_max_pool(x, kernel, stride, dilation, pads):
+    """Max pooling with dilation (JAX has no VJP for it): gather the window elements along a new
+    axis and pick the first maximum with `argmax`, so ties go where PyTorch sends them."""
+    nd = len(kernel)
+    lead = x.ndim - nd
+    x = jnp.pad(x, ((0, 0),) * lead + pads, constant_values=-jnp.inf)
+    outs = [(x.shape[lead + i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1
+            for i in range(nd)]
+    windows = []
+    for offset in np.ndindex(*kernel):
+        idx = tuple(slice(o * d, o * d + (n - 1) * s + 1, s)
+                    for o, d, n, s in zip(offset, dilation, outs, stride))
+        windows.append(x[(Ellipsis,) + idx])
+    w = jnp.stack(windows, axis=-1)
+    first = jnp.argmax(w, axis=-1)[..., None]
+    return jnp.take_along_axis(w, first, axis=-1)[..., 0]
+
+
+def _window(x, kernel, stride, dilation, pads):
+    lead = x.ndim - len(kernel)
+    return ((1,) * lead + kernel, (1,) * lead + stride, ((0, 0),) * lead + pads,
+            (1,) * lead + dilation)
+
+
+def _max_pool_window(x, *, kernel, stride, padding, dilation, extra):
+    pads = tuple((p, p + e) for p, e in zip(padding, extra))
+    if any(d != 1 for d in dilation):
+        return _dilated_max_pool(x, kernel, stride, dilation, pads)
+    dims, strides, pads, dil = _window(x, kernel, stride, dilation, pads)
+    # a Python scalar init keeps lax's max-monoid recognition (and so its derivative rule, which
+    # sends the gradient to the first maximum of each window, as PyTorch)
+    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, pads, window_dilation=dil)
+
+
+max_pool_op = Op("max_pool", _max_pool_window, grad_name="MaxPool2DWithIndicesBackward0")
+
+
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     if return_indices:
         raise NotImplementedError("max_pool: return_indices=True is not supported by tapegrad")
     kernel, stride, padding, dilation, extra = _pool_args(nd, input, kernel_size, stride,
                                                           padding, dilation, ceil_mode)
-    return apply(_ops_conv.max_pool, input, kernel=kernel, stride=stride, padding=padding,
+    return apply(max_pool_op, input, kernel=kernel, stride=stride, padding=padding,
                  dilation=dilation, extra=extra)
 
 
@@ -151,11 +225,41 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
     return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
+def _avg_divisor(size, k, s, p, e, count_include_pad):
+    """How many elements each window of one spatial dimension averages over (PyTorch's rule)."""
+    n_out = (size + 2 * p + e - k) // s + 1
+    out = np.empty(n_out)
+    for i in range(n_out):
+        start, end = i * s - p, min(i * s - p + k, size + p)
+        if not count_include_pad:
+            start, end = max(start, 0), min(end, size)
+        out[i] = end - start
+    return out
+
+
+def _avg_pool_window(x, *, kernel, stride, padding, extra, count_include_pad, divisor_override):
+    pads = tuple((p, p + e) for p, e in zip(padding, extra))
+    dims, strides, pads_full, dil = _window(x, kernel, stride, (1,) * len(kernel), pads)
+    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, pads_full, dil)
+    if divisor_override:
+        return total / divisor_override
+    nd = len(kernel)
+    divisor = np.ones(())
+    for d in range(nd):
+        v = _avg_divisor(x.shape[x.ndim - nd + d], kernel[d], stride[d], padding[d], extra[d],
+                         count_include_pad)
+        divisor = np.multiply.outer(divisor, v)
+    return total / jnp.asarray(divisor, x.dtype)
+
+
+avg_pool_op = Op("avg_pool", _avg_pool_window, saves=SAVES_NONE, grad_name="AvgPool2DBackward0")
+
+
 def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
     kernel, stride, padding, _, extra = _pool_args(nd, input, kernel_size, stride, padding, 1,
                                                    ceil_mode)
-    return apply(_ops_conv.avg_pool, input, kernel=kernel, stride=stride, padding=padding,
+    return apply(avg_pool_op, input, kernel=kernel, stride=stride, padding=padding,
                  extra=extra, count_include_pad=bool(count_include_pad),
                  divisor_override=divisor_override)
 
@@ -172,11 +276,32 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
                      divisor_override)
 
 
+def _adaptive_matrix(size, out):
+    m = np.zeros((out, size))
+    for i in range(out):
+        start, end = (i * size) // out, -((-(i + 1) * size) // out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+def _adaptive_avg_pool(x, *, output_size):
+    nd = len(output_size)
+    for d, o in enumerate(output_size):
+        axis = x.ndim - nd + d
+        m = jnp.asarray(_adaptive_matrix(x.shape[axis], o), x.dtype)
+        x = jnp.moveaxis(jnp.tensordot(x, m, axes=[[axis], [1]]), -1, axis)
+    return x
+
+
+adaptive_avg_pool_op = Op("adaptive_avg_pool", _adaptive_avg_pool, saves=SAVES_NONE,
+                          grad_name="AdaptiveAvgPool2DBackward0")
+
+
 def _adaptive(nd, input, output_size):
     sizes = tuple(input.shape[input.ndim - nd:])
     out = output_size if isinstance(output_size, (list, tuple)) else (output_size,) * nd
     out = tuple(s if o is None else int(o) for s, o in zip(sizes, out))
-    return apply(_ops_conv.adaptive_avg_pool, input, output_size=out)
+    return apply(adaptive_avg_pool_op, input, output_size=out)
 
 
 def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
@@ -190,6 +315,45 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
 
 # -- resampling -----------------------------------------------------------------------------------
 _MODES = {"nearest": None, "linear": 1, "bilinear": 2}
+
+
+def _source_index(out, size, scale, align_corners, dt):
+    """PyTorch's `area_pixel_compute_source_index` for linear modes, in the input's precision."""
+    dst = np.arange(out).astype(dt)
+    if align_corners:
+        ratio = dt(size - 1) / dt(out - 1) if out > 1 else dt(0)
+        return dst * ratio
+    ratio = dt(1) / dt(scale) if scale else dt(size) / dt(out)
+    return np.maximum((dst + dt(0.5)) * ratio - dt(0.5), dt(0))
+
+
+def _resample_matrix(size, out, mode, scale, align_corners, dt):
+    m = np.zeros((out, size))
+    if mode == "nearest":
+        ratio = np.float32(1.0 / scale) if scale else np.float32(size) / np.float32(out)
+        src = np.minimum(np.floor(np.arange(out, dtype=np.float32) * ratio).astype(int), size - 1)
+        m[np.arange(out), src] = 1.0
+        return m
+    src = _source_index(out, size, scale, align_corners, dt)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, size - 1)
+    frac = (src - lo.astype(dt)).astype(np.float64)
+    np.add.at(m, (np.arange(out), lo), 1.0 - frac)
+    np.add.at(m, (np.arange(out), hi), frac)
+    return m
+
+
+def _interpolate(x, *, size, mode, scales, align_corners):
+    nd = len(size)
+    for d in range(nd):
+        axis = x.ndim - nd + d
+        dt = np.float64 if x.dtype == jnp.float64 else np.float32
+        m = _resample_matrix(x.shape[axis], size[d], mode, scales[d], align_corners, dt)
+        x = jnp.moveaxis(jnp.tensordot(x, jnp.asarray(m, x.dtype), axes=[[axis], [1]]), -1, axis)
+    return x
+
+
+interpolate_op = Op("interpolate", _interpolate, saves=SAVES_NONE, grad_name="UpsampleBilinear2DBackward0")
 
 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
@@ -218,5 +382,5 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         factors = tuple(scale_factor) if isinstance(scale_factor, (list, tuple)) else (scale_factor,) * nd
         out = tuple(int(math.floor(n * float(f))) for n, f in zip(sizes, factors))
         scales = (None,) * nd if recompute_scale_factor else tuple(float(f) for f in factors)
-    return apply(_ops_conv.interpolate, input, size=out, mode=mode, scales=scales,
+    return apply(interpolate_op, input, size=out, mode=mode, scales=scales,
                  align_corners=bool(align_corners))

@@ -6,13 +6,30 @@ import math
 import weakref
 from typing import Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
-from .. import _grad_mode, _methods, _ops_conv, _ops_nn, _random
-from .._compile import materialize
-from .._record import apply
-from .._tensor import Tensor, normalize_dim
+from .._core import grad_mode as _grad_mode
+from .._core.compile import materialize
+from .._core.dims import normalize_dim
+from .._core.graph import Op, SAVES_NONE
+from .._core.rows import abs_
+from .._tensor import random as _random
+from .._tensor.apply import apply
+from .._tensor.inplace import inplace, settle
+from .._tensor.tensor import Tensor
 from ._functional_activation import _maybe_inplace
+
+
+def _dropout(x, noise, *, p):
+    # `noise` is uniform on [0, 1): an element is kept with probability 1 - p, and scaled up.
+    keep = noise < (1.0 - p)
+    return jnp.where(keep, x / (1.0 - p), jnp.zeros_like(x))
+
+
+dropout_op = Op("dropout", _dropout, saves=(1,), grad_name="NativeDropoutBackward0")
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
@@ -27,7 +44,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if p == 1.0:
         return _maybe_inplace(input, input * 0.0, inplace)
     noise = _random.default_generator.sample("uniform", tuple(input.shape), input.dtype)
-    return _maybe_inplace(input, apply(_ops_nn.dropout, input, noise, p=float(p)), inplace)
+    return _maybe_inplace(input, apply(dropout_op, input, noise, p=float(p)), inplace)
 
 
 def _channel_dropout(input: Tensor, p: float, training: bool, inplace: bool, nd: int,
@@ -42,7 +59,7 @@ def _channel_dropout(input: Tensor, p: float, training: bool, inplace: bool, nd:
                            f"{input.ndim}D input")
     shape = tuple(input.shape[:input.ndim - nd]) + (1,) * nd
     noise = _random.default_generator.sample("uniform", shape, input.dtype)
-    return _maybe_inplace(input, apply(_ops_nn.dropout, input, noise, p=float(p)), inplace)
+    return _maybe_inplace(input, apply(dropout_op, input, noise, p=float(p)), inplace)
 
 
 def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,
@@ -57,6 +74,24 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
     return _channel_dropout(input, p, training, inplace, 2, "dropout2d")
 
 
+def _linear(x, w, *b):
+    out = jnp.matmul(x, w.T)
+    return out + b[0] if b else out
+
+
+def _linear_grad_name(static, inputs) -> str:
+    """What PyTorch's linear ends with: addmm / mm on matrices, a view of them otherwise."""
+    ndim, bias = len(inputs[0].shape), len(inputs) == 3
+    if ndim == 2:
+        return "AddmmBackward0" if bias else "MmBackward0"
+    if bias:
+        return "ViewBackward0"
+    return "SqueezeBackward4" if ndim == 1 else "UnsafeViewBackward0"
+
+
+linear_op = Op("linear", _linear, grad_name=_linear_grad_name)
+
+
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """`input @ weight.T + bias`."""
     if input.shape[-1:] != weight.shape[-1:]:
@@ -64,12 +99,31 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} "
                            f"and {weight.shape[-1]}x{weight.shape[0]})")
     same_dtype(input, weight, bias)
-    return apply(_ops_nn.linear, input, weight, *(() if bias is None else (bias,)))
+    return apply(linear_op, input, weight, *(() if bias is None else (bias,)))
+
+
+def _bilinear(x1, x2, w, *b):
+    out = jnp.einsum("...i,oij,...j->...o", x1, w, x2)
+    return out + b[0] if b else out
+
+
+bilinear_op = Op("bilinear", _bilinear, grad_name="TrilinearBackward0")
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """`y_o = x1^T W_o x2 + b_o`."""
-    return apply(_ops_nn.bilinear, input1, input2, weight, *(() if bias is None else (bias,)))
+    return apply(bilinear_op, input1, input2, weight, *(() if bias is None else (bias,)))
+
+
+def _embedding(idx, w, *, padding_idx):
+    out = jnp.take(w, idx, axis=0)
+    if padding_idx is None:
+        return out
+    # the padding row gets no gradient, as in PyTorch
+    return jnp.where((idx == padding_idx)[..., None], lax.stop_gradient(out), out)
+
+
+embedding_op = Op("embedding", _embedding, saves=(0,))
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
@@ -88,7 +142,11 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
     if input.dtype.is_floating_point:
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
                            f"scalar types: Long, Int; but got {input.dtype} instead")
-    return apply(_ops_nn.embedding, input, weight, padding_idx=padding_idx)
+    return apply(embedding_op, input, weight, padding_idx=padding_idx)
+
+
+one_hot_op = Op("one_hot", lambda x, *, num_classes: jax.nn.one_hot(x, num_classes, dtype=jnp.int64),
+                saves=SAVES_NONE, differentiable=False)
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
@@ -97,7 +155,19 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     if num_classes == -1:
         num_classes = int(np.max(np.asarray(tensor._value()))) + 1 if tensor.numel() else 0
-    return apply(_ops_nn.one_hot, tensor, num_classes=int(num_classes))
+    return apply(one_hot_op, tensor, num_classes=int(num_classes))
+
+
+def _pad(x, *, pad, mode, value):
+    nd = len(pad) // 2
+    pairs = [(0, 0)] * (x.ndim - nd) + [(pad[2 * i], pad[2 * i + 1]) for i in reversed(range(nd))]
+    if mode == "constant":
+        return lax.pad(x, jnp.asarray(value, x.dtype), [(lo, hi, 0) for lo, hi in pairs])
+    return jnp.pad(x, pairs, mode={"reflect": "reflect", "replicate": "edge",
+                                   "circular": "wrap"}[mode])
+
+
+pad_op = Op("constant_pad_nd", _pad, saves=SAVES_NONE, grad_name="ConstantPadNdBackward0")
 
 
 def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
@@ -114,7 +184,7 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
     if mode != "constant" and value not in (None, 0):
         raise RuntimeError(f"Padding mode \"{mode}\" doesn't take in value argument")
-    return apply(_ops_conv.pad, input, pad=pad, mode=mode, value=0.0 if value is None else value)
+    return apply(pad_op, input, pad=pad, mode=mode, value=0.0 if value is None else value)
 
 
 # -- normalization --------------------------------------------------------------------------------
@@ -131,6 +201,30 @@ def _params(*ps):
     return tuple(p for p in ps if p is not None)
 
 
+def _affine(y, params, has_weight, shape):
+    params = list(params)
+    if has_weight:
+        y = y * params.pop(0).reshape(shape)
+    if params:
+        y = y + params[0].reshape(shape)
+    return y
+
+
+def _normalized(x, axes, eps):
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+    return (x - mean) * lax.rsqrt(var + eps), mean, var
+
+
+def _layer_norm(x, *params, n_dims, eps, has_weight):
+    axes = tuple(range(x.ndim - n_dims, x.ndim))
+    y, _, _ = _normalized(x, axes, eps)
+    return _affine(y, params, has_weight, x.shape[x.ndim - n_dims:])
+
+
+layer_norm_op = Op("layer_norm", _layer_norm, grad_name="NativeLayerNormBackward0")
+
+
 def layer_norm(input: Tensor, normalized_shape: Sequence[int], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalize over the last `len(normalized_shape)` dimensions (biased variance)."""
@@ -139,8 +233,18 @@ def layer_norm(input: Tensor, normalized_shape: Sequence[int], weight: Tensor | 
         raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
                            f"[*, {', '.join(map(str, shape))}], but got input of size"
                            f"{list(input.shape)}")
-    return apply(_ops_nn.layer_norm, input, *_params(weight, bias), n_dims=len(shape),
+    return apply(layer_norm_op, input, *_params(weight, bias), n_dims=len(shape),
                  eps=float(eps), has_weight=weight is not None)
+
+
+def _group_norm(x, *params, num_groups, eps, has_weight):
+    n, c = x.shape[:2]
+    g = x.reshape(n, num_groups, -1)
+    y, _, _ = _normalized(g, (2,), eps)
+    return _affine(y.reshape(x.shape), params, has_weight, (c,) + (1,) * (x.ndim - 2))
+
+
+group_norm_op = Op("group_norm", _group_norm, grad_name="NativeGroupNormBackward0")
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
@@ -149,8 +253,33 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     if input.ndim < 2 or input.shape[1] % num_groups:
         raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, "
                            f"but got input of shape {list(input.shape)} and num_groups={num_groups}")
-    return apply(_ops_nn.group_norm, input, *_params(weight, bias), num_groups=int(num_groups),
+    return apply(group_norm_op, input, *_params(weight, bias), num_groups=int(num_groups),
                  eps=float(eps), has_weight=weight is not None)
+
+
+def _channel_shape(x):
+    return (x.shape[1],) + (1,) * (x.ndim - 2)
+
+
+def _batch_norm_eval(x, running_mean, running_var, *params, eps, has_weight):
+    shape = _channel_shape(x)
+    y = (x - running_mean.reshape(shape)) * lax.rsqrt(running_var.reshape(shape) + eps)
+    return _affine(y, params, has_weight, shape)
+
+
+batch_norm_eval_op = Op("batch_norm_eval", _batch_norm_eval, grad_name="NativeBatchNormBackward0")
+
+
+def _batch_norm_train(x, *params, eps, has_weight):
+    """Normalize with the batch's statistics; also returns the mean and the unbiased variance."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    y, mean, var = _normalized(x, axes, eps)
+    n = x.size // x.shape[1]
+    out = _affine(y, params, has_weight, _channel_shape(x))
+    return out, mean.reshape(-1), var.reshape(-1) * (n / max(n - 1, 1))
+
+
+batch_norm_op = Op("batch_norm", _batch_norm_train, n_out=3, grad_name="NativeBatchNormBackward0")
 
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
@@ -166,12 +295,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if not training:
         if running_mean is None or running_var is None:
             raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
-        return apply(_ops_nn.batch_norm_eval, input, running_mean, running_var, *params,
+        return apply(batch_norm_eval_op, input, running_mean, running_var, *params,
                      eps=float(eps), has_weight=weight is not None)
     if input.numel() // input.shape[1] <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size "
                          f"{input.shape}")
-    out, mean, var = apply(_ops_nn.batch_norm, input, *params, eps=float(eps),
+    out, mean, var = apply(batch_norm_op, input, *params, eps=float(eps),
                            has_weight=weight is not None)
     if running_mean is not None:
         _update_running_stats(running_mean, running_var, mean, var, momentum)
@@ -183,7 +312,14 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 # backward in between (say, re-estimating the statistics under no_grad) would chain them, each
 # step keeping its batch alive, so a chain is computed (one cached program) at this length.
 MAX_PENDING_UPDATES = 16
+
+
 _pending_updates: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+# BatchNorm's running statistics: `(1 - momentum) * running + momentum * batch`, one node a step
+running_update_op = Op("running_update", lambda r, b, *, momentum: r * (1 - momentum) + b * momentum,
+                       saves=SAVES_NONE, differentiable=False)
 
 
 def _update_running_stats(running_mean: Tensor, running_var: Tensor, mean: Tensor, var: Tensor,
@@ -191,8 +327,8 @@ def _update_running_stats(running_mean: Tensor, running_var: Tensor, mean: Tenso
     """`running = (1 - momentum) * running + momentum * batch`, in place, under no_grad."""
     with _grad_mode.no_grad():
         for running, batch in ((running_mean, mean), (running_var, var)):
-            _methods._settle(running)  # a reset's constant, computed apart (see `_settle`)
-            _methods.inplace(running, apply(_ops_nn.running_update, running, batch,
+            settle(running)  # a reset's constant, computed apart (see `_settle`)
+            inplace(running, apply(running_update_op, running, batch,
                                             momentum=float(momentum)))
     cell = running_mean._cell
     count = _pending_updates.get(cell, 0) + 1
@@ -202,18 +338,74 @@ def _update_running_stats(running_mean: Tensor, running_var: Tensor, mean: Tenso
     _pending_updates[cell] = count
 
 
+def _safe_norm(x, p, axis, keepdims):
+    """The p-norm along `axis`, with PyTorch's zero gradient where the norm is 0."""
+    if p == math.inf:
+        return jnp.max(jnp.abs(x), axis=axis, keepdims=keepdims)
+    s = jnp.sum(abs_(x) ** p, axis=axis, keepdims=keepdims)
+    nonzero = s > 0
+    safe = jnp.where(nonzero, s, jnp.ones_like(s))
+    return jnp.where(nonzero, safe ** (1.0 / p), jnp.zeros_like(s))
+
+
+def _normalize(x, *, p, dim, eps):
+    n = _safe_norm(x, p, dim, True)
+    return x / jnp.where(n < eps, jnp.asarray(eps, n.dtype), n)  # clamp_min: gradient at eps passes
+
+
+normalize_op = Op("normalize", _normalize, grad_name="DivBackward0")
+
+
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
               out: Tensor | None = None) -> Tensor:
     """`input / max(||input||_p, eps)` along `dim`."""
     if out is not None:
         raise TypeError("normalize: out= is not supported (tapegrad tensors are immutable values)")
-    return apply(_ops_nn.normalize, input, p=float(p), dim=normalize_dim(dim, input.ndim),
+    return apply(normalize_op, input, p=float(p), dim=normalize_dim(dim, input.ndim),
                  eps=float(eps))
 
 
 # -- attention ------------------------------------------------------------------------------------
 def _mask_kind(mask: Tensor, bool_kind: str) -> str:
     return bool_kind if mask.dtype.name == "bool" else "float"
+
+
+def attention_scores(q, k, masks, *, scale, mask_kinds, is_causal):
+    """Masked attention logits `q @ k^T * scale` (shared by the attention rows).
+
+    Each mask is "allow" (bool, True attends), "block" (bool, True is masked out) or "float"
+    (added to the logits); all broadcast against `(..., L, S)`.
+    """
+    s = jnp.matmul(q, jnp.swapaxes(k, -1, -2)) * scale
+    neg_inf = jnp.asarray(-jnp.inf, s.dtype)
+    for mask, kind in zip(masks, mask_kinds):
+        if kind == "allow":
+            s = jnp.where(mask, s, neg_inf)
+        elif kind == "block":
+            s = jnp.where(mask, neg_inf, s)
+        else:
+            s = s + mask.astype(s.dtype)
+    if is_causal:
+        L, S = s.shape[-2:]
+        s = jnp.where(jnp.tril(jnp.ones((L, S), bool)), s, neg_inf)
+    return s
+
+
+def _attention_probs(q, k, *masks, scale, mask_kinds, is_causal):
+    return jax.nn.softmax(attention_scores(q, k, masks, scale=scale, mask_kinds=mask_kinds,
+                                           is_causal=is_causal), axis=-1)
+
+
+def _sdpa(q, k, v, *extra, scale, mask_kinds, is_causal, dropout_p):
+    masks, noise = extra[:len(mask_kinds)], extra[len(mask_kinds):]
+    p = _attention_probs(q, k, *masks, scale=scale, mask_kinds=mask_kinds, is_causal=is_causal)
+    if dropout_p > 0:
+        p = _dropout(p, noise[0], p=dropout_p)
+    return jnp.matmul(p, v)
+
+
+scaled_dot_product_attention_op = Op("scaled_dot_product_attention", _sdpa,
+                                     grad_name="ScaledDotProductAttentionBackward0")
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
@@ -233,7 +425,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if dropout_p > 0:
         shape = tuple(query.shape[:-1]) + (key.shape[-2],)
         extra.append(_random.default_generator.sample("uniform", shape, query.dtype))
-    return apply(_ops_nn.scaled_dot_product_attention, query, key, value, *extra, scale=scale,
+    return apply(scaled_dot_product_attention_op, query, key, value, *extra, scale=scale,
                  mask_kinds=kinds, is_causal=bool(is_causal), dropout_p=float(dropout_p))
 
 
@@ -241,6 +433,9 @@ def _repeat_heads(t: Tensor, rep: int) -> Tensor:
     shape = tuple(t.shape)
     t = t.reshape(shape[:-2] + (1,) + shape[-2:]).expand(shape[:-3] + (shape[-3], rep) + shape[-2:])
     return t.reshape(shape[:-3] + (shape[-3] * rep,) + shape[-2:])
+
+
+attention_probs_op = Op("attention_probs", _attention_probs, grad_name="SoftmaxBackward0")
 
 
 def attention_weights(query: Tensor, key: Tensor, masks: Sequence[Tensor] = (),
@@ -251,19 +446,38 @@ def attention_weights(query: Tensor, key: Tensor, masks: Sequence[Tensor] = (),
     `mask_kinds` says per mask "allow" / "block" (bool) or "float" (additive).
     """
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    return apply(_ops_nn.attention_probs, query, key, *masks, scale=scale,
+    return apply(attention_probs_op, query, key, *masks, scale=scale,
                  mask_kinds=tuple(mask_kinds), is_causal=bool(is_causal))
+
+
+def _cosine_similarity(x1, x2, *, dim, eps):
+    x1, x2 = jnp.broadcast_arrays(x1, x2)
+
+    def clamped_norm(x):  # PyTorch clamps the norms in place under no_grad
+        n = _safe_norm(x, 2, dim, True)
+        return n + lax.stop_gradient(jnp.maximum(n, eps) - n)
+    return jnp.sum((x1 / clamped_norm(x1)) * (x2 / clamped_norm(x2)), axis=dim)
+
+
+cosine_similarity_op = Op("cosine_similarity", _cosine_similarity, grad_name="SumBackward1")
 
 
 # -- distances ------------------------------------------------------------------------------------
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """`x1 . x2 / (max(||x1||, eps) * max(||x2||, eps))` along `dim`."""
     ndim = max(x1.ndim, x2.ndim)
-    return apply(_ops_nn.cosine_similarity, x1, x2, dim=normalize_dim(dim, ndim), eps=float(eps))
+    return apply(cosine_similarity_op, x1, x2, dim=normalize_dim(dim, ndim), eps=float(eps))
+
+
+def _pairwise_distance(x1, x2, *, p, eps, keepdim):
+    return _safe_norm(x1 - x2 + eps, p, -1, keepdim)
+
+
+pairwise_distance_op = Op("pairwise_distance", _pairwise_distance, grad_name="NormBackward1")
 
 
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
                       keepdim: bool = False) -> Tensor:
     """`||x1 - x2 + eps||_p` over the last dimension."""
-    return apply(_ops_nn.pairwise_distance, x1, x2, p=float(p), eps=float(eps),
+    return apply(pairwise_distance_op, x1, x2, p=float(p), eps=float(eps),
                  keepdim=bool(keepdim))

@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import warnings
 
-from .. import _ops_nn
-from .._record import apply
-from .._tensor import Tensor
+import jax
+import jax.numpy as jnp
+
+from .._core.graph import Op
+from .._core.rows import abs_
+from .._tensor.apply import apply
+from .._tensor.tensor import Tensor
+
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -41,12 +46,45 @@ def _weight(weight, input: Tensor) -> tuple:
     return (weight,)
 
 
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return jnp.mean(loss)
+    if reduction == "sum":
+        return jnp.sum(loss)
+    return loss
+
+
+def _weighted(loss, weight):
+    return loss * weight[0] if weight else loss
+
+
+def _pointwise_loss(loss, weight, reduction, weighted_mean):
+    """Reduce an elementwise loss; with a weight, PyTorch's "mean" is sum(w * l) / sum(w)."""
+    if weight and reduction == "mean" and weighted_mean:
+        return jnp.sum(loss * weight[0]) / jnp.sum(weight[0])
+    return _reduce(_weighted(loss, weight), reduction)
+
+
+def _mse(x, t, *weight, reduction):
+    return _pointwise_loss(jnp.square(x - t), weight, reduction, True)
+
+
+mse_loss_op = Op("mse_loss", _mse)
+
+
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
     """Mean squared error."""
     reduction = _reduction(size_average, reduce, reduction)
     _same_size(input, target)
-    return apply(_ops_nn.mse_loss, input, target, *_weight(weight, input), reduction=reduction)
+    return apply(mse_loss_op, input, target, *_weight(weight, input), reduction=reduction)
+
+
+def _l1(x, t, *weight, reduction):
+    return _pointwise_loss(abs_(x - t), weight, reduction, True)
+
+
+l1_loss_op = Op("l1_loss", _l1, grad_name="MeanBackward0")
 
 
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -54,7 +92,17 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     """Mean absolute error (gradient 0 where input == target)."""
     reduction = _reduction(size_average, reduce, reduction)
     _same_size(input, target)
-    return apply(_ops_nn.l1_loss, input, target, *_weight(weight, input), reduction=reduction)
+    return apply(l1_loss_op, input, target, *_weight(weight, input), reduction=reduction)
+
+
+def _smooth_l1(x, t, *, reduction, beta):
+    d = abs_(x - t)
+    if beta == 0:
+        return _reduce(d, reduction)
+    return _reduce(jnp.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction)
+
+
+smooth_l1_loss_op = Op("smooth_l1_loss", _smooth_l1)
 
 
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -64,7 +112,16 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     _same_size(input, target)
-    return apply(_ops_nn.smooth_l1_loss, input, target, reduction=reduction, beta=float(beta))
+    return apply(smooth_l1_loss_op, input, target, reduction=reduction, beta=float(beta))
+
+
+def _huber(x, t, *weight, reduction, delta):
+    d = abs_(x - t)
+    loss = jnp.where(d <= delta, 0.5 * d * d, delta * (d - 0.5 * delta))
+    return _pointwise_loss(loss, weight, reduction, False)
+
+
+huber_loss_op = Op("huber_loss", _huber)
 
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
@@ -72,7 +129,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     """Quadratic below `delta`, linear (scaled by `delta`) above."""
     reduction = _reduction(None, None, reduction)
     _same_size(input, target)
-    return apply(_ops_nn.huber_loss, input, target, *_weight(weight, input), reduction=reduction,
+    return apply(huber_loss_op, input, target, *_weight(weight, input), reduction=reduction,
                  delta=float(delta))
 
 
@@ -89,13 +146,72 @@ def _check_targets(input: Tensor, target: Tensor) -> None:
         raise RuntimeError("expected scalar type Long but found " + target.dtype.name)
 
 
+def _nll_core(logp, target, weight, *, reduction, ignore_index):
+    """PyTorch's nll_loss on log-probabilities `logp` (N, C, ...) or (C,) and class indices."""
+    cdim = 1 if logp.ndim > 1 else 0
+    valid = target != ignore_index
+    safe = jnp.where(valid, target, jnp.zeros_like(target))
+    picked = jnp.squeeze(jnp.take_along_axis(logp, jnp.expand_dims(safe, cdim), axis=cdim), cdim)
+    w = jnp.take(weight, safe) if weight is not None else jnp.ones_like(picked)
+    w = jnp.where(valid, w, jnp.zeros_like(w))
+    loss = -picked * w
+    if reduction == "mean":
+        return jnp.sum(loss) / jnp.sum(w)
+    return _reduce(loss, reduction)
+
+
+def _nll_loss(logp, target, *weight, reduction, ignore_index):
+    return _nll_core(logp, target, weight[0] if weight else None, reduction=reduction,
+                     ignore_index=ignore_index)
+
+
+nll_loss_op = Op("nll_loss", _nll_loss, grad_name="NllLossBackward0")
+
+
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class indices, from log-probabilities `(N, C, ...)`."""
     reduction = _reduction(size_average, reduce, reduction)
     _check_targets(input, target)
-    return apply(_ops_nn.nll_loss, input, target, *(() if weight is None else (weight,)),
+    return apply(nll_loss_op, input, target, *(() if weight is None else (weight,)),
                  reduction=reduction, ignore_index=int(ignore_index))
+
+
+def _class_weight(weight, ndim, cdim):
+    return weight.reshape((-1,) + (1,) * (ndim - cdim - 1))
+
+
+def _cross_entropy(x, target, *weight, reduction, ignore_index, label_smoothing, probs):
+    cdim = 1 if x.ndim > 1 else 0
+    n_classes = x.shape[cdim]
+    logp = jax.nn.log_softmax(x, axis=cdim)
+    weight = weight[0] if weight else None
+    wl = logp if weight is None else logp * _class_weight(weight, x.ndim, cdim)
+    if probs:
+        target = target.astype(x.dtype)
+        if label_smoothing > 0:
+            target = target * (1 - label_smoothing) + label_smoothing / n_classes
+        loss = -jnp.sum(wl * target, axis=cdim)
+        if reduction == "mean":
+            return jnp.sum(loss) / (x.size / n_classes)
+        return _reduce(loss, reduction)
+    nll = _nll_core(logp, target, weight, reduction=reduction, ignore_index=ignore_index)
+    if label_smoothing == 0:
+        return nll
+    valid = target != ignore_index
+    smooth = jnp.where(valid, -jnp.sum(wl, axis=cdim), jnp.zeros(target.shape, x.dtype))
+    if reduction == "mean":
+        if weight is None:
+            smooth = jnp.sum(smooth) / jnp.sum(valid)
+        else:
+            w = jnp.take(weight, jnp.where(valid, target, jnp.zeros_like(target)))
+            smooth = jnp.sum(smooth) / jnp.sum(jnp.where(valid, w, jnp.zeros_like(w)))
+    else:
+        smooth = _reduce(smooth, reduction)
+    return (1 - label_smoothing) * nll + smooth * (label_smoothing / n_classes)
+
+
+cross_entropy_op = Op("cross_entropy", _cross_entropy, grad_name="NllLossBackward0")
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
@@ -111,9 +227,19 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
             raise RuntimeError(f"Expected target size {list(input.shape)}, got {list(target.shape)}")
     else:
         _check_targets(input, target)
-    return apply(_ops_nn.cross_entropy, input, target, *(() if weight is None else (weight,)),
+    return apply(cross_entropy_op, input, target, *(() if weight is None else (weight,)),
                  reduction=reduction, ignore_index=int(ignore_index),
                  label_smoothing=float(label_smoothing), probs=probs)
+
+
+def _binary_cross_entropy(x, t, *weight, reduction):
+    # PyTorch clamps each log term at -100 so that a saturated prediction gives a finite loss
+    log_x = jnp.maximum(jnp.log(x), -100.0)
+    log_1mx = jnp.maximum(jnp.log1p(-x), -100.0)
+    return _reduce(_weighted(-(t * log_x + (1 - t) * log_1mx), weight), reduction)
+
+
+binary_cross_entropy_op = Op("binary_cross_entropy", _binary_cross_entropy)
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -123,8 +249,22 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same size.")
-    return apply(_ops_nn.binary_cross_entropy, input, target,
+    return apply(binary_cross_entropy_op, input, target,
                  *(() if weight is None else (weight,)), reduction=reduction)
+
+
+def _bce_with_logits(x, t, *extra, reduction, has_weight):
+    extra = list(extra)
+    weight = extra.pop(0) if has_weight else None
+    pos_weight = extra[0] if extra else None
+    log_weight = 1.0 if pos_weight is None else (pos_weight - 1) * t + 1
+    loss = (1 - t) * x + log_weight * jax.nn.softplus(-x)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+binary_cross_entropy_with_logits_op = Op("binary_cross_entropy_with_logits", _bce_with_logits)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -136,8 +276,21 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
         raise ValueError(f"Target size ({target.shape}) must be the same as input size "
                          f"({input.shape})")
     extra = tuple(t for t in (weight, pos_weight) if t is not None)
-    return apply(_ops_nn.binary_cross_entropy_with_logits, input, target, *extra,
+    return apply(binary_cross_entropy_with_logits_op, input, target, *extra,
                  reduction=reduction, has_weight=weight is not None)
+
+
+def _kl_div(x, t, *, reduction, log_target):
+    if log_target:
+        loss = jnp.exp(t) * (t - x)
+    else:
+        loss = jax.scipy.special.xlogy(t, t) - t * x
+    if reduction == "batchmean":
+        return jnp.sum(loss) / (x.shape[0] if x.ndim else 1)
+    return _reduce(loss, reduction)
+
+
+kl_div_op = Op("kl_div", _kl_div)
 
 
 def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -149,4 +302,4 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
                       "support size.'batchmean' divides only by the batch size, and aligns with "
                       "the KL div math definition.'mean' will be changed to behave the same as "
                       "'batchmean' in the next major release.", UserWarning, stacklevel=2)
-    return apply(_ops_nn.kl_div, input, target, reduction=reduction, log_target=bool(log_target))
+    return apply(kl_div_op, input, target, reduction=reduction, log_target=bool(log_target))

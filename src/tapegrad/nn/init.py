@@ -12,9 +12,12 @@ import math
 
 import jax
 import jax.numpy as jnp
+from .._core import grad_mode as _grad_mode
+from .._functions.creation import eye, full
+from .._tensor import random as _random
+from .._tensor.inplace import check_inplace, inplace
+from .._tensor.tensor import Tensor
 
-from .. import _grad_mode, _methods, _random
-from .._tensor import Tensor
 
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
@@ -79,8 +82,8 @@ def _write(tensor: Tensor, value: Tensor) -> Tensor:
     """Make `value` the tensor's new contents, in place. Unlike `copy_`, the new value does not
     depend on the old one, so an overwritten initialisation is never computed."""
     with _grad_mode.no_grad():
-        _methods.check_inplace(tensor)
-        return _methods.inplace(tensor, value)
+        check_inplace(tensor)
+        return inplace(tensor, value)
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
@@ -101,7 +104,6 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
-    from .._factory import full
     return _write(tensor, full(tuple(tensor.shape), val, dtype=tensor.dtype))
 
 
@@ -117,7 +119,6 @@ def eye_(tensor: Tensor) -> Tensor:
     """Fill a 2-D tensor with the identity."""
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
-    from .._factory import eye
     return _write(tensor, eye(*tensor.shape, dtype=tensor.dtype))
 
 

@@ -1,7 +1,8 @@
 """`Parameter`: a tensor that a `Module` registers as one of its parameters."""
 from __future__ import annotations
 
-from .._tensor import Tensor
+from .._functions.creation import empty
+from .._tensor.tensor import Tensor
 
 
 class Parameter(Tensor):
@@ -13,18 +14,10 @@ class Parameter(Tensor):
 
     def __new__(cls, data: Tensor | None = None, requires_grad: bool = True) -> "Parameter":
         if data is None:
-            from .._factory import empty
             data = empty(0)
         if not isinstance(data, Tensor):
             raise TypeError(f"Parameter data must be a Tensor, got {type(data).__name__}")
-        p = object.__new__(cls)
-        p._cell = data._cell
-        p._grad_node = None
-        p._requires_grad = False
-        p._grad = None
-        p._retains_grad = False
-        p._hooks = None
-        p._acc = None
+        p = cls._sharing(data)
         p.requires_grad = requires_grad
         return p
 

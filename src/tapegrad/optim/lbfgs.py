@@ -14,8 +14,9 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from .. import _grad_mode
-from .._tensor import Tensor
+from .._core import grad_mode as _grad_mode
+from .._tensor.inplace import set_value
+from .._tensor.tensor import Tensor
 from .optimizer import Optimizer, ParamsT
 
 
@@ -150,7 +151,7 @@ class LBFGS(Optimizer):
             n = p.numel()
             value = p._value()
             step = jnp.asarray(step_size).astype(value.dtype)
-            p._set_value(value + step * update[offset:offset + n].reshape(value.shape))
+            set_value(p, value + step * update[offset:offset + n].reshape(value.shape))
             offset += n
 
     def _directional_evaluate(self, closure, x, t, d):
@@ -158,7 +159,7 @@ class LBFGS(Optimizer):
         loss = float(closure())
         flat_grad = self._gather_flat_grad()
         for p, value in zip(self._params, x):
-            p._set_value(value)
+            set_value(p, value)
         return loss, flat_grad
 
     def step(self, closure: Callable[[], Tensor]) -> Tensor:  # type: ignore[override]

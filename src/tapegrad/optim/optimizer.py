@@ -23,9 +23,12 @@ from typing import Any, Callable, Iterable
 
 import jax
 import optax
+from .._autograd.grads import zero_grads
+from .._core import compile as _compile, grad_mode as _grad_mode, stepmode as _stepmode
+from .._tensor.hooks import HookDict, RemovableHandle
+from .._tensor.inplace import set_value
+from .._tensor.tensor import Tensor
 
-from .. import _compile, _grad_mode, _stepmode
-from .._tensor import RemovableHandle, Tensor, HookDict, zero_grads
 
 ParamsT = Iterable[Tensor] | Iterable[dict]
 
@@ -349,9 +352,9 @@ class Optimizer:
             grads = [p._grad._value() for p in active]
             new_params, new_states = fn(params, grads, states, hp)
         for p, value, ts, leaves in zip(active, new_params, tensors, new_states):
-            p._set_value(value)
+            set_value(p, value)
             for t, leaf in zip(ts, leaves):
-                t._set_value(leaf)
+                set_value(t, leaf)
 
     def _init_state(self, prog: _Program, fresh: list, hp: dict) -> None:
         for p, leaves in zip(fresh, prog.init([p._value() for p in fresh], hp)):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import optax
 
+from .._core import dtype as _dtype
+from .._tensor.construct import tensor
 from . import _transforms as T
 from .optimizer import Optimizer, ParamsT
 
@@ -49,7 +51,5 @@ class SGD(Optimizer):
 
     def _complete_state(self, state: dict) -> dict:
         if "momentum_buffer" in state and "step" not in state:  # saved by PyTorch's SGD
-            from .._factory import tensor
-            from .. import _dtype
             state["step"] = tensor(1.0, dtype=_dtype.float32)
         return state

@@ -1,8 +1,8 @@
 """Activation modules (thin wrappers over `nn.functional`)."""
 from __future__ import annotations
 
-from ... import _factory
-from ..._tensor import Tensor
+from ..._functions.creation import empty
+from ..._tensor.tensor import Tensor
 from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
@@ -155,7 +155,7 @@ class PReLU(Module):
         super().__init__()
         self.num_parameters = num_parameters
         self.init = init
-        self.weight = Parameter(_factory.empty(num_parameters, dtype=dtype, device=device))
+        self.weight = Parameter(empty(num_parameters, dtype=dtype, device=device))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 
-from ... import _factory
-from ..._tensor import Tensor
+from ..._functions.creation import empty
+from ..._tensor.tensor import Tensor
 from .. import functional as F, init
 from .._functional_layers import attention_weights
 from ..parameter import Parameter
@@ -50,17 +50,17 @@ class MultiheadAttention(Module):
             raise AssertionError("embed_dim must be divisible by num_heads")
         kw = {"dtype": dtype, "device": device}
         if self._qkv_same_embed_dim:
-            self.in_proj_weight = Parameter(_factory.empty(3 * embed_dim, embed_dim, **kw))
+            self.in_proj_weight = Parameter(empty(3 * embed_dim, embed_dim, **kw))
             self.register_parameter("q_proj_weight", None)
             self.register_parameter("k_proj_weight", None)
             self.register_parameter("v_proj_weight", None)
         else:
-            self.q_proj_weight = Parameter(_factory.empty(embed_dim, embed_dim, **kw))
-            self.k_proj_weight = Parameter(_factory.empty(embed_dim, self.kdim, **kw))
-            self.v_proj_weight = Parameter(_factory.empty(embed_dim, self.vdim, **kw))
+            self.q_proj_weight = Parameter(empty(embed_dim, embed_dim, **kw))
+            self.k_proj_weight = Parameter(empty(embed_dim, self.kdim, **kw))
+            self.v_proj_weight = Parameter(empty(embed_dim, self.vdim, **kw))
             self.register_parameter("in_proj_weight", None)
         if bias:
-            self.in_proj_bias = Parameter(_factory.empty(3 * embed_dim, **kw))
+            self.in_proj_bias = Parameter(empty(3 * embed_dim, **kw))
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, **kw)

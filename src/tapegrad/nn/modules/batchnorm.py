@@ -1,9 +1,11 @@
 """`BatchNorm1d` and `BatchNorm2d`: batch statistics in training, running statistics in eval."""
 from __future__ import annotations
 
-from ... import _dtype, _factory
-from ..._compile import materialize
-from ..._tensor import Tensor
+from ..._core import dtype as _dtype
+from ..._core.compile import materialize
+from ..._functions.creation import empty, ones, zeros
+from ..._tensor.construct import tensor
+from ..._tensor.tensor import Tensor
 from .. import functional as F, init
 from .._functional_layers import MAX_PENDING_UPDATES
 from ..parameter import Parameter
@@ -20,18 +22,18 @@ class _BatchNorm(Module):
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
-            self.weight = Parameter(_factory.empty(num_features, dtype=dtype, device=device))
+            self.weight = Parameter(empty(num_features, dtype=dtype, device=device))
             if bias:
-                self.bias = Parameter(_factory.empty(num_features, dtype=dtype, device=device))
+                self.bias = Parameter(empty(num_features, dtype=dtype, device=device))
             else:
                 self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if track_running_stats:
-            self.register_buffer("running_mean", _factory.zeros(num_features, dtype=dtype))
-            self.register_buffer("running_var", _factory.ones(num_features, dtype=dtype))
-            self.register_buffer("num_batches_tracked", _factory.tensor(0, dtype=_dtype.int64))
+            self.register_buffer("running_mean", zeros(num_features, dtype=dtype))
+            self.register_buffer("running_var", ones(num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", tensor(0, dtype=_dtype.int64))
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
-from ... import _factory
-from ..._tensor import Tensor
+from ..._functions.creation import empty
+from ..._tensor.tensor import Tensor
 from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
@@ -50,9 +50,9 @@ class _ConvNd(Module):
         self.padding_mode = padding_mode
         shape = ((in_channels, out_channels // groups) if self.transposed
                  else (out_channels, in_channels // groups)) + self.kernel_size
-        self.weight = Parameter(_factory.empty(*shape, dtype=dtype, device=device))
+        self.weight = Parameter(empty(*shape, dtype=dtype, device=device))
         if bias:
-            self.bias = Parameter(_factory.empty(out_channels, dtype=dtype, device=device))
+            self.bias = Parameter(empty(out_channels, dtype=dtype, device=device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()

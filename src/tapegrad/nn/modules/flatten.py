@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..._tensor import Tensor, normalize_dim
+from ..._core.dims import normalize_dim
+from ..._tensor.tensor import Tensor
 from .module import Module
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
-from ... import _factory
-from ..._tensor import Tensor
+from ..._functions.creation import empty
+from ..._tensor.tensor import Tensor
 from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
@@ -29,9 +29,9 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(_factory.empty(out_features, in_features, dtype=dtype, device=device))
+        self.weight = Parameter(empty(out_features, in_features, dtype=dtype, device=device))
         if bias:
-            self.bias = Parameter(_factory.empty(out_features, dtype=dtype, device=device))
+            self.bias = Parameter(empty(out_features, dtype=dtype, device=device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
@@ -59,10 +59,10 @@ class Bilinear(Module):
         super().__init__()
         self.in1_features, self.in2_features = in1_features, in2_features
         self.out_features = out_features
-        self.weight = Parameter(_factory.empty(out_features, in1_features, in2_features,
+        self.weight = Parameter(empty(out_features, in1_features, in2_features,
                                                dtype=dtype, device=device))
         if bias:
-            self.bias = Parameter(_factory.empty(out_features, dtype=dtype, device=device))
+            self.bias = Parameter(empty(out_features, dtype=dtype, device=device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()

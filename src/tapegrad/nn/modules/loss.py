@@ -1,7 +1,7 @@
 """Loss modules: hold the options, call the functional loss."""
 from __future__ import annotations
 
-from ..._tensor import Tensor
+from ..._tensor.tensor import Tensor
 from .. import functional as F
 from .._functional_loss import _reduction
 from .module import Module

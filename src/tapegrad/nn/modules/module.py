@@ -6,9 +6,12 @@ import itertools
 from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Iterator, Mapping
 
-from ... import _dtype, _grad_mode, _methods
-from ..._factory import parse_to
-from ..._tensor import RemovableHandle, Tensor, zero_grads
+from ..._autograd.grads import write_grad, zero_grads
+from ..._core import dtype as _dtype, grad_mode as _grad_mode
+from ..._tensor.construct import parse_to
+from ..._tensor.hooks import RemovableHandle
+from ..._tensor.inplace import check_inplace, inplace
+from ..._tensor.tensor import Tensor
 from ..parameter import Parameter
 
 
@@ -30,8 +33,7 @@ def _addindent(s: str, n: int) -> str:
 
 def _typename(value) -> str:
     if isinstance(value, Tensor):
-        from ..._tensor import legacy_type_name
-        return legacy_type_name(value._cell.node)
+        return _dtype.legacy_name(value.dtype)
     return type(value).__name__
 
 
@@ -348,8 +350,8 @@ class Module:
                 if p is None:
                     continue
                 p.data = fn(p.data)
-                if p._grad is not None:
-                    p._grad = fn(p._grad)
+                if p.grad is not None:
+                    write_grad(p, fn(p.grad))
             for k, b in self._buffers.items():
                 if b is not None:
                     self._buffers[k] = fn(b)
@@ -452,8 +454,8 @@ class Module:
                     elif assign:
                         self._buffers[name] = value
                     else:  # in place, as copy_, but not depending on the old (initial) value
-                        _methods.check_inplace(param)
-                        _methods.inplace(param, value.clone())
+                        check_inplace(param)
+                        inplace(param, value.clone())
             except Exception as e:  # noqa: BLE001 - PyTorch reports every failure together
                 error_msgs.append(f'While copying the parameter named "{key}", whose dimensions in '
                                   f"the model are {param.shape} and whose dimensions in the "

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ... import _factory
-from ..._tensor import Tensor
+from ..._functions.creation import empty
+from ..._tensor.tensor import Tensor
 from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
@@ -23,9 +23,9 @@ class LayerNorm(Module):
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
-            self.weight = Parameter(_factory.empty(self.normalized_shape, dtype=dtype, device=device))
+            self.weight = Parameter(empty(self.normalized_shape, dtype=dtype, device=device))
             if bias:
-                self.bias = Parameter(_factory.empty(self.normalized_shape, dtype=dtype,
+                self.bias = Parameter(empty(self.normalized_shape, dtype=dtype,
                                                      device=device))
             else:
                 self.register_parameter("bias", None)
@@ -59,10 +59,10 @@ class GroupNorm(Module):
         self.num_groups, self.num_channels, self.eps, self.affine = (num_groups, num_channels,
                                                                     eps, affine)
         if affine:
-            self.weight = Parameter(_factory.empty(num_channels, dtype=dtype, device=device))
+            self.weight = Parameter(empty(num_channels, dtype=dtype, device=device))
             init.ones_(self.weight)
             if bias:
-                self.bias = Parameter(_factory.empty(num_channels, dtype=dtype, device=device))
+                self.bias = Parameter(empty(num_channels, dtype=dtype, device=device))
                 init.zeros_(self.bias)
             else:
                 self.register_parameter("bias", None)

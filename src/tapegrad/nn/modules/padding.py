@@ -1,7 +1,7 @@
 """Padding layers: constant (zero), reflection, replication and circular, 1-D and 2-D."""
 from __future__ import annotations
 
-from ..._tensor import Tensor
+from ..._tensor.tensor import Tensor
 from .. import functional as F
 from .module import Module
 

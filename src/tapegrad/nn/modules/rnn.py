@@ -3,12 +3,85 @@ from __future__ import annotations
 
 import math
 
-from ... import _factory, _ops_rnn
-from ..._record import apply
-from ..._tensor import Tensor
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ..._core.graph import Op
+from ..._functions import creation as _factory
+from ..._functions.shape import cat
+from ..._tensor.apply import apply
+from ..._tensor.tensor import Tensor
 from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
+
+
+def _cell(mode, x_proj, h, c, w_hh, b_hh):
+    """One time step; `x_proj` is the input projection (with its bias) computed up front."""
+    gh = h @ w_hh.T + b_hh
+    if mode == "LSTM":
+        i, f, g, o = jnp.split(x_proj + gh, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        return jax.nn.sigmoid(o) * jnp.tanh(c), c
+    if mode == "GRU":
+        xr, xz, xn = jnp.split(x_proj, 3, axis=-1)
+        hr, hz, hn = jnp.split(gh, 3, axis=-1)
+        r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
+        n = jnp.tanh(xn + r * hn)
+        return (1 - z) * n + z * h, c
+    pre = x_proj + gh
+    return (jnp.tanh(pre) if mode == "RNN_TANH" else jnp.where(pre > 0, pre, 0 * pre)), c
+
+
+def _direction(mode, x, h0, c0, params, has_bias, reverse):
+    w_ih, w_hh = params[0], params[1]
+    b_ih, b_hh = (params[2], params[3]) if has_bias else (0.0, 0.0)
+    x_proj = x @ w_ih.T + b_ih
+
+    def step(carry, xp):
+        h, c = _cell(mode, xp, carry[0], carry[1], w_hh, b_hh)
+        return (h, c), h
+
+    (h, c), ys = lax.scan(step, (h0, c0), x_proj, reverse=reverse)
+    return ys, h, c
+
+
+def _rnn_layer(x, h0, *rest, mode, bidirectional, has_bias):
+    lstm = mode == "LSTM"
+    c0 = rest[0] if lstm else jnp.zeros_like(h0)
+    params = rest[1:] if lstm else rest
+    per_dir = 4 if has_bias else 2
+    outs, hs, cs = [], [], []
+    for d in range(2 if bidirectional else 1):
+        ys, h, c = _direction(mode, x, h0[d], c0[d], params[d * per_dir:(d + 1) * per_dir],
+                              has_bias, reverse=d == 1)
+        outs.append(ys)
+        hs.append(h)
+        cs.append(c)
+    out = jnp.concatenate(outs, axis=-1)
+    if lstm:
+        return out, jnp.stack(hs), jnp.stack(cs)
+    return out, jnp.stack(hs)
+
+
+rnn_layer_op = Op("rnn_layer", _rnn_layer, n_out=2, grad_name="RnnBackward0")
+lstm_layer_op = Op("lstm_layer", _rnn_layer, n_out=3, grad_name="LstmBackward0")
+
+
+def _rnn_cell(x, h, *rest, mode, has_bias):
+    """One step of an RNN/GRU cell (`LSTM`: `rest` starts with the cell state; returns (h, c))."""
+    lstm = mode == "LSTM"
+    c = rest[0] if lstm else h
+    params = rest[1:] if lstm else rest
+    w_ih, w_hh = params[0], params[1]
+    b_ih, b_hh = (params[2], params[3]) if has_bias else (0.0, 0.0)
+    h, c = _cell(mode, x @ w_ih.T + b_ih, h, c, w_hh, b_hh)
+    return (h, c) if lstm else h
+
+
+rnn_cell_op = Op("rnn_cell", _rnn_cell, grad_name="RnnCellBackward0")
+lstm_cell_op = Op("lstm_cell", _rnn_cell, n_out=2, grad_name="LstmCellBackward0")
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
@@ -82,13 +155,12 @@ class RNNBase(Module):
 
     def _run(self, input: Tensor, states: list):
         """Time-major multi-layer run; returns the output and the final states, stacked."""
-        from ..._functions_shape import cat
         dirs = 2 if self.bidirectional else 1
         lstm = self.mode == "LSTM"
         x, finals = input, [[] for _ in states]
         for layer in range(self.num_layers):
             s0 = [s[layer * dirs:(layer + 1) * dirs] for s in states]
-            outs = apply(_ops_rnn.lstm_layer if lstm else _ops_rnn.rnn_layer, x, *s0,
+            outs = apply(lstm_layer_op if lstm else rnn_layer_op, x, *s0,
                          *self._layer_params(layer), mode=self.mode,
                          bidirectional=self.bidirectional, has_bias=self.bias)
             x = outs[0]
@@ -214,7 +286,7 @@ class RNNCellBase(Module):
         elif unbatched:
             states = [s.reshape(1, -1) for s in states]
         params = [self.weight_ih, self.weight_hh] + ([self.bias_ih, self.bias_hh] if self.bias else [])
-        op = _ops_rnn.lstm_cell if self.mode == "LSTM" else _ops_rnn.rnn_cell
+        op = lstm_cell_op if self.mode == "LSTM" else rnn_cell_op
         out = apply(op, input, *states, *params, mode=self.mode, has_bias=self.bias)
         outs = out if isinstance(out, tuple) else (out,)
         if unbatched:

@@ -1,8 +1,9 @@
 """`Embedding`: a lookup table of vectors."""
 from __future__ import annotations
 
-from ... import _factory, _grad_mode
-from ..._tensor import Tensor
+from ..._core import grad_mode as _grad_mode
+from ..._functions.creation import empty
+from ..._tensor.tensor import Tensor
 from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
@@ -30,7 +31,7 @@ class Embedding(Module):
         self.max_norm, self.norm_type = max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         if _weight is None:
-            self.weight = Parameter(_factory.empty(num_embeddings, embedding_dim, dtype=dtype,
+            self.weight = Parameter(empty(num_embeddings, embedding_dim, dtype=dtype,
                                                    device=device), requires_grad=not _freeze)
             self.reset_parameters()
         else:

@@ -6,9 +6,10 @@ from typing import Callable
 
 import numpy as np
 
-from ... import _dtype, _factory
 
-from ..._tensor import Tensor
+from ..._core import dtype as _dtype
+from ..._tensor.construct import tensor
+from ..._tensor.tensor import Tensor
 from .. import functional as F, init
 from .attention import MultiheadAttention
 from .container import ModuleList
@@ -214,4 +215,4 @@ class Transformer(Module):
     def generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> Tensor:
         """A float causal mask: 0 on and below the diagonal, -inf above."""
         mask = np.triu(np.full((sz, sz), -np.inf), 1)
-        return _factory.tensor(mask, dtype=dtype or _dtype.get_default_dtype(), device=device)
+        return tensor(mask, dtype=dtype or _dtype.get_default_dtype(), device=device)

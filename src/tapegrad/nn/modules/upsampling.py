@@ -1,7 +1,7 @@
 """`Upsample`: `F.interpolate` as a layer."""
 from __future__ import annotations
 
-from ..._tensor import Tensor
+from ..._tensor.tensor import Tensor
 from .. import functional as F
 from .module import Module
 

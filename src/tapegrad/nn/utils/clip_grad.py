@@ -4,11 +4,13 @@ from __future__ import annotations
 from typing import Iterable
 
 import jax.numpy as jnp
+from ..._core import grad_mode as _grad_mode
+from ..._core.graph import Op, SAVES_NONE
+from ..._tensor.apply import apply
+from ..._tensor.construct import tensor
+from ..._tensor.inplace import inplace
+from ..._tensor.tensor import Tensor
 
-from ... import _grad_mode, _methods
-from ..._graph import Op, SAVES_NONE
-from ..._record import apply
-from ..._tensor import Tensor
 
 _TensorOrTensors = Tensor | Iterable[Tensor]
 
@@ -40,7 +42,6 @@ def clip_grad_norm_(parameters: _TensorOrTensors, max_norm: float, norm_type: fl
     """
     params = _grads(parameters)
     if not params:
-        from ..._factory import tensor
         return tensor(0.0)
     norm_type = float(norm_type)
     with _grad_mode.no_grad():
@@ -52,7 +53,7 @@ def clip_grad_norm_(parameters: _TensorOrTensors, max_norm: float, norm_type: fl
                                "set `error_if_nonfinite=False`")
         for p in params:
             g = p.grad
-            _methods.inplace(g, apply(scale_by, g, total, max_norm=float(max_norm)))
+            inplace(g, apply(scale_by, g, total, max_norm=float(max_norm)))
     return total
 
 

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from typing import Iterable
+from ..._core import grad_mode as _grad_mode
+from ..._functions.shape import cat
+from ..._tensor.tensor import Tensor
 
-from ... import _grad_mode
-from ..._tensor import Tensor
 
 
 def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
     """All parameters flattened and concatenated into one 1-D tensor (differentiable)."""
-    from ..._functions_shape import cat
     return cat([p.reshape(-1) for p in parameters])
 
 

@@ -8,10 +8,11 @@ from itertools import accumulate
 from typing import Generic, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
+from ..._functions.creation import randperm
+from ..._tensor import random as _random
+from ..._tensor.construct import tensor
+from ..._tensor.tensor import Tensor
 
-from ... import _random
-from ..._factory import randperm
-from ..._tensor import Tensor
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -54,7 +55,6 @@ class TensorDataset(Dataset[tuple]):
     def __getitem__(self, index):
         if any(t.requires_grad for t in self.tensors):
             return tuple(t[index] for t in self.tensors)
-        from ..._factory import tensor
         return tuple(tensor(a[index]) for a in self._host_arrays())
 
     def __len__(self) -> int:
@@ -73,7 +73,6 @@ class TensorDataset(Dataset[tuple]):
         Indexing sample by sample would record (and compile) one op per index; data comes from
         the host anyway, so the batch is gathered there and becomes one new tensor each.
         """
-        from ..._factory import tensor
         if any(t.requires_grad for t in self.tensors):
             idx = tensor(indices)
             return [t[idx] for t in self.tensors]

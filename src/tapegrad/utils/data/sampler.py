@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Generic, Iterable, Iterator, Sized, TypeVar
 
 import numpy as np
+from ..._functions.creation import randint, randperm
+from ..._tensor import random as _random
 
-from ... import _random
-from ..._factory import randint, randperm
 
 T_co = TypeVar("T_co", covariant=True)
 

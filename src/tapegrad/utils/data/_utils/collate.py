@@ -12,9 +12,10 @@ import re
 from typing import Any, Callable
 
 import numpy as np
+from ...._core.compile import materialize
+from ...._tensor.construct import tensor
+from ...._tensor.tensor import Tensor
 
-from ...._compile import materialize
-from ...._tensor import Tensor
 
 _np_str_obj_array_pattern = re.compile(r"[SaUO]")
 
@@ -26,7 +27,6 @@ default_convert_err_msg_format = (
 
 
 def _tensor(array: np.ndarray) -> Tensor:
-    from ...._factory import tensor
     return tensor(array)
 
 
@@ -38,7 +38,7 @@ def stack_tensors(batch: list) -> Tensor:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got "
                                f"{list(shape)} at entry 0 and {list(t.shape)} at another entry")
     if any(t.requires_grad for t in batch):
-        from .... import stack
+        from ...._functions.shape import stack
         return stack(batch)
     pending = [t._cell.node for t in batch if t._cell.node.value is None]
     if pending:

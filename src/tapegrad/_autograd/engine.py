@@ -14,11 +14,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import _grad_mode, _stepmode
-from ._compile import (Trace, arguments, cache, evaluate, layout, lookup, materialize, owned,
-                       store, unpack)
-from ._graph import SAVES_NONE, AccumulateGrad, GetItem, Node, Op, grad_edge
-from ._tensor import Tensor, legacy_type_name, pending_writes
+from .._core import dtype as _dtype, stepmode as _stepmode
+from .._core.compile import (Trace, arguments, cache, evaluate, layout, lookup, materialize, owned,
+                             store, unpack)
+from .._core.graph import SAVES_NONE, AccumulateGrad, GetItem, Node, Op, grad_edge
+from .._core.ops import full_op
+from .._core.record import pending_writes, record
+from .._tensor.apply import apply
+from .._tensor.tensor import Tensor
+from .grads import write_grad
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
@@ -42,7 +46,7 @@ def check_versions(node: Node) -> None:
             of = f", which is output 0 of {producer.name()}," if producer is not None else ""
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: [{legacy_type_name(saved)} {list(saved.shape)}]{of} is at "
+                f"inplace operation: [{_dtype.legacy_name(saved.dtype)} {list(saved.shape)}]{of} is at "
                 f"version {cell.version}; expected version {version} instead. Hint: the operation "
                 "that modified it came after the forward use; clone() the tensor before modifying "
                 "it, or modify it out of place.")
@@ -219,7 +223,7 @@ class Backward:
             if self.capture:
                 self.captured[id(var)] = ct
             else:
-                accumulate(var, ct, self.create_graph)
+                write_grad(var, ct, accumulate=True, create_graph=self.create_graph)
 
     def _free(self) -> None:
         for n in self.order:
@@ -274,7 +278,7 @@ class Backward:
         for s, c in zip(ct_stops, cts):
             self._add_pending(s, c)
         for var, g in zip(folds, grads):
-            _set_grad(var, g)
+            write_grad(var, g)
 
     def _record_segment(self, tr: Trace, walk_f, kinds, ct, top) -> None:
         """create_graph: the segment's vjp becomes a recorded node, differentiable in turn."""
@@ -284,7 +288,6 @@ class Backward:
         ct_t = cotangent_tensor(ct, top.shape, top.dtype)
         ct_node = ct_t._autograd_node() if ct_t.requires_grad else ct_t._cell.node
         inputs = tuple(stops) + tuple(tr.frontier) + (ct_node,)
-        from ._record import record
         requires = any(isinstance(i, Node) and i.requires_grad for i in inputs)
         outs = record(op, inputs, (), requires)
         outs = (outs,) if op.n_out == 1 else outs
@@ -379,8 +382,7 @@ def cotangent_tensor(ct, shape, dtype) -> Tensor:
     if isinstance(ct, Tensor):
         return ct
     if isinstance(ct, float):
-        from ._factory import full
-        return full(shape, ct, dtype=dtype)
+        return apply(full_op, ct, shape=tuple(shape), dtype=dtype.np)
     return Tensor._from_array(ct)
 
 
@@ -412,29 +414,7 @@ def _run_hooks(node: Node, ct):
         out = hook(ct)
         if out is not None:
             ct = out
-    if retain is not None and retain() is not None:
-        t = retain()
-        t._grad = ct.detach() if t._grad is None else (t._grad + ct).detach()
+    t = retain() if retain is not None else None
+    if t is not None:
+        write_grad(t, ct, accumulate=True, in_place=False)
     return ct
-
-
-def _set_grad(var: Tensor, value) -> None:
-    """Write an accumulated gradient array into `var.grad`, in place when it already exists."""
-    _stepmode.grad_owner(var)
-    if var._grad is None:
-        var._grad = Tensor._from_array(value)
-    else:
-        var._grad._set_value(value)
-
-
-def accumulate(var: Tensor, ct: Tensor, create_graph: bool) -> None:
-    """`var.grad += ct` as PyTorch does it: in place, or out of place and recorded under
-    create_graph."""
-    _stepmode.grad_owner(var)
-    if var._grad is None:
-        var._grad = ct if create_graph else ct.detach()
-    elif create_graph:
-        var._grad = var._grad + ct
-    else:
-        with _grad_mode.no_grad():
-            var._grad._set_node((var._grad + ct)._cell.node)

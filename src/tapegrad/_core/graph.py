@@ -11,25 +11,27 @@ from __future__ import annotations
 import weakref
 from typing import Callable
 
-from . import _dtype, _stepmode
+from . import dtype as _dtype, stepmode
 
 
 class Cell:
     """Storage shared by a tensor and its aliases (`detach()`, `.data`): a node and a version.
 
-    `view` and `views` link a view's storage to its base's (see `_views`): `view` says how this
-    storage derives from a base (None if it does not), `views` holds weak references to the
-    storages of this one's views (None if it never had any).
+    `view` and `views` link a view's storage to its base's (see `_tensor.views`): `view` says how
+    this storage derives from a base (None if it does not), `views` holds weak references to the
+    storages of this one's views (None if it never had any). `pending` counts in-place writes of
+    pending values since the value was last computed (see `record.MAX_PENDING_WRITES`).
     """
 
-    __slots__ = ("node", "version", "serial", "view", "views", "ref", "__weakref__")
+    __slots__ = ("node", "version", "serial", "view", "views", "ref", "pending", "__weakref__")
 
     def __init__(self, node: "Node") -> None:
         self.node = node
         self.version = 0
-        self.serial = _stepmode.next_serial()
+        self.serial = stepmode.next_serial()
         self.view = None
         self.views = None
+        self.pending = 0
         self.ref = weakref.ref(self)  # what a node's `owner` holds
         node.owner = self.ref
 
@@ -63,7 +65,7 @@ class Node:
         self.freed = False
         self.owner = None
         self.hooks = None  # tensor hooks registered on this node's output (see Tensor.register_hook)
-        self.serial = _stepmode.next_serial()  # creation order (tapegrad.compile tells steps apart)
+        self.serial = stepmode.next_serial()  # creation order (tapegrad.compile tells steps apart)
         depth = 0
         constant = value is None and not requires_grad
         if value is None:
@@ -119,7 +121,7 @@ class Const(Node):
         self.dtype = dtype
         self.value = value
         self.requires_grad = self.freed = self.constant = False
-        self.serial = _stepmode.next_serial()
+        self.serial = stepmode.next_serial()
         self.depth = 0
 
 

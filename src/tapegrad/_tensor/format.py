@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _dtype
+from .._core import dtype as _dtype
 
 
 def _float_formatter(arr: np.ndarray):

@@ -67,18 +67,3 @@ class device:
 def default_device() -> device:
     return device(jax.devices()[0])
 
-
-def move(t, dev: device):
-    """`t` placed on `dev`.
-
-    A compiled program runs where its inputs are, so a move recorded as one of its ops moves
-    nothing: a value no gradient flows through is computed and placed on `dev` now. A move that
-    gradients flow back through is recorded (`ToCopyBackward0`) and its value stays on the
-    source device: backward programs do not span devices yet.
-    """
-    from . import _grad_mode, _ops
-    from ._record import apply
-    from ._tensor import Tensor
-    if t.requires_grad and _grad_mode.is_grad_enabled():
-        return apply(_ops.to_device, t, device=dev.jax_device())
-    return Tensor._from_array(jax.device_put(t._value(), dev.jax_device()))

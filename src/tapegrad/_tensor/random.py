@@ -12,8 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _dtype, _stepmode
-from ._graph import Const, Op, SAVES_NONE
+from .._core import dtype as _dtype, stepmode as _stepmode
+from .._core.graph import Const, Op, SAVES_NONE
+from .._core.record import record
+from .tensor import Tensor
 
 
 def _draw(key, counter, *, kind, shape, dtype, extra):
@@ -70,8 +72,17 @@ class Generator:
     def initial_seed(self) -> int:
         return self._seed
 
+    @property
+    def stream(self) -> tuple:
+        """`(key, counter)`: the key node and the number of the next draw. `tapegrad.compile`
+        lifts it into a compiled step and writes it back after each call."""
+        return self._key, self._counter
+
+    @stream.setter
+    def stream(self, value: tuple) -> None:
+        self._key, self._counter = value
+
     def get_state(self):
-        from ._tensor import Tensor
         state = np.array([self._seed, self._counter], dtype=np.int64)
         return Tensor._from_array(jnp.asarray(state.view(np.uint8)))
 
@@ -83,8 +94,6 @@ class Generator:
 
     def sample(self, kind: str, shape: tuple, dtype: _dtype.dtype, extra=None):
         """A tensor of `shape` drawn from this generator (recorded, computed lazily)."""
-        from ._record import record
-        from ._tensor import Tensor
         if frozen_draws is not None:
             raise RuntimeError(frozen_draws)
         _stepmode.generator(self)

@@ -1,23 +1,34 @@
-"""Recording: applying a registry op to tensors appends a node to the tape.
+"""Recording at the node level: a registry op over input nodes and scalars appends a node.
 
 Nothing is computed here. The result's shape and dtype are inferred once per (op, static
 arguments, input shapes and dtypes) with `jax.eval_shape` and cached, so shape errors still
-surface at the line that caused them; values are computed when Python needs them.
+surface at the line that caused them; values are computed when Python needs them. This module
+also holds the policy that bounds what stays pending (see `MAX_PENDING_DEPTH`).
 """
 from __future__ import annotations
 
+import weakref
+
 import jax
 
-from . import _dtype, _grad_mode, _ops, _stepmode, _tensor
-from ._compile import materialize
-from ._graph import GetItem, Node, SAVES_ALL, SAVES_OUTPUT, Op, node_class
+from . import dtype as _dtype
+from .compile import materialize
+from .graph import Cell, GetItem, Node, Op, node_class
+from .ops import alias_op
 
-# Pending chains longer than this are computed at once, so a loop that never reads its result
-# (say, many in-place updates) cannot grow one unbounded program.
+# The pending-chain policy. Values are computed when Python needs them and by every backward;
+# two limits bound what stays pending in between:
+# - a chain of recorded nodes deeper than MAX_PENDING_DEPTH is computed at once, so a loop that
+#   never reads its result cannot grow one unbounded program;
+# - storage written in place with a pending value (a BatchNorm running mean, `w -= lr * w.grad`)
+#   is listed in `pending_writes`, which the next backward computes in its own program; after
+#   MAX_PENDING_WRITES such writes to one storage with no computation in between (forward passes
+#   with no backward, say), every pending write is computed in one program, so such chains
+#   neither grow nor keep old batches alive.
 MAX_PENDING_DEPTH = 1000
+MAX_PENDING_WRITES = 16
+pending_writes: weakref.WeakSet = weakref.WeakSet()
 
-_SCALARS = (int, float, bool, complex)
-_SCALAR_TYPES = frozenset(_SCALARS)
 _SAMPLE = {int: 1, float: 1.0, bool: True, complex: 1j}
 _inferred: dict = {}
 _promoted: dict = {}
@@ -46,11 +57,11 @@ def _infer(op: Op, static: tuple, inputs: tuple, signature: tuple):
     return out
 
 
-def _signature(inputs) -> tuple:
+def signature_of(inputs) -> tuple:
     return tuple((i.shape, i.dtype) if isinstance(i, Node) else type(i) for i in inputs)
 
 
-def _promote(op: Op, signature: tuple):
+def promote(op: Op, signature: tuple):
     """The numpy dtype an elementwise op computes in, by PyTorch's promotion rules (cached)."""
     key = (op.promote, _dtype.get_default_dtype(), signature)
     out = _promoted.get(key)
@@ -64,9 +75,9 @@ def _promote(op: Op, signature: tuple):
 
 
 def record(op: Op, inputs: tuple, static: tuple = (), requires_grad: bool = False,
-           signature: tuple | None = None):
+           sig: tuple | None = None):
     """Append one node for `op` over input nodes and scalars; returns it (or its outputs)."""
-    info = _infer(op, static, inputs, _signature(inputs) if signature is None else signature)
+    info = _infer(op, static, inputs, signature_of(inputs) if sig is None else sig)
     cls = op.node_cls if op.name_of is None else node_class(op.name_of(dict(static), inputs))
     if op.n_out == 1:
         shape, dtype = info
@@ -88,64 +99,22 @@ def _differentiable(d: _dtype.dtype) -> bool:
     return d.is_floating_point or d.is_complex
 
 
-def apply(op: Op, *args, **static):
-    """Apply a registry op to tensors and Python scalars; returns a tensor (or a tuple)."""
-    Tensor = _tensor.Tensor
-    grad = _grad_mode.state.enabled
-    requires_grad = False
-    inputs = []
-    signature = []
-    for a in args:
-        if isinstance(a, Tensor):
-            if _stepmode.active is not None:  # a compiled step reads this storage's value here,
-                _stepmode.active.read(a._cell)  # even if the step overwrites it before it runs
-            if grad and a._requires_grad:
-                requires_grad = True
-                node = a._autograd_node()
-            else:
-                node = a._cell.node
-                if node.requires_grad:
-                    node = _no_grad_input(node)
-            inputs.append(node)
-            signature.append((node.shape, node.dtype))
-        elif type(a) in _SCALAR_TYPES:
-            inputs.append(a)
-            signature.append(type(a))
-        else:
-            node = _tensor.as_tensor_arg(a)._cell.node
-            inputs.append(node)
-            signature.append((node.shape, node.dtype))
-    signature = tuple(signature)
-    if op.promote is not None:
-        static["dtype"] = _promote(op, signature)
-    static_key = (tuple(sorted(static.items())) if len(static) > 1 else
-                  tuple(static.items()) if static else ())
-    out = record(op, tuple(inputs), static_key, requires_grad, signature)
-    if op.n_out == 1:
-        result = Tensor._from_node(out)
-        if out.requires_grad:
-            _save_versions(op, out, args, (result,))
-        return result
-    results = tuple(Tensor._from_node(o) for o in out)
-    if out[0].inputs[0].requires_grad:
-        _save_versions(op, out[0].inputs[0], args, results)
-    return results
-
-
-def _no_grad_input(node: Node) -> Node:
+def no_grad_input(node: Node) -> Node:
     """A use of `node` that carries no gradient (a detached alias, or a use under no_grad)."""
     if not node.requires_grad:
         return node
-    return record(_ops.alias, (node,))
+    return record(alias_op, (node,))
 
 
-def _save_versions(op: Op, node: Node, args, results) -> None:
-    """Remember the versions of what the backward needs, for PyTorch's in-place check."""
-    Tensor = _tensor.Tensor
-    if op.saves == SAVES_ALL:
-        saved = [a for a in args if isinstance(a, Tensor)]
-    elif op.saves == SAVES_OUTPUT:
-        saved = list(results)
-    else:
-        saved = [args[i] for i in op.saves if isinstance(args[i], Tensor)]
-    node.saved = tuple([(t._cell, t._cell.version, t._cell.node) for t in saved])
+def note_write(cell: Cell, chained: bool) -> None:
+    """Count an in-place write of a pending value to `cell` (`chained`: onto a pending value)."""
+    cell.pending = cell.pending + 1 if chained else 1
+    pending_writes.add(cell)
+    if cell.pending >= MAX_PENDING_WRITES:
+        cells = [c for c in list(pending_writes) if c.node.value is None]
+        materialize([c.node for c in cells])
+        for c in cells:
+            c.pending = 0
+        pending_writes.clear()
+
+

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import weakref
 
-from . import _grad_mode, _ops, _stepmode
-from ._graph import Cell
+from .._core import grad_mode as _grad_mode, stepmode as _stepmode
+from .._core.graph import Cell
+from .._core.ops import view_scatter_op
+from .apply import apply
 
 _UNWRITABLE = ("unsupported operation: more than one element of the written-to tensor refers to a "
                "single memory location. Please clone() the tensor before performing the operation.")
@@ -94,7 +96,6 @@ def check_leaf_base(target) -> None:
 
 def derive(base, steps, operands):
     """The view computed from `base` by `steps` (recorded, so autograd follows it)."""
-    from ._record import apply
     t, i = base, 0
     for op, n, static in steps:
         t = apply(op, t, *operands[i:i + n], **dict(static))
@@ -107,11 +108,10 @@ def write(target, result, inplace) -> None:
     v = target._cell.view
     if not v.writable:
         raise RuntimeError(_UNWRITABLE)
-    from ._record import apply
     node = result._cell.node  # its use of the view is of the value before (PyTorch's original_self)
     node.saved = tuple(s for s in node.saved if s[0] is not target._cell)
     base = v.base if result._requires_grad else v.base.detach()
-    new_base = apply(_ops.view_scatter, base, result, *v.operands, steps=v.steps)
+    new_base = apply(view_scatter_op, base, result, *v.operands, steps=v.steps)
     inplace(base, new_base)  # bumps the base's version and re-derives its views (`target` too)
 
 

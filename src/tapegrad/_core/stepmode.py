@@ -70,11 +70,6 @@ def tracing() -> bool:
     return active is not None and active.tracing
 
 
-def read(cell) -> None:
-    if active is not None:
-        active.read(cell)
-
-
 def write(cell) -> None:
     if active is not None:
         active.write(cell)

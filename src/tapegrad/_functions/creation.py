@@ -1,127 +1,44 @@
-"""Making tensors: from data (`tensor`, `from_numpy`), filled (`zeros`, `full`, `arange`, ...)
-and random (`randn`, `rand`, ...), with PyTorch's default dtypes.
+"""Making tensors from sizes and numbers: filled (`zeros`, `full`, `arange`, `eye`, ...),
+random (`randn`, `rand`, ...), the `*_like` and `Tensor.new_*` forms, and in-place fills.
+
+Data constructors (`tensor`, `as_tensor`, `from_numpy`) live one layer down, in
+`_tensor.construct`: the tensor layer needs them too.
 """
 from __future__ import annotations
 
 import builtins
 import math
 import numbers
-import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
-from . import _device, _dtype, _ops, _random
-from ._record import apply
-from ._tensor import Size, Tensor
-
-
-def _finish(value: jax.Array, device, requires_grad: bool) -> Tensor:
-    if device is not None:
-        value = jax.device_put(value, _device.device(device).jax_device())
-    t = Tensor._from_array(value)
-    if requires_grad:
-        t.requires_grad_(True)
-    return t
-
-
-def _infer_dtype(data) -> _dtype.dtype:
-    """PyTorch's dtype for Python data: bools -> bool, ints -> int64, floats -> default float."""
-    kinds = set()
-
-    def scan(x):
-        if isinstance(x, Tensor):
-            kinds.add(x.dtype)
-        elif isinstance(x, (list, tuple)):
-            for y in x:
-                scan(y)
-        elif isinstance(x, (builtins.bool, np.bool_)):
-            kinds.add(_dtype.bool)
-        elif isinstance(x, numbers.Integral):
-            kinds.add(_dtype.int64)
-        elif isinstance(x, numbers.Real):
-            kinds.add(_dtype.get_default_dtype())
-        elif isinstance(x, numbers.Complex):
-            kinds.add(_dtype.get_default_dtype().to_complex())
-        else:
-            raise TypeError(f"Could not infer dtype of {type(x).__name__}")
-    scan(data)
-    result = None
-    for k in kinds:
-        result = k if result is None else _dtype.promote_types(result, k)
-    return result or _dtype.get_default_dtype()
-
-
-def _to_numpy(data):
-    if isinstance(data, (list, tuple)):
-        return np.array([_to_numpy(x) for x in data]) if data else np.zeros((0,))
-    if isinstance(data, Tensor):
-        return np.asarray(data._value())
-    return data
-
-
-def tensor(data, dtype=None, device=None, requires_grad: bool = False,
-           pin_memory: bool = False) -> Tensor:
-    """A new leaf tensor holding a copy of `data` (lists, scalars, numpy or JAX arrays)."""
-    if isinstance(data, Tensor):
-        warnings.warn("To copy construct from a tensor, it is recommended to use "
-                      "sourceTensor.clone().detach() or sourceTensor.clone().detach()"
-                      ".requires_grad_(True), rather than tapegrad.tensor(sourceTensor).",
-                      UserWarning, stacklevel=2)
-        value = data._value()
-    elif isinstance(data, jax.Array):
-        value = data
-    elif isinstance(data, np.ndarray):
-        value = data
-    else:
-        wanted = _dtype.as_dtype(dtype) if dtype is not None else _infer_dtype(data)
-        value = np.asarray(_to_numpy(data), dtype=wanted.np)
-    target = _dtype.as_dtype(dtype) if dtype is not None else _dtype.from_numpy_dtype(value.dtype)
-    with jax.enable_x64(True):
-        value = jnp.array(value, dtype=target.np)  # a copy, and never weakly typed
-    return _finish(value, device, requires_grad)
-
-
-def as_tensor(data, dtype=None, device=None) -> Tensor:
-    """Like `tensor`, but returns `data` itself when it already is a tensor of that dtype."""
-    if isinstance(data, Tensor) and (dtype is None or _dtype.as_dtype(dtype) is data.dtype):
-        return data if device is None else data.to(device)
-    if isinstance(data, Tensor):
-        return data.to(_dtype.as_dtype(dtype))
-    if isinstance(data, jax.Array) and dtype is None and device is None:
-        return Tensor._from_array(data)
-    return tensor(data, dtype=dtype, device=device)
-
-
-asarray = as_tensor
-
-
-def from_numpy(ndarray: np.ndarray) -> Tensor:
-    """A tensor with the array's dtype and values (JAX arrays are immutable, so this copies)."""
-    if not isinstance(ndarray, np.ndarray):
-        raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
-    return tensor(ndarray)
-
-
-def _size(size) -> tuple:
-    if len(size) == 1 and isinstance(size[0], (list, tuple)):
-        size = size[0]
-    return tuple(builtins.int(s) for s in size)
+from .._core import device as _device, dtype as _dtype
+from .._core.dims import shape_arg
+from .._core.graph import Op, SAVES_NONE
+from .._core.ops import full_op
+from .._tensor import random as _random
+from .._tensor.apply import apply
+from .._tensor.construct import finish, tensor
+from .._tensor.inplace import check_inplace, inplace
+from .._tensor.methods import method
+from .._tensor.tensor import Size, Tensor
 
 
 def _recorded(t: Tensor, device, requires_grad: bool) -> Tensor:
     """A factory's recorded result, marked as asked; computed now and placed when `device` is
     not where programs run by default (a program's result stays on the default device)."""
     if device is not None and _device.device(device).jax_device() != jax.devices()[0]:
-        return _finish(t._value(), device, requires_grad)
+        return finish(t._value(), device, requires_grad)
     if requires_grad:
         t.requires_grad_(True)
     return t
 
 
 def _filled(size, fill, dtype, device, requires_grad) -> Tensor:
-    return _recorded(apply(_ops.full, fill, shape=size, dtype=dtype.np), device, requires_grad)
+    return _recorded(apply(full_op, fill, shape=size, dtype=dtype.np), device, requires_grad)
 
 
 def _default(dtype, fallback=None) -> _dtype.dtype:
@@ -129,11 +46,11 @@ def _default(dtype, fallback=None) -> _dtype.dtype:
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
-    return _filled(_size(size), 0, _default(dtype), device, requires_grad)
+    return _filled(shape_arg(size), 0, _default(dtype), device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
-    return _filled(_size(size), 1, _default(dtype), device, requires_grad)
+    return _filled(shape_arg(size), 1, _default(dtype), device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False, **kwargs) -> Tensor:
@@ -147,7 +64,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
         dtype = _dtype.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
-    return _filled(_size((size,)), fill_value, _dtype.as_dtype(dtype), device, requires_grad)
+    return _filled(shape_arg((size,)), fill_value, _dtype.as_dtype(dtype), device, requires_grad)
 
 
 def _like(input: Tensor, dtype):
@@ -175,6 +92,14 @@ def full_like(input: Tensor, fill_value, *, dtype=None, device=None,
                 requires_grad=requires_grad)
 
 
+def _arange(start, step, *, n, dtype, wide):
+    """`start + i * step` computed in `wide` (float64 or int64, as PyTorch), then cast."""
+    return (start + step * lax.iota(wide, n)).astype(dtype)
+
+
+arange_op = Op("arange", _arange, saves=SAVES_NONE, differentiable=False)
+
+
 def arange(start, end=None, step=1, *, dtype=None, device=None,
            requires_grad: bool = False) -> Tensor:
     """Values from `start` to `end` (exclusive) by `step`; int64 unless a bound is a float."""
@@ -199,7 +124,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
         else:
             n = -(-(end - start) // step)
         wide = np.int64
-    return _recorded(apply(_ops.arange, start, step, n=builtins.max(n, 0), dtype=dtype.np,
+    return _recorded(apply(arange_op, start, step, n=builtins.max(n, 0), dtype=dtype.np,
                            wide=wide), device, requires_grad)
 
 
@@ -208,13 +133,17 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
     dtype = _default(dtype)
     with jax.enable_x64(True):
         value = jnp.asarray(np.linspace(start, end, steps), dtype=dtype.np)
-    return _finish(value, device, requires_grad)
+    return finish(value, device, requires_grad)
+
+
+eye_op = Op("eye", lambda *, n, m, dtype: jnp.eye(n, m, dtype=dtype), saves=SAVES_NONE,
+            differentiable=False)
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None,
         requires_grad: bool = False) -> Tensor:
     dtype = _default(dtype)
-    return _recorded(apply(_ops.eye, n=builtins.int(n), m=None if m is None else builtins.int(m),
+    return _recorded(apply(eye_op, n=builtins.int(n), m=None if m is None else builtins.int(m),
                            dtype=dtype.np), device, requires_grad)
 
 
@@ -222,7 +151,7 @@ def eye(n: int, m: int | None = None, *, dtype=None, device=None,
 def _sample(kind, size, dtype, generator, requires_grad, device, extra=None, fallback=None):
     gen = generator or _random.default_generator
     dtype = _default(dtype, fallback)
-    return _recorded(gen.sample(kind, _size(size), dtype, extra), device, requires_grad)
+    return _recorded(gen.sample(kind, shape_arg(size), dtype, extra), device, requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -259,35 +188,58 @@ def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = F
     return rand(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
 
 
-# -- helpers for Tensor -----------------------------------------------------------------------------
-def legacy_new(args, device) -> Tensor:
-    """`Tensor(data)` or `Tensor(*sizes)`: float32, as PyTorch's legacy constructor."""
+# -- Tensor's constructor and new_* methods ---------------------------------------------------------
+@method("__init__")
+def _legacy_init(self: Tensor, *args, device=None) -> None:
+    """`Tensor(data)` or `Tensor(*sizes)`: float32, as PyTorch's legacy constructor (prefer
+    `tapegrad.tensor`); the new tensor takes over a fresh tensor's storage."""
     if not args:
-        return zeros(0, dtype=_dtype.float32, device=device)
-    if len(args) == 1 and not isinstance(args[0], (builtins.int, Size)):
-        return tensor(args[0], dtype=_dtype.float32, device=device)
-    return zeros(*args, dtype=_dtype.float32, device=device)
+        other = zeros(0, dtype=_dtype.float32, device=device)
+    elif len(args) == 1 and not isinstance(args[0], (builtins.int, Size)):
+        other = tensor(args[0], dtype=_dtype.float32, device=device)
+    else:
+        other = zeros(*args, dtype=_dtype.float32, device=device)
+    self._cell, self._grad_node, self._requires_grad = (
+        other._cell, other._grad_node, other._requires_grad)
 
 
-def parse_to(t: Tensor, args, kwargs):
-    """The (device, dtype, copy) a `Tensor.to(...)` call asks for."""
-    dev = kwargs.pop("device", None)
-    dtype = kwargs.pop("dtype", None)
-    copy = kwargs.pop("copy", False)
-    kwargs.pop("non_blocking", None)
-    kwargs.pop("memory_format", None)
-    if kwargs:
-        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-    for a in args:
-        if isinstance(a, Tensor):
-            dev, dtype = a.device, a.dtype
-        elif isinstance(a, _dtype.dtype) or (isinstance(a, type) and a in (builtins.float, builtins.int, builtins.bool)):
-            dtype = a
-        elif isinstance(a, (str, _device.device, builtins.int, jax.Device)):
-            dev = a
-        elif isinstance(a, builtins.bool):
-            pass  # non_blocking given positionally
-        else:
-            dtype = a
-    return (None if dev is None else _device.device(dev),
-            None if dtype is None else _dtype.as_dtype(dtype), copy)
+@method("new_tensor")
+def new_tensor(self: Tensor, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return tensor(data, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+
+@method("new_zeros", "new_empty")
+def new_zeros(self: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+@method("new_ones")
+def new_ones(self: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+@method("new_full")
+def new_full(self: Tensor, size, fill_value, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+fill_op = Op("fill", lambda x, v: jnp.broadcast_to(jnp.asarray(v, x.dtype), x.shape),
+             saves=SAVES_NONE)
+
+
+@method("fill_")
+def fill_(self: Tensor, value) -> Tensor:
+    """Fill with `value` (a number or a one-element tensor)."""
+    check_inplace(self)
+    if type(value) in (int, float, bool) and not self.requires_grad:
+        # the old value is not read, so the new one is a constant (`Node.constant`): resetting
+        # state (`zero_()`, BatchNorm's running statistics) then adds no input to the next program
+        filled = full(tuple(self.shape), value, dtype=self.dtype, device=self.device)
+        return inplace(self, filled)
+    return inplace(self, apply(fill_op, self, value))
+
+
+@method("zero_")
+def zero_(self: Tensor) -> Tensor:
+    return fill_(self, 0)

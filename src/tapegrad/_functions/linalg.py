@@ -1,16 +1,59 @@
-"""Linear algebra: products (`mm`, `bmm`, `einsum`, ...), triangles and diagonals, and the
-`tapegrad.linalg` functions (`inv`, `det`, `solve`, `cholesky`, `qr`, `svd`, norms).
+"""Linear algebra: products (`matmul`, `mm`, `bmm`, `einsum`, ...), triangles and diagonals, and
+the `tapegrad.linalg` functions (`inv`, `det`, `solve`, `cholesky`, `qr`, `svd`, `norm`).
 """
 from __future__ import annotations
 
 import builtins
 import collections
 
-from . import _ops, _views
-from ._functions import matmul, mul, add
-from ._functions_reduce import vector_norm  # noqa: F401  (re-exported by tapegrad.linalg)
-from ._record import apply
-from ._tensor import Tensor, normalize_dim
+import jax.numpy as jnp
+
+from .._core import dtype as _dtype
+from .._core.dims import normalize_dim
+from .._core.graph import Op, SAVES_NONE, SAVES_OUTPUT
+from .._core.rows import variadic
+from .._tensor import views as _views
+from .._tensor.apply import apply
+from .._tensor.methods import method
+from .._tensor.tensor import Tensor
+from .creation import eye, zeros
+from .pointwise import add, mul
+from .reduce import sum as sum_, vector_norm
+
+
+def _matmul_check(a, b, **static) -> None:
+    sa, sb = a.shape, b.shape
+    if not sa or not sb:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
+                           f"{len(sa)}D and {len(sb)}D")
+    k_a = sa[-1]
+    k_b = sb[0] if len(sb) == 1 else sb[-2]
+    if k_a != k_b:
+        if len(sa) == 2 and len(sb) == 2:
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied "
+                               f"({sa[0]}x{sa[1]} and {sb[0]}x{sb[1]})")
+        raise RuntimeError(f"size mismatch, got input ({'x'.join(map(str, sa))}) and "
+                           f"other ({'x'.join(map(str, sb))}): inner dimensions {k_a} and {k_b} differ")
+
+
+matmul_op = Op("matmul", lambda a, b, *, dtype: jnp.matmul(a.astype(dtype), b.astype(dtype)),
+               promote="common", check=_matmul_check, grad_name="MmBackward0")
+
+
+@method("matmul", "__matmul__", reflected=("__rmatmul__",))
+def matmul(input: Tensor, other: Tensor) -> Tensor:
+    """Matrix product with NumPy's broadcasting rules (`@`)."""
+    return apply(matmul_op, input, other)
+
+
+@method("norm")
+def norm(input: Tensor, p="fro", dim=None, keepdim: builtins.bool = False, dtype=None) -> Tensor:
+    """`torch.norm`: the Frobenius / 2-norm by default, a vector `p`-norm, or `p="nuc"`."""
+    if p == "nuc":
+        return matrix_norm(input, "nuc", dim if dim is not None else (-2, -1), keepdim)
+    if p == "fro" or p is None:
+        p = 2
+    return vector_norm(input, p, dim, keepdim, dtype=dtype)
 
 
 def _need(t: Tensor, ndim: builtins.int, what: str) -> None:
@@ -19,19 +62,16 @@ def _need(t: Tensor, ndim: builtins.int, what: str) -> None:
                            f"{what} must be a {ndim}D tensor")
 
 
-_C_NAMES = {"float32": "float", "float64": "double", "int64": "long", "int32": "int"}
-
-
 def _same_dtype(name: str, a: Tensor, b: Tensor) -> None:
     if a.dtype is not b.dtype:
-        from ._methods import _type_name
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
-                           f"{_C_NAMES.get(a.dtype.name, a.dtype.name)} != "
-                           f"{_C_NAMES.get(b.dtype.name, b.dtype.name)}" if name != "dot" else
+                           f"{_dtype.c_name(a.dtype)} != "
+                           f"{_dtype.c_name(b.dtype)}" if name != "dot" else
                            f"dot : expected both vectors to have same dtype, but found "
-                           f"{_type_name(a.dtype)} and {_type_name(b.dtype)}")
+                           f"{_dtype.scalar_name(a.dtype)} and {_dtype.scalar_name(b.dtype)}")
 
 
+@method("mm")
 def mm(input: Tensor, mat2: Tensor) -> Tensor:
     """Product of two matrices (no broadcasting)."""
     _need(input, 2, "self")
@@ -40,6 +80,7 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
     return matmul(input, mat2)
 
 
+@method("bmm")
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     """Batched matrix product of `(b, n, m)` and `(b, m, p)` tensors."""
     _need(input, 3, "batch1")
@@ -52,6 +93,7 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     return matmul(input, mat2)
 
 
+@method("mv")
 def mv(input: Tensor, vec: Tensor) -> Tensor:
     """Matrix-vector product."""
     if input.ndim != 2 or vec.ndim != 1:
@@ -59,6 +101,7 @@ def mv(input: Tensor, vec: Tensor) -> Tensor:
     return matmul(input, vec)
 
 
+@method("dot", "inner")
 def dot(input: Tensor, tensor: Tensor) -> Tensor:
     """Inner product of two 1-d tensors of the same size and dtype."""
     if input.ndim != 1 or tensor.ndim != 1:
@@ -74,22 +117,38 @@ def dot(input: Tensor, tensor: Tensor) -> Tensor:
 inner = dot
 
 
+def _float_pair(fn):
+    def cast_then(*xs, dtype, **static):
+        return fn(*(jnp.asarray(x, dtype) for x in xs), **static)
+    return cast_then
+
+
+outer_op = Op("outer", _float_pair(jnp.outer), promote="common")
+
+
+@method("outer", "ger")
 def outer(input: Tensor, vec2: Tensor) -> Tensor:
     """`input[i] * vec2[j]`: the outer product of two 1-d tensors."""
     if input.ndim != 1 or vec2.ndim != 1:
         bad, name = (input, "self") if input.ndim != 1 else (vec2, "vec2")
         raise RuntimeError(f"outer: Expected 1-D argument {name}, but got {bad.ndim}-D")
-    return apply(_ops.outer, input, vec2)
+    return apply(outer_op, input, vec2)
 
 
 ger = outer
+einsum_op = Op("einsum", variadic(lambda xs, *, equation: jnp.einsum(equation, *xs)),
+               promote="common")
 
 
 def einsum(equation: str, *operands) -> Tensor:
     """Einstein summation: `einsum("ij,jk->ik", a, b)` (operands may also come as one list)."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = operands[0]
-    return apply(_ops.einsum, *operands, equation=equation.replace(" ", ""))
+    return apply(einsum_op, *operands, equation=equation.replace(" ", ""))
+
+
+tensordot_op = Op("tensordot", _float_pair(lambda a, b, *, axes: jnp.tensordot(a, b, axes)),
+                  promote="common")
 
 
 def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
@@ -104,39 +163,60 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
         db = (db,) if isinstance(db, builtins.int) else db
         axes = (builtins.tuple(normalize_dim(d, a.ndim) for d in da),
                 builtins.tuple(normalize_dim(d, b.ndim) for d in db))
-    return apply(_ops.tensordot, a, b, axes=axes)
+    return apply(tensordot_op, a, b, axes=axes)
 
 
+tril_op = Op("tril", lambda x, *, diagonal: jnp.tril(x, diagonal), saves=SAVES_NONE)
+
+
+@method("tril", inplace=("tril_",))
 def tril(input: Tensor, diagonal: builtins.int = 0) -> Tensor:
     """The lower triangle (on and below `diagonal`) of the last two dimensions; zeros elsewhere."""
     if input.ndim < 2:
         raise RuntimeError("tril: input tensor must have at least 2 dimensions")
-    return apply(_ops.tril, input, diagonal=builtins.int(diagonal))
+    return apply(tril_op, input, diagonal=builtins.int(diagonal))
 
 
+triu_op = Op("triu", lambda x, *, diagonal: jnp.triu(x, diagonal), saves=SAVES_NONE)
+
+
+@method("triu", inplace=("triu_",))
 def triu(input: Tensor, diagonal: builtins.int = 0) -> Tensor:
     """The upper triangle (on and above `diagonal`) of the last two dimensions."""
     if input.ndim < 2:
         raise RuntimeError("triu: input tensor must have at least 2 dimensions")
-    return apply(_ops.triu, input, diagonal=builtins.int(diagonal))
+    return apply(triu_op, input, diagonal=builtins.int(diagonal))
 
 
+def _diag(x, *, diagonal):
+    return jnp.diag(x, k=diagonal)
+
+
+diag_op = Op("diag", _diag, saves=SAVES_NONE)
+
+
+@method("diag")
 def diag(input: Tensor, diagonal: builtins.int = 0) -> Tensor:
     """A 1-d tensor becomes a diagonal matrix; a matrix gives its `diagonal`-th diagonal."""
     if input.ndim not in (1, 2):
         raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " + f"{input.ndim}D")
-    return apply(_ops.diag, input, diagonal=builtins.int(diagonal))
+    return apply(diag_op, input, diagonal=builtins.int(diagonal))
 
 
+@method("diag_embed")
 def diag_embed(input: Tensor, offset: builtins.int = 0, dim1: builtins.int = -2,
                dim2: builtins.int = -1) -> Tensor:
-    from ._factory import eye
     n = input.shape[-1] + builtins.abs(offset)
     if (offset, dim1, dim2) != (0, -2, -1):
         raise NotImplementedError("diag_embed supports offset=0, dim1=-2, dim2=-1")
     return mul(input.unsqueeze(-1), eye(n, dtype=input.dtype))
 
 
+diagonal_op = Op("diagonal", lambda x, *, offset, dim1, dim2: jnp.diagonal(x, offset, dim1, dim2),
+                 saves=SAVES_NONE)
+
+
+@method("diagonal")
 def diagonal(input: Tensor, offset: builtins.int = 0, dim1: builtins.int = 0,
              dim2: builtins.int = 1) -> Tensor:
     """The diagonal of dimensions `dim1`, `dim2`, moved to the end (a view)."""
@@ -144,39 +224,46 @@ def diagonal(input: Tensor, offset: builtins.int = 0, dim1: builtins.int = 0,
     if d1 == d2:
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     static = dict(offset=builtins.int(offset), dim1=d1, dim2=d2)
-    return _views.track(apply(_ops.diagonal, input, **static), input, _ops.diagonal, **static)
+    return _views.track(apply(diagonal_op, input, **static), input, diagonal_op, **static)
 
 
+trace_op = Op("trace", jnp.trace, saves=SAVES_NONE)
+
+
+@method("trace")
 def trace(input: Tensor) -> Tensor:
     """Sum of the main diagonal of a matrix."""
     if input.ndim != 2:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
-    return apply(_ops.trace, input)
+    return apply(trace_op, input)
 
 
 def _scaled(x, c):
     return x if c == 1 else mul(x, c)
 
 
+@method("addmm", inplace=("addmm_",))
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """`beta * input + alpha * (mat1 @ mat2)` (`input` broadcasts; beta=0 ignores it)."""
     prod = _scaled(mm(mat1, mat2), alpha)
     return prod if beta == 0 else add(_scaled(input, beta), prod)
 
 
+@method("addmv", inplace=("addmv_",))
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
     prod = _scaled(mv(mat, vec), alpha)
     return prod if beta == 0 else add(_scaled(input, beta), prod)
 
 
+@method("baddbmm", inplace=("baddbmm_",))
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """`beta * input + alpha * (batch1 @ batch2)`, batched."""
     prod = _scaled(bmm(batch1, batch2), alpha)
     return prod if beta == 0 else add(_scaled(input, beta), prod)
 
 
+@method("addbmm")
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
-    from ._functions import sum as sum_
     prod = _scaled(sum_(bmm(batch1, batch2), 0), alpha)
     return prod if beta == 0 else add(_scaled(input, beta), prod)
 
@@ -193,47 +280,68 @@ def _square(name: str, A: Tensor) -> None:
                            f"Got {A.dtype.name.capitalize()}")
 
 
+inv_op = Op("linalg_inv", jnp.linalg.inv, saves=SAVES_OUTPUT)
+
+
+@method("inverse")
 def inv(A: Tensor) -> Tensor:
     """The inverse of a (batch of) square matrices (a singular matrix gives inf/nan, not an error:
     XLA cannot raise from inside a computation)."""
     _square("inv", A)
-    return apply(_ops.inv, A)
+    return apply(inv_op, A)
 
 
 inverse = inv
+det_op = Op("linalg_det", jnp.linalg.det)
 
 
+@method("det")
 def det(A: Tensor) -> Tensor:
     """The determinant of a (batch of) square matrices."""
     _square("det", A)
-    return apply(_ops.det, A)
+    return apply(det_op, A)
 
 
 SlogdetResult = collections.namedtuple("slogdet", ["sign", "logabsdet"])
+slogdet_op = Op("linalg_slogdet", jnp.linalg.slogdet, n_out=2)
 
 
+@method("slogdet")
 def slogdet(A: Tensor):
     """`(sign, log|det|)`, stable for large or small determinants."""
     _square("slogdet", A)
-    return SlogdetResult(*apply(_ops.slogdet, A))
+    return SlogdetResult(*apply(slogdet_op, A))
+
+
+solve_op = Op("linalg_solve", _float_pair(lambda a, b, *, left: jnp.linalg.solve(a, b) if left else
+                                       jnp.linalg.solve(jnp.swapaxes(a, -1, -2),
+                                                        jnp.swapaxes(b, -1, -2)).swapaxes(-1, -2)),
+              promote="common")
 
 
 def solve(A: Tensor, B: Tensor, *, left: builtins.bool = True) -> Tensor:
     """`X` with `A @ X = B` (or `X @ A = B` for `left=False`)."""
     _square("solve", A)
     if B.ndim == A.ndim - 1 and left:
-        return apply(_ops.solve, A, B.unsqueeze(-1), left=True).squeeze(-1)
-    return apply(_ops.solve, A, B, left=left)
+        return apply(solve_op, A, B.unsqueeze(-1), left=True).squeeze(-1)
+    return apply(solve_op, A, B, left=left)
 
 
+cholesky_op = Op("linalg_cholesky", lambda x, *, upper: (
+    jnp.swapaxes(jnp.linalg.cholesky(x), -1, -2).conj() if upper else jnp.linalg.cholesky(x)),
+    saves=SAVES_OUTPUT)
+
+
+@method("cholesky")
 def cholesky(A: Tensor, *, upper: builtins.bool = False) -> Tensor:
     """`L` with `A = L @ L.mH` for a Hermitian positive-definite `A` (NaNs if it is not)."""
     _square("cholesky", A)
-    return apply(_ops.cholesky, A, upper=upper)
+    return apply(cholesky_op, A, upper=upper)
 
 
 QRResult = collections.namedtuple("qr", ["Q", "R"])
 SVDResult = collections.namedtuple("svd", ["U", "S", "Vh"])
+qr_op = Op("linalg_qr", lambda x, *, mode: jnp.linalg.qr(x, mode=mode), n_out=2)
 
 
 def qr(A: Tensor, mode: str = "reduced"):
@@ -242,18 +350,25 @@ def qr(A: Tensor, mode: str = "reduced"):
         raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of "
                            f"'reduced' (default), 'r', or 'complete'")
     if mode == "r":
-        from ._factory import zeros
-        return QRResult(zeros(0, dtype=A.dtype), apply(_ops.qr, A, mode="reduced")[1])
-    return QRResult(*apply(_ops.qr, A, mode=mode))
+        return QRResult(zeros(0, dtype=A.dtype), apply(qr_op, A, mode="reduced")[1])
+    return QRResult(*apply(qr_op, A, mode=mode))
+
+
+svd_op = Op("linalg_svd", lambda x, *, full_matrices: jnp.linalg.svd(x, full_matrices=full_matrices),
+            n_out=3)
 
 
 def svd(A: Tensor, full_matrices: builtins.bool = True, *, driver=None):
     """`(U, S, Vh)` with `A = U @ diag(S) @ Vh`."""
-    return SVDResult(*apply(_ops.svd, A, full_matrices=full_matrices))
+    return SVDResult(*apply(svd_op, A, full_matrices=full_matrices))
 
 
 def svdvals(A: Tensor) -> Tensor:
     return svd(A, full_matrices=False)[1]
+
+
+matrix_norm_op = Op("linalg_matrix_norm", lambda x, *, ord, dim, keepdim: jnp.linalg.norm(  # noqa: A002
+    x, ord=ord, axis=dim, keepdims=keepdim))
 
 
 def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: builtins.bool = False, *,
@@ -267,10 +382,10 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: builtins.bool = Fal
     ord = ord if isinstance(ord, str) else builtins.float(ord)  # noqa: A001
     if ord not in ("nuc", 1.0, -1.0, 2.0, -2.0, float("inf"), -float("inf")):
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
-    return apply(_ops.matrix_norm, A, ord=ord, dim=dim, keepdim=keepdim)
+    return apply(matrix_norm_op, A, ord=ord, dim=dim, keepdim=keepdim)
 
 
-def norm(A: Tensor, ord=None, dim=None, keepdim: builtins.bool = False, *, dtype=None) -> Tensor:
+def linalg_norm(A: Tensor, ord=None, dim=None, keepdim: builtins.bool = False, *, dtype=None) -> Tensor:
     """`linalg.norm`: a vector norm (1-d input or int `dim`) or a matrix norm (2-d / 2-tuple)."""
     if isinstance(dim, builtins.int):
         dim = (dim,)
@@ -284,13 +399,3 @@ def norm(A: Tensor, ord=None, dim=None, keepdim: builtins.bool = False, *, dtype
     if len(dim) == 2:
         return matrix_norm(A, ord, dim, keepdim, dtype=dtype)
     return vector_norm(A, ord, dim, keepdim, dtype=dtype)
-
-
-METHODS = {
-    "mm": mm, "bmm": bmm, "mv": mv, "dot": dot, "inner": dot, "outer": outer, "ger": outer,
-    "tril": tril, "triu": triu, "diag": diag, "diag_embed": diag_embed, "diagonal": diagonal,
-    "trace": trace, "addmm": addmm, "addmv": addmv, "baddbmm": baddbmm, "addbmm": addbmm,
-    "inverse": inv, "det": det, "slogdet": slogdet, "cholesky": cholesky,
-}
-
-INPLACE = {"tril_": tril, "triu_": triu, "addmm_": addmm, "baddbmm_": baddbmm, "addmv_": addmv}

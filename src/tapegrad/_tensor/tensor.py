@@ -6,22 +6,20 @@ tensor: `requires_grad`, `grad`, and `_grad_node`, the node that produced it (No
 """
 from __future__ import annotations
 
-import warnings
 import weakref
-from typing import Any, Callable, Sequence
+from typing import Callable
 
 import jax
 import numpy as np
 
-from . import _device, _dtype, _grad_mode, _ops, _stepmode
-from ._compile import materialize
-from ._graph import AccumulateGrad, Cell, Const, grad_edge
-
-
-# Storage updated in place with a value still pending (a BatchNorm running mean, a parameter
-# after `w -= lr * w.grad`): the next backward computes these in its own program, so such chains
-# neither grow nor keep old batches alive. Constants (a `zero_()` reset) are left to their readers.
-pending_writes: weakref.WeakSet = weakref.WeakSet()
+from .._core import device as _device, dtype as _dtype, stepmode as _stepmode
+from .._core.compile import materialize
+from .._core.dims import normalize_dim
+from .._core.graph import AccumulateGrad, Cell, Const, grad_edge
+from .._core.ops import rebase_op
+from .._core.record import note_write, record
+from .format import tensor_repr
+from .hooks import HookDict, RemovableHandle
 
 
 class Size(tuple):
@@ -41,44 +39,6 @@ class Size(tuple):
         return Size(out) if isinstance(i, slice) else out
 
 
-class RemovableHandle:
-    """Returned by `register_hook`; `remove()` unregisters the hook."""
-
-    _next_id = 0
-
-    def __init__(self, hooks: dict) -> None:
-        self._hooks = weakref.ref(hooks) if hooks is not None else None
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self) -> None:
-        hooks = self._hooks() if self._hooks is not None else None
-        if hooks is not None:
-            hooks.pop(self.id, None)
-
-    def __enter__(self) -> "RemovableHandle":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-
-class HookDict(dict):
-    """Hooks by handle id (a dict subclass, so a handle can hold a weak reference to it)."""
-
-
-_NON_LEAF_GRAD_WARNING = (
-    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
-    "attribute won't be populated during autograd.backward(). If you indeed want the .grad field "
-    "to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If you "
-    "access the non-leaf Tensor by mistake, make sure you access the leaf Tensor instead.")
-
-
-def _record_ops():
-    from . import _record
-    return _record
-
-
 class Tensor:
     """A multi-dimensional array that records the operations applied to it for autograd.
 
@@ -91,12 +51,6 @@ class Tensor:
     _retains_grad = False
     _hooks = None
     _acc = None
-
-    def __init__(self, *args, device=None) -> None:
-        from ._factory import legacy_new
-        other = legacy_new(args, device)  # a fresh tensor: this one takes over its storage
-        self._cell, self._grad_node, self._requires_grad = (
-            other._cell, other._grad_node, other._requires_grad)
 
     @classmethod
     def _from_node(cls, node, requires_grad: bool = False) -> "Tensor":
@@ -132,21 +86,13 @@ class Tensor:
 
     def _set_node(self, node) -> None:
         """Point this tensor's storage at a new value (an in-place update: bumps the version)."""
-        if _stepmode.active is not None:
-            _stepmode.active.write(self._cell)
-        self._cell.assign(node)
-        if node.value is None and not _stepmode.tracing():
-            pending_writes.add(self._cell)
-
-    def _set_value(self, value: jax.Array) -> None:
-        """Store a computed array as this tensor's new value, in place (optimizers use this)."""
         cell = self._cell
         if _stepmode.active is not None:
             _stepmode.active.write(cell)
-        cell.assign(Const(value, _dtype.from_numpy_dtype(value.dtype)))
-        if cell.views is not None:  # views taken earlier show the new value
-            from . import _views
-            _views.refresh(cell)
+        chained = cell.node.value is None
+        cell.assign(node)
+        if node.value is None and not _stepmode.tracing():
+            note_write(cell, chained)
 
     def jax(self) -> jax.Array:
         """The value as a `jax.Array` (no copy). Pending work is computed first."""
@@ -157,8 +103,7 @@ class Tensor:
         node = self._cell.node
         if self._grad_node is not None:
             if self._grad_node is not node:  # storage changed through a detached alias
-                from ._record import record
-                node = record(_ops.rebase, (node, self._grad_node), (), True)
+                node = record(rebase_op, (node, self._grad_node), (), True)
                 self._cell.assign(node, bump=False)
                 self._grad_node = node
             return self._grad_node
@@ -265,30 +210,6 @@ class Tensor:
         return 0 if self._grad_node is None else grad_edge(self._grad_node)[1]
 
     @property
-    def grad(self) -> "Tensor | None":
-        if self._grad_node is not None and not self._retains_grad:
-            warnings.warn(_NON_LEAF_GRAD_WARNING, UserWarning, stacklevel=2)
-        return self._grad
-
-    @grad.setter
-    def grad(self, value: "Tensor | None") -> None:
-        if value is not None:
-            if not isinstance(value, Tensor):
-                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
-                                f"type {type(value).__name__}")
-            if value.dtype is not self.dtype:
-                raise RuntimeError(f"assigned grad has data of a different type: expected "
-                                   f"{self.dtype}, got {value.dtype}")
-            if value.shape != self.shape:
-                raise RuntimeError(f"assigned grad has data of a different size: expected "
-                                   f"{list(self.shape)}, got {list(value.shape)}")
-        self._grad = value
-
-    @grad.deleter
-    def grad(self) -> None:
-        self._grad = None
-
-    @property
     def retains_grad(self) -> bool:
         return self._retains_grad
 
@@ -322,20 +243,19 @@ class Tensor:
         hooks[handle.id] = hook
         return handle
 
-    def backward(self, gradient: "Tensor | None" = None, retain_graph: bool | None = None,
-                 create_graph: bool = False, inputs: "Sequence[Tensor] | None" = None) -> None:
-        """Accumulate the gradient of this tensor into the `.grad` of the leaves that need it."""
-        from .autograd import backward
-        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
-
     # -- aliasing ---------------------------------------------------------------------------------
-    def detach(self) -> "Tensor":
-        """A tensor sharing this one's storage, cut from the graph (never requires grad)."""
-        t = object.__new__(Tensor)
-        t._cell = self._cell
+    @classmethod
+    def _sharing(cls, other: "Tensor") -> "Tensor":
+        """A new leaf of class `cls` over `other`'s storage, not requiring grad."""
+        t = object.__new__(cls)
+        t._cell = other._cell
         t._grad_node = None
         t._requires_grad = False
         return t
+
+    def detach(self) -> "Tensor":
+        """A tensor sharing this one's storage, cut from the graph (never requires grad)."""
+        return Tensor._sharing(self)
 
     def detach_(self) -> "Tensor":
         """Cut this tensor from the graph in place: it becomes a leaf that does not require grad."""
@@ -404,7 +324,6 @@ class Tensor:
         return (self[i] for i in range(self.shape[0]))
 
     def __repr__(self) -> str:
-        from ._format import tensor_repr
         return tensor_repr(self)
 
     __str__ = __repr__
@@ -416,119 +335,3 @@ class Tensor:
 
     def __reduce_ex__(self, protocol):
         raise TypeError("tapegrad tensors are not pickled; use tapegrad.save / tapegrad.load")
-
-    # -- dtype and device -------------------------------------------------------------------------
-    def to(self, *args, **kwargs) -> "Tensor":
-        """`to(dtype)`, `to(device)`, `to(device, dtype)` or `to(other)`; returns self if unchanged."""
-        from ._factory import parse_to
-        dev, dtype, copy = parse_to(self, args, kwargs)
-        out = self
-        if dtype is not None and dtype is not self.dtype:
-            out = _record_ops().apply(_ops.to_dtype, out, dtype=dtype.np)
-        if dev is not None and dev != self.device:
-            out = _device.move(out, dev)
-        if copy and out is self:
-            out = self.clone()
-        return out
-
-    def type(self, dtype=None):
-        if dtype is None:
-            return f"tapegrad.{_LEGACY_NAMES.get(self.dtype.name, self.dtype.name)}"
-        return self.to(_dtype.as_dtype(dtype))
-
-    def type_as(self, other: "Tensor") -> "Tensor":
-        return self.to(other.dtype)
-
-    def cpu(self) -> "Tensor":
-        return self.to("cpu")
-
-    def cuda(self, device=None) -> "Tensor":
-        return self.to(_device.device("cuda" if device is None else device))
-
-    def float(self) -> "Tensor":
-        return self.to(_dtype.float32)
-
-    def double(self) -> "Tensor":
-        return self.to(_dtype.float64)
-
-    def half(self) -> "Tensor":
-        return self.to(_dtype.float16)
-
-    def bfloat16(self) -> "Tensor":
-        return self.to(_dtype.bfloat16)
-
-    def long(self) -> "Tensor":
-        return self.to(_dtype.int64)
-
-    def int(self) -> "Tensor":
-        return self.to(_dtype.int32)
-
-    def bool(self) -> "Tensor":
-        return self.to(_dtype.bool)
-
-    def clone(self, *, memory_format=None) -> "Tensor":
-        """A copy with its own storage; gradients flow back to the original."""
-        return _record_ops().apply(_ops.clone, self)
-
-    def contiguous(self, memory_format=None) -> "Tensor":
-        return self
-
-    def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
-        from ._factory import tensor
-        return tensor(data, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
-
-    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
-        from ._factory import zeros
-        return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
-
-    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
-        from ._factory import ones
-        return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
-
-    def new_full(self, size, fill_value, dtype=None, device=None,
-                 requires_grad: bool = False) -> "Tensor":
-        from ._factory import full
-        return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
-
-    def new_empty(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
-        return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
-
-
-_LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
-                 "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor",
-                 "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor",
-                 "bool": "BoolTensor"}
-
-
-def zero_grads(tensors, set_to_none: bool = True) -> None:
-    """Clear `.grad` of each tensor: set it to None, or (`set_to_none=False`) zero it in place,
-    outside autograd, as `Module.zero_grad` and `Optimizer.zero_grad` do in PyTorch."""
-    for t in tensors:
-        g = t._grad
-        if g is None:
-            continue
-        if set_to_none:
-            t._grad = None
-        else:
-            g.detach_()
-            with _grad_mode.no_grad():
-                g.zero_()
-
-
-def legacy_type_name(node) -> str:
-    """PyTorch's legacy name for a tensor type (`FloatTensor`), for error messages."""
-    return "tapegrad." + _LEGACY_NAMES.get(node.dtype.name, node.dtype.name)
-
-
-def normalize_dim(dim: int, ndim: int) -> int:
-    n = max(ndim, 1)
-    if not -n <= dim < n:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
-                         f"but got {dim})")
-    return dim % n
-
-
-def as_tensor_arg(x: Any) -> Tensor:
-    """Array-likes handed to an op (lists, numpy and JAX arrays) become constant tensors."""
-    from ._factory import tensor
-    return tensor(x)

@@ -3,55 +3,83 @@ from __future__ import annotations
 
 import builtins
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
-from . import _dtype, _ops
-from ._functions_reduce import return_types
-from ._record import apply
-from ._tensor import Tensor, normalize_dim
+from .._core import dtype as _dtype
+from .._core.dims import normalize_dim, one_dim
+from .._core.graph import Op
+from .._tensor.apply import apply
+from .._tensor.construct import tensor
+from .._tensor.methods import method
+from .._tensor.tensor import Tensor
+from .reduce import return_types
 
 
-def _dim(input: Tensor, dim) -> builtins.int:
-    return normalize_dim(dim, input.ndim) if input.ndim else 0
+def _sort(x, *, dim, descending, stable):
+    order = jnp.argsort(x, axis=dim, stable=True, descending=descending)
+    return jnp.take_along_axis(x, order, axis=dim), order.astype(jnp.int64)
 
 
+sort_op = Op("sort", _sort, n_out=2)
+
+
+@method("sort")
 def sort(input: Tensor, dim: builtins.int = -1, descending: builtins.bool = False, *,
          stable: builtins.bool = False):
     """`(values, indices)` sorted along `dim`; always stable (equal elements keep their order)."""
     if input.ndim == 0:
         return return_types.sort(input.clone(), input.new_zeros((), dtype=_dtype.int64))
-    return return_types.sort(*apply(_ops.sort, input, dim=_dim(input, dim), descending=descending,
+    return return_types.sort(*apply(sort_op, input, dim=one_dim(dim, input.ndim), descending=descending,
                                     stable=True))
 
 
+argsort_op = Op("argsort", lambda x, *, dim, descending: jnp.argsort(
+    x, axis=dim, stable=True, descending=descending).astype(jnp.int64), differentiable=False)
+
+
+@method("argsort")
 def argsort(input: Tensor, dim: builtins.int = -1, descending: builtins.bool = False, *,
             stable: builtins.bool = False) -> Tensor:
     """The indices that sort `input` along `dim` (stable)."""
     if input.ndim == 0:
         return input.new_zeros((), dtype=_dtype.int64)
-    return apply(_ops.argsort, input, dim=_dim(input, dim), descending=descending)
+    return apply(argsort_op, input, dim=one_dim(dim, input.ndim), descending=descending)
 
 
+@method("msort")
 def msort(input: Tensor) -> Tensor:
     return sort(input, 0).values
 
 
+def _topk(x, *, k, dim, largest):
+    order = jnp.argsort(x, axis=dim, stable=True, descending=largest)
+    idx = lax.slice_in_dim(order, 0, k, axis=dim)
+    return jnp.take_along_axis(x, idx, axis=dim), idx.astype(jnp.int64)
+
+
+topk_op = Op("topk", _topk, n_out=2)
+
+
+@method("topk")
 def topk(input: Tensor, k: builtins.int, dim: builtins.int = -1, largest: builtins.bool = True,
          sorted: builtins.bool = True):  # noqa: A002
     """The `k` largest (or smallest) elements along `dim`, as `(values, indices)`, sorted."""
-    size = input.shape[_dim(input, dim)] if input.ndim else 1
+    size = input.shape[one_dim(dim, input.ndim)] if input.ndim else 1
     if not 0 <= k <= size:
         raise RuntimeError("selected index k out of range")
     if input.ndim == 0:
         return return_types.topk(input.clone(), input.new_zeros((), dtype=_dtype.int64))
-    return return_types.topk(*apply(_ops.topk, input, k=builtins.int(k), dim=_dim(input, dim),
+    return return_types.topk(*apply(topk_op, input, k=builtins.int(k), dim=one_dim(dim, input.ndim),
                                     largest=largest))
 
 
+@method("unique")
 def unique(input: Tensor, sorted: builtins.bool = True, return_inverse: builtins.bool = False,  # noqa: A002
            return_counts: builtins.bool = False, dim: builtins.int | None = None):
     """The distinct elements, sorted (no gradient: the result's size depends on the values)."""
-    from ._factory import tensor
     arr = np.asarray(input._value())
     axis = None if dim is None else normalize_dim(dim, input.ndim)
     values, inverse, counts = np.unique(arr, return_inverse=True, return_counts=True, axis=axis)
@@ -64,9 +92,9 @@ def unique(input: Tensor, sorted: builtins.bool = True, return_inverse: builtins
     return out[0] if len(out) == 1 else builtins.tuple(out)
 
 
+@method("unique_consecutive")
 def unique_consecutive(input: Tensor, return_inverse: builtins.bool = False,
                        return_counts: builtins.bool = False, dim=None):
-    from ._factory import tensor
     if dim is not None:
         raise NotImplementedError("unique_consecutive(dim=...) is not supported")
     arr = np.asarray(input._value()).reshape(-1)
@@ -77,6 +105,19 @@ def unique_consecutive(input: Tensor, return_inverse: builtins.bool = False,
     if return_counts:
         out.append(tensor(np.diff(np.append(np.flatnonzero(start), arr.size)).astype(np.int64)))
     return out[0] if len(out) == 1 else builtins.tuple(out)
+
+
+def _searchsorted(seq, values, *, right):
+    side = "right" if right else "left"
+    if seq.ndim == 1:
+        return jnp.searchsorted(seq, values, side=side).astype(jnp.int64)
+    lead = seq.shape[:-1]
+    f = lambda s, v: jnp.searchsorted(s, v, side=side)  # noqa: E731
+    out = jax.vmap(f)(seq.reshape(-1, seq.shape[-1]), values.reshape(-1, values.shape[-1]))
+    return out.reshape(lead + values.shape[-1:]).astype(jnp.int64)
+
+
+searchsorted_op = Op("searchsorted", _searchsorted, differentiable=False)
 
 
 def searchsorted(sorted_sequence: Tensor, input, *, out_int32: builtins.bool = False,
@@ -94,7 +135,6 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: builtins.bool = F
         sorted_sequence = sorted_sequence.gather(-1, sorter)
     scalar = not isinstance(input, Tensor)
     if scalar:
-        from ._factory import tensor
         input = tensor(input, dtype=sorted_sequence.dtype)
     if sorted_sequence.ndim > 1 and (input.ndim != sorted_sequence.ndim or
                                      input.shape[:-1] != sorted_sequence.shape[:-1]):
@@ -102,16 +142,10 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: builtins.bool = F
                            f"first N-1 dimensions of boundaries tensor and input value tensor must "
                            f"match, but we got boundaries tensor {list(sorted_sequence.shape)} and "
                            f"input value tensor {list(input.shape)}")
-    out = apply(_ops.searchsorted, sorted_sequence, input, right=builtins.bool(right))
+    out = apply(searchsorted_op, sorted_sequence, input, right=builtins.bool(right))
     return out.to(_dtype.int32) if out_int32 else out
 
 
 def bucketize(input, boundaries: Tensor, *, out_int32: builtins.bool = False,
               right: builtins.bool = False) -> Tensor:
     return searchsorted(boundaries, input, out_int32=out_int32, right=right)
-
-
-METHODS = {"sort": sort, "argsort": argsort, "msort": msort, "topk": topk, "unique": unique,
-           "unique_consecutive": unique_consecutive}
-
-INPLACE: dict = {}

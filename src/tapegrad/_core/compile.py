@@ -17,10 +17,10 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
-from jax._src.lax.lax import _convert_element_type
 
-from . import _dtype, _stepmode
-from ._graph import AccumulateGrad, Cell, Const, GetItem, Node
+from . import dtype as _dtype, stepmode as _stepmode
+from .graph import AccumulateGrad, Cell, Const, GetItem, Node
+from .jax_compat import weak_scalar
 
 # A reference to a value in a program: index * 3 + kind (0 frontier, 1 stop, 2 computed).
 FRONTIER, STOP, COMPUTED = 0, 1, 2
@@ -281,7 +281,7 @@ def unpack(layout_, args) -> list:
     arrays, packs = args
     return [arrays[i] if kind < 0 else
             packs[kind][i] if kind == 2 else
-            _convert_element_type(packs[kind][i], _PACK_DTYPES[kind], weak_type=True)
+            weak_scalar(packs[kind][i], _PACK_DTYPES[kind])
             for kind, i in layout_]
 
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 import builtins
 
 import numpy as np
+from jax import lax
 
-from . import _dtype, _grad_mode, _ops, _random
-from ._functions import add, log, lt, mul, neg
-from ._record import apply
-from ._tensor import Tensor
+from .._core import dtype as _dtype, grad_mode as _grad_mode
+from .._core.dims import shape_arg
+from .._core.graph import Op, SAVES_NONE
+from .._tensor import random as _random
+from .._tensor.apply import apply
+from .._tensor.inplace import check_inplace, inplace
+from .._tensor.methods import method
+from .._tensor.tensor import Tensor
+from .pointwise import add, log, log1p_op, lt, mul, neg
 
 
 def _gen(generator) -> _random.Generator:
@@ -24,10 +30,12 @@ def _float(dtype) -> _dtype.dtype:
     return dtype if dtype.is_floating_point else _dtype.get_default_dtype()
 
 
+normal_op = Op("normal", lambda mean, std, eps: lax.stop_gradient(mean + std * eps), saves=SAVES_NONE)
+
+
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None,
            requires_grad: builtins.bool = False) -> Tensor:
     """Normal samples: tensor `mean`/`std` give the shape (broadcast), or floats with `size`."""
-    from ._factory import _size
     tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
     if tensors:
         shape = np.broadcast_shapes(*(t.shape for t in tensors))
@@ -42,15 +50,16 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
                             "are numbers")
         if std < 0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-        shape, dt = _size((size,)), _dtype.as_dtype(dtype) if dtype else _dtype.get_default_dtype()
+        shape, dt = shape_arg((size,)), _dtype.as_dtype(dtype) if dtype else _dtype.get_default_dtype()
     eps = _gen(generator).sample("normal", builtins.tuple(shape), dt)
-    out = apply(_ops.normal, mean, std, eps)
+    out = apply(normal_op, mean, std, eps)
     out = out.to(dt) if out.dtype is not dt else out
     if device is not None:
         out = out.to(device)
     return out.requires_grad_(True) if requires_grad else out
 
 
+@method("bernoulli")
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     """1 with probability `input` (or `p`) per element, else 0; the result has `input`'s dtype."""
     probs = input if p is None else p
@@ -59,6 +68,7 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
         return lt(u, probs).to(input.dtype)
 
 
+@method("multinomial")
 def multinomial(input: Tensor, num_samples: builtins.int, replacement: builtins.bool = False, *,
                 generator=None) -> Tensor:
     """Category indices drawn with probabilities proportional to the rows of `input` (int64)."""
@@ -87,12 +97,12 @@ def poisson(input: Tensor, generator=None) -> Tensor:
 
 # -- in-place fills (methods) ---------------------------------------------------------------------
 def _fill(self: Tensor, sample: Tensor) -> Tensor:
-    from ._methods import check_inplace, inplace
     check_inplace(self)
     with _grad_mode.no_grad():
         return inplace(self, sample.to(self.dtype))
 
 
+@method("normal_")
 def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0, *,
             generator=None) -> Tensor:
     """Fill with normal samples of `mean` and `std`."""
@@ -102,6 +112,7 @@ def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0,
     return _fill(self, add(mul(eps, std), mean))
 
 
+@method("uniform_")
 def uniform_(self: Tensor, from_: builtins.float = 0.0, to: builtins.float = 1.0, *,
              generator=None, **kwargs) -> Tensor:
     """Fill with samples uniform on `[from, to)`."""
@@ -113,18 +124,21 @@ def uniform_(self: Tensor, from_: builtins.float = 0.0, to: builtins.float = 1.0
     return _fill(self, add(mul(u, to - from_), from_))
 
 
+@method("bernoulli_")
 def bernoulli_(self: Tensor, p=0.5, *, generator=None) -> Tensor:
     """Fill with 1 (probability `p`) or 0."""
     u = _gen(generator).sample("uniform", builtins.tuple(self.shape), _float(self.dtype))
     return _fill(self, lt(u, p))
 
 
+@method("exponential_")
 def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
     """Fill with exponential samples of rate `lambd`."""
     u = _gen(generator).sample("uniform", builtins.tuple(self.shape), _float(self.dtype))
-    return _fill(self, mul(neg(apply(_ops.log1p, neg(u))), 1.0 / lambd))
+    return _fill(self, mul(neg(apply(log1p_op, neg(u))), 1.0 / lambd))
 
 
+@method("random_")
 def random_(self: Tensor, from_=0, to=None, *, generator=None) -> Tensor:
     """Fill with integers uniform on `[from, to)` (`random_(to)` means `[0, to)`)."""
     if to is None:
@@ -134,10 +148,3 @@ def random_(self: Tensor, from_=0, to=None, *, generator=None) -> Tensor:
     r = _gen(generator).sample("randint", builtins.tuple(self.shape), _dtype.int64,
                                (builtins.int(from_), builtins.int(to)))
     return _fill(self, r)
-
-
-METHODS = {"normal_": normal_, "uniform_": uniform_, "bernoulli_": bernoulli_,
-           "exponential_": exponential_, "random_": random_, "bernoulli": bernoulli,
-           "multinomial": multinomial}
-
-INPLACE: dict = {}

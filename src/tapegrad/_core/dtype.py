@@ -53,6 +53,28 @@ int32 = int = dtype("int32", jnp.int32)
 int64 = long = dtype("int64", jnp.int64)
 bool = dtype("bool", jnp.bool_)  # noqa: A001 - PyTorch's name
 
+# PyTorch's scalar-type names, as its messages spell them ("result type Float can't be cast ...")
+_SCALAR_NAMES = {"float16": "Half", "bfloat16": "BFloat16", "float32": "Float", "float64": "Double",
+                 "complex64": "ComplexFloat", "complex128": "ComplexDouble", "uint8": "Byte",
+                 "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool"}
+_C_NAMES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long"}
+
+
+def scalar_name(d: dtype) -> str:
+    """PyTorch's scalar-type name of `d` (`Float`, `Long`, ...)."""
+    return _SCALAR_NAMES.get(d.name, d.name)
+
+
+def legacy_name(d: dtype) -> str:
+    """PyTorch's legacy tensor-type name of `d` (`tapegrad.FloatTensor`), as `Tensor.type()` says."""
+    return "tapegrad." + (_SCALAR_NAMES[d.name] + "Tensor" if d.name in _SCALAR_NAMES else d.name)
+
+
+def c_name(d: dtype) -> str:
+    """The C type name of `d` where PyTorch's messages use one (`float != double`)."""
+    return _C_NAMES.get(d.name, d.name)
+
+
 ALL = (float16, bfloat16, float32, float64, complex64, complex128, uint8, uint16, uint32, uint64,
        int8, int16, int32, int64, bool)
 _FROM_NP = {d.np: d for d in ALL}

@@ -1,0 +1,91 @@
+"""Where gradients land: `write_grad` is the one function that sets a tensor's `.grad`, whether
+a backward folded the sum into its program, accumulates a gradient, a compiled step writes its
+results back, or the user assigns `t.grad = g`. The `.grad` property is bound here too.
+"""
+from __future__ import annotations
+
+import warnings
+
+from .._core import grad_mode as _grad_mode, stepmode as _stepmode
+from .._tensor.inplace import set_value
+from .._tensor.methods import bind
+from .._tensor.tensor import Tensor
+
+_NON_LEAF_GRAD_WARNING = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+    "attribute won't be populated during autograd.backward(). If you indeed want the .grad field "
+    "to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If you "
+    "access the non-leaf Tensor by mistake, make sure you access the leaf Tensor instead.")
+
+
+def write_grad(t: Tensor, grad, *, accumulate: bool = False, in_place: bool = True,
+               create_graph: bool = False) -> None:
+    """Set `t.grad` from `grad`: a tensor, a computed array, or None (clears it).
+
+    Without `accumulate`, `grad` replaces `.grad`; an array (the sum a backward folded into its
+    program, a compiled step's result) is written into an existing `.grad` in place, so a tensor
+    taken from `.grad` earlier sees it, as PyTorch's accumulation does. With `accumulate`, this is
+    PyTorch's `t.grad += grad`: the first gradient is stored as is (detached unless
+    `create_graph`); later ones are added in place outside autograd, or out of place when
+    `create_graph` (recorded) or `in_place=False` (a retained non-leaf gradient).
+    """
+    _stepmode.grad_owner(t)
+    old = t._grad
+    if grad is None or not isinstance(grad, Tensor) and not accumulate:
+        if grad is None or old is None:
+            t._grad = None if grad is None else Tensor._from_array(grad)
+        else:
+            set_value(old, grad)
+    elif not accumulate:
+        t._grad = grad
+    elif old is None:
+        t._grad = grad if create_graph else grad.detach()
+    elif create_graph:
+        t._grad = old + grad
+    elif not in_place:
+        t._grad = (old + grad).detach()
+    else:
+        with _grad_mode.no_grad():
+            old._set_node((old + grad)._cell.node)
+
+
+def zero_grads(tensors, set_to_none: bool = True) -> None:
+    """Clear `.grad` of each tensor: set it to None, or (`set_to_none=False`) zero it in place,
+    outside autograd, as `Module.zero_grad` and `Optimizer.zero_grad` do in PyTorch."""
+    for t in tensors:
+        g = t._grad
+        if g is None:
+            continue
+        if set_to_none:
+            write_grad(t, None)
+        else:
+            g.detach_()
+            with _grad_mode.no_grad():
+                g.zero_()
+
+
+def _get(self: Tensor) -> "Tensor | None":
+    if self._grad_node is not None and not self._retains_grad:
+        warnings.warn(_NON_LEAF_GRAD_WARNING, UserWarning, stacklevel=2)
+    return self._grad
+
+
+def _set(self: Tensor, value: "Tensor | None") -> None:
+    if value is not None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
+                            f"type {type(value).__name__}")
+        if value.dtype is not self.dtype:
+            raise RuntimeError(f"assigned grad has data of a different type: expected "
+                               f"{self.dtype}, got {value.dtype}")
+        if value.shape != self.shape:
+            raise RuntimeError(f"assigned grad has data of a different size: expected "
+                               f"{list(self.shape)}, got {list(value.shape)}")
+    write_grad(self, value)
+
+
+def _delete(self: Tensor) -> None:
+    write_grad(self, None)
+
+
+bind("grad", property(_get, _set, _delete, doc="The gradient accumulated by backward (or None)."))

@@ -1,0 +1,35 @@
+"""Dimension and shape arguments in PyTorch's conventions (negative dims, `dim=None`, sizes given
+as `f(2, 3)` or `f((2, 3))`), checked with PyTorch's messages."""
+from __future__ import annotations
+
+
+def normalize_dim(dim: int, ndim: int) -> int:
+    """`dim` as a non-negative axis of an `ndim`-dimensional tensor (a 0-d tensor has dims 0, -1)."""
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return dim % n
+
+
+def one_dim(dim: int, ndim: int) -> int:
+    """The axis one-dimension ops (`cumsum`, `sort`, `argmax(dim)`) work on: 0 for a 0-d tensor."""
+    return normalize_dim(dim, ndim) if ndim else 0
+
+
+def reduce_dims(dim, ndim: int) -> tuple | None:
+    """A reduction's `dim` (an int, a sequence, or None for every dimension) as sorted axes."""
+    if dim is None:
+        return None
+    if isinstance(dim, (list, tuple)):
+        if not dim:  # PyTorch reduces over every dimension for an empty dim list
+            return None
+        return tuple(sorted({normalize_dim(d, ndim) for d in dim}))
+    return (normalize_dim(dim, ndim),)
+
+
+def shape_arg(size: tuple) -> tuple:
+    """Sizes given as varargs or as one sequence (`zeros(2, 3)`, `zeros((2, 3))`) as a tuple."""
+    if len(size) == 1 and isinstance(size[0], (list, tuple)):
+        size = size[0]
+    return tuple(int(s) for s in size)

@@ -1,0 +1,510 @@
+"""Elementwise ops: arithmetic (`add`, `mul`, `pow`, ...), math (`exp`, `sin`, `erf`, ...),
+comparisons, logic and bitwise ops, with PyTorch's type promotion and its subgradients at ties.
+"""
+from __future__ import annotations
+
+import builtins
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .._core import dtype as _dtype
+from .._core.graph import Op, SAVES_OUTPUT
+from .._core.rows import abs_, broadcast_check, elementwise
+from .._tensor.apply import apply
+from .._tensor.methods import method
+from .._tensor.tensor import Tensor
+from .index import nonzero
+
+
+Number = builtins.int | builtins.float | builtins.bool
+mul_op = elementwise("mul", jnp.multiply, saves="all")
+
+
+def _scaled(other, alpha):
+    if alpha == 1:
+        return other
+    return apply(mul_op, other, alpha)
+
+
+add_op = elementwise("add", jnp.add)
+
+
+# -- arithmetic -----------------------------------------------------------------------------------
+@method("add", "__add__", "__radd__", inplace=("add_", "__iadd__"))
+def add(input, other, *, alpha: Number = 1) -> Tensor:
+    """`input + alpha * other`, broadcasting, with PyTorch's type promotion."""
+    return apply(add_op, input, _scaled(other, alpha))
+
+
+sub_op = elementwise("sub", jnp.subtract)
+
+
+@method("sub", "subtract", "__sub__", inplace=("sub_", "__isub__"), reflected=("__rsub__",))
+def sub(input, other, *, alpha: Number = 1) -> Tensor:
+    """`input - alpha * other`."""
+    return apply(sub_op, input, _scaled(other, alpha))
+
+
+subtract = sub
+
+
+@method("mul", "multiply", "__mul__", "__rmul__", inplace=("mul_", "__imul__"))
+def mul(input, other) -> Tensor:
+    return apply(mul_op, input, other)
+
+
+multiply = mul
+div_op = elementwise("div", jnp.true_divide, promote="float", saves="all")
+floor_divide_op = elementwise("floor_divide", jnp.floor_divide, differentiable=False)
+trunc_op = elementwise("trunc", jnp.trunc)
+
+
+@method("div", "divide", "true_divide", "__truediv__", inplace=("div_", "__itruediv__"),
+        reflected=("__rtruediv__",))
+def div(input, other, *, rounding_mode: str | None = None) -> Tensor:
+    """True division (integers give floats); `rounding_mode="floor"` or `"trunc"` rounds."""
+    if rounding_mode is None:
+        return apply(div_op, input, other)
+    if rounding_mode == "floor":
+        return apply(floor_divide_op, input, other)
+    if rounding_mode == "trunc":
+        q = apply(div_op, input, other)
+        return apply(trunc_op, q).to(_dtype.result_type([_typed(input), _typed(other)]))
+    raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                     f"'{rounding_mode}'")
+
+
+divide = true_divide = div
+
+
+def _typed(x):
+    return (x.dtype, x.ndim) if isinstance(x, Tensor) else x
+
+
+@method("floor_divide", "__floordiv__", inplace=("__ifloordiv__",), reflected=("__rfloordiv__",))
+def floor_divide(input, other) -> Tensor:
+    return apply(floor_divide_op, input, other)
+
+
+remainder_op = elementwise("remainder", jnp.remainder, saves="all")
+
+
+@method("remainder", "__mod__", inplace=("remainder_", "__imod__"), reflected=("__rmod__",))
+def remainder(input, other) -> Tensor:
+    return apply(remainder_op, input, other)
+
+
+def _pow(a, b):
+    return jnp.power(a, b)
+
+
+pow_op = elementwise("pow", _pow, saves="all")
+
+
+@method("pow", "__pow__", inplace=("pow_", "__ipow__"), reflected=("__rpow__",))
+def pow(input, exponent) -> Tensor:  # noqa: A001
+    return apply(pow_op, input, exponent)
+
+
+neg_op = elementwise("neg", jnp.negative)
+
+
+@method("neg", "negative", "__neg__", inplace=("neg_",))
+def neg(input) -> Tensor:
+    return apply(neg_op, input)
+
+
+negative = neg
+maximum_op = elementwise("maximum", jnp.maximum, saves="all")
+
+
+@method("maximum")
+def maximum(input, other) -> Tensor:
+    return apply(maximum_op, input, other)
+
+
+minimum_op = elementwise("minimum", jnp.minimum, saves="all")
+
+
+@method("minimum")
+def minimum(input, other) -> Tensor:
+    return apply(minimum_op, input, other)
+
+
+exp_op = elementwise("exp", jnp.exp, promote="float", saves=SAVES_OUTPUT)
+
+
+# -- elementwise math -----------------------------------------------------------------------------
+@method("exp", inplace=("exp_",))
+def exp(input) -> Tensor:
+    return apply(exp_op, input)
+
+
+log_op = elementwise("log", jnp.log, promote="float", saves="all")
+
+
+@method("log", inplace=("log_",))
+def log(input) -> Tensor:
+    return apply(log_op, input)
+
+
+sqrt_op = elementwise("sqrt", jnp.sqrt, promote="float", saves=SAVES_OUTPUT)
+
+
+@method("sqrt", inplace=("sqrt_",))
+def sqrt(input) -> Tensor:
+    return apply(sqrt_op, input)
+
+
+sin_op = elementwise("sin", jnp.sin, promote="float", saves="all")
+
+
+@method("sin", inplace=("sin_",))
+def sin(input) -> Tensor:
+    return apply(sin_op, input)
+
+
+cos_op = elementwise("cos", jnp.cos, promote="float", saves="all")
+
+
+@method("cos", inplace=("cos_",))
+def cos(input) -> Tensor:
+    return apply(cos_op, input)
+
+
+tanh_op = elementwise("tanh", jnp.tanh, promote="float", saves=SAVES_OUTPUT)
+
+
+@method("tanh", inplace=("tanh_",))
+def tanh(input) -> Tensor:
+    return apply(tanh_op, input)
+
+
+sigmoid_op = elementwise("sigmoid", jax.nn.sigmoid, promote="float", saves=SAVES_OUTPUT)
+
+
+@method("sigmoid", inplace=("sigmoid_",))
+def sigmoid(input) -> Tensor:
+    return apply(sigmoid_op, input)
+
+
+def _relu(x):
+    return jnp.where(x > 0, x, jnp.zeros_like(x))  # derivative 0 at 0, as PyTorch
+
+
+relu_op = elementwise("relu", _relu, saves=SAVES_OUTPUT)
+
+
+@method("relu", inplace=("relu_",))
+def relu(input) -> Tensor:
+    return apply(relu_op, input)
+
+
+abs_op = elementwise("abs", abs_, saves="all")
+
+
+@method("abs", "absolute", "__abs__", inplace=("abs_",))
+def abs(input) -> Tensor:  # noqa: A001
+    return apply(abs_op, input)
+
+
+absolute = abs
+
+
+def _clamp(x, *bounds, dtype, which):
+    # jnp.clip would split the gradient at the bounds; PyTorch passes it through inclusive bounds.
+    x, bounds = jnp.asarray(x, dtype), [jnp.asarray(b, dtype) for b in bounds]
+    if which in ("min", "both"):
+        lo = bounds.pop(0)
+        x = jnp.where(x < lo, lo, x)
+    if which in ("max", "both"):
+        hi = bounds.pop(0)
+        x = jnp.where(x > hi, hi, x)
+    return x
+
+
+clamp_op = Op("clamp", _clamp, promote="common", saves=(0,), check=broadcast_check)
+
+
+@method("clamp", "clip", inplace=("clamp_", "clip_"))
+def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002
+    """Limit values to `[min, max]`; the gradient passes where `min <= input <= max`."""
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    which = "both" if min is not None and max is not None else "min" if min is not None else "max"
+    bounds = [b for b in (min, max) if b is not None]
+    return apply(clamp_op, input, *bounds, which=which)
+
+
+clip = clamp
+eq_op = elementwise("eq", jnp.equal, differentiable=False)
+
+
+# -- comparisons ----------------------------------------------------------------------------------
+@method("eq", "__eq__")
+def eq(input, other) -> Tensor:
+    return apply(eq_op, input, other)
+
+
+ne_op = elementwise("ne", jnp.not_equal, differentiable=False)
+
+
+@method("ne", "__ne__")
+def ne(input, other) -> Tensor:
+    return apply(ne_op, input, other)
+
+
+lt_op = elementwise("lt", jnp.less, differentiable=False)
+
+
+@method("lt", "__lt__")
+def lt(input, other) -> Tensor:
+    return apply(lt_op, input, other)
+
+
+le_op = elementwise("le", jnp.less_equal, differentiable=False)
+
+
+@method("le", "__le__")
+def le(input, other) -> Tensor:
+    return apply(le_op, input, other)
+
+
+gt_op = elementwise("gt", jnp.greater, differentiable=False)
+
+
+@method("gt", "__gt__")
+def gt(input, other) -> Tensor:
+    return apply(gt_op, input, other)
+
+
+ge_op = elementwise("ge", jnp.greater_equal, differentiable=False)
+
+
+@method("ge", "__ge__")
+def ge(input, other) -> Tensor:
+    return apply(ge_op, input, other)
+
+
+def _unary(op, doc: str):
+    def fn(input: Tensor) -> Tensor:
+        return apply(op, input)
+    fn.__name__ = fn.__qualname__ = op.name
+    fn.__doc__ = doc
+    return fn
+
+
+expm1_op = elementwise("expm1", jnp.expm1, promote="float", saves=SAVES_OUTPUT)
+expm1 = method("expm1", inplace=("expm1_",))(_unary(expm1_op, "`exp(x) - 1`, accurate near 0."))
+log1p_op = elementwise("log1p", jnp.log1p, promote="float", saves="all")
+log1p = method("log1p", inplace=("log1p_",))(_unary(log1p_op, "`log(1 + x)`, accurate near 0."))
+log2_op = elementwise("log2", jnp.log2, promote="float", saves="all")
+log2 = method("log2", inplace=("log2_",))(_unary(log2_op, "Base-2 logarithm."))
+log10_op = elementwise("log10", jnp.log10, promote="float", saves="all")
+log10 = method("log10", inplace=("log10_",))(_unary(log10_op, "Base-10 logarithm."))
+rsqrt_op = elementwise("rsqrt", lax.rsqrt, promote="float", saves=SAVES_OUTPUT)
+rsqrt = method("rsqrt", inplace=("rsqrt_",))(_unary(rsqrt_op, "`1 / sqrt(x)`."))
+tan_op = elementwise("tan", jnp.tan, promote="float", saves=SAVES_OUTPUT)
+tan = method("tan", inplace=("tan_",))(_unary(tan_op, "Tangent."))
+asin_op = elementwise("asin", jnp.arcsin, promote="float", saves="all")
+asin = arcsin = method("asin", "arcsin", inplace=("asin_",))(_unary(asin_op, "Inverse sine."))
+acos_op = elementwise("acos", jnp.arccos, promote="float", saves="all")
+acos = arccos = method("acos", "arccos", inplace=("acos_",))(_unary(acos_op, "Inverse cosine."))
+atan_op = elementwise("atan", jnp.arctan, promote="float", saves="all")
+atan = arctan = method("atan", "arctan", inplace=("atan_",))(_unary(atan_op, "Inverse tangent."))
+sinh_op = elementwise("sinh", jnp.sinh, promote="float", saves="all")
+sinh = method("sinh", inplace=("sinh_",))(_unary(sinh_op, "Hyperbolic sine."))
+cosh_op = elementwise("cosh", jnp.cosh, promote="float", saves="all")
+cosh = method("cosh", inplace=("cosh_",))(_unary(cosh_op, "Hyperbolic cosine."))
+erf_op = elementwise("erf", jax.scipy.special.erf, promote="float", saves="all")
+erf = method("erf", inplace=("erf_",))(_unary(erf_op, "The error function."))
+erfinv_op = elementwise("erfinv", jax.scipy.special.erfinv, promote="float", saves="all")
+erfinv = method("erfinv", inplace=("erfinv_",))(_unary(erfinv_op, "The inverse error function."))
+reciprocal_op = elementwise("reciprocal", jnp.reciprocal, promote="float", saves=SAVES_OUTPUT)
+reciprocal = method("reciprocal", inplace=("reciprocal_",))(_unary(reciprocal_op, "`1 / x` (integers give floats)."))
+square_op = elementwise("square", jnp.square, saves="all", grad_name="PowBackward0")
+square = method("square", inplace=("square_",))(_unary(square_op, "`x * x`."))
+sign_op = elementwise("sign", jnp.sign)
+sign = method("sign", inplace=("sign_",))(_unary(sign_op, "-1, 0 or 1 by the sign of each element (gradient 0)."))
+floor_op = elementwise("floor", jnp.floor)
+floor = method("floor", inplace=("floor_",))(_unary(floor_op, "Round down (gradient 0)."))
+ceil_op = elementwise("ceil", jnp.ceil)
+ceil = method("ceil", inplace=("ceil_",))(_unary(ceil_op, "Round up (gradient 0)."))
+trunc = fix = method("trunc", "fix", inplace=("trunc_",))(_unary(trunc_op, "Round toward zero (gradient 0)."))
+frac_op = elementwise("frac", lambda x: x - jnp.trunc(x))
+frac = method("frac", inplace=("frac_",))(_unary(frac_op, "`x - trunc(x)`."))
+isnan_op = Op("isnan", jnp.isnan, differentiable=False)
+isnan = method("isnan")(_unary(isnan_op, "True where the element is NaN."))
+isinf_op = Op("isinf", jnp.isinf, differentiable=False)
+isinf = method("isinf")(_unary(isinf_op, "True where the element is +-inf."))
+isfinite_op = Op("isfinite", jnp.isfinite, differentiable=False)
+isfinite = method("isfinite")(_unary(isfinite_op, "True where the element is neither NaN nor infinite."))
+logical_not_op = Op("logical_not", jnp.logical_not, differentiable=False)
+logical_not = method("logical_not", inplace=("logical_not_",))(_unary(logical_not_op, "Elementwise `not` (bool result)."))
+round_op = elementwise("round", jnp.round)  # half to even, as PyTorch
+
+
+@method("round", inplace=("round_",))
+def round(input: Tensor, *, decimals: builtins.int = 0) -> Tensor:  # noqa: A001
+    """Round half to even; `decimals` rounds to that many decimal places."""
+    if decimals == 0:
+        return apply(round_op, input)
+    scale = 10.0 ** decimals
+    return apply(div_op, apply(round_op, apply(mul_op, input, scale)), scale).to(input.dtype)
+
+
+atan2_op = elementwise("atan2", jnp.arctan2, promote="float", saves="all")
+
+
+@method("atan2", "arctan2", inplace=("atan2_",))
+def atan2(input: Tensor, other: Tensor) -> Tensor:
+    """The angle of `(other, input)` in radians, quadrant-aware."""
+    return apply(atan2_op, input, other)
+
+
+arctan2 = atan2
+fmod_op = elementwise("fmod", jnp.fmod, saves="all")
+
+
+@method("fmod", inplace=("fmod_",))
+def fmod(input: Tensor, other) -> Tensor:
+    """C's remainder: the result has the sign of `input` (compare `remainder`)."""
+    return apply(fmod_op, input, other)
+
+
+logaddexp_op = elementwise("logaddexp", jnp.logaddexp, promote="float", saves="all")
+
+
+@method("logaddexp")
+def logaddexp(input: Tensor, other: Tensor) -> Tensor:
+    """`log(exp(input) + exp(other))` without overflow."""
+    return apply(logaddexp_op, input, other)
+
+
+lerp_op = elementwise("lerp", lambda a, b, w: a + w * (b - a), saves="all")
+
+
+@method("lerp", inplace=("lerp_",))
+def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    """`input + weight * (end - input)`."""
+    return apply(lerp_op, input, end, weight)
+
+
+def _where(cond, x, y, *, dtype):
+    return jnp.where(cond, jnp.asarray(x, dtype), jnp.asarray(y, dtype))
+
+
+where_op = Op("where", _where, promote="common", saves=(0,), check=broadcast_check)
+
+
+def where(condition: Tensor, input=None, other=None) -> Tensor:
+    """`input` where `condition` is true, else `other`; `where(condition)` is `nonzero(as_tuple)`."""
+    if input is None and other is None:
+        return nonzero(condition, as_tuple=True)
+    if not isinstance(condition, Tensor) or condition.dtype is not _dtype.bool:
+        got = condition.dtype if isinstance(condition, Tensor) else type(condition).__name__
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor "
+                           f"with dtype {got}")
+    return apply(where_op, condition, input, other)
+
+
+nan_to_num_op = Op("nan_to_num", lambda x, *, nan, posinf, neginf: jnp.nan_to_num(
+    x, nan=nan, posinf=posinf, neginf=neginf), saves="all")
+
+
+@method("nan_to_num", inplace=("nan_to_num_",))
+def nan_to_num(input: Tensor, nan: builtins.float = 0.0, posinf: builtins.float | None = None,
+               neginf: builtins.float | None = None) -> Tensor:
+    """Replace NaN with `nan` and infinities with `posinf`/`neginf` (default: the dtype's extremes)."""
+    if not input.dtype.is_floating_point:
+        return input.clone()
+    info = np.finfo(input.dtype.np) if input.dtype.name != "bfloat16" else None
+    hi = builtins.float(info.max) if info is not None else 3.3895313892515355e38
+    return apply(nan_to_num_op, input, nan=builtins.float(nan),
+                 posinf=hi if posinf is None else builtins.float(posinf),
+                 neginf=-hi if neginf is None else builtins.float(neginf))
+
+
+@method("clamp_min", inplace=("clamp_min_",))
+def clamp_min(input: Tensor, min) -> Tensor:  # noqa: A002
+    return clamp(input, min=min)
+
+
+@method("clamp_max", inplace=("clamp_max_",))
+def clamp_max(input: Tensor, max) -> Tensor:  # noqa: A002
+    return clamp(input, max=max)
+
+
+logical_and_op = Op("logical_and", jnp.logical_and, differentiable=False, check=broadcast_check)
+
+
+# -- logic ----------------------------------------------------------------------------------------
+@method("logical_and", inplace=("logical_and_",))
+def logical_and(input: Tensor, other: Tensor) -> Tensor:
+    return apply(logical_and_op, input, other)
+
+
+logical_or_op = Op("logical_or", jnp.logical_or, differentiable=False, check=broadcast_check)
+
+
+@method("logical_or", inplace=("logical_or_",))
+def logical_or(input: Tensor, other: Tensor) -> Tensor:
+    return apply(logical_or_op, input, other)
+
+
+logical_xor_op = Op("logical_xor", jnp.logical_xor, differentiable=False, check=broadcast_check)
+
+
+@method("logical_xor")
+def logical_xor(input: Tensor, other: Tensor) -> Tensor:
+    return apply(logical_xor_op, input, other)
+
+
+def _integral(name: str, *xs) -> None:
+    for x in xs:
+        d = x.dtype if isinstance(x, Tensor) else _dtype.scalar_dtype(x)
+        if d.is_floating_point or d.is_complex:
+            raise RuntimeError(f'"{name}_cpu" not implemented for \'{_dtype.scalar_name(d)}\'')
+
+
+bitwise_and_op = elementwise("bitwise_and", jnp.bitwise_and, differentiable=False)
+
+
+@method("bitwise_and", "__and__", inplace=("bitwise_and_", "__iand__"), reflected=("__rand__",))
+def bitwise_and(input, other) -> Tensor:
+    """Bitwise (integers) or logical (bools) `and`: the `&` operator."""
+    _integral("bitwise_and", input, other)
+    return apply(bitwise_and_op, input, other)
+
+
+bitwise_or_op = elementwise("bitwise_or", jnp.bitwise_or, differentiable=False)
+
+
+@method("bitwise_or", "__or__", inplace=("bitwise_or_", "__ior__"), reflected=("__ror__",))
+def bitwise_or(input, other) -> Tensor:
+    _integral("bitwise_or", input, other)
+    return apply(bitwise_or_op, input, other)
+
+
+bitwise_xor_op = elementwise("bitwise_xor", jnp.bitwise_xor, differentiable=False)
+
+
+@method("bitwise_xor", "__xor__", inplace=("bitwise_xor_", "__ixor__"), reflected=("__rxor__",))
+def bitwise_xor(input, other) -> Tensor:
+    _integral("bitwise_xor", input, other)
+    return apply(bitwise_xor_op, input, other)
+
+
+bitwise_not_op = Op("bitwise_not", jnp.invert, differentiable=False)
+
+
+@method("bitwise_not", "__invert__", inplace=("bitwise_not_",))
+def bitwise_not(input: Tensor) -> Tensor:
+    """Bitwise (integers) or logical (bools) `not`: the `~` operator."""
+    if input.dtype.is_floating_point or input.dtype.is_complex:
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type "
+                        "tensors")
+    return apply(bitwise_not_op, input)
