@@ -18,6 +18,7 @@ from typing import IO, Any, Callable
 import jax
 import ml_dtypes
 import numpy as np
+
 from ._core import device as _device, dtype as _dtype
 from ._tensor.tensor import Size, Tensor
 

@@ -1,6 +1,6 @@
 """`tapegrad.compile`: a whole training step as one `jax.jit` program.
 
-The first calls run the step as usual while `_stepmode` logs what it touches: the storage it
+The first calls run the step as usual while `_core.stepmode` logs what it touches: the storage it
 reads and writes (parameters, gradients, optimizer state, buffers), the leaves whose `.grad` it
 sets, the optimizers whose hyperparameters it uses and the Python numbers it feeds to programs.
 Then the step is traced once under `jax.jit` with that state lifted to inputs and outputs; each
@@ -18,6 +18,7 @@ import warnings
 from typing import Any, Callable
 
 import jax
+
 from ._autograd.grads import write_grad
 from ._core import stepmode as _stepmode
 from ._core.compile import materialize, unshared

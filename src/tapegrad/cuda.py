@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import jax
-from ._tensor import random as _random
 
+from ._tensor import random as _random
 
 
 def _gpus() -> list:

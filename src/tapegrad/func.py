@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import jax
+
 from ._core import stepmode as _stepmode
 from ._core.compile import materialize
 from ._tensor import random as _random

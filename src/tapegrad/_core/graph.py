@@ -2,7 +2,7 @@
 
 A tensor reads its value from a `Cell`; the cell points at the `Node` that computes it. A node is
 either a known array (`Const`) or one op applied to input nodes and Python scalars; its value is
-computed lazily, in one compiled XLA call with everything else pending (see `_compile`). The same
+computed lazily, in one compiled XLA call with everything else pending (see `compile`). The same
 nodes, seen from the other side, are the autograd graph: `grad_fn`, `next_functions` and
 `AccumulateGrad` nodes follow PyTorch.
 """

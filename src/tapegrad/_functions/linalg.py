@@ -17,7 +17,7 @@ from .._tensor.apply import apply
 from .._tensor.methods import method
 from .._tensor.tensor import Tensor
 from .creation import eye, zeros
-from .pointwise import add, mul
+from .pointwise import add, scaled
 from .reduce import sum as sum_, vector_norm
 
 
@@ -238,34 +238,30 @@ def trace(input: Tensor) -> Tensor:
     return apply(trace_op, input)
 
 
-def _scaled(x, c):
-    return x if c == 1 else mul(x, c)
-
-
 @method("addmm", inplace=("addmm_",))
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """`beta * input + alpha * (mat1 @ mat2)` (`input` broadcasts; beta=0 ignores it)."""
-    prod = _scaled(mm(mat1, mat2), alpha)
-    return prod if beta == 0 else add(_scaled(input, beta), prod)
+    prod = scaled(mm(mat1, mat2), alpha)
+    return prod if beta == 0 else add(scaled(input, beta), prod)
 
 
 @method("addmv", inplace=("addmv_",))
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
-    prod = _scaled(mv(mat, vec), alpha)
-    return prod if beta == 0 else add(_scaled(input, beta), prod)
+    prod = scaled(mv(mat, vec), alpha)
+    return prod if beta == 0 else add(scaled(input, beta), prod)
 
 
 @method("baddbmm", inplace=("baddbmm_",))
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """`beta * input + alpha * (batch1 @ batch2)`, batched."""
-    prod = _scaled(bmm(batch1, batch2), alpha)
-    return prod if beta == 0 else add(_scaled(input, beta), prod)
+    prod = scaled(bmm(batch1, batch2), alpha)
+    return prod if beta == 0 else add(scaled(input, beta), prod)
 
 
 @method("addbmm")
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
-    prod = _scaled(sum_(bmm(batch1, batch2), 0), alpha)
-    return prod if beta == 0 else add(_scaled(input, beta), prod)
+    prod = scaled(sum_(bmm(batch1, batch2), 0), alpha)
+    return prod if beta == 0 else add(scaled(input, beta), prod)
 
 
 # -- tapegrad.linalg ------------------------------------------------------------------------------

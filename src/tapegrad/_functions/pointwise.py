@@ -20,23 +20,25 @@ from .index import nonzero
 
 
 Number = builtins.int | builtins.float | builtins.bool
+
 mul_op = elementwise("mul", jnp.multiply, saves="all")
 
 
-def _scaled(other, alpha):
+def scaled(x, alpha):
+    """`alpha * x`, with no op recorded when `alpha` is 1 (`add(alpha=)`, `addmm(beta=)`)."""
     if alpha == 1:
-        return other
-    return apply(mul_op, other, alpha)
-
-
-add_op = elementwise("add", jnp.add)
+        return x
+    return apply(mul_op, x, alpha)
 
 
 # -- arithmetic -----------------------------------------------------------------------------------
+add_op = elementwise("add", jnp.add)
+
+
 @method("add", "__add__", "__radd__", inplace=("add_", "__iadd__"))
 def add(input, other, *, alpha: Number = 1) -> Tensor:
     """`input + alpha * other`, broadcasting, with PyTorch's type promotion."""
-    return apply(add_op, input, _scaled(other, alpha))
+    return apply(add_op, input, scaled(other, alpha))
 
 
 sub_op = elementwise("sub", jnp.subtract)
@@ -45,7 +47,7 @@ sub_op = elementwise("sub", jnp.subtract)
 @method("sub", "subtract", "__sub__", inplace=("sub_", "__isub__"), reflected=("__rsub__",))
 def sub(input, other, *, alpha: Number = 1) -> Tensor:
     """`input - alpha * other`."""
-    return apply(sub_op, input, _scaled(other, alpha))
+    return apply(sub_op, input, scaled(other, alpha))
 
 
 subtract = sub
@@ -134,10 +136,10 @@ def minimum(input, other) -> Tensor:
     return apply(minimum_op, input, other)
 
 
+# -- elementwise math -----------------------------------------------------------------------------
 exp_op = elementwise("exp", jnp.exp, promote="float", saves=SAVES_OUTPUT)
 
 
-# -- elementwise math -----------------------------------------------------------------------------
 @method("exp", inplace=("exp_",))
 def exp(input) -> Tensor:
     return apply(exp_op, input)
@@ -239,11 +241,11 @@ def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002
     return apply(clamp_op, input, *bounds, which=which)
 
 
+# -- comparisons ----------------------------------------------------------------------------------
 clip = clamp
 eq_op = elementwise("eq", jnp.equal, differentiable=False)
 
 
-# -- comparisons ----------------------------------------------------------------------------------
 @method("eq", "__eq__")
 def eq(input, other) -> Tensor:
     return apply(eq_op, input, other)
@@ -438,10 +440,10 @@ def clamp_max(input: Tensor, max) -> Tensor:  # noqa: A002
     return clamp(input, max=max)
 
 
+# -- logic ----------------------------------------------------------------------------------------
 logical_and_op = Op("logical_and", jnp.logical_and, differentiable=False, check=broadcast_check)
 
 
-# -- logic ----------------------------------------------------------------------------------------
 @method("logical_and", inplace=("logical_and_",))
 def logical_and(input: Tensor, other: Tensor) -> Tensor:
     return apply(logical_and_op, input, other)

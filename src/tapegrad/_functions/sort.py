@@ -18,7 +18,7 @@ from .._tensor.tensor import Tensor
 from .reduce import return_types
 
 
-def _sort(x, *, dim, descending, stable):
+def _sort(x, *, dim, descending):
     order = jnp.argsort(x, axis=dim, stable=True, descending=descending)
     return jnp.take_along_axis(x, order, axis=dim), order.astype(jnp.int64)
 
@@ -29,11 +29,12 @@ sort_op = Op("sort", _sort, n_out=2)
 @method("sort")
 def sort(input: Tensor, dim: builtins.int = -1, descending: builtins.bool = False, *,
          stable: builtins.bool = False):
-    """`(values, indices)` sorted along `dim`; always stable (equal elements keep their order)."""
+    """`(values, indices)` sorted along `dim`. Always stable (equal elements keep their order),
+    which is one of the orders `stable=False` allows, so `stable` changes nothing."""
     if input.ndim == 0:
         return return_types.sort(input.clone(), input.new_zeros((), dtype=_dtype.int64))
-    return return_types.sort(*apply(sort_op, input, dim=one_dim(dim, input.ndim), descending=descending,
-                                    stable=True))
+    return return_types.sort(*apply(sort_op, input, dim=one_dim(dim, input.ndim),
+                                    descending=descending))
 
 
 argsort_op = Op("argsort", lambda x, *, dim, descending: jnp.argsort(

@@ -57,7 +57,6 @@ def apply(op: Op, *args, **static):
     return results
 
 
-
 def _save_versions(op: Op, node: Node, args, results) -> None:
     """Remember the versions of what the backward needs, for PyTorch's in-place check."""
     if op.saves == SAVES_ALL:

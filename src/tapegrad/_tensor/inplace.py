@@ -29,7 +29,7 @@ def inplace(target: Tensor, result: Tensor) -> Tensor:
     if result.shape != target.shape:
         raise RuntimeError(f"output with shape {list(target.shape)} doesn't match the broadcast "
                            f"shape {list(result.shape)}")
-    if target._cell.view is not None:  # a view: the base takes the new elements (_views)
+    if target._cell.view is not None:  # a view: the base takes the new elements (views.write)
         _views.write(target, result, inplace)
         return target
     node = result._cell.node

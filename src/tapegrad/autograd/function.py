@@ -17,7 +17,6 @@ from .._core.record import no_grad_input, record
 from .._tensor.tensor import Tensor
 
 
-
 class FunctionCtx:
     """The `ctx` handed to `forward`/`backward`: saved tensors and any attributes you set."""
 

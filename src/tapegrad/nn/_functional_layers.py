@@ -3,7 +3,6 @@ normalization, attention and distances."""
 from __future__ import annotations
 
 import math
-import weakref
 from typing import Sequence
 
 import jax
@@ -12,7 +11,6 @@ import numpy as np
 from jax import lax
 
 from .._core import grad_mode as _grad_mode
-from .._core.compile import materialize
 from .._core.dims import normalize_dim
 from .._core.graph import Op, SAVES_NONE
 from .._core.rows import abs_
@@ -307,16 +305,6 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     return out
 
 
-# The running statistics' updates stay pending until the next program runs (the next backward
-# computes them with everything else pending, see `_tensor.pending_writes`). Forward passes with no
-# backward in between (say, re-estimating the statistics under no_grad) would chain them, each
-# step keeping its batch alive, so a chain is computed (one cached program) at this length.
-MAX_PENDING_UPDATES = 16
-
-
-_pending_updates: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 # BatchNorm's running statistics: `(1 - momentum) * running + momentum * batch`, one node a step
 running_update_op = Op("running_update", lambda r, b, *, momentum: r * (1 - momentum) + b * momentum,
                        saves=SAVES_NONE, differentiable=False)
@@ -324,18 +312,15 @@ running_update_op = Op("running_update", lambda r, b, *, momentum: r * (1 - mome
 
 def _update_running_stats(running_mean: Tensor, running_var: Tensor, mean: Tensor, var: Tensor,
                           momentum: float) -> None:
-    """`running = (1 - momentum) * running + momentum * batch`, in place, under no_grad."""
+    """`running = (1 - momentum) * running + momentum * batch`, in place, under no_grad.
+
+    The updates stay pending until the next backward computes them; chains of them with no
+    backward in between are bounded by the pending-write policy (`_core.record`).
+    """
     with _grad_mode.no_grad():
         for running, batch in ((running_mean, mean), (running_var, var)):
-            settle(running)  # a reset's constant, computed apart (see `_settle`)
-            inplace(running, apply(running_update_op, running, batch,
-                                            momentum=float(momentum)))
-    cell = running_mean._cell
-    count = _pending_updates.get(cell, 0) + 1
-    if count >= MAX_PENDING_UPDATES:
-        materialize([running_mean._cell.node, running_var._cell.node])
-        count = 0
-    _pending_updates[cell] = count
+            settle(running)  # a reset's constant, computed apart (see `settle`)
+            inplace(running, apply(running_update_op, running, batch, momentum=float(momentum)))
 
 
 def _safe_norm(x, p, axis, keepdims):
@@ -459,10 +444,10 @@ def _cosine_similarity(x1, x2, *, dim, eps):
     return jnp.sum((x1 / clamped_norm(x1)) * (x2 / clamped_norm(x2)), axis=dim)
 
 
+# -- distances ------------------------------------------------------------------------------------
 cosine_similarity_op = Op("cosine_similarity", _cosine_similarity, grad_name="SumBackward1")
 
 
-# -- distances ------------------------------------------------------------------------------------
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """`x1 . x2 / (max(||x1||, eps) * max(||x2||, eps))` along `dim`."""
     ndim = max(x1.ndim, x2.ndim)

@@ -12,6 +12,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+
 from .._core import grad_mode as _grad_mode
 from .._functions.creation import eye, full
 from .._tensor import random as _random

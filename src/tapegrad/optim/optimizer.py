@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 
 import jax
 import optax
+
 from .._autograd.grads import zero_grads
 from .._core import compile as _compile, grad_mode as _grad_mode, stepmode as _stepmode
 from .._tensor.hooks import HookDict, RemovableHandle

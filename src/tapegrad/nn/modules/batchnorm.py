@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 from ..._core import dtype as _dtype
-from ..._core.compile import materialize
 from ..._functions.creation import empty, ones, zeros
 from ..._tensor.construct import tensor
 from ..._tensor.tensor import Tensor
 from .. import functional as F, init
-from .._functional_layers import MAX_PENDING_UPDATES
 from ..parameter import Parameter
 from .module import Module
 
@@ -63,11 +61,6 @@ class _BatchNorm(Module):
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
-            if self.num_batches_tracked._cell.node.depth >= MAX_PENDING_UPDATES:
-                # forward passes with no backward between them: compute the count (and the
-                # running statistics with it) rather than grow a chain of add_(1)
-                materialize([t._cell.node for t in (self.num_batches_tracked, self.running_mean,
-                                                    self.running_var)])
             if self.momentum is None:  # cumulative moving average, as PyTorch: reads the count
                 factor = 1.0 / float(self.num_batches_tracked)
         use_batch = self.training or (self.running_mean is None and self.running_var is None)

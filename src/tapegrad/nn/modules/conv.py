@@ -114,7 +114,6 @@ class Conv1d(_ConvNd):
                          bias, padding_mode, device=device, dtype=dtype)
 
 
-
 class Conv2d(_ConvNd):
     """2-D convolution over `(N, C_in, H, W)` input."""
 
@@ -125,7 +124,6 @@ class Conv2d(_ConvNd):
                  device=None, dtype=None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                          bias, padding_mode, device=device, dtype=dtype)
-
 
 
 class ConvTranspose2d(_ConvNd):

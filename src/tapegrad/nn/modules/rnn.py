@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..._core.graph import Op
-from ..._functions import creation as _factory
+from ..._functions.creation import empty, zeros
 from ..._functions.shape import cat
 from ..._tensor.apply import apply
 from ..._tensor.tensor import Tensor
@@ -128,7 +128,7 @@ class RNNBase(Module):
                 if bias:
                     shapes += [("bias_ih" + sfx, (gate,)), ("bias_hh" + sfx, (gate,))]
                 for name, shape in shapes:
-                    setattr(self, name, Parameter(_factory.empty(*shape, dtype=dtype, device=device)))
+                    setattr(self, name, Parameter(empty(*shape, dtype=dtype, device=device)))
                     self._flat_weights_names.append(name)
         self.reset_parameters()
 
@@ -151,7 +151,7 @@ class RNNBase(Module):
 
     def _zeros_state(self, x: Tensor) -> Tensor:
         dirs = 2 if self.bidirectional else 1
-        return _factory.zeros(self.num_layers * dirs, x.shape[1], self.hidden_size, dtype=x.dtype)
+        return zeros(self.num_layers * dirs, x.shape[1], self.hidden_size, dtype=x.dtype)
 
     def _run(self, input: Tensor, states: list):
         """Time-major multi-layer run; returns the output and the final states, stacked."""
@@ -258,11 +258,11 @@ class RNNCellBase(Module):
         self.mode, self.input_size, self.hidden_size, self.bias = mode, input_size, hidden_size, bias
         gate = _GATES[mode] * hidden_size
         kw = {"dtype": dtype, "device": device}
-        self.weight_ih = Parameter(_factory.empty(gate, input_size, **kw))
-        self.weight_hh = Parameter(_factory.empty(gate, hidden_size, **kw))
+        self.weight_ih = Parameter(empty(gate, input_size, **kw))
+        self.weight_hh = Parameter(empty(gate, hidden_size, **kw))
         if bias:
-            self.bias_ih = Parameter(_factory.empty(gate, **kw))
-            self.bias_hh = Parameter(_factory.empty(gate, **kw))
+            self.bias_ih = Parameter(empty(gate, **kw))
+            self.bias_hh = Parameter(empty(gate, **kw))
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
@@ -281,8 +281,8 @@ class RNNCellBase(Module):
         if unbatched:
             input = input.reshape(1, -1)
         if states is None:
-            zeros = _factory.zeros(input.shape[0], self.hidden_size, dtype=input.dtype)
-            states = [zeros] * (2 if self.mode == "LSTM" else 1)
+            zero = zeros(input.shape[0], self.hidden_size, dtype=input.dtype)
+            states = [zero] * (2 if self.mode == "LSTM" else 1)
         elif unbatched:
             states = [s.reshape(1, -1) for s in states]
         params = [self.weight_ih, self.weight_hh] + ([self.bias_ih, self.bias_hh] if self.bias else [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import jax.numpy as jnp
+
 from ..._core import grad_mode as _grad_mode
 from ..._core.graph import Op, SAVES_NONE
 from ..._tensor.apply import apply

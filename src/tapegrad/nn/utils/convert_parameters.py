@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from typing import Iterable
+
 from ..._core import grad_mode as _grad_mode
 from ..._functions.shape import cat
 from ..._tensor.tensor import Tensor
-
 
 
 def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:

@@ -8,6 +8,7 @@ from itertools import accumulate
 from typing import Generic, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
+
 from ..._functions.creation import randperm
 from ..._tensor import random as _random
 from ..._tensor.construct import tensor

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Generic, Iterable, Iterator, Sized, TypeVar
 
 import numpy as np
+
 from ..._functions.creation import randint, randperm
 from ..._tensor import random as _random
 

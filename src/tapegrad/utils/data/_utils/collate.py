@@ -12,6 +12,7 @@ import re
 from typing import Any, Callable
 
 import numpy as np
+
 from ...._core.compile import materialize
 from ...._tensor.construct import tensor
 from ...._tensor.tensor import Tensor

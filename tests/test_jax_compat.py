@@ -1,0 +1,31 @@
+"""The one private JAX API tapegrad uses (`_core.jax_compat`): fails loudly when JAX changes it."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tapegrad._core.jax_compat import weak_scalar
+
+
+def test_weak_scalar_promotes_like_a_python_number():
+    # a weakly typed float64 scalar must not widen a float32 array, as `x * 2.0` does not
+    with jax.enable_x64(True):
+        x = jnp.ones(3, jnp.float32)
+        packed = np.array([2.0], np.float64)
+
+        @jax.jit
+        def f(x, packed):
+            return x * weak_scalar(packed[0], np.dtype(np.float64))
+
+        out = f(x, packed)
+        assert out.dtype == jnp.float32
+        np.testing.assert_array_equal(np.asarray(out), [2.0, 2.0, 2.0])
+        # the same without the weak type widens: the check above is not vacuous
+        assert (x * jnp.asarray(packed[0])).dtype == jnp.float64
+
+
+def test_weak_scalar_is_weakly_typed():
+    with jax.enable_x64(True):
+        y = jax.jit(lambda v: weak_scalar(v, np.dtype(np.int64)))(np.int64(3))
+        assert y.weak_type and y.dtype == jnp.int64
