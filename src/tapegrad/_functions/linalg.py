@@ -17,7 +17,7 @@ from .._tensor.apply import apply
 from .._tensor.methods import method
 from .._tensor.tensor import Tensor
 from .creation import eye, zeros
-from .pointwise import add, scaled
+from .pointwise import add, mul, scaled
 from .reduce import sum as sum_, vector_norm
 
 
