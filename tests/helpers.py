@@ -40,3 +40,20 @@ def leaf(array, dtype) -> tapegrad.Tensor:
 def torch_or_skip():
     """PyTorch for parity tests, or a clean skip where it is not installed."""
     return pytest.importorskip("torch")
+
+
+def recorded_rows(outs) -> set:
+    """Registry row names in the autograd graph behind the tensors `outs` (each `grad_fn` node's
+    `op.name`), to check which rows a public call records."""
+    names, seen = set(), set()
+    stack = [o.grad_fn for o in outs if o.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        name = getattr(getattr(node, "op", None), "name", None)
+        if name is not None:
+            names.add(name)
+        stack.extend(f for f, _ in getattr(node, "next_functions", ()))
+    return names

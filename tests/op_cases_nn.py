@@ -1,4 +1,16 @@
-"""Test cases for the nn registry rows (`_ops_nn`, `_ops_conv`, `_ops_rnn`, nn.utils).
+"""Test cases for the nn registry rows (`nn/_functional_*.py`, `nn/modules/rnn.py`, nn.utils).
+
+These are plumbing tests: `tests/test_nn_functional.py::test_row_matches_jax_vjp` checks that each
+row records and replays correctly against the row's OWN function (`jax.vjp` of `op.fn`), so a
+wrong formula in a row passes them (`tests/test_ops_registry.py` only counts them for coverage).
+The independent references for every row live elsewhere:
+
+- `tests/test_nn_torch_parity.py` and `tests/test_nn_modules_parity.py`: PyTorch's values and
+  gradients (float64) for the public functions and modules that record these rows, ties included;
+- `tests/test_nn_finite_difference.py`: central finite differences of tapegrad's own float64
+  forward against its `backward()`, plus numpy formulas for the values, without PyTorch. Its
+  coverage test fails for a row of `CASES` that has neither a finite-difference check nor a
+  stated reason (rows without a gradient) in its `EXCLUDED`.
 
 `CASES = {op_name: [Case(args, static), ...]}`, keyed by the row's registry name:
 
@@ -7,7 +19,7 @@
   arrays (class indices, masks) are passed unchanged and get no gradient.
 - `static`: the row's keyword arguments, exactly as the row function takes them.
 
-A test applies the row to tapegrad tensors (`_record.apply(op, *tensors, **static)`), and compares
+A test applies the row to tapegrad tensors (`_tensor.apply.apply(op, *tensors, **static)`), and compares
 values and gradients with `jax.vjp` of `op.fn(*arrays, **static)`. Rows with several outputs
 return tuples. Inputs include ties where PyTorch's subgradient matters.
 """

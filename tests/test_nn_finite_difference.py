@@ -1,6 +1,6 @@
 """Every nn registry row against references that do not come from the row itself (no PyTorch).
 
-`tests/test_ops_registry.py` checks each row against `jax.vjp` of the row's own function: that
+`tests/test_nn_functional.py` checks each row against `jax.vjp` of the row's own function: that
 proves recording and replay, not the formula. Here each row of `op_cases_nn.CASES` is reached
 through the public API (`tapegrad.nn.functional`, `tapegrad.nn` modules) and checked, in float64:
 
@@ -28,6 +28,7 @@ import tapegrad.nn as nn
 import tapegrad.nn.functional as F
 from tapegrad.func import functional_call
 
+from helpers import recorded_rows
 from op_cases_nn import CASES as ROW_CASES
 
 EPS = 1e-6  # central differences in float64: truncation ~EPS**2, rounding ~1e-16 / EPS
@@ -140,7 +141,8 @@ def _np_attention(q, k, v=None, mask=None, scale=None, is_causal=False):
 
 
 def _np_conv(x, w, b=None, stride=None, padding=None, dilation=None, groups=1):
-    """Cross-correlation as PyTorch defines it: out[n, o] = sum_c,k x_pad[n, c, s*i + d*k] w[o, c, k]."""
+    """Cross-correlation as PyTorch defines it:
+    out[n, o, i] = sum_{c, k} x_padded[n, c, s*i + d*k] * w[o, c, k], per group."""
     nd = w.ndim - 2
     stride, padding, dilation = stride or (1,) * nd, padding or (0,) * nd, dilation or (1,) * nd
     xp = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
@@ -149,8 +151,9 @@ def _np_conv(x, w, b=None, stride=None, padding=None, dilation=None, groups=1):
     cg, og = x.shape[1] // groups, w.shape[0] // groups
     out = np.zeros((x.shape[0], w.shape[0], *sizes))
     for k in np.ndindex(*w.shape[2:]):
+        start = [k[i] * dilation[i] for i in range(nd)]
         window = xp[(slice(None), slice(None)) + tuple(
-            slice(k[i] * dilation[i], k[i] * dilation[i] + (sizes[i] - 1) * stride[i] + 1, stride[i])
+            slice(start[i], start[i] + (sizes[i] - 1) * stride[i] + 1, stride[i])
             for i in range(nd))]
         for g in range(groups):
             out[:, g * og:(g + 1) * og] += np.einsum(
@@ -199,8 +202,9 @@ def _np_max_pool(x, kernel, stride=None, padding=0, dilation=1, ceil_mode=False)
     sizes = [_pool_size(sp[i], kernel[i], stride[i], pad[i], dil[i], ceil_mode) for i in range(nd)]
     out = np.empty(x.shape[:-nd] + tuple(sizes))
     for o in np.ndindex(*sizes):
-        idx = [[o[i] * stride[i] - pad[i] + j * dil[i] for j in range(kernel[i])] for i in range(nd)]
-        idx = [[j for j in ix if 0 <= j < sp[i]] for i, ix in enumerate(idx)]
+        idx = [[o[i] * stride[i] - pad[i] + j * dil[i] for j in range(kernel[i])]
+               for i in range(nd)]
+        idx = [[j for j in ix if 0 <= j < sp[i]] for i, ix in enumerate(idx)]  # -inf padding
         out[(Ellipsis,) + o] = x[(Ellipsis,) + np.ix_(*idx)].reshape(x.shape[:-nd] + (-1,)).max(-1)
     return out
 
@@ -355,11 +359,12 @@ def _np_rnn(mode, x, h0, c0, params, bidirectional, has_bias):
 
 # -- modules as functions of their parameters -----------------------------------------------------
 def module_check(module, inputs, call=lambda m, *xs: m(*xs), pick=lambda out: out, ref=None):
-    """A Check differentiating `module`'s inputs and all its parameters (through functional_call);
-    `ref` gets the input arrays, then the parameter arrays in `named_parameters` order."""
+    """A Check differentiating `module`'s inputs and all its parameters (through functional_call,
+    with values drawn here, not by the module's initialisation); `ref` gets the input arrays, then
+    the parameter arrays in `named_parameters` order."""
     module = module.double()
     names = [n for n, _ in module.named_parameters()]
-    values = [p.detach().numpy().astype(np.float64) for _, p in module.named_parameters()]
+    values = [rand(*p.shape, lo=-0.7, hi=0.7) for _, p in module.named_parameters()]
     n_in = len(inputs)
     wrapper = _Calling(module, call)  # so that `call` passes states the way the module takes them
 
@@ -396,11 +401,6 @@ _P = pos(4, 3, lo=0.05, hi=0.95)
 _T = pos(4, 3, lo=0.0, hi=1.0)
 
 
-def _lstm_ref(x, h0, c0, *params):
-    out, h, c = _np_rnn("LSTM", x, h0[:2], c0[:2], params, True, True)
-    return out, h, c
-
-
 def _mha_ref(x, mask, w_in, b_in, *_):
     """MultiheadAttention's weights averaged over its 2 heads, time-major (L, N, E) input."""
     L, N, E = x.shape
@@ -428,12 +428,14 @@ TABLE: dict[str, list[Check]] = {
                        lambda x: np.clip(x, 0, 0.5))],
     "leaky_relu": [Check(lambda x: F.leaky_relu(x, 0.3), [rand(3, 4, away=(0,))],
                          lambda x: np.where(x > 0, x, 0.3 * x)),
-                   Check(F.leaky_relu, [rand(2, 3, away=(0,))], lambda x: np.where(x > 0, x, 0.01 * x))],
+                   Check(F.leaky_relu, [rand(2, 3, away=(0,))],
+                         lambda x: np.where(x > 0, x, 0.01 * x))],
     "elu": [Check(lambda x: F.elu(x, 0.7), [rand(3, 4, lo=-4, hi=2, away=(0,))],
                   lambda x: np.where(x > 0, x, 0.7 * np.expm1(x)))],
     "gelu": [Check(F.gelu, [rand(3, 4) * 2], lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2)))),
              Check(lambda x: F.gelu(x, approximate="tanh"), [rand(3, 4) * 2],
-                   lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))))],
+                   lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi)
+                                                    * (x + 0.044715 * x**3))))],
     "softplus": [Check(F.softplus, [rand(3, 4) * 4], lambda x: np.log1p(np.exp(x))),
                  Check(lambda x: F.softplus(x, beta=2.0, threshold=5.0),
                        [rand(3, 4, lo=-4, hi=4, away=(2.5,))],
@@ -445,7 +447,8 @@ TABLE: dict[str, list[Check]] = {
             Check(lambda x: F.glu(x, 0), [_X], lambda x: _np_glu(x, 0))],
     "softmax": [Check(lambda x: F.softmax(x, 1), [rand(3, 4)], lambda x: _softmax(x, 1)),
                 Check(lambda x: F.softmin(x, 0), [_X], lambda x: _softmax(-x, 0))],
-    "log_softmax": [Check(lambda x: F.log_softmax(x, 1), [rand(3, 4)], lambda x: _log_softmax(x, 1)),
+    "log_softmax": [Check(lambda x: F.log_softmax(x, 1), [rand(3, 4)],
+                          lambda x: _log_softmax(x, 1)),
                     Check(lambda x: F.log_softmax(x, 0), [rand(5)], lambda x: _log_softmax(x, 0))],
     # -- dropout (a fixed seed draws the same mask each evaluation), linear maps, embedding
     "dropout": [Check(_seeded(lambda x: F.dropout(x, 0.4)), [rand(4, 5)]),
@@ -466,7 +469,8 @@ TABLE: dict[str, list[Check]] = {
                          lambda x, w, b: _np_layer_norm(x, 2, w, b)),
                    Check(lambda x: F.layer_norm(x, (6,), eps=1e-3), [rand(2, 6)],
                          lambda x: _np_layer_norm(x, 1, eps=1e-3))],
-    "group_norm": [Check(lambda x, w, b: F.group_norm(x, 3, w, b), [rand(2, 6, 3), rand(6), rand(6)],
+    "group_norm": [Check(lambda x, w, b: F.group_norm(x, 3, w, b),
+                         [rand(2, 6, 3), rand(6), rand(6)],
                          lambda x, w, b: _np_group_norm(x, 3, w, b)),
                    Check(lambda x: F.group_norm(x, 2), [rand(2, 4, 2, 2)],
                          lambda x: _np_group_norm(x, 2))],
@@ -564,11 +568,13 @@ TABLE: dict[str, list[Check]] = {
               lambda x: _np_interpolate(x, (7,), "nearest")),
         Check(lambda x: F.interpolate(x, size=(2, 6)), [rand(1, 2, 5, 4)],
               lambda x: _np_interpolate(x, (2, 6), "nearest")),
-        Check(lambda x: F.interpolate(x, size=7, mode="linear", align_corners=True), [rand(1, 2, 4)],
+        Check(lambda x: F.interpolate(x, size=7, mode="linear", align_corners=True),
+              [rand(1, 2, 4)],
               lambda x: _np_interpolate(x, (7,), "linear", align_corners=True))],
     # -- losses
     "mse_loss": [Check(F.mse_loss, [rand(3, 4), rand(3, 4)], lambda x, t: np.mean((x - t) ** 2)),
-                 Check(lambda x, t, w: F.mse_loss(x, t, weight=w), [rand(3, 4), rand(3, 4), pos(3, 4)])],
+                 Check(lambda x, t, w: F.mse_loss(x, t, weight=w),
+                       [rand(3, 4), rand(3, 4), pos(3, 4)])],
     "l1_loss": [Check(F.l1_loss, [rand(3, 4, away=(0,)), np.zeros((3, 4))],
                       lambda x, t: np.mean(np.abs(x - t))),
                 Check(lambda x, t: F.l1_loss(x, t, reduction="none"), [rand(3, 4, away=(0,)),
@@ -623,16 +629,16 @@ TABLE: dict[str, list[Check]] = {
         module_check(nn.RNN(3, 4), [rand(4, 2, 3), rand(1, 2, 4)], pick=lambda o: o[0] * 2 + o[1],
                      ref=lambda x, h, *p: (lambda r: r[0] * 2 + r[1])(
                          _np_rnn("RNN_TANH", x, h, h, p, False, True))),
-        module_check(nn.GRU(3, 4, bidirectional=True, bias=False), [rand(3, 2, 3), rand(2, 2, 4)],
+        module_check(nn.GRU(2, 3, bidirectional=True, bias=False), [rand(3, 2, 2), rand(2, 2, 3)],
                      pick=lambda o: o[0],
                      ref=lambda x, h, *p: _np_rnn("GRU", x, h, h, p, True, False)[0]),
         module_check(nn.RNN(2, 3, nonlinearity="relu"), [rand(3, 2, 2), rand(1, 2, 3)],
                      pick=lambda o: o[1],
                      ref=lambda x, h, *p: _np_rnn("RNN_RELU", x, h, h, p, False, True)[1])],
     "lstm_layer": [module_check(
-        nn.LSTM(3, 4, bidirectional=True), [rand(3, 2, 3), rand(2, 2, 4), rand(2, 2, 4)],
+        nn.LSTM(2, 3, bidirectional=True), [rand(3, 2, 2), rand(2, 2, 3), rand(2, 2, 3)],
         call=lambda m, x, h, c: m(x, (h, c)), pick=lambda o: (o[0], o[1][0], o[1][1]),
-        ref=_lstm_ref)],
+        ref=lambda x, h, c, *p: _np_rnn("LSTM", x, h, c, p, True, True))],
     "rnn_cell": [
         module_check(nn.GRUCell(3, 4), [rand(2, 3), rand(2, 4)],
                      ref=lambda x, h, *p: _np_cell("GRU", x, h, h, *p)[0]),
@@ -678,48 +684,23 @@ def _raw(args) -> list:
     return [a.array if isinstance(a, Fixed) else a for a in args]
 
 
-def _recorded_rows(outs) -> set:
-    """Row names in the autograd graph behind `outs` (each grad_fn node's `op.name`)."""
-    names, seen = set(), set()
-    stack = [o.grad_fn for o in outs if o.grad_fn is not None]
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        name = getattr(getattr(node, "op", None), "name", None)
-        if name is not None:
-            names.add(name)
-        stack.extend(f for f, _ in getattr(node, "next_functions", ()))
-    return names
-
-
 def _ids(table):
     return [pytest.param(row, i, id=f"{row}-{i}") for row, checks in table.items()
             for i in range(len(checks))]
 
 
-@pytest.mark.parametrize("row,i", _ids(TABLE))
-def test_gradient_matches_finite_differences(row, i):
-    check = TABLE[row][i]
-    leaves = _tensors(check.args, grad=True)
-    outs = _as_tuple(check.fn(*leaves))
-    assert row in _recorded_rows(outs), f"the call does not record {row!r}"
-    rng = np.random.default_rng(11)
-    cts = [rng.uniform(-1.5, 1.5, tuple(o.shape)) for o in outs]
-    total = sum((o * tapegrad.tensor(c)).sum() for o, c in zip(outs, cts))
-    total.backward()
-
+def _finite_differences(check, cts) -> list:
+    """Central differences of `sum(f(x) * ct)` by tapegrad's float64 forward, per float input
+    (None for inputs that are not differentiated)."""
     def objective(args):
         with tapegrad.no_grad():
             values = _as_tuple(check.fn(*_tensors(args, grad=False)))
         return sum(float(np.sum(v.numpy() * c)) for v, c in zip(values, cts))
 
-    base = objective(check.args)
-    assert np.isclose(base, total.item(), rtol=1e-12, atol=1e-12)
-    n_checked = 0
-    for k, (a, leaf) in enumerate(zip(check.args, leaves)):
+    out = []
+    for k, a in enumerate(check.args):
         if isinstance(a, Fixed) or a.dtype.kind != "f":
+            out.append(None)
             continue
         fd = np.zeros_like(a)
         for idx in np.ndindex(a.shape):
@@ -731,13 +712,67 @@ def test_gradient_matches_finite_differences(row, i):
             f_up = objective(args)
             args[k] = down
             fd[idx] = (f_up - objective(args)) / (2 * EPS)
-        got = np.zeros_like(a) if leaf.grad is None else leaf.grad.numpy()
-        assert got.shape == a.shape
-        if check.expect is not None:
-            fd = check.expect(k, fd)
-        np.testing.assert_allclose(got, fd, rtol=RTOL, atol=ATOL, err_msg=f"input {k}")
-        n_checked += a.size
-    assert n_checked > 0
+        out.append(fd if check.expect is None else check.expect(k, fd))
+    return out
+
+
+def _assert_gradients_match(checks, row=None) -> None:
+    """All `checks` on one tape, one backward (compiles dominate the cost); then each float
+    input's gradient against finite differences."""
+    rng = np.random.default_rng(11)
+    runs = []  # (check, leaves, cotangents)
+    total = None
+    for i, check in enumerate(checks):
+        leaves = _tensors(check.args, grad=True)
+        outs = _as_tuple(check.fn(*leaves))
+        if row is not None:
+            assert row in recorded_rows(outs), f"check {i}: the call does not record {row!r}"
+        cts = [rng.uniform(-1.5, 1.5, tuple(o.shape)) for o in outs]
+        part = sum((o * tapegrad.tensor(c)).sum() for o, c in zip(outs, cts))
+        total = part if total is None else total + part
+        runs.append((check, leaves, cts))
+    total.backward()
+    for i, (check, leaves, cts) in enumerate(runs):
+        fds = _finite_differences(check, cts)
+        assert any(fd is not None for fd in fds)
+        for k, (fd, leaf) in enumerate(zip(fds, leaves)):
+            if fd is None:
+                continue
+            got = np.zeros_like(fd) if leaf.grad is None else leaf.grad.numpy()
+            assert got.shape == fd.shape
+            np.testing.assert_allclose(got, fd, rtol=RTOL, atol=ATOL,
+                                       err_msg=f"{row} check {i}, input {k}")
+
+
+@pytest.mark.parametrize("row", list(TABLE))
+def test_gradient_matches_finite_differences(row):
+    _assert_gradients_match(TABLE[row], row)
+
+
+class _Cube(tapegrad.autograd.Function):
+    """x ** 3 with a backward that is off by `factor` (1: the true derivative)."""
+
+    factor = 1.0
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * 3 * x * x * _Cube.factor
+
+
+@pytest.mark.parametrize("factor", [1.0 + 1e-4, 1.0 - 1e-4])
+def test_a_wrong_derivative_fails(factor, monkeypatch):
+    """The harness itself: a backward off by 0.01% fails, the true one passes."""
+    check = Check(lambda x: F.softsign(_Cube.apply(x)), [rand(3, 2, lo=0.5, hi=1.5)])
+    _assert_gradients_match([check])
+    monkeypatch.setattr(_Cube, "factor", factor)
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
+        _assert_gradients_match([check])
 
 
 @pytest.mark.parametrize("row,i", [p for p in _ids(TABLE) if TABLE[p.values[0]][p.values[1]].ref])
@@ -756,7 +791,8 @@ def test_every_nn_row_has_an_independent_reference():
     rows = set(ROW_CASES)
     assert len(rows) > 40
     missing = sorted(rows - set(TABLE) - set(EXCLUDED))
-    assert not missing, f"nn rows without a finite-difference check (or a reason in EXCLUDED): {missing}"
+    assert not missing, \
+        f"nn rows without a finite-difference check (or a reason in EXCLUDED): {missing}"
     assert not sorted((set(TABLE) | set(EXCLUDED)) - rows), "entries for rows that do not exist"
     assert not set(TABLE) & set(EXCLUDED)
     assert all(TABLE[row] for row in TABLE) and all(reason for reason in EXCLUDED.values())
@@ -803,7 +839,8 @@ def test_clip_grad_norm_values(norm_type):
     total = np.abs(flat).max() if norm_type == math.inf else (np.abs(flat) ** norm_type).sum() ** (
         1 / norm_type)
     for max_norm in (0.5 * total, 2 * total):
-        params = [tapegrad.zeros(g.shape, dtype=tapegrad.float64, requires_grad=True) for g in grads]
+        params = [tapegrad.zeros(g.shape, dtype=tapegrad.float64, requires_grad=True)
+                  for g in grads]
         for p, g in zip(params, grads):
             p.grad = tapegrad.tensor(g)
         got = nn.utils.clip_grad_norm_(params, max_norm, norm_type=norm_type)

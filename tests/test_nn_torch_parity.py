@@ -3,15 +3,23 @@
 Each case calls the function of the same name in both libraries with the same arguments: float
 arrays become tensors that require grad, integer and bool arrays become plain tensors, other
 values pass through. Inputs include ties (relu6 at 0 and 6, max_pool with equal entries, ...),
-so PyTorch's subgradients are checked too.
+so PyTorch's subgradients are checked too. Each case also checks which nn registry row it
+records (`ROW_OF`); `test_every_nn_row_has_a_pytorch_reference` fails for a row of
+`tests/op_cases_nn.py` that no case records and no other PyTorch test (`ELSEWHERE`) covers.
+Rows without a gradient (one_hot, running statistics, gradient clipping) are compared by value.
 """
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 import pytest
 
 import tapegrad
 import tapegrad.nn.functional as TF
+
+from helpers import recorded_rows
+from op_cases_nn import CASES as ROW_CASES
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as PF  # noqa: E402
@@ -128,14 +136,15 @@ CASES = [
                                                                      "log_target": True}),
 ]
 
-# Arguments of the nn registry rows (tests/op_cases_nn.py) that the cases above leave out: each row's
-# PyTorch reference covers its static variants too (bounds, dims, no weight/bias, modes, ties).
+# Variants of the nn registry rows (tests/op_cases_nn.py) that the cases above leave out, so that
+# each row's PyTorch reference covers its static arguments too (bounds, dims, no weight or bias,
+# modes, ties).
 CASES += [
     ("hardtanh", [TIES * 0.5], {"min_val": 0.0, "max_val": 0.5}),  # ties at both bounds
     ("leaky_relu", [TIES], {}), ("elu", [TIES], {}),
     ("elu", [rand(3, 2) * 50], {"alpha": 0.5}),
     ("softplus", [TIES * 4], {}),  # 24 is above the default threshold
-    ("softplus", [np.array([2.5, 5.0, -1.0, 2.4])], {"beta": 2.0, "threshold": 5.0}),  # beta*x == threshold
+    ("softplus", [np.array([2.5, 5.0, -1.0, 2.4])], {"beta": 2.0, "threshold": 5.0}),  # at threshold
     ("logsigmoid", [rand(2, 3, 2)], {}), ("selu", [rand(2, 3, 2)], {}),
     ("gelu", [rand(2, 3, 2)], {}), ("mish", [rand(2, 3, 2) * 5], {}),
     ("glu", [rand(2, 3, 2)], {"dim": 0}), ("softmax", [rand(2, 3, 2)], {"dim": 0}),
@@ -158,7 +167,8 @@ CASES += [
     ("conv_transpose1d", [rand(1, 2, 5), rand(2, 3, 2)], {"dilation": 2}),
     ("conv_transpose1d", [rand(2, 4, 3), rand(4, 1, 3), rand(2)],
      {"stride": 2, "padding": 1, "output_padding": 1, "groups": 2}),
-    ("max_pool1d", [rand(2, 3, 7)], {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
+    ("max_pool1d", [rand(2, 3, 7)], {"kernel_size": 3, "stride": 2, "padding": 1,
+                                     "ceil_mode": True}),
     ("max_pool1d", [np.array([[1.0, 1.0, 2.0, 2.0, 0.0, 2.0, 2.0]])], {"kernel_size": 3,
                                                                     "dilation": 2}),
     ("max_pool2d", [POOL], {"kernel_size": 2, "stride": 1, "padding": 1, "dilation": (2, 1)}),
@@ -175,7 +185,8 @@ CASES += [
     ("mse_loss", [rand(3, 4), rand(3, 4)], {"reduction": "none"}),
     ("l1_loss", [rand(3, 4), rand(3, 4)], {"weight": R.uniform(0, 1, (3, 4))}),
     ("smooth_l1_loss", [rand(3, 4), rand(3, 4)], {"beta": 0.0, "reduction": "sum"}),
-    ("smooth_l1_loss", [TIES, TIES + np.array([[0.5], [-0.25]])], {"beta": 0.5, "reduction": "none"}),
+    ("smooth_l1_loss", [TIES, TIES + np.array([[0.5], [-0.25]])], {"beta": 0.5,
+                                                                    "reduction": "none"}),
     ("huber_loss", [rand(3, 4), rand(3, 4)], {"delta": 0.5, "reduction": "sum"}),
     ("nll_loss", [rand(2, 3, 4), np.array([[0, 1, 2, 1], [2, 2, 0, 1]])], {"reduction": "none"}),
     ("nll_loss", [rand(2, 3, 4), np.array([[0, -100, 2, 1], [2, 2, -100, 1]])], {}),
@@ -223,6 +234,52 @@ def _params():
     return params
 
 
+# The nn registry row (tests/op_cases_nn.py) each function records; None: a core row.
+ROW_OF = {
+    "relu": None, "sigmoid": None, "tanh": None, "logsigmoid": "log_sigmoid", "softmin": "softmax",
+    "conv1d": "conv", "conv2d": "conv", "conv_transpose1d": "conv_transpose",
+    "conv_transpose2d": "conv_transpose", "max_pool1d": "max_pool", "max_pool2d": "max_pool",
+    "avg_pool1d": "avg_pool", "avg_pool2d": "avg_pool", "adaptive_avg_pool1d": "adaptive_avg_pool",
+    "adaptive_avg_pool2d": "adaptive_avg_pool", "pad": "constant_pad_nd",
+}
+
+
+def _row_of(name, kwargs):
+    if name == "batch_norm":
+        return "batch_norm" if kwargs.get("training") else "batch_norm_eval"
+    return ROW_OF.get(name, name)
+
+
+# Rows whose PyTorch reference is another test than the CASES above.
+ELSEWHERE = {
+    "attention_probs": "test_nn_modules_parity.py::test_multihead_attention",
+    "rnn_layer": "test_nn_modules_parity.py::test_recurrent_layers",
+    "lstm_layer": "test_nn_modules_parity.py::test_recurrent_layers",
+    "rnn_cell": "test_nn_modules_parity.py::test_rnn_cell_variants",
+    "lstm_cell": "test_nn_modules_parity.py::test_recurrent_cells",
+    "one_hot": "test_nn_torch_parity.py::test_one_hot_matches_pytorch",
+    "running_update": "test_nn_torch_parity.py::test_batch_norm_running_update_matches_pytorch",
+    "clip_grad_total_norm": "test_nn_torch_parity.py::test_clip_grad_norm_matches_pytorch",
+    "clip_grad_scale": "test_nn_torch_parity.py::test_clip_grad_norm_matches_pytorch",
+}
+# Rows PyTorch cannot give numbers for, and why (test_nn_finite_difference.py covers them).
+WITHOUT_PYTORCH = {
+    "dropout": "the mask comes from tapegrad's generator; PyTorch's draws differ",
+}
+
+
+def test_every_nn_row_has_a_pytorch_reference():
+    """Each row of op_cases_nn.CASES is recorded by a case above (the test checks what each case
+    records), has another PyTorch test, or says why PyTorch cannot be its reference."""
+    covered = {_row_of(name, kwargs) for name, _, kwargs in CASES} - {None}
+    missing = sorted(set(ROW_CASES) - covered - set(ELSEWHERE) - set(WITHOUT_PYTORCH))
+    assert not missing, f"nn rows without a PyTorch reference: {missing}"
+    assert not sorted((covered | set(ELSEWHERE) | set(WITHOUT_PYTORCH)) - set(ROW_CASES))
+    for where in ELSEWHERE.values():
+        module, test = where.split(".py::")
+        assert callable(getattr(importlib.import_module(module), test, None)), where
+
+
 def _convert(lib, x):
     if isinstance(x, Fixed):
         return lib.tensor(x.array)
@@ -241,6 +298,8 @@ def test_functional_matches_pytorch(name, args, kwargs):
         a = [_convert(lib, x) for x in args]
         kw = {k: _convert(lib, v) for k, v in kwargs.items()}
         out = getattr(F, name)(*a, **kw)
+        if lib is tapegrad and _row_of(name, kwargs) is not None:
+            assert _row_of(name, kwargs) in recorded_rows([out]), "the call records another row"
         ct = np.random.default_rng(1).uniform(0.5, 1.5, tuple(out.shape))
         (out * lib.tensor(ct, dtype=out.dtype)).sum().backward()
         leaves = [t for t in a + list(kw.values()) if isinstance(t, lib.Tensor) and t.requires_grad]
@@ -254,7 +313,7 @@ def test_functional_matches_pytorch(name, args, kwargs):
             np.testing.assert_allclose(gt, gp, rtol=1e-7, atol=1e-9)
 
 
-# -- rows without a gradient: values against PyTorch ------------------------------------------------
+# -- rows without a gradient: values against PyTorch -----------------------------------------
 def test_one_hot_matches_pytorch():
     for idx, n in ((np.array([0, 2, 1]), 4), (np.array([[3, 0], [1, 1]]), -1)):
         got = TF.one_hot(tapegrad.tensor(idx), n)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ._core import device as _device, dtype as _dtype
 from ._tensor.tensor import Size, Tensor
+from .nn.parameter import Parameter
 
 
 MANIFEST = "tapegrad.json"
@@ -104,7 +105,6 @@ class _Writer:
         entry = self.memo.get(id(t))
         if entry is not None:
             return {"$": "ref", "id": entry}
-        from .nn.parameter import Parameter
         value = np.asarray(t._value())
         out = {"$": "parameter" if isinstance(t, Parameter) else "tensor", **self.array(value),
                "requires_grad": bool(t.requires_grad), "device": str(t.device),
@@ -213,8 +213,7 @@ class _Reader:
             value = jax.numpy.asarray(arr)
         t = self.place(Tensor._from_array(value), node.get("device", "cpu"))
         if node["$"] == "parameter":
-            from .nn.parameter import Parameter
-            t = Parameter(t, requires_grad=bool(node.get("requires_grad", True)))
+                t = Parameter(t, requires_grad=bool(node.get("requires_grad", True)))
         elif node.get("requires_grad"):
             t.requires_grad_(True)
         self.tensors[node["id"]] = t

@@ -413,6 +413,12 @@ def where(condition: Tensor, input=None, other=None) -> Tensor:
     return apply(where_op, condition, input, other)
 
 
+@method("where")
+def _where_method(self: Tensor, condition: Tensor, other) -> Tensor:
+    """`self` where `condition` is true, else `other` (`Tensor.where`)."""
+    return where(condition, self, other)
+
+
 nan_to_num_op = Op("nan_to_num", lambda x, *, nan, posinf, neginf: jnp.nan_to_num(
     x, nan=nan, posinf=posinf, neginf=neginf), saves="all")
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ...._core.compile import materialize
+from ...._functions.shape import stack
 from ...._tensor.construct import tensor
 from ...._tensor.tensor import Tensor
 
@@ -39,7 +40,6 @@ def stack_tensors(batch: list) -> Tensor:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got "
                                f"{list(shape)} at entry 0 and {list(t.shape)} at another entry")
     if any(t.requires_grad for t in batch):
-        from ...._functions.shape import stack
         return stack(batch)
     pending = [t._cell.node for t in batch if t._cell.node.value is None]
     if pending:
