@@ -241,8 +241,10 @@ def clamp(input, min=None, max=None) -> Tensor:  # noqa: A002
     return apply(clamp_op, input, *bounds, which=which)
 
 
-# -- comparisons ----------------------------------------------------------------------------------
 clip = clamp
+
+
+# -- comparisons ----------------------------------------------------------------------------------
 eq_op = elementwise("eq", jnp.equal, differentiable=False)
 
 
