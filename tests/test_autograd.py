@@ -318,6 +318,45 @@ def test_second_backward_through_freed_graph_raises():
         loss.backward()
 
 
+SECOND_BACKWARD = {  # name -> program; ops saving their output (exp, tanh, ...) once passed
+    "exp": lambda t, x: x.exp(), "tanh": lambda t, x: x.tanh(),
+    "sigmoid": lambda t, x: x.sigmoid(), "sqrt": lambda t, x: x.sqrt(),
+    "relu": lambda t, x: x.relu(), "softmax": lambda t, x: t.softmax(x, 0),
+    "mul": lambda t, x: x * x, "log": lambda t, x: x.log(), "neg": lambda t, x: -x,
+    "add": lambda t, x: x + 1, "reused output": lambda t, x: x.exp() * 2,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_BACKWARD))
+def test_second_backward_matches_pytorch(name):
+    """Raise where PyTorch raises (a node saved values), accumulate where it accumulates."""
+    torch = pytest.importorskip("torch")
+
+    def run(lib, x):
+        loss = SECOND_BACKWARD[name](lib, x).sum()
+        loss.backward()
+        try:
+            loss.backward()
+        except RuntimeError as e:
+            assert "backward through the graph a second time" in str(e)
+            return "raised", x.grad.numpy().copy()
+        return "accumulated", x.grad.numpy().copy()
+
+    values = [0.5, 2.0]
+    got = run(tg, tg.tensor(values, requires_grad=True))
+    want = run(torch, torch.tensor(values, requires_grad=True))
+    assert got[0] == want[0]
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-7)
+
+
+def test_reused_output_of_a_freed_graph_raises():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    y.sum().backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        (y * 2).sum().backward()
+
+
 def test_retain_graph_allows_second_backward():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     loss = (x * x).sum()

@@ -100,9 +100,11 @@ def test_op_matches_jax(op):
             ct = rng.standard_normal(tuple(out.shape)).astype(out.dtype.np) if c.grad else None
             runs.append((c, np_dtype, specs, leaves, out, ct))
     graded = [r for r in runs if r[0].grad]
+    root = None
     if graded:  # one scalar root (sum of <out, cotangent>): one compiled backward for all cases,
         # which also computes the forward values
-        sum(((r[4] * tg.tensor(r[5])).sum() for r in graded), tg.zeros(())).backward()
+        root = sum(((r[4] * tg.tensor(r[5])).sum() for r in graded), tg.zeros(()))
+        root.backward(retain_graph=True)
     materialize([r[4]._cell.node for r in runs if r[4]._cell.node.value is None])
     expected = _reference_run([_reference(r[0], r[2]) for r in runs],
                               [[a for kind, a, _ in r[2] if kind == "f"] for r in runs],
@@ -126,6 +128,33 @@ def test_op_matches_jax(op):
             assert t.grad.dtype == t.dtype, where
             np.testing.assert_allclose(t.grad.numpy(), g, rtol=scale, atol=scale,
                                        err_msg=f"{where}: gradient of input {k}")
+    if root is not None:
+        _check_second_backwards(root, runs, expected)
+
+
+def _check_second_backwards(root, runs, expected):
+    """A retained graph accumulates a second time; a freed one either raises PyTorch's error
+    (it saved values the backward needs) or, when nothing was saved, accumulates once more: never
+    a silent no-op."""
+    def leaves_and_refs():
+        for (c, np_dtype, specs, leaves, _, _), (_, grads) in zip(runs, expected):
+            if c.grad:
+                scale = c.tol * (1e-4 if np_dtype == np.float32 else 1e-9)
+                floats = [t for t, (kind, _, _) in zip(leaves, specs) if kind == "f"]
+                yield from ((t, g, scale) for t, g in zip(floats, grads))
+
+    root.backward()  # the graph was retained: this one accumulates, then frees it
+    for t, g, scale in leaves_and_refs():
+        np.testing.assert_allclose(t.grad.numpy(), 2 * g, rtol=scale, atol=scale,
+                                   err_msg="second backward with the graph retained")
+    try:
+        root.backward()
+    except RuntimeError as e:
+        assert "backward through the graph a second time" in str(e)
+        return
+    for t, g, scale in leaves_and_refs():
+        np.testing.assert_allclose(t.grad.numpy(), 3 * g, rtol=scale, atol=scale,
+                                   err_msg="backward through a freed graph that saved nothing")
 
 
 def _reference(c, specs):

@@ -126,6 +126,9 @@ class Backward:
         self.order = [n for n in walk.nodes if n.requires_grad]
         for n in self.order:
             _check(n)
+        for n in tr.frontier:  # a node of a freed graph keeps its value but not its inputs
+            if isinstance(n, Node) and n.requires_grad:
+                _check(n)
         variables = [id(s.variable) for s in walk.stops if type(s) is AccumulateGrad]
         if len(set(variables)) != len(variables):
             self.unfoldable = {v for v in variables if variables.count(v) > 1}
