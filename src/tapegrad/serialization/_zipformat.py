@@ -304,7 +304,7 @@ class Reader:
             arr = self._elements(storage, dtype)
             value = np.lib.stride_tricks.as_strided(
                 arr[offset:], shape=size, strides=tuple(s * arr.itemsize for s in stride))
-            value = np.ascontiguousarray(value)
+            value = value.copy()  # dense, and off the file's buffer (0-d stays 0-d)
         with jax.enable_x64(True):
             t = self.place(Tensor._from_array(jnp.asarray(value)), storage.location)
         if whole and not self.swap and storage.key not in self.whole:
