@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import pickletools
+import struct
 import warnings
 from typing import IO, Any
 
@@ -130,7 +132,7 @@ def _prefix(archive: Archive) -> str:
 
 
 def _not_a_zip(source: str, fh: IO[bytes]) -> LoadError:
-    head = fh.read(64)
+    head = fh.read(1 << 20)
     if head[:1] == b"\x80" and head[2:3] == b"\x8a":  # PROTO, then a LONG1: the magic number
         n = head[3]
         if int.from_bytes(head[4:4 + n], "little", signed=True) == _LEGACY_MAGIC:
@@ -140,10 +142,23 @@ def _not_a_zip(source: str, fh: IO[bytes]) -> LoadError:
     fh.seek(257)
     if fh.read(5) == b"ustar":
         return refuse(source, "PyTorch's oldest (tar) format, which tapegrad does not read")
-    if head[:1] == b"\x80":
+    if _is_pickle(head, complete=not fh.read(1)):
         return refuse(source, "a plain pickle, not a checkpoint: tapegrad never unpickles a bare "
                               "pickle, as it could run arbitrary code")
     return refuse(source, "not a checkpoint (not a zip archive)")
+
+
+def _is_pickle(head: bytes, complete: bool) -> bool:
+    """Whether the file is a pickle: read statically (nothing is built), its opcodes parse to
+    a STOP; for a file longer than `head`, one that starts with a protocol 2+ pickle's PROTO."""
+    if not complete:
+        return head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    try:
+        for _ in pickletools.genops(head):
+            pass
+    except (ValueError, IndexError, struct.error):
+        return False
+    return True
 
 
 def get_unsafe_globals_in_checkpoint(f: FileLike) -> list:

@@ -14,6 +14,7 @@ the user marks safe with `add_safe_globals` / `safe_globals`, as in PyTorch.
 """
 from __future__ import annotations
 
+import _compat_pickle
 import codecs
 import collections
 import pickletools
@@ -25,12 +26,12 @@ from ._archive import LoadError, refuse
 
 MAX_OBJECTS = 1 << 24  # objects one pickle may build (each at least a few dozen bytes)
 
-_user = threading.local()
+_user = threading.local()  # the user's allowlist: "module.name" -> object, and the items given
 
 
 def _user_globals() -> dict:
     if not hasattr(_user, "globals"):
-        _user.globals = {}
+        _user.globals, _user.items = {}, []
     return _user.globals
 
 
@@ -54,17 +55,19 @@ def add_safe_globals(safe_globals: list) -> None:
         else:
             obj, path = item, _path_of(item)
         table[path] = obj
+        _user.items.append(item)
 
 
 def get_safe_globals() -> list:
-    """The user-added globals that are safe for `weights_only` loading."""
-    return [obj if _path_of(obj) == path else (obj, path)
-            for path, obj in _user_globals().items()]
+    """The user-added globals that are safe for `weights_only` loading, as they were given."""
+    _user_globals()
+    return list(_user.items)
 
 
 def clear_safe_globals() -> None:
     """Forget every global added with `add_safe_globals`."""
     _user_globals().clear()
+    _user.items.clear()
 
 
 class safe_globals:  # noqa: N801 - PyTorch's name
@@ -74,13 +77,14 @@ class safe_globals:  # noqa: N801 - PyTorch's name
         self.safe_globals = safe_globals
 
     def __enter__(self) -> None:
-        self.saved = dict(_user_globals())
+        self.saved = (dict(_user_globals()), list(_user.items))
         add_safe_globals(self.safe_globals)
 
     def __exit__(self, *exc) -> None:
         table = _user_globals()
         table.clear()
-        table.update(self.saved)
+        table.update(self.saved[0])
+        _user.items[:] = self.saved[1]
 
 
 def unsupported_global(path: str) -> str:
@@ -162,6 +166,7 @@ class WeightsUnpickler:
         self.persistent_load = persistent_load
         self.pos = 0
         self.built = 0
+        self.protocol = 0
 
     # -- reading the stream -------------------------------------------------------------------
     def _take(self, n: int) -> bytes:
@@ -230,7 +235,8 @@ class WeightsUnpickler:
                     raise self._error("malformed pickle: the stack does not end with one object")
                 return stack[0]
             if op == b"\x80":  # PROTO
-                if self._take(1)[0] > 5:
+                self.protocol = self._take(1)[0]
+                if self.protocol > 5:
                     raise self._error("the pickle uses a protocol newer than 5")
             elif op == b"\x95":  # FRAME: a length hint only
                 self._take(8)
@@ -385,8 +391,10 @@ class WeightsUnpickler:
 
     # -- what the opcodes may do --------------------------------------------------------------
     def _global(self, module: str, name: str):
-        if module == "__builtin__":  # protocol 2 spells builtins the Python 2 way
-            module = "builtins"
+        if self.protocol < 3:  # Python 2 names, mapped as Python's unpickler maps them
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         path = f"{module}.{name}"
         if path not in self.allowed:
             raise self._error(unsupported_global(path))
