@@ -101,7 +101,7 @@ def load(f: FileLike, map_location=None, pickle_module: Any = None, *,
         if _native.MANIFEST in archive.entries:
             return _native.read(archive, map_location)
         return _zipformat.read(archive, _prefix(archive), map_location, weights_only,
-                               bool(mmap))
+                               bool(mmap), pickle_load_args.get("encoding", "utf-8"))
     finally:
         if close:
             fh.close()

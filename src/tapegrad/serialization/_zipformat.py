@@ -394,8 +394,8 @@ class Reader:
 class _TrustedUnpickler(pickle.Unpickler):
     """`weights_only=False`: Python's own unpickler, which runs what the file says (opt-in)."""
 
-    def __init__(self, fh: IO[bytes], reader: Reader) -> None:
-        super().__init__(fh, encoding="utf-8")
+    def __init__(self, fh: IO[bytes], reader: Reader, encoding: str) -> None:
+        super().__init__(fh, encoding=encoding)
         self.reader = reader
         self.table = reader.torch_globals()
 
@@ -427,7 +427,8 @@ def _tapegrad_counterpart(module: str, name: str, reader: Reader):
                            "have") from None
 
 
-def read(archive: Archive, prefix: str, map_location, weights_only: bool, mmap: bool) -> Any:
+def read(archive: Archive, prefix: str, map_location, weights_only: bool, mmap: bool,
+         encoding: str = "utf-8") -> Any:
     """Load the object of a PyTorch checkpoint whose entries sit under `prefix`."""
     version_entry = prefix + "version"
     if version_entry in archive.entries:
@@ -441,7 +442,7 @@ def read(archive: Archive, prefix: str, map_location, weights_only: bool, mmap: 
         obj = WeightsUnpickler(data, archive.source, reader.torch_globals(),
                                reader.persistent_load).load()
     else:
-        obj = _TrustedUnpickler(io.BytesIO(data), reader).load()
+        obj = _TrustedUnpickler(io.BytesIO(data), reader, encoding).load()
     reader.finish()
     return obj
 
