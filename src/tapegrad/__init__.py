@@ -9,6 +9,7 @@ from . import _autograd  # noqa: F401  (binds .grad and .backward)
 from ._autograd import api as _api, grads as _grads  # noqa: F401
 from ._core.compile import cache_info
 from ._core.device import device
+from ._core.layout import layout, sparse_coo, sparse_csr, strided
 from ._core.dtype import (
     bfloat16, bool, cdouble, cfloat, complex64, complex128, double, dtype, float, float16,
     float32, float64, get_default_dtype, half, int, int8, int16, int32, int64, long,
@@ -55,15 +56,16 @@ from ._functions.shape import (
 from ._functions.sort import (
     argsort, bucketize, msort, searchsorted, sort, topk, unique, unique_consecutive,
 )
-from ._serialization import load, save
+from .serialization import load, save
 from ._step_compile import compile
 from ._tensor.construct import as_tensor, asarray, from_numpy, tensor
 from ._tensor.random import (
     Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state,
 )
+from ._tensor.storage import UntypedStorage  # (binds data_ptr, untyped_storage, layout, ...)
 from ._tensor.tensor import Size, Tensor
 from . import autograd, cuda, linalg  # noqa: E402  (subpackages use the names above)
-from . import func, nn, optim, utils  # noqa: E402
+from . import func, nn, optim, serialization, utils  # noqa: E402
 from .nn.functional import log_softmax, softmax  # noqa: E402  (torch.softmax)
 
 __version__ = "0.1.0"

@@ -38,3 +38,16 @@ def _view_scatter(base, new_view, *operands, steps):
 
 
 view_scatter_op = Op("view_scatter", _view_scatter, saves=SAVES_NONE, grad_name="CopySlices")
+
+
+def _as_strided(base, *, offset, size, stride):
+    """The elements of `base`, read as a flat storage, at `offset + sum(index * stride)`: a
+    tensor that a checkpoint stores as a strided view of a storage it shares with others."""
+    index = jnp.full(size, offset, jnp.int64)
+    for d, st in enumerate(stride):
+        index = index + lax.broadcasted_iota(jnp.int64, size, d) * st
+    return base.reshape(-1)[index]
+
+
+as_strided_op = Op("as_strided", _as_strided, saves=SAVES_NONE, differentiable=False,
+                   grad_name="AsStridedBackward0")

@@ -29,7 +29,7 @@ _LEAF_VIEW = ("a view of a leaf Variable that requires grad is being used in an 
 
 
 class _View:
-    __slots__ = ("base", "steps", "operands", "writable", "tensor", "multi")
+    __slots__ = ("base", "steps", "operands", "writable", "tensor", "multi", "layout")
 
     def __init__(self, base, steps: tuple, operands: tuple, writable: bool, tensor,
                  multi) -> None:
@@ -39,6 +39,7 @@ class _View:
         self.writable = writable
         self.tensor = weakref.ref(tensor)  # the tensor that carries the view's autograd history
         self.multi = multi        # (op name, output number): one of several views made at once
+        self.layout = None        # (offset, strides) in the base, or False (see storage.place)
 
 
 _PRUNE_AT = 32  # a base's list of view storages drops the dead ones when it grows this long

@@ -1,6 +1,7 @@
-"""`tapegrad.utils`: data loading (`tapegrad.utils.data`)."""
+"""`tapegrad.utils`: data loading (`tapegrad.utils.data`), safetensors files
+(`tapegrad.utils.safetensors`)."""
 from __future__ import annotations
 
-from . import data
+from . import data, safetensors
 
-__all__ = ["data"]
+__all__ = ["data", "safetensors"]
