@@ -267,6 +267,8 @@ case("index", lambda a, i: a[i], lambda a, i: a[i], F((4, 3)), I([[0, 3], [3, 3]
      name="int_tensor")
 case("index", lambda a, i: a[:, i, 1], lambda a, i: a[:, i, 1], F((2, 4, 3)), I([2, -1]),
      name="int_tensor_mid")
+case("index", lambda a, i: a[1, :, i], lambda a, i: a[1][:, i], F((2, 4, 3)), I([[2, 0]]),
+     name="int_then_tensor")  # PyTorch selects with the int first: i's dims stay in place
 case("index", lambda a, m: a[m], lambda a, m: a[np.asarray(m)], F((2, 3)),
      B([[True, False, True], [False, False, True]]), name="bool_mask")
 case("index", lambda a, m: a.masked_select(m), lambda a, m: a[np.broadcast_to(np.asarray(m),

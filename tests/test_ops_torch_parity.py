@@ -200,6 +200,36 @@ def test_matches_pytorch(name, fn, arrays):
         np.testing.assert_allclose(_np(g), _np(e), rtol=1e-6, atol=1e-8)
 
 
+# -- mixed advanced indexing: where the index tensors' dimensions go ---------------------------
+# PyTorch selects with the integers first, then places the index tensors' dimensions where the
+# (remaining) advanced indices are, or first when those are not adjacent; numpy differs.
+ADVANCED = ["1,:,3:11:2,D,0:2", ":,1,:,D", ":,D,:,1", "D,:,1", "1,D", "D,1,D", "D,:,D",
+            "1,:,D,E", "None,1,:,D", "1,None,D", "D,None,D", "...,1,D", "1,...,D", "D,...,1",
+            ":,D,1,E", "1,2,D", "D,2,:,E,1", ":,D,E", "M,1", "1,:,M2"]
+
+
+@pytest.mark.parametrize("pattern", ADVANCED)
+def test_mixed_advanced_indexing_matches_pytorch(pattern):
+    x0, v0 = r(3, 5, 12, 6, 3, 4), None
+    results = []
+    for m in (torch, tg):
+        names = {"D": m.tensor([[0], [2]]), "E": m.tensor([1, 0]),  # no repeated position
+                 "M": m.tensor([True, False, True]), "M2": m.tensor(np.arange(12) % 3 == 0)}
+        x = m.tensor(x0, requires_grad=True)
+        out = eval(f"x[{pattern}]", {"x": x, **names})
+        out.backward(m.tensor(np.arange(out.numel(), dtype=np.float64).reshape(out.shape)))
+        v0 = r(*out.shape) if v0 is None else v0
+        v = m.tensor(v0, requires_grad=True)
+        y = x.detach() * 1
+        exec(f"y[{pattern}] = v * 2", {"y": y, "v": v, **names})
+        (y * y).sum().backward()
+        results.append((tuple(out.shape), _np(out), _np(x.grad), _np(y), _np(v.grad)))
+    (shape_t, *arrays_t), (shape_g, *arrays_g) = results
+    assert shape_g == shape_t
+    for got, want in zip(arrays_g, arrays_t):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 # -- views written in place: PyTorch's aliasing ---------------------------------------------------
 def _views_program(m, w):
     x = w * 1

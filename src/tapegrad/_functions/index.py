@@ -166,8 +166,44 @@ def dynamic_slices(x, spec, operands):
     return x
 
 
+def _block_positions(spec, ndim: builtins.int):
+    """Where the dimensions of the broadcast index tensors go in the result: (numpy's position,
+    PyTorch's position), or None when the two agree.
+
+    Both put them in place of the advanced indices when those are adjacent, and first otherwise;
+    numpy counts integers beside index tensors as advanced indices, PyTorch selects with them
+    first (`x[1, :, idx]` keeps `idx`'s dimensions in place in PyTorch, first in numpy).
+    """
+    ints = [_is_int(s) for s in spec]
+    if not builtins.any(ints):
+        return None
+    consumed = builtins.sum(1 for s in spec if isinstance(s, tuple) or _is_int(s))
+
+    def position(entries):
+        advanced = [k for k, s in enumerate(entries)
+                    if isinstance(s, tuple) and s[0] == "t" or _is_int(s)]
+        if advanced[-1] - advanced[0] != len(advanced) - 1:
+            return 0
+        return builtins.sum(ndim - consumed if isinstance(s, str) else 1
+                            for s in entries[:advanced[0]])
+
+    numpy = position(spec)
+    torch = position([s for s, i in zip(spec, ints) if not i])
+    return None if numpy == torch else (numpy, torch)
+
+
+def _block_dims(operands) -> builtins.int:
+    return builtins.max(jnp.ndim(o) for o in operands)
+
+
 def _getitem(x, *operands, spec):
-    return dynamic_slices(x, spec, operands)[build_index(spec, *operands)]
+    out = dynamic_slices(x, spec, operands)[build_index(spec, *operands)]
+    moved = _block_positions(spec, x.ndim)
+    if moved is None:
+        return out
+    (numpy, torch), n = moved, _block_dims(operands)
+    return jnp.moveaxis(out, builtins.tuple(range(numpy, numpy + n)),
+                        builtins.tuple(range(torch, torch + n)))
 
 
 def _index_grad_name(static, inputs) -> str:
@@ -226,7 +262,16 @@ def _put_jvp(index_of, primals, tangents):
 
 
 def _index_put(x, v, *ts, spec):
-    return put(functools.partial(build_index, spec), x, v.astype(x.dtype), *ts)
+    v = v.astype(x.dtype)
+    moved = _block_positions(spec, x.ndim)
+    if moved is not None:  # `v` broadcasts against PyTorch's order of the indexed dimensions
+        (numpy, torch), n = moved, _block_dims(ts)
+        shape = jax.eval_shape(lambda a, *i: a[build_index(spec, *i)], x, *ts).shape
+        rest = shape[:numpy] + shape[numpy + n:]
+        v = jnp.broadcast_to(v, rest[:torch] + shape[numpy:numpy + n] + rest[torch:])
+        v = jnp.moveaxis(v, builtins.tuple(range(torch, torch + n)),
+                         builtins.tuple(range(numpy, numpy + n)))
+    return put(functools.partial(build_index, spec), x, v, *ts)
 
 
 setitem_op = Op("index_put", _index_put,
