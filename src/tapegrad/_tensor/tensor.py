@@ -50,6 +50,7 @@ class Tensor:
     _grad = None
     _retains_grad = False
     _hooks = None
+    _post_accumulate_hooks = None
     _acc = None
 
     @classmethod

@@ -1,5 +1,5 @@
 """`tapegrad.nn`: PyTorch's `Module`, `Parameter`, layers, losses, `init` and `utils`."""
-from . import functional, init, modules, parameter, utils
+from . import functional, init, modules, parallel, parameter, utils
 from .modules import (
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BCELoss, BCEWithLogitsLoss,
     BatchNorm1d, BatchNorm2d, Bilinear, CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d,
@@ -15,4 +15,5 @@ from .modules import (
 )
 from .parameter import Parameter
 
-__all__ = ["Parameter", "functional", "init", "modules", "parameter", "utils", *modules.__all__]
+__all__ = ["Parameter", "functional", "init", "modules", "parallel", "parameter", "utils",
+           *modules.__all__]

@@ -1,0 +1,5 @@
+"""`tapegrad.nn.parallel`: data parallel training over processes (`DistributedDataParallel`)
+and over the devices of one process (`DataParallel`)."""
+from .distributed import DistributedDataParallel
+
+__all__ = ["DistributedDataParallel"]
