@@ -13,7 +13,8 @@ from .modules import (
     Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
     TransformerEncoderLayer, Unflatten, Upsample, ZeroPad1d, ZeroPad2d,
 )
+from .parallel import DataParallel
 from .parameter import Parameter
 
-__all__ = ["Parameter", "functional", "init", "modules", "parallel", "parameter", "utils",
+__all__ = ["DataParallel", "Parameter", "functional", "init", "modules", "parallel", "parameter", "utils",
            *modules.__all__]
