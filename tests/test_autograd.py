@@ -420,6 +420,37 @@ def test_leaf_hook_replacing_gradient():
         tg.ones(1).register_hook(print)
 
 
+def test_post_accumulate_grad_hooks_and_final_callbacks_as_pytorch():
+    torch = pytest.importorskip("torch")
+    from tapegrad._autograd.engine import queue_callback
+
+    def run(lib, queue):
+        w = lib.tensor([1.0, -2.0], requires_grad=True)
+        b = lib.tensor([0.5], requires_grad=True)
+        events = []
+
+        def after(t):  # sees the accumulated sum, and may queue an end-of-backward callback
+            events.append(("post", t.grad.tolist()))
+            if len(events) == 1:
+                queue(lambda: events.append(("final", w.grad.tolist(), b.grad.tolist())))
+        handle = w.register_post_accumulate_grad_hook(after)
+        for _ in range(2):  # the second backward accumulates onto the first
+            ((w * w).sum() * 3 + b.sum()).backward()
+        events.append(("autograd.grad", [g.tolist() for g in lib.autograd.grad((w * w).sum(), w)]))
+        handle.remove()
+        (w * 2).sum().backward()
+        return events
+
+    ours = run(tg, queue_callback)
+    theirs = run(torch, torch.autograd.Variable._execution_engine.queue_callback)
+    assert ours == theirs
+    with pytest.raises(RuntimeError, match="non-leaf tensors"):
+        (tg.ones(1, requires_grad=True) * 2).register_post_accumulate_grad_hook(print)
+    with pytest.raises(RuntimeError, match="Final callbacks can only be installed during "
+                                           "backward pass"):
+        queue_callback(print)
+
+
 # -- higher order -----------------------------------------------------------------------------------
 def _f(x):
     return jnp.sum(jnp.sin(x) * x ** 3)

@@ -29,3 +29,16 @@ def test_weak_scalar_is_weakly_typed():
     with jax.enable_x64(True):
         y = jax.jit(lambda v: weak_scalar(v, np.dtype(np.int64)))(np.int64(3))
         assert y.weak_type and y.dtype == jnp.int64
+
+
+def test_distributed_client_is_jax_coordination_client():
+    # None in a process that never called jax.distributed.initialize; the multi-process tests in
+    # test_distributed.py use its key-value store and barriers (key_value_set,
+    # blocking_key_value_get, key_value_delete, wait_at_barrier)
+    from jax._src.lib import _jax
+
+    from tapegrad._core.jax_compat import distributed_client
+    assert distributed_client() is None
+    for name in ("key_value_set", "blocking_key_value_get", "key_value_delete",
+                 "wait_at_barrier"):
+        assert callable(getattr(_jax.DistributedRuntimeClient, name))

@@ -65,7 +65,7 @@ from ._tensor.random import (
 from ._tensor.storage import UntypedStorage  # (binds data_ptr, untyped_storage, layout, ...)
 from ._tensor.tensor import Size, Tensor
 from . import autograd, cuda, linalg  # noqa: E402  (subpackages use the names above)
-from . import func, nn, optim, serialization, utils  # noqa: E402
+from . import distributed, func, nn, optim, serialization, utils  # noqa: E402
 from .nn.functional import log_softmax, softmax  # noqa: E402  (torch.softmax)
 
 __version__ = "0.1.0"

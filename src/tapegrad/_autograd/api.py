@@ -8,6 +8,7 @@ from typing import Sequence
 from .._core.ops import full_op
 from .._tensor.apply import apply
 from .._tensor.construct import tensor
+from .._tensor.hooks import HookDict, RemovableHandle
 from .._tensor.methods import method
 from .._tensor.tensor import Tensor
 from .engine import Backward, cotangent_tensor
@@ -112,3 +113,17 @@ def tensor_backward(self: Tensor, gradient: "Tensor | None" = None,
                     inputs: "Sequence[Tensor] | None" = None) -> None:
     """Accumulate the gradient of this tensor into the `.grad` of the leaves that need it."""
     backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+
+@method("register_post_accumulate_grad_hook")
+def register_post_accumulate_grad_hook(self: Tensor, hook) -> RemovableHandle:
+    """Call `hook(tensor)` after a backward has accumulated a gradient into this leaf's `.grad`."""
+    if self._grad_node is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+    if not self._requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if self._post_accumulate_hooks is None:
+        self._post_accumulate_hooks = HookDict()
+    handle = RemovableHandle(self._post_accumulate_hooks)
+    self._post_accumulate_hooks[handle.id] = hook
+    return handle

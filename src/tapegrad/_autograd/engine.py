@@ -97,15 +97,25 @@ class Backward:
         self.pending: dict = {}
         self.captured: dict = {}
         self.leaves: dict = {}  # id(variable) -> (variable, ct): leaf gradients not folded
+        self.accumulated: list = []  # the leaves whose .grad this run accumulated into
         for r, ct in zip(roots, cts):
             self._add_pending(r, ct)
 
     def run(self) -> None:
-        if not self._single_segment():
-            self._sweep()
-        self._finish_leaves()
-        if not self.retain_graph:
-            self._free()
+        _callbacks.append([])
+        try:
+            if not self._single_segment():
+                self._sweep()
+            self._finish_leaves()
+            if not self.retain_graph:
+                self._free()
+            for var in self.accumulated:
+                for hook in list((var._post_accumulate_hooks or {}).values()):
+                    hook(var)
+        finally:
+            callbacks = _callbacks.pop()
+        for callback in callbacks:
+            callback()
 
     # -- the common case: one program ------------------------------------------------------------
     def _single_segment(self) -> bool:
@@ -227,6 +237,7 @@ class Backward:
                 self.captured[id(var)] = ct
             else:
                 write_grad(var, ct, accumulate=True, create_graph=self.create_graph)
+                self.accumulated.append(var)
 
     def _free(self) -> None:
         for n in self.order:
@@ -282,6 +293,7 @@ class Backward:
             self._add_pending(s, c)
         for var, g in zip(folds, grads):
             write_grad(var, g)
+        self.accumulated.extend(folds)
 
     def _record_segment(self, tr: Trace, walk_f, kinds, ct, top) -> None:
         """create_graph: the segment's vjp becomes a recorded node, differentiable in turn."""
@@ -297,6 +309,20 @@ class Backward:
         ct_stops = [s for s, k in zip(stops, kinds) if k != "const"]
         for s, node in zip(ct_stops, outs):
             self._add_pending(s, Tensor._from_node(node))
+
+
+# One list per running backward (a hook may run another backward): the callbacks queued while it
+# runs, called in order once it has finished.
+_callbacks: list = []
+
+
+def queue_callback(callback) -> None:
+    """Call `callback()` when the running backward has finished, after every gradient has been
+    accumulated and every post-accumulate-grad hook has run (PyTorch's
+    `Variable._execution_engine.queue_callback`; DistributedDataParallel averages gradients so)."""
+    if not _callbacks:
+        raise RuntimeError("Final callbacks can only be installed during backward pass.")
+    _callbacks[-1].append(callback)
 
 
 def _requires_grad(node: Node) -> bool:

@@ -31,8 +31,8 @@ class device:
 
     def jax_device(self) -> jax.Device:
         """The JAX device this names (raises RuntimeError when JAX has none of this type)."""
-        try:
-            devices = jax.devices(_PLATFORM[self.type])
+        try:  # this process's devices (jax.devices() spans every process of a job)
+            devices = jax.local_devices(backend=_PLATFORM[self.type])
         except RuntimeError:
             devices = []
         if not devices:
@@ -64,6 +64,15 @@ class device:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
 
+def default_jax_device() -> jax.Device:
+    """Where programs run unless their inputs are elsewhere: JAX's default device (which
+    `tapegrad.cuda.set_device` sets), else this process's first device."""
+    chosen = jax.config.jax_default_device  # a device, a platform name or None
+    if isinstance(chosen, jax.Device):
+        return chosen
+    return jax.local_devices(backend=chosen)[0]
+
+
 def default_device() -> device:
-    return device(jax.devices()[0])
+    return device(default_jax_device())
 

@@ -30,7 +30,7 @@ from .._tensor.tensor import Size, Tensor
 def _recorded(t: Tensor, device, requires_grad: bool) -> Tensor:
     """A factory's recorded result, marked as asked; computed now and placed when `device` is
     not where programs run by default (a program's result stays on the default device)."""
-    if device is not None and _device.device(device).jax_device() != jax.devices()[0]:
+    if device is not None and _device.device(device).jax_device() != _device.default_jax_device():
         return finish(t._value(), device, requires_grad)
     if requires_grad:
         t.requires_grad_(True)

@@ -55,12 +55,9 @@ class Generator:
         generators.add(self)
 
     def manual_seed(self, seed: int) -> "Generator":
-        seed = int(seed)
-        self._seed = seed
-        with jax.enable_x64(True):
-            key = jax.random.PRNGKey(seed % (2**64))
-        self._key = Const(key, _dtype.from_numpy_dtype(key.dtype))
-        self._counter = 0
+        self._seed = int(seed)
+        self._key = None  # made at the first draw: importing tapegrad must not start JAX's
+        self._counter = 0  # backends, or `distributed.init_process_group` could not follow it
         return self
 
     def seed(self) -> int:
@@ -76,6 +73,10 @@ class Generator:
     def stream(self) -> tuple:
         """`(key, counter)`: the key node and the number of the next draw. `tapegrad.compile`
         lifts it into a compiled step and writes it back after each call."""
+        if self._key is None:
+            with jax.enable_x64(True):
+                key = jax.random.PRNGKey(self._seed % (2**64))
+            self._key = Const(key, _dtype.from_numpy_dtype(key.dtype))
         return self._key, self._counter
 
     @stream.setter
@@ -97,9 +98,9 @@ class Generator:
         if frozen_draws is not None:
             raise RuntimeError(frozen_draws)
         _stepmode.generator(self)
-        counter = self._counter
+        key, counter = self.stream
         self._counter += 1
-        node = record(draw, (self._key, counter),
+        node = record(draw, (key, counter),
                       (("dtype", dtype.np), ("extra", extra), ("kind", kind), ("shape", shape)))
         return Tensor._from_node(node)
 

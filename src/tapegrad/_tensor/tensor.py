@@ -50,6 +50,7 @@ class Tensor:
     _grad = None
     _retains_grad = False
     _hooks = None
+    _post_accumulate_hooks = None
     _acc = None
 
     @classmethod
@@ -131,8 +132,8 @@ class Tensor:
     def device(self) -> _device.device:
         value = self._cell.node.value
         if value is not None and hasattr(value, "devices"):
-            try:
-                return _device.device(next(iter(value.devices())))
+            try:  # the first of its devices when it spans several
+                return _device.device(min(value.devices(), key=lambda d: d.id))
             except Exception:  # a tracer inside a compiled step has no device
                 pass
         return _device.default_device()

@@ -1,5 +1,5 @@
 """`tapegrad.nn`: PyTorch's `Module`, `Parameter`, layers, losses, `init` and `utils`."""
-from . import functional, init, modules, parameter, utils
+from . import functional, init, modules, parallel, parameter, utils
 from .modules import (
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BCELoss, BCEWithLogitsLoss,
     BatchNorm1d, BatchNorm2d, Bilinear, CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d,
@@ -13,6 +13,8 @@ from .modules import (
     Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
     TransformerEncoderLayer, Unflatten, Upsample, ZeroPad1d, ZeroPad2d,
 )
+from .parallel import DataParallel
 from .parameter import Parameter
 
-__all__ = ["Parameter", "functional", "init", "modules", "parameter", "utils", *modules.__all__]
+__all__ = ["DataParallel", "Parameter", "functional", "init", "modules", "parallel", "parameter", "utils",
+           *modules.__all__]

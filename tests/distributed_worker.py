@@ -1,0 +1,192 @@
+"""One rank of the multi-process tests (tests/test_distributed.py launches it with
+`python -m tapegrad.distributed.run`). It runs a scenario and writes what it saw to
+`OUT/rank<r>.json`; the test compares that with references computed in its own process.
+
+    python -m tapegrad.distributed.run --nproc-per-node 2 distributed_worker.py OUT ddp no_sync
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+
+import numpy as np
+
+import tapegrad as torch
+import tapegrad.distributed as dist
+from tapegrad import nn
+from tapegrad.nn.parallel import DistributedDataParallel as DDP
+
+LOCAL_BATCH, STEPS = 4, 3
+
+
+def global_batch(world: int, seed: int = 0):
+    """The same global batch on every rank and in the test (rank r takes its rows)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((world * LOCAL_BATCH, 6)).astype(np.float32)
+    y = rng.integers(0, 3, world * LOCAL_BATCH)
+    return x, y
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+
+
+def params_of(model) -> dict:
+    return {k: v.detach().numpy().tolist() for k, v in model.state_dict().items()}
+
+
+def collectives(rank: int, world: int) -> dict:
+    out = {}
+    t = torch.tensor([1.0, -2.0, 3.0]) * (rank + 1)
+    dist.all_reduce(t)
+    out["sum"] = t.tolist()
+    for op in ("AVG", "MAX", "MIN", "PRODUCT"):
+        t = torch.tensor([1.0, -2.0, 3.0]) * (rank + 1)
+        dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
+        out[op] = t.tolist()
+    t = torch.tensor([5, 6], dtype=torch.int64) * (rank + 1)
+    dist.all_reduce(t, op=dist.ReduceOp.BXOR)
+    out["bxor"] = t.tolist()
+    t = torch.tensor([0.5, 1.5], dtype=torch.float64) + rank
+    dist.all_reduce(t)
+    out["sum64"], out["dtype64"] = t.tolist(), str(t.dtype)
+    t = torch.arange(4.0) + 10 * rank
+    dist.broadcast(t, src=world - 1)
+    out["broadcast"] = t.tolist()
+    parts = [torch.zeros(2) for _ in range(world)]
+    dist.all_gather(parts, torch.tensor([rank, -rank], dtype=torch.float32))
+    out["all_gather"] = [p.tolist() for p in parts]
+    flat = torch.zeros(2 * world)
+    dist.all_gather_into_tensor(flat, torch.tensor([rank, -rank], dtype=torch.float32))
+    out["all_gather_into_tensor"] = flat.tolist()
+    chunk = torch.zeros(2)
+    dist.reduce_scatter_tensor(chunk, torch.arange(2.0 * world) * (rank + 1))
+    out["reduce_scatter_tensor"] = chunk.tolist()
+    mine = torch.zeros(3)
+    dist.scatter(mine, [torch.full((3,), float(i * i)) for i in range(world)]
+                 if rank == 0 else None, src=0)
+    out["scatter"] = mine.tolist()
+    gathered = [torch.zeros(()) for _ in range(world)] if rank == 1 else None
+    dist.gather(torch.tensor(float(rank) + 0.5), gathered, dst=1)
+    out["gather"] = [g.item() for g in gathered] if gathered else None
+    t = torch.tensor([float(rank)])
+    dist.reduce(t, dst=0)
+    out["reduce"] = t.tolist()
+    base = torch.zeros(2, 3)  # a view is written through its base
+    dist.all_reduce(base[1].fill_(1.0))
+    out["view"] = base.tolist()
+    dist.barrier()
+    return out
+
+
+def ddp_training(rank: int, world: int) -> dict:
+    """DDP + AdamW + clip_grad_norm_: ranks start from different weights (DDP broadcasts rank
+    0's), each trains on its rows of the global batch."""
+    torch.manual_seed(rank)
+    model = DDP(mlp())
+    start = params_of(model.module)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
+    x, y = global_batch(world)
+    rows = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
+    xs, ys = torch.tensor(x[rows]), torch.tensor(y[rows])
+    losses = []
+    for _ in range(STEPS):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(xs), ys)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        opt.step()
+        losses.append(loss.item())
+    return {"start": start, "final": params_of(model.module), "local_losses": losses,
+            "keys": list(model.state_dict())}
+
+
+def ddp_no_sync(rank: int, world: int) -> dict:
+    """Two micro-batches: one under no_sync, one synchronised; the gradient is the big batch's."""
+    torch.manual_seed(0)
+    model = DDP(mlp())
+    x, y = global_batch(world, seed=1)
+    half = LOCAL_BATCH // 2
+    rows = np.arange(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
+    with model.no_sync():
+        first = rows[:half]
+        (nn.functional.cross_entropy(model(torch.tensor(x[first])), torch.tensor(y[first]))
+         / 2).backward()
+    local_after_no_sync = [p.grad.tolist() for p in model.parameters()]
+    second = rows[half:]
+    (nn.functional.cross_entropy(model(torch.tensor(x[second])), torch.tensor(y[second]))
+     / 2).backward()
+    return {"start": params_of(model.module), "local_after_no_sync": local_after_no_sync,
+            "grads": [p.grad.tolist() for p in model.parameters()]}
+
+
+class Branches(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(3, 1)
+        self.b = nn.Linear(3, 1)
+
+    def forward(self, x, use_b: bool):
+        return self.a(x) + (self.b(x) if use_b else 0.0)
+
+
+def ddp_unused(rank: int, world: int) -> dict:
+    """Rank 0 uses branch b, the others do not; a third layer nobody uses keeps grad None."""
+    torch.manual_seed(0)
+    model = Branches()
+    model.c = nn.Linear(2, 2)
+    ddp = DDP(model, find_unused_parameters=True)
+    x = torch.ones(2, 3) * (rank + 1)
+    ddp(x, rank == 0).sum().backward()
+    out = {"a": model.a.weight.grad.tolist(), "b": model.b.weight.grad.tolist(),
+           "c_is_none": model.c.weight.grad is None, "start": params_of(model)}
+    strict = DDP(Branches())  # find_unused_parameters=False: the next forward raises
+    strict(x, False).sum().backward()
+    try:
+        strict(x, False)
+    except RuntimeError as e:
+        out["strict_error"] = str(e)
+    return out
+
+
+def mismatches(rank: int, world: int) -> dict:
+    out = {}
+    try:
+        dist.all_reduce(torch.ones(3 + rank))
+    except RuntimeError as e:
+        out["shape"] = str(e)
+    try:
+        if rank == 0:
+            dist.all_reduce(torch.ones(2))
+        else:
+            dist.broadcast(torch.ones(2), src=0)
+    except RuntimeError as e:
+        out["kind"] = str(e)
+    if rank == 0:  # the others skip it: rank 0 times out
+        try:
+            dist.all_reduce(torch.ones(1))
+        except dist.DistBackendError as e:
+            out["timeout"] = str(e)
+    dist.barrier(timeout=datetime.timedelta(seconds=60))  # the others wait for it here
+    return out
+
+
+SCENARIOS = {"collectives": collectives, "ddp": ddp_training, "no_sync": ddp_no_sync,
+             "unused": ddp_unused, "mismatch": mismatches}
+
+
+def main() -> None:
+    outdir, names = sys.argv[1], sys.argv[2:]
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=4))
+    rank, world = dist.get_rank(), dist.get_world_size()
+    result = {"rank": rank, "world": world}
+    for name in names:
+        result[name] = SCENARIOS[name](rank, world)
+    dist.destroy_process_group()
+    with open(f"{outdir}/rank{rank}.json", "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()

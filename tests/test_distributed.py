@@ -1,0 +1,329 @@
+"""`tapegrad.distributed`, `DistributedDataParallel` and `DistributedSampler`.
+
+The multi-process tests launch `tests/distributed_worker.py` on 2 and 4 local processes with
+`python -m tapegrad.distributed.run` (jax.distributed over 127.0.0.1, gloo's CPU collectives)
+and compare what each rank saw with references computed here: numpy for the collectives,
+PyTorch single-process training on the global batch for DDP.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+import tapegrad.distributed as dist
+from tapegrad import nn
+
+import distributed_worker as worker
+
+HERE = Path(__file__).parent
+SRC = str(HERE.parent / "src")
+
+
+def _launch(tmp_path, nproc: int, *scenarios: str) -> list:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "tapegrad.distributed.run", "--nproc-per-node",
+                           str(nproc), str(HERE / "distributed_worker.py"), str(tmp_path),
+                           *scenarios], env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(nproc)]
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    return _launch(tmp_path_factory.mktemp("two"), 2, "collectives", "ddp", "no_sync", "unused",
+                   "mismatch")
+
+
+@pytest.fixture(scope="module")
+def four(tmp_path_factory):
+    return _launch(tmp_path_factory.mktemp("four"), 4, "collectives", "ddp")
+
+
+# -- collectives ------------------------------------------------------------------------------------
+
+def _expected_collectives(world: int) -> dict:
+    base = np.array([1.0, -2.0, 3.0])
+    each = [base * (r + 1) for r in range(world)]
+    xor = np.zeros(2, np.int64)
+    for r in range(world):
+        xor ^= np.array([5, 6]) * (r + 1)
+    return {
+        "sum": sum(each), "AVG": sum(each) / world, "MAX": np.max(each, 0),
+        "MIN": np.min(each, 0), "PRODUCT": np.prod(each, 0), "bxor": xor,
+        "sum64": sum(np.array([0.5, 1.5]) + r for r in range(world)),
+        "broadcast": np.arange(4.0) + 10 * (world - 1),
+        "all_gather": [[r, -r] for r in range(world)],
+        "all_gather_into_tensor": np.array([[r, -r] for r in range(world)]).ravel(),
+        "view": [[0, 0, 0], [world] * 3],
+    }
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_collectives_match_numpy(n, request):
+    ranks = request.getfixturevalue({2: "two", 4: "four"}[n])
+    expected = _expected_collectives(n)
+    total = sum(np.arange(2.0 * n) * (r + 1) for r in range(n))
+    for r, res in enumerate(ranks):
+        got = res["collectives"]
+        for key, want in expected.items():
+            np.testing.assert_allclose(np.asarray(got[key], float), np.asarray(want, float),
+                                       rtol=1e-6, err_msg=f"{key} on rank {r}")
+        assert got["dtype64"] == "tapegrad.float64"
+        np.testing.assert_allclose(got["reduce_scatter_tensor"], total[2 * r:2 * r + 2])
+        np.testing.assert_allclose(got["scatter"], [r * r] * 3)
+        assert got["reduce"] == ([sum(range(n))] if r == 0 else [r])  # dst=0; others keep theirs
+        assert got["gather"] == ([r_ + 0.5 for r_ in range(n)] if r == 1 else None)
+
+
+def test_mismatched_collectives_raise_instead_of_hanging(two):
+    for r, res in enumerate(two):
+        other = 1 - r
+        msg = res["mismatch"]
+        assert msg["shape"].startswith("Detected mismatch between collectives on ranks.")
+        assert f"TensorShape=[[{3 + r}]]" in msg["shape"]
+        assert f"but Rank {other} is running collective" in msg["shape"]
+        assert f"TensorShape=[[{3 + other}]]" in msg["shape"]
+        assert "OpType=ALLREDUCE" in msg["kind"] and "OpType=BROADCAST" in msg["kind"]
+    timeout = two[0]["mismatch"]["timeout"]
+    assert "timed out after 0:00:04 waiting for rank 1" in timeout
+    assert "timeout" not in two[1]["mismatch"]
+
+
+# -- DistributedDataParallel --------------------------------------------------------------------------
+
+def _torch_mlp(torch, state: dict):
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    model.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
+    return model
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_ddp_training_equals_single_process_on_the_global_batch(n, request):
+    torch = pytest.importorskip("torch")
+    ranks = request.getfixturevalue({2: "two", 4: "four"}[n])
+    start = ranks[0]["ddp"]["start"]
+    for res in ranks[1:]:  # each rank began from its own seed; DDP broadcast rank 0's weights
+        assert res["ddp"]["start"] == start
+    model = _torch_mlp(torch, start)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
+    x, y = worker.global_batch(n)
+    x, y = torch.tensor(x), torch.tensor(y)
+    local_losses = []
+    for _ in range(worker.STEPS):
+        with torch.no_grad():
+            out = model(x)
+            local_losses.append([torch.nn.functional.cross_entropy(
+                out[r * worker.LOCAL_BATCH:(r + 1) * worker.LOCAL_BATCH],
+                y[r * worker.LOCAL_BATCH:(r + 1) * worker.LOCAL_BATCH]).item() for r in range(n)])
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        opt.step()
+    for r, res in enumerate(ranks):
+        assert res["ddp"]["keys"] == ["module." + k for k in start]
+        for k, v in model.state_dict().items():
+            np.testing.assert_allclose(res["ddp"]["final"][k], v.numpy(), rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{k} on rank {r}")
+        # each process's loss is its own batch's, as in PyTorch
+        np.testing.assert_allclose(res["ddp"]["local_losses"], [s[r] for s in local_losses],
+                                   rtol=1e-5)
+
+
+def test_no_sync_accumulation_equals_one_big_batch(two):
+    torch = pytest.importorskip("torch")
+    model = _torch_mlp(torch, two[0]["no_sync"]["start"])
+    x, y = worker.global_batch(2, seed=1)
+    x, y = torch.tensor(x), torch.tensor(y)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    big = [p.grad.numpy() for p in model.parameters()]
+    half = worker.LOCAL_BATCH // 2
+    for r, res in enumerate(two):
+        for got, want in zip(res["no_sync"]["grads"], big):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+        model.zero_grad()
+        rows = slice(r * worker.LOCAL_BATCH, r * worker.LOCAL_BATCH + half)
+        (torch.nn.functional.cross_entropy(model(x[rows]), y[rows]) / 2).backward()
+        for got, p in zip(res["no_sync"]["local_after_no_sync"], model.parameters()):
+            np.testing.assert_allclose(got, p.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_ddp_unused_parameters(two):
+    for r, res in enumerate(two):
+        u = res["unused"]
+        # rank r's input is ones * (r + 1) over 2 rows: d(sum)/d(weight) = 2 (r + 1) per entry
+        np.testing.assert_allclose(u["a"], [[np.mean([2 * (q + 1) for q in range(2)])] * 3])
+        np.testing.assert_allclose(u["b"], [[2.0 / 2] * 3])  # used by rank 0 only
+        assert u["c_is_none"]  # used by no rank
+        assert u["strict_error"].startswith("Expected to have finished reduction in the prior "
+                                            "iteration")
+        assert "find_unused_parameters=True" in u["strict_error"]
+        assert f"did not receive grad for rank {r}: [2, 3]" in u["strict_error"]
+
+
+# -- in this process ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def world_of_one():
+    dist.init_process_group("gloo", init_method="tcp://127.0.0.1:1", rank=0, world_size=1,
+                            timeout=datetime.timedelta(seconds=5))
+    yield
+    dist.destroy_process_group()
+
+
+def test_before_init_process_group():
+    assert dist.is_available() and not dist.is_initialized()
+    for fn in (dist.get_rank, dist.get_world_size, dist.barrier):
+        with pytest.raises(ValueError, match="Default process group has not been initialized"):
+            fn()
+    with pytest.raises(ValueError, match="Default process group has not been initialized"):
+        dist.all_reduce(tg.ones(2))
+    with pytest.raises(ValueError, match="Default process group has not been initialized"):
+        nn.parallel.DistributedDataParallel(nn.Linear(2, 2))
+
+
+def test_init_process_group_arguments(monkeypatch):
+    for name in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="using env:// rendezvous: environment variable RANK "
+                                         "expected, but not set"):
+        dist.init_process_group("gloo")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(ValueError, match="environment variable WORLD_SIZE expected"):
+        dist.init_process_group()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with pytest.raises(ValueError, match="environment variable MASTER_ADDR expected"):
+        dist.init_process_group()
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "1")
+    with pytest.raises(ValueError, match="Invalid backend: 'mpi'"):
+        dist.init_process_group("mpi")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # JAX has started its devices in this process
+    with pytest.raises(RuntimeError, match="must run before any tensor is computed"):
+        dist.init_process_group()
+    monkeypatch.delenv("RANK")
+    with pytest.raises(ValueError, match="rank parameter missing"):
+        dist.init_process_group(init_method="tcp://127.0.0.1:1", world_size=2)
+    with pytest.raises(ValueError, match=r"Invalid rank 2, rank should be in the interval \[0, 1\]"):
+        dist.init_process_group(init_method="tcp://127.0.0.1:1", world_size=2, rank=2)
+    with pytest.raises(ValueError, match="not supported"):
+        dist.init_process_group(init_method="file:///tmp/x", world_size=1, rank=0)
+    assert not dist.is_initialized()
+
+
+def test_world_of_one(world_of_one):
+    assert dist.is_initialized() and dist.get_rank() == 0 and dist.get_world_size() == 1
+    assert dist.get_backend() == "gloo" and dist.group.WORLD is not None
+    with pytest.raises(ValueError, match="twice"):
+        dist.init_process_group("gloo", init_method="tcp://127.0.0.1:1", rank=0, world_size=1)
+    t = tg.tensor([1.0, 2.0])
+    alias = t.view(2)
+    version = t._cell.version
+    assert dist.all_reduce(t, op=dist.ReduceOp.AVG) is None
+    assert t.tolist() == [1.0, 2.0] and alias.tolist() == [1.0, 2.0]
+    assert t._cell.version == version + 1  # written in place, as c10d does
+    work = dist.all_reduce(t, async_op=True)
+    assert work.wait() and work.is_completed()
+    out = [tg.zeros(2)]
+    dist.all_gather(out, t)
+    assert out[0].tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match="must be a list of world_size=1 tensors, got 2"):
+        dist.all_gather([tg.zeros(2), tg.zeros(2)], t)
+    with pytest.raises(RuntimeError, match="AVG needs floating point"):
+        dist.all_reduce(tg.tensor([1, 2]), op=dist.ReduceOp.AVG)
+    with pytest.raises(ValueError, match="output tensor size must be equal to world_size"):
+        dist.all_gather_into_tensor(tg.zeros(3), t)
+    dist.barrier()
+
+
+def test_ddp_in_a_world_of_one_equals_plain_training(world_of_one):
+    tg.manual_seed(0)
+    plain = nn.Linear(3, 2)
+    tg.manual_seed(0)
+    model = nn.parallel.DistributedDataParallel(nn.Linear(3, 2))
+    assert isinstance(model.module, nn.Linear)
+    x = tg.randn(4, 3)
+    for m in (plain, model):
+        m(x).pow(2).sum().backward()
+    assert np.array_equal(plain.weight.grad.numpy(), model.module.weight.grad.numpy())
+    with pytest.raises(ValueError, match="device_ids and output_device arguments only work"):
+        nn.parallel.DistributedDataParallel(nn.Linear(3, 2), device_ids=[0])
+    frozen = nn.Linear(3, 2).requires_grad_(False)
+    with pytest.raises(RuntimeError, match="DistributedDataParallel is not needed"):
+        nn.parallel.DistributedDataParallel(frozen)
+
+
+def test_ddp_refuses_tapegrad_compile(world_of_one):
+    model = nn.parallel.DistributedDataParallel(nn.Linear(3, 1))
+    opt = tg.optim.SGD(model.parameters(), lr=0.1)
+    x = tg.randn(4, 3)
+
+    @tg.compile
+    def step(x):
+        opt.zero_grad()
+        loss = model(x).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    step(x)
+    step(x)
+    with pytest.raises(RuntimeError, match="cannot run inside tapegrad.compile"):
+        step(x)
+
+
+# -- DistributedSampler --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n, replicas, shuffle, drop_last, seed", [
+    (10, 3, True, False, 0), (10, 3, True, True, 5), (7, 4, False, False, 0),
+    (1797, 4, True, False, 42), (5, 8, True, False, 1), (3, 2, True, False, -1)])
+def test_distributed_sampler_is_pytorchs_partition(n, replicas, shuffle, drop_last, seed):
+    torch = pytest.importorskip("torch")
+    from torch.utils.data.distributed import DistributedSampler as TorchSampler
+    for rank in range(replicas):
+        ours = tg.utils.data.DistributedSampler(range(n), replicas, rank, shuffle, seed,
+                                                drop_last)
+        theirs = TorchSampler(range(n), replicas, rank, shuffle, seed, drop_last)
+        assert len(ours) == len(theirs)
+        for epoch in (0, 1, 7):
+            ours.set_epoch(epoch)
+            theirs.set_epoch(epoch)
+            assert list(ours) == list(theirs)
+
+
+def test_distributed_sampler_errors_and_defaults(world_of_one):
+    with pytest.raises(ValueError, match=r"Invalid rank 3, rank should be in the interval \[0, 1\]"):
+        tg.utils.data.DistributedSampler(range(4), num_replicas=2, rank=3)
+    sampler = tg.utils.data.DistributedSampler(range(5), shuffle=False)  # from the group
+    assert (sampler.num_replicas, sampler.rank, list(sampler)) == (1, 0, [0, 1, 2, 3, 4])
+
+
+# -- the launcher ---------------------------------------------------------------------------------------
+
+def test_launcher_sets_torchrun_variables_and_stops_on_failure(tmp_path):
+    script = tmp_path / "show.py"
+    script.write_text(
+        "import json, os, sys, time\n"
+        "keys = ['RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR']\n"
+        "open(sys.argv[1] + os.environ['RANK'], 'w').write(json.dumps(\n"
+        "    {k: os.environ[k] for k in keys} | {'port': os.environ['MASTER_PORT']}))\n"
+        "if sys.argv[2] == 'fail':\n"
+        "    sys.exit(3) if os.environ['RANK'] == '1' else time.sleep(60)\n")
+    env = dict(os.environ, PYTHONPATH=SRC)
+    run = [sys.executable, "-m", "tapegrad.distributed.run", "--nproc-per-node", "3",
+           str(script), str(tmp_path / "env")]
+    assert subprocess.run(run + ["ok"], env=env, timeout=60).returncode == 0
+    seen = [json.loads((tmp_path / f"env{r}").read_text()) for r in range(3)]
+    assert [s["RANK"] for s in seen] == ["0", "1", "2"] == [s["LOCAL_RANK"] for s in seen]
+    assert {s["WORLD_SIZE"] for s in seen} == {"3"} == {s["LOCAL_WORLD_SIZE"] for s in seen}
+    assert len({s["port"] for s in seen}) == 1 and seen[0]["MASTER_ADDR"] == "127.0.0.1"
+    failed = subprocess.run(run + ["fail"], env=env, timeout=60, capture_output=True, text=True)
+    assert failed.returncode == 3
+    assert "local rank 1" in failed.stderr and "exited with code 3" in failed.stderr
