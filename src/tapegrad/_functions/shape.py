@@ -75,14 +75,15 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
 swapaxes = swapdims = transpose
 
 
+t_op = Op("t", jnp.transpose, saves=SAVES_NONE)
+
+
 @method("t")
 def t(input: Tensor) -> Tensor:
     """Transpose a tensor of at most 2 dimensions."""
     if input.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
-    if input.ndim < 2:
-        return permute(input, *range(input.ndim))
-    return transpose(input, 0, 1)
+    return _views.track(apply(t_op, input), input, t_op)
 
 
 permute_op = Op("permute", lambda x, *, dims: jnp.transpose(x, dims), saves=SAVES_NONE)
