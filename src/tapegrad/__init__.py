@@ -6,7 +6,7 @@ under `jax.vjp`, compiled by XLA. `import tapegrad as torch` runs ordinary PyTor
 from __future__ import annotations
 
 from . import _autograd  # noqa: F401  (binds .grad and .backward)
-from ._autograd import api as _api, grads as _grads  # noqa: F401
+from ._autograd import api as _api, grads as _grads, nodes as _nodes  # noqa: F401
 from ._core.compile import cache_info
 from ._core.device import device
 from ._core.dtype import (

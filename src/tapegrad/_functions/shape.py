@@ -484,6 +484,12 @@ def _base(self: Tensor) -> "Tensor | None":
     return _views.base_of(self)
 
 
+@method("_is_view")
+def _is_view(self: Tensor) -> bool:
+    """True when this tensor is a view of another (`_base` is not None)."""
+    return _views.base_of(self) is not None
+
+
 @method("__pos__")
 def _pos(self: Tensor) -> Tensor:
     return self

@@ -17,8 +17,18 @@ clear_cache = _compile.clear_cache
 set_cache_limit = _compile.set_cache_limit
 
 
-def Variable(data: Tensor, requires_grad: bool = False) -> Tensor:  # noqa: N802 - PyTorch's name
-    """Deprecated in PyTorch: tensors are variables. Returns `data` (with `requires_grad` set)."""
-    if requires_grad:
-        data.requires_grad_(True)
-    return data
+class _VariableMeta(type):
+    def __instancecheck__(cls, other) -> bool:
+        return isinstance(other, Tensor)
+
+
+class Variable(metaclass=_VariableMeta):
+    """Deprecated in PyTorch: tensors are variables. `Variable(t)` returns `t` (with
+    `requires_grad` set), and `isinstance(t, Variable)` holds for every tensor, as in PyTorch."""
+
+    def __new__(cls, data: Tensor, requires_grad: bool = False) -> Tensor:
+        if not isinstance(data, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
+        if requires_grad:
+            data.requires_grad_(True)
+        return data

@@ -61,6 +61,16 @@ class FunctionCtx:
         self.materialize_grads = bool(value)
 
 
+def _ctx_attribute(node: Node, name: str):
+    """In PyTorch a custom Function's grad_fn is its ctx: `grad_fn.saved_tensors` and whatever
+    `forward` set on ctx are read through the node."""
+    try:
+        ctx = object.__getattribute__(node, "ctx")
+    except AttributeError:
+        raise AttributeError(f"'{type(node).__name__}' object has no attribute '{name}'") from None
+    return getattr(ctx, name)
+
+
 def _passthrough(*xs, n_out):
     """The node's value is the forward's outputs (its first `n_out` inputs)."""
     return xs[0] if n_out == 1 else tuple(xs[:n_out])
@@ -75,7 +85,8 @@ class _FunctionOp(Op):
         super().__init__(cls.__name__, _passthrough, saves=SAVES_ALL,
                          grad_name=f"{cls.__name__}Backward", register=False)
         self.cls = cls
-        self.node_cls = type(f"{cls.__name__}Backward", (Node,), {"__slots__": ("ctx", "arg_index")})
+        self.node_cls = type(f"{cls.__name__}Backward", (Node,),
+                             {"__slots__": ("ctx", "arg_index"), "__getattr__": _ctx_attribute})
 
     def custom_backward(self, node: Node, ct, create_graph: bool):
         """Call the user's backward; yields (input node, gradient tensor) pairs."""
