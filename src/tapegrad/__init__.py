@@ -65,6 +65,9 @@ from ._tensor.tensor import Size, Tensor
 from . import autograd, cuda, linalg  # noqa: E402  (subpackages use the names above)
 from . import func, nn, optim, utils  # noqa: E402
 from .nn.functional import log_softmax, softmax  # noqa: E402  (torch.softmax)
+from .autograd.anomaly_mode import (  # noqa: E402
+    is_anomaly_check_nan_enabled, is_anomaly_enabled, set_anomaly_enabled,
+)
 
 __version__ = "0.1.0"
 

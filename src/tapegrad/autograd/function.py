@@ -11,7 +11,7 @@ import functools
 from typing import Any
 
 from .._autograd.engine import FREED_MESSAGE, cotangent_tensor
-from .._core import grad_mode as _grad_mode
+from .._core import anomaly as _anomaly, grad_mode as _grad_mode
 from .._core.graph import SAVES_ALL, Node, Op
 from .._core.record import no_grad_input, record
 from .._tensor.tensor import Tensor
@@ -89,7 +89,7 @@ class _FunctionOp(Op):
                              {"__slots__": ("ctx", "arg_index"), "__getattr__": _ctx_attribute})
 
     def custom_backward(self, node: Node, ct, create_graph: bool):
-        """Call the user's backward; yields (input node, gradient tensor) pairs."""
+        """Call the user's backward; yields (input node, gradient tensor, argument position)."""
         n_out = dict(node.static)["n_out"]
         if n_out == 1:
             grads_in = (cotangent_tensor(ct, node.shape, node.dtype),)
@@ -110,7 +110,7 @@ class _FunctionOp(Op):
             if not isinstance(g, Tensor):
                 raise TypeError(f"function {self.node_cls.__name__} returned a gradient of type "
                                 f"{type(g).__name__} at index {pos}; expected a Tensor or None")
-            yield input_node, _sum_to(g, input_node.shape, self.node_cls.__name__, pos)
+            yield input_node, _sum_to(g, input_node.shape, self.node_cls.__name__, pos), pos
 
     def free(self, node: Node) -> None:
         node.ctx._freed = True
@@ -195,6 +195,8 @@ class Function:
         parent = nodes if not isinstance(nodes, tuple) else nodes[0].inputs[0]
         parent.ctx = ctx
         parent.arg_index = arg_index
+        if _anomaly.state.enabled:
+            _anomaly.remember_forward(parent)
         nodes = nodes if isinstance(nodes, tuple) else (nodes,)
         result = list(outs)
         for i, node in zip(tensor_pos, nodes):
