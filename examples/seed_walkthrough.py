@@ -1,10 +1,20 @@
 """A walk through PyTorch's autograd model, run by tapegrad on JAX.
 
     python examples/seed_walkthrough.py
+    python examples/seed_walkthrough.py --graph docs/walkthrough_graph.svg   # also draw the graph
 
 Each section prints what it shows; the code is plain PyTorch with `import tapegrad as torch`.
+`--graph FILE.svg|.png` writes the picture of section 2's graph, drawn by
+`tapegrad.viz.make_dot` (it needs Graphviz's `dot` program).
 """
+import argparse
+
 import tapegrad as torch
+from tapegrad import viz
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--graph", help="write the picture of the graph of section 2 to this file")
+args = parser.parse_args()
 
 
 def section(title: str) -> None:
@@ -30,6 +40,12 @@ print("z.grad_fn:", z.grad_fn.name(), "-> next:", [f[0].name() if f[0] else None
 print("leaves: w.is_leaf =", w.is_leaf, "| y.is_leaf =", y.is_leaf)
 acc = y.grad_fn.next_functions[0][0]
 print("y's grad_fn reaches", acc.name(), "whose variable is w:", acc.variable is w)
+print("the graph backward() will walk, from z down to the leaves:")
+print(viz.graph_text(z, params={"w": w, "b": b}))
+if args.graph:  # the same graph as a picture (torchviz's drawing)
+    name, _, fmt = args.graph.rpartition(".")
+    path = viz.make_dot(z, params={"w": w, "b": b}).render(name, format=fmt, cleanup=True)
+    print("picture written to", path)
 
 section("3. backward() fills .grad of the leaves")
 z.backward()

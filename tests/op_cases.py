@@ -226,6 +226,8 @@ case("reshape", lambda a: a.flatten(1), lambda a: a.reshape(2, -1), F((2, 3, 2))
 case("reshape", lambda a: a.unflatten(1, (2, 3)), lambda a: a.reshape(2, 2, 3), F((2, 6)))
 case("transpose", lambda a: a.transpose(0, 2), lambda a: jnp.swapaxes(a, 0, 2), F((2, 3, 1)))
 case("transpose", lambda a: a.mT, lambda a: jnp.swapaxes(a, -1, -2), F((2, 3, 4), view="s"))
+case("t", lambda a: a.t(), jnp.transpose, F((2, 3), view="s"))
+case("t", tg.t, lambda a: a, F((3,)))
 case("permute", lambda a: a.permute(2, 0, 1), lambda a: jnp.transpose(a, (2, 0, 1)), F((2, 3, 4)))
 case("permute", lambda a: a.movedim(0, -1), lambda a: jnp.moveaxis(a, 0, -1), F((2, 3, 4)))
 case("permute", lambda a: a.T, lambda a: a.T, F((2, 3)))
@@ -338,12 +340,18 @@ case("masked_fill", lambda a, m, v: a.masked_fill(m, v), lambda a, m, v: jnp.whe
 
 # -- linear algebra -------------------------------------------------------------------------------
 case("matmul", lambda a, b: a @ b, jnp.matmul, F((2, 3)), F((3, 4), view="t"))
-case("matmul", tg.bmm, jnp.matmul, F((2, 2, 3)), F((2, 3, 2)))
+case("matmul", lambda a, b: a @ b, jnp.matmul, F((2, 2, 3)), F((3, 2)), name="batched")
+case("bmm", tg.bmm, jnp.matmul, F((2, 2, 3)), F((2, 3, 2)))
 case("matmul", tg.mv, jnp.matmul, F((2, 3)), F((3,)))
 case("matmul", tg.dot, jnp.dot, F((3,)), F((3,)))
-case("matmul", lambda c, a, b: tg.addmm(c, a, b, beta=0.5, alpha=2.0),
+case("addmm", lambda c, a, b: tg.addmm(c, a, b, beta=0.5, alpha=2.0),
      lambda c, a, b: 0.5 * c + 2.0 * a @ b, F((4,)), F((2, 3)), F((3, 4)))
-case("matmul", lambda c, a, b: tg.baddbmm(c, a, b, alpha=-1.0),
+case("addmm", tg.addmm, lambda c, a, b: c + a @ b, F((2, 4)), F((2, 3)), F((3, 4)))
+case("addmm", lambda c, a, b: tg.addmm(c, a, b, beta=0),
+     lambda c, a, b: a @ b, A([float("nan")] * 4), F((2, 3)), F((3, 4)), name="beta0_ignores_nan")
+case("addmv", lambda c, a, b: tg.addmv(c, a, b, alpha=3.0), lambda c, a, b: c + 3.0 * a @ b,
+     F((2,)), F((2, 3)), F((3,)))
+case("baddbmm", lambda c, a, b: tg.baddbmm(c, a, b, alpha=-1.0),
      lambda c, a, b: c - a @ b, F((2, 1, 2)), F((2, 2, 3)), F((2, 3, 2)))
 case("outer", tg.outer, jnp.outer, F((3,)), F((2,)))
 case("einsum", lambda a, b: tg.einsum("bij,jk->bik", a, b), lambda a, b: jnp.einsum(

@@ -47,7 +47,7 @@ def test_grad_fn_names_and_next_functions():
     assert (x * 2).grad_fn.next_functions[1] == (None, 0)
     assert "grad_fn=<MulBackward0>" in repr(x * 2)
     for expr, name in [(lambda: x - y, "SubBackward0"), (lambda: x / y, "DivBackward0"),
-                       (lambda: x.exp(), "ExpBackward0"), (lambda: x @ y, "MmBackward0"),
+                       (lambda: x.exp(), "ExpBackward0"), (lambda: x @ y, "DotBackward0"),
                        (lambda: x.mean(), "MeanBackward0"), (lambda: x.view(2, 1), "ViewBackward0"),
                        (lambda: x[0], "SelectBackward0"), (lambda: -x, "NegBackward0")]:
         assert expr().grad_fn.name() == name
@@ -73,14 +73,25 @@ _NAMED = [("x[0]", "SelectBackward0"), ("x[1:3]", "SliceBackward0"), ("x[:, 1]",
           ("F.linear(x[0, 0], w)", "SqueezeBackward4"), ("x.split(2)[1]", "SplitBackward0"),
           ("x.split([1, 2])[0]", "SplitWithSizesBackward0"), ("x.chunk(2, 1)[0]", "SplitBackward0"),
           ("x.tensor_split(2)[1]", "SliceBackward0"), ("x.unbind(2)[4]", "UnbindBackward0"),
-          ("x.split(2)[1][0]", "SelectBackward0")]
+          ("x.split(2)[1][0]", "SelectBackward0"),
+          ("x[0, 0] @ x[0, 0]", "DotBackward0"), ("x[0] @ x[0, 0]", "MvBackward0"),
+          ("x[0, 0, :4] @ x[0]", "SqueezeBackward4"), ("x[0] @ x[0].t()", "MmBackward0"),
+          ("x @ w.t()", "UnsafeViewBackward0"), ("T.bmm(x, x.mT)", "BmmBackward0"),
+          ("T.addmm(b, x[0, :2], w.t())", "AddmmBackward0"),
+          ("T.addmv(x[0, 0, :4], x[0], x[0, 0])", "AddmvBackward0"),
+          ("T.baddbmm(x[:, :, :4], x, x.mT, beta=0.5)", "BaddbmmBackward0"),
+          ("1 - x", "RsubBackward1"), ("x - 1", "SubBackward0"), ("x ** 2", "PowBackward0"),
+          ("x ** x", "PowBackward1"), ("2 ** x", "PowBackward2"), ("x.clamp(0, 1)", "ClampBackward1"),
+          ("x.clamp(x, x)", "ClampBackward0"), ("x[0].t()", "TBackward0"),
+          ("x[0, 0].t()", "TBackward0"), ("T.outer(x[0, 0], x[0, 0])", "MulBackward0"),
+          ("T.diag(x[0, 0])", "DiagEmbedBackward0")]
 
 
 @pytest.mark.parametrize("expr,name", _NAMED)
 def test_grad_fn_names_follow_pytorch(expr, name):
     x = tg.ones(3, 4, 5, requires_grad=True)
     scope = {"x": x, "idx": tg.tensor([0, 1]), "w": tg.ones(2, 5), "b": tg.ones(2),
-             "F": tg.nn.functional}
+             "F": tg.nn.functional, "T": tg}
     assert type(eval(expr, scope).grad_fn).__name__ == name
 
 
@@ -91,7 +102,7 @@ def test_grad_fn_names_match_installed_pytorch():
         for T in (torch, tg):
             scope = {"x": T.ones(3, 4, 5, requires_grad=True), "idx": T.tensor([0, 1]),
                      "w": T.ones(2, 5, requires_grad=True), "b": T.ones(2, requires_grad=True),
-                     "F": T.nn.functional}
+                     "F": T.nn.functional, "T": T}
             names.append(type(eval(expr, scope).grad_fn).__name__)
         assert names[0] == names[1], expr
 

@@ -6,7 +6,7 @@ under `jax.vjp`, compiled by XLA. `import tapegrad as torch` runs ordinary PyTor
 from __future__ import annotations
 
 from . import _autograd  # noqa: F401  (binds .grad and .backward)
-from ._autograd import api as _api, grads as _grads  # noqa: F401
+from ._autograd import api as _api, grads as _grads, nodes as _nodes  # noqa: F401
 from ._core.compile import cache_info
 from ._core.device import device
 from ._core.layout import layout, sparse_coo, sparse_csr, strided
@@ -67,6 +67,9 @@ from ._tensor.tensor import Size, Tensor
 from . import autograd, cuda, linalg  # noqa: E402  (subpackages use the names above)
 from . import distributed, func, nn, optim, serialization, utils  # noqa: E402
 from .nn.functional import log_softmax, softmax  # noqa: E402  (torch.softmax)
+from .autograd.anomaly_mode import (  # noqa: E402
+    is_anomaly_check_nan_enabled, is_anomaly_enabled, set_anomaly_enabled,
+)
 
 __version__ = "0.1.0"
 

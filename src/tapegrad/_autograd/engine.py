@@ -22,6 +22,7 @@ from .._core.ops import full_op
 from .._core.record import pending_writes, record
 from .._tensor.apply import apply
 from .._tensor.tensor import Tensor
+from . import anomaly as _anomaly
 from .grads import write_grad
 
 FREED_MESSAGE = (
@@ -98,13 +99,18 @@ class Backward:
         self.captured: dict = {}
         self.leaves: dict = {}  # id(variable) -> (variable, ct): leaf gradients not folded
         self.accumulated: list = []  # the leaves whose .grad this run accumulated into
+        self.anomaly = _anomaly.enabled()  # node by node, each node's gradients checked
         for r, ct in zip(roots, cts):
             self._add_pending(r, ct)
 
     def run(self) -> None:
+        if self.anomaly and _stepmode.tracing():
+            raise RuntimeError("anomaly mode checks gradient values, which a traced step "
+                               "(tapegrad.compile, jax.jit) does not have: run the step "
+                               "uncompiled to debug it")
         _callbacks.append([])
         try:
-            if not self._single_segment():
+            if self.anomaly or not self._single_segment():
                 self._sweep()
             self._finish_leaves()
             if not self.retain_graph:
@@ -153,9 +159,11 @@ class Backward:
     def _sweep(self) -> None:
         self.order = discover(self.roots)
         targets = self.targets
+        anomaly = self.anomaly
         for n in self.order:
             if (type(n) is AccumulateGrad or n.hooks or _is_custom(n)
-                    or (targets is not None and id(n) in targets)):
+                    or (targets is not None and id(n) in targets)
+                    or (anomaly and _anomaly.steps_alone(n))):
                 self.boundary.add(id(n))
             if _is_custom(n):
                 self.boundary.update(id(c) for c in n.inputs if isinstance(c, Node) and c.requires_grad)
@@ -164,6 +172,11 @@ class Backward:
         # gradients are then summed before accumulating instead of folded per node.
         variables = [id(n.variable) for n in self.order if type(n) is AccumulateGrad]
         self.unfoldable = {v for v in variables if variables.count(v) > 1}
+        if anomaly:  # every forward value at once, so that each node's program is that node alone
+            pending = [n for n in self.order if n.value is None and type(n) is not AccumulateGrad
+                       and (n.op is None or n.op.n_out == 1)]
+            if pending:
+                materialize(pending)
         for b in reversed(self.order):  # consumers first
             if id(b) not in self.boundary:
                 continue
@@ -173,21 +186,33 @@ class Backward:
             if type(b) is AccumulateGrad:
                 self._to_leaf(b, ct)
                 continue
-            ct = _run_hooks(b, ct)
-            if targets is not None and id(b) in targets:
-                self.captured[id(b)] = ct
-            if not any(id(c) in self.needed for c in b.inputs if isinstance(c, Node)):
-                continue
-            if _is_custom(b):
-                for node, g in b.op.custom_backward(b, ct, self.create_graph):
-                    self._add_pending(node, g)
+            if anomaly:
+                with _anomaly.running(b):
+                    self._backward_of(b, ct)
             else:
-                boundary = self.boundary
+                self._backward_of(b, ct)
 
-                def is_stop(n, top=b):
-                    return n is not top and (not n.requires_grad or type(n) is AccumulateGrad
-                                             or id(n) in boundary)
-                self._run_segment(b, ct, *_walk(b, is_stop))
+    def _backward_of(self, b: Node, ct) -> None:
+        """Run the boundary `b`'s hooks and backward, adding the gradients of what it consumed."""
+        targets = self.targets
+        ct = _run_hooks(b, ct)
+        if targets is not None and id(b) in targets:
+            self.captured[id(b)] = ct
+        if not any(id(c) in self.needed for c in b.inputs if isinstance(c, Node)):
+            return
+        if _is_custom(b):
+            grads = list(b.op.custom_backward(b, ct, self.create_graph))
+            if self.anomaly:
+                _anomaly.check_nan(b, [(pos, g) for _, g, pos in grads])
+            for node, g, _ in grads:
+                self._add_pending(node, g)
+        else:
+            boundary = self.boundary
+
+            def is_stop(n, top=b):
+                return n is not top and (not n.requires_grad or type(n) is AccumulateGrad
+                                         or id(n) in boundary)
+            self._run_segment(b, ct, *_walk(b, is_stop))
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _is_target_leaf(self, acc: AccumulateGrad) -> bool:
@@ -218,7 +243,7 @@ class Backward:
         if type(n) is AccumulateGrad:
             if not self._is_target_leaf(n):
                 return "const"
-            if (self.capture or self.create_graph or n.variable._hooks
+            if (self.capture or self.create_graph or self.anomaly or n.variable._hooks
                     or id(n.variable) in self.unfoldable):
                 return "ct"
             return "fold"
@@ -289,6 +314,9 @@ class Backward:
         store([walk_p.nodes[i] for i in live_p], p_values)
         store([walk_f.nodes[i] for i in live_f], f_values)
         ct_stops = [s for s, k in zip(stops, kinds) if k == "ct"]
+        if self.anomaly:
+            _anomaly.check_nan(top, list(zip(ct_stops, cts)),
+                               ct_value if implicit is None else implicit)
         for s, c in zip(ct_stops, cts):
             self._add_pending(s, c)
         for var, g in zip(folds, grads):
@@ -307,8 +335,11 @@ class Backward:
         outs = record(op, inputs, (), requires)
         outs = (outs,) if op.n_out == 1 else outs
         ct_stops = [s for s, k in zip(stops, kinds) if k != "const"]
-        for s, node in zip(ct_stops, outs):
-            self._add_pending(s, Tensor._from_node(node))
+        grads = [Tensor._from_node(node) for node in outs]
+        if self.anomaly:
+            _anomaly.check_nan(top, list(zip(ct_stops, grads)))
+        for s, g in zip(ct_stops, grads):
+            self._add_pending(s, g)
 
 
 # One list per running backward (a hook may run another backward): the callbacks queued while it

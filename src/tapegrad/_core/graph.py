@@ -51,7 +51,7 @@ class Node:
     """
 
     __slots__ = ("op", "static", "inputs", "shape", "dtype", "value", "requires_grad", "saved",
-                 "freed", "owner", "depth", "hooks", "serial", "constant", "__weakref__")
+                 "freed", "owner", "depth", "hooks", "serial", "constant", "meta", "__weakref__")
 
     def __init__(self, op, static, inputs, shape, dtype, requires_grad, value=None):
         self.op = op
@@ -90,7 +90,14 @@ class Node:
 
     @property
     def metadata(self) -> dict:
-        return {}
+        """A dict kept with the node for your own data (anomaly mode keeps the forward traceback
+        under "traceback_", as PyTorch does). The slot is left unset until first asked for, so
+        recording never pays for it."""
+        try:
+            return self.meta
+        except AttributeError:
+            self.meta = {}
+            return self.meta
 
     def __repr__(self) -> str:
         return f"<{self.name()} object at {id(self):#x}>"

@@ -36,8 +36,22 @@ def _matmul_check(a, b, **static) -> None:
                            f"other ({'x'.join(map(str, sb))}): inner dimensions {k_a} and {k_b} differ")
 
 
-matmul_op = Op("matmul", lambda a, b, *, dtype: jnp.matmul(a.astype(dtype), b.astype(dtype)),
-               promote="common", check=_matmul_check, grad_name="MmBackward0")
+def _matmul(a, b, *, dtype):
+    return jnp.matmul(a.astype(dtype), b.astype(dtype))
+
+
+_MATMUL_NAMES = {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (1, 2): "SqueezeBackward4",
+                 (2, 2): "MmBackward0"}
+
+
+def _matmul_grad_name(static, inputs) -> str:
+    """PyTorch's matmul dispatches by rank: dot, mv, mm, or a batched product seen through a view."""
+    return _MATMUL_NAMES.get((len(inputs[0].shape), len(inputs[1].shape)), "UnsafeViewBackward0")
+
+
+matmul_op = Op("matmul", _matmul, promote="common", check=_matmul_check,
+               grad_name=_matmul_grad_name)
+bmm_op = Op("bmm", _matmul, promote="common", grad_name="BmmBackward0")
 
 
 @method("matmul", "__matmul__", reflected=("__rmatmul__",))
@@ -71,18 +85,20 @@ def _same_dtype(name: str, a: Tensor, b: Tensor) -> None:
                            f"{_dtype.scalar_name(a.dtype)} and {_dtype.scalar_name(b.dtype)}")
 
 
-@method("mm")
-def mm(input: Tensor, mat2: Tensor) -> Tensor:
-    """Product of two matrices (no broadcasting)."""
+def _mm_check(input: Tensor, mat2: Tensor) -> None:
     _need(input, 2, "self")
     _need(mat2, 2, "mat2")
     _same_dtype("mm", input, mat2)
+
+
+@method("mm")
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
+    """Product of two matrices (no broadcasting)."""
+    _mm_check(input, mat2)
     return matmul(input, mat2)
 
 
-@method("bmm")
-def bmm(input: Tensor, mat2: Tensor) -> Tensor:
-    """Batched matrix product of `(b, n, m)` and `(b, m, p)` tensors."""
+def _bmm_check(input: Tensor, mat2: Tensor) -> None:
     _need(input, 3, "batch1")
     _need(mat2, 3, "batch2")
     if input.shape[0] != mat2.shape[0]:
@@ -90,14 +106,24 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
                            f"[{input.shape[0]}, {input.shape[2]}] but got: "
                            f"[{mat2.shape[0]}, {mat2.shape[1]}].")
     _same_dtype("bmm", input, mat2)
-    return matmul(input, mat2)
+
+
+@method("bmm")
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    """Batched matrix product of `(b, n, m)` and `(b, m, p)` tensors."""
+    _bmm_check(input, mat2)
+    return apply(bmm_op, input, mat2)
+
+
+def _mv_check(input: Tensor, vec: Tensor) -> None:
+    if input.ndim != 2 or vec.ndim != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {input.ndim}, {vec.ndim}")
 
 
 @method("mv")
 def mv(input: Tensor, vec: Tensor) -> Tensor:
     """Matrix-vector product."""
-    if input.ndim != 2 or vec.ndim != 1:
-        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {input.ndim}, {vec.ndim}")
+    _mv_check(input, vec)
     return matmul(input, vec)
 
 
@@ -123,7 +149,7 @@ def _float_pair(fn):
     return cast_then
 
 
-outer_op = Op("outer", _float_pair(jnp.outer), promote="common")
+outer_op = Op("outer", _float_pair(jnp.outer), promote="common", grad_name="MulBackward0")
 
 
 @method("outer", "ger")
@@ -192,7 +218,8 @@ def _diag(x, *, diagonal):
     return jnp.diag(x, k=diagonal)
 
 
-diag_op = Op("diag", _diag, saves=SAVES_NONE)
+diag_op = Op("diag", _diag, saves=SAVES_NONE, grad_name=lambda static, inputs: (
+    "DiagEmbedBackward0" if len(inputs[0].shape) == 1 else "DiagonalBackward0"))
 
 
 @method("diag")
@@ -238,24 +265,42 @@ def trace(input: Tensor) -> Tensor:
     return apply(trace_op, input)
 
 
+def _scaled_product(c, a, b, *, dtype, beta, alpha):
+    """`beta * c + alpha * (a @ b)`; beta=0 ignores `c` (its NaNs too), as PyTorch does."""
+    prod = jnp.matmul(a.astype(dtype), b.astype(dtype))
+    prod = prod if alpha == 1 else alpha * prod
+    if beta == 0:
+        return jnp.broadcast_to(prod, jnp.broadcast_shapes(c.shape, prod.shape))
+    return (c.astype(dtype) if beta == 1 else beta * c.astype(dtype)) + prod
+
+
+addmm_op = Op("addmm", _scaled_product, promote="common", grad_name="AddmmBackward0")
+addmv_op = Op("addmv", _scaled_product, promote="common", grad_name="AddmvBackward0")
+baddbmm_op = Op("baddbmm", _scaled_product, promote="common", grad_name="BaddbmmBackward0")
+
+
 @method("addmm", inplace=("addmm_",))
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """`beta * input + alpha * (mat1 @ mat2)` (`input` broadcasts; beta=0 ignores it)."""
-    prod = scaled(mm(mat1, mat2), alpha)
-    return prod if beta == 0 else add(scaled(input, beta), prod)
+    _mm_check(mat1, mat2)
+    _matmul_check(mat1, mat2)
+    return apply(addmm_op, input, mat1, mat2, beta=beta, alpha=alpha)
 
 
 @method("addmv", inplace=("addmv_",))
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
-    prod = scaled(mv(mat, vec), alpha)
-    return prod if beta == 0 else add(scaled(input, beta), prod)
+    """`beta * input + alpha * (mat @ vec)`."""
+    _mv_check(mat, vec)
+    _matmul_check(mat, vec)
+    return apply(addmv_op, input, mat, vec, beta=beta, alpha=alpha)
 
 
 @method("baddbmm", inplace=("baddbmm_",))
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """`beta * input + alpha * (batch1 @ batch2)`, batched."""
-    prod = scaled(bmm(batch1, batch2), alpha)
-    return prod if beta == 0 else add(scaled(input, beta), prod)
+    _bmm_check(batch1, batch2)
+    _matmul_check(batch1, batch2)
+    return apply(baddbmm_op, input, batch1, batch2, beta=beta, alpha=alpha)
 
 
 @method("addbmm")

@@ -11,7 +11,7 @@ import numpy as np
 from jax import lax
 
 from .._core import dtype as _dtype
-from .._core.graph import Op, SAVES_OUTPUT
+from .._core.graph import Node, Op, SAVES_OUTPUT
 from .._core.rows import abs_, broadcast_check, elementwise
 from .._tensor.apply import apply
 from .._tensor.methods import method
@@ -41,7 +41,13 @@ def add(input, other, *, alpha: Number = 1) -> Tensor:
     return apply(add_op, input, scaled(other, alpha))
 
 
-sub_op = elementwise("sub", jnp.subtract)
+def _is_number(x) -> bool:
+    return not isinstance(x, Node)
+
+
+# `2 - x` is PyTorch's rsub, named RsubBackward1
+sub_op = elementwise("sub", jnp.subtract, grad_name=lambda static, inputs: (
+    "RsubBackward1" if _is_number(inputs[0]) else "SubBackward0"))
 
 
 @method("sub", "subtract", "__sub__", inplace=("sub_", "__isub__"), reflected=("__rsub__",))
@@ -103,7 +109,10 @@ def _pow(a, b):
     return jnp.power(a, b)
 
 
-pow_op = elementwise("pow", _pow, saves="all")
+# PyTorch's overloads: tensor ** number, tensor ** tensor, number ** tensor
+pow_op = elementwise("pow", _pow, saves="all", grad_name=lambda static, inputs: (
+    "PowBackward2" if _is_number(inputs[0]) else
+    "PowBackward0" if _is_number(inputs[1]) else "PowBackward1"))
 
 
 @method("pow", "__pow__", inplace=("pow_", "__ipow__"), reflected=("__rpow__",))
@@ -228,7 +237,10 @@ def _clamp(x, *bounds, dtype, which):
     return x
 
 
-clamp_op = Op("clamp", _clamp, promote="common", saves=(0,), check=broadcast_check)
+# PyTorch's overloads: ClampBackward1 for number bounds, ClampBackward0 for tensor bounds
+clamp_op = Op("clamp", _clamp, promote="common", saves=(0,), check=broadcast_check,
+              grad_name=lambda static, inputs: (
+                  "ClampBackward1" if all(_is_number(b) for b in inputs[1:]) else "ClampBackward0"))
 
 
 @method("clamp", "clip", inplace=("clamp_", "clip_"))

@@ -75,14 +75,15 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
 swapaxes = swapdims = transpose
 
 
+t_op = Op("t", jnp.transpose, saves=SAVES_NONE)
+
+
 @method("t")
 def t(input: Tensor) -> Tensor:
     """Transpose a tensor of at most 2 dimensions."""
     if input.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
-    if input.ndim < 2:
-        return permute(input, *range(input.ndim))
-    return transpose(input, 0, 1)
+    return _views.track(apply(t_op, input), input, t_op)
 
 
 permute_op = Op("permute", lambda x, *, dims: jnp.transpose(x, dims), saves=SAVES_NONE)
@@ -481,6 +482,12 @@ def _T(self: Tensor) -> Tensor:  # noqa: N802
 def _base(self: Tensor) -> "Tensor | None":
     """The tensor this one is a view of (PyTorch's `Tensor._base`), or None."""
     return _views.base_of(self)
+
+
+@method("_is_view")
+def _is_view(self: Tensor) -> bool:
+    """True when this tensor is a view of another (`_base` is not None)."""
+    return _views.base_of(self) is not None
 
 
 @method("__pos__")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._core import grad_mode as _grad_mode, stepmode as _stepmode
+from .._core import anomaly as _anomaly, grad_mode as _grad_mode, stepmode as _stepmode
 from .._core.graph import SAVES_ALL, SAVES_OUTPUT, Node, Op
 from .._core.record import no_grad_input, promote, record
 from .construct import tensor
@@ -50,10 +50,15 @@ def apply(op: Op, *args, **static):
         result = Tensor._from_node(out)
         if out.requires_grad:
             _save_versions(op, out, args, (result,))
+            if _anomaly.state.enabled:
+                _anomaly.remember_forward(out)
         return result
     results = tuple(Tensor._from_node(o) for o in out)
-    if out[0].inputs[0].requires_grad:
-        _save_versions(op, out[0].inputs[0], args, results)
+    parent = out[0].inputs[0]
+    if parent.requires_grad:
+        _save_versions(op, parent, args, results)
+        if _anomaly.state.enabled:
+            _anomaly.remember_forward(parent)
     return results
 
 

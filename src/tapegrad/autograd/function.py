@@ -11,7 +11,7 @@ import functools
 from typing import Any
 
 from .._autograd.engine import FREED_MESSAGE, cotangent_tensor
-from .._core import grad_mode as _grad_mode
+from .._core import anomaly as _anomaly, grad_mode as _grad_mode
 from .._core.graph import SAVES_ALL, Node, Op
 from .._core.record import no_grad_input, record
 from .._tensor.tensor import Tensor
@@ -61,6 +61,16 @@ class FunctionCtx:
         self.materialize_grads = bool(value)
 
 
+def _ctx_attribute(node: Node, name: str):
+    """In PyTorch a custom Function's grad_fn is its ctx: `grad_fn.saved_tensors` and whatever
+    `forward` set on ctx are read through the node."""
+    try:
+        ctx = object.__getattribute__(node, "ctx")
+    except AttributeError:
+        raise AttributeError(f"'{type(node).__name__}' object has no attribute '{name}'") from None
+    return getattr(ctx, name)
+
+
 def _passthrough(*xs, n_out):
     """The node's value is the forward's outputs (its first `n_out` inputs)."""
     return xs[0] if n_out == 1 else tuple(xs[:n_out])
@@ -75,10 +85,11 @@ class _FunctionOp(Op):
         super().__init__(cls.__name__, _passthrough, saves=SAVES_ALL,
                          grad_name=f"{cls.__name__}Backward", register=False)
         self.cls = cls
-        self.node_cls = type(f"{cls.__name__}Backward", (Node,), {"__slots__": ("ctx", "arg_index")})
+        self.node_cls = type(f"{cls.__name__}Backward", (Node,),
+                             {"__slots__": ("ctx", "arg_index"), "__getattr__": _ctx_attribute})
 
     def custom_backward(self, node: Node, ct, create_graph: bool):
-        """Call the user's backward; yields (input node, gradient tensor) pairs."""
+        """Call the user's backward; yields (input node, gradient tensor, argument position)."""
         n_out = dict(node.static)["n_out"]
         if n_out == 1:
             grads_in = (cotangent_tensor(ct, node.shape, node.dtype),)
@@ -99,7 +110,7 @@ class _FunctionOp(Op):
             if not isinstance(g, Tensor):
                 raise TypeError(f"function {self.node_cls.__name__} returned a gradient of type "
                                 f"{type(g).__name__} at index {pos}; expected a Tensor or None")
-            yield input_node, _sum_to(g, input_node.shape, self.node_cls.__name__, pos)
+            yield input_node, _sum_to(g, input_node.shape, self.node_cls.__name__, pos), pos
 
     def free(self, node: Node) -> None:
         node.ctx._freed = True
@@ -184,6 +195,8 @@ class Function:
         parent = nodes if not isinstance(nodes, tuple) else nodes[0].inputs[0]
         parent.ctx = ctx
         parent.arg_index = arg_index
+        if _anomaly.state.enabled:
+            _anomaly.remember_forward(parent)
         nodes = nodes if isinstance(nodes, tuple) else (nodes,)
         result = list(outs)
         for i, node in zip(tensor_pos, nodes):
