@@ -64,6 +64,7 @@ from ._tensor.random import (
 from ._tensor.tensor import Size, Tensor
 from . import autograd, cuda, linalg  # noqa: E402  (subpackages use the names above)
 from . import func, nn, optim, utils  # noqa: E402
+from . import jit, onnx  # noqa: E402  (TorchScript's markers; ONNX export raises)
 from .nn.functional import log_softmax, softmax  # noqa: E402  (torch.softmax)
 
 __version__ = "0.1.0"
