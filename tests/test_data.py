@@ -201,3 +201,62 @@ def test_weighted_and_subset_random_samplers():
     once = list(WeightedRandomSampler([1.0, 1.0, 1.0, 1.0], 4, replacement=False))
     assert sorted(once) == [0, 1, 2, 3]
     assert sorted(SubsetRandomSampler([5, 7, 9])) == [5, 7, 9]
+
+
+def test_samplers_with_replacement_draw_lazily():
+    """`num_samples=10**10` (minGPT's and makemore's "forever"): taking a few indices, or a few
+    batches through a DataLoader, must do work for those alone. Run in a subprocess: allocating
+    every draw at once aborts the process inside XLA rather than raising."""
+    import os
+    import subprocess
+    import sys
+    code = ("import itertools, numpy as np, tapegrad as tg\n"
+            "from tapegrad.utils.data import (DataLoader, RandomSampler, TensorDataset,\n"
+            "                                 WeightedRandomSampler)\n"
+            "N = 10**10\n"
+            "s = RandomSampler(range(5), replacement=True, num_samples=N)\n"
+            "assert len(s) == N\n"
+            "got = list(itertools.islice(s, 100))\n"
+            "assert len(got) == 100 and set(got) <= set(range(5)), got\n"
+            "ds = TensorDataset(tg.arange(10.0), tg.arange(10))\n"
+            "dl = DataLoader(ds, batch_size=4, sampler=RandomSampler(ds, True, N))\n"
+            "assert len(dl) == N // 4\n"
+            "batches = list(itertools.islice(dl, 3))\n"
+            "assert [tuple(b[0].shape) for b in batches] == [(4,)] * 3\n"
+            "assert all((b[0] == b[1].float()).all() for b in batches)\n"
+            "w = list(itertools.islice(WeightedRandomSampler([0.0, 1.0, 3.0], N), 100))\n"
+            "assert len(w) == 100 and set(w) <= {1, 2}, w\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("make", [
+    lambda n, g: RandomSampler(range(7), replacement=True, num_samples=n, generator=g),
+    lambda n, g: __import__("tapegrad.utils.data", fromlist=["x"]).WeightedRandomSampler(
+        [1.0, 2.0, 0.5], n, generator=g),
+], ids=["random", "weighted"])
+def test_lazy_draws_do_not_depend_on_num_samples(make):
+    """Under one seed, the first indices are the same however many are asked for (the last
+    chunk is cut to `num_samples`), so a run's order does not depend on its length."""
+    import itertools
+    short = list(make(45, tapegrad.Generator().manual_seed(3)))
+    long = list(itertools.islice(make(10**6, tapegrad.Generator().manual_seed(3)), 45))
+    assert len(short) == 45 and short == long
+    assert len(set(short)) > 1
+
+
+def test_weighted_sampler_invalid_weights_match_pytorch():
+    from tapegrad.utils.data import WeightedRandomSampler
+    cases = [([1.0, -1.0], "encountering probability entry < 0"),
+             ([0.0, 0.0], "sum of probabilities <= 0"),
+             ([1.0, float("nan")], "encountering probability entry < 0"),
+             ([1.0, float("inf")], "encountering probability entry = infinity or NaN"),
+             ([float("inf"), -1.0], "encountering probability entry = infinity or NaN")]
+    for weights, match in cases:
+        with pytest.raises(RuntimeError, match=match):
+            list(WeightedRandomSampler(weights, 3))
+    torch = pytest.importorskip("torch")
+    for weights, match in cases:
+        with pytest.raises(RuntimeError, match=match):
+            list(torch.utils.data.WeightedRandomSampler(weights, 3))

@@ -1,7 +1,10 @@
 """Samplers: which dataset indices to load, and in which order (`tapegrad.utils.data.sampler`).
 
 Shuffling draws from tapegrad's seeded generators (`tapegrad.manual_seed` or a `generator=`),
-so the order repeats under the same seed (the numbers are JAX's, not PyTorch's).
+so the order repeats under the same seed (the numbers are JAX's, not PyTorch's). Draws with
+replacement are made lazily, a chunk at a time as PyTorch does, so the work done is proportional
+to the indices consumed, not to `num_samples` (`num_samples=10**10` is a common way to say
+"forever").
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from ..._tensor import random as _random
 
 
 T_co = TypeVar("T_co", covariant=True)
+
+_CHUNK = 32  # indices drawn per call when sampling with replacement (PyTorch's chunk)
 
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
            "WeightedRandomSampler", "BatchSampler"]
@@ -74,7 +79,9 @@ class RandomSampler(Sampler[int]):
         n = len(self.data_source)
         gen = _epoch_generator(self.generator)
         if self.replacement:
-            yield from randint(0, n, (self.num_samples,), generator=gen).tolist()
+            for start in range(0, self.num_samples, _CHUNK):
+                size = min(_CHUNK, self.num_samples - start)
+                yield from randint(0, n, (size,), generator=gen).tolist()
             return
         for _ in range(self.num_samples // n):
             yield from randperm(n, generator=gen).tolist()
@@ -105,7 +112,8 @@ class SubsetRandomSampler(Sampler[int]):
 class WeightedRandomSampler(Sampler[int]):
     """`num_samples` indices drawn with probabilities proportional to `weights`.
 
-    The draw uses numpy's generator seeded from tapegrad's (so `manual_seed` repeats it).
+    The draw uses numpy's generator seeded from tapegrad's (so `manual_seed` repeats it); with
+    replacement it is made lazily, `_CHUNK` indices at a time.
     """
 
     def __init__(self, weights, num_samples: int, replacement: bool = True,
@@ -126,14 +134,27 @@ class WeightedRandomSampler(Sampler[int]):
         self.generator = generator
 
     def __iter__(self) -> Iterator[int]:
-        seed = int(randint(0, 2**62, (1,), generator=_epoch_generator(self.generator)).item())
-        rng = np.random.default_rng(seed)
-        if not self.replacement and self.num_samples > len(self.weights):
+        w = self.weights
+        bad = np.flatnonzero(~(w >= 0) | np.isinf(w))  # PyTorch reports the first bad entry
+        if bad.size:
+            what = "= infinity or NaN" if np.isinf(w[bad[0]]) else "< 0"  # NaN reads as < 0
+            raise RuntimeError(f"invalid multinomial distribution (encountering probability "
+                               f"entry {what})")
+        if w.sum() <= 0:
+            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+        if not self.replacement and self.num_samples > len(w):
             raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
                                "replacement")
-        draws = rng.choice(len(self.weights), self.num_samples, replace=self.replacement,
-                           p=self.weights / self.weights.sum())
-        yield from draws.tolist()
+        seed = int(randint(0, 2**62, (1,), generator=_epoch_generator(self.generator)).item())
+        rng = np.random.default_rng(seed)
+        if not self.replacement:
+            yield from rng.choice(len(w), self.num_samples, replace=False, p=w / w.sum()).tolist()
+            return
+        cdf = np.cumsum(w)
+        cdf /= cdf[-1]
+        for start in range(0, self.num_samples, _CHUNK):
+            u = rng.random(min(_CHUNK, self.num_samples - start))
+            yield from np.searchsorted(cdf, u, side="right").tolist()  # u < 1 = cdf[-1]
 
     def __len__(self) -> int:
         return self.num_samples
