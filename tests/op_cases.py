@@ -19,6 +19,7 @@ import numpy as np
 
 import tapegrad as tg
 from tapegrad._functions.conversion import to_device_op
+from tapegrad.distributed._sharding import shard_op
 from tapegrad._tensor.apply import apply
 
 
@@ -413,6 +414,12 @@ case("searchsorted", lambda s, v: tg.searchsorted(s, v, right=True),
      A([[0.0, 1.0, 2.0], [1.0, 1.0, 5.0]]), A([[1.0, 2.5], [1.0, 9.0]]), grad=False)
 
 # Rows without a case here, and why (each is covered by another test):
+_ONE_DEVICE = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(jax.devices()[:1]), ("d",)),
+                                         jax.sharding.PartitionSpec("d"))
+case("shard", lambda a: apply(shard_op, a * 2, sharding=_ONE_DEVICE).exp(),
+     lambda a: jnp.exp(a * 2), F((4, 3)))  # a layout constraint: the identity on values
+
+
 SKIP = {
     "alias": "internal, no derivative: a no-grad use of a tensor that requires grad",
     "random": "no derivative; the draws are tested in test_ops_random.py",
