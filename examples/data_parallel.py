@@ -8,33 +8,21 @@ backward with its gradient all-reduce, optimizer update) runs SPMD, so the numbe
 train_digits.py on one device and the held-out accuracy it prints is the same. On a CPU, XLA's
 flag above makes 8 host devices; on a GPU machine, all its GPUs are used.
 """
-import argparse
 import sys
 
 import jax
-from sklearn.datasets import load_digits
 
 import tapegrad as torch
 import tapegrad.nn as nn
-from tapegrad.utils.data import DataLoader, TensorDataset, random_split
-from train_digits import MLP, evaluate
+from tapegrad.utils.data import DataLoader
+from train_digits import MLP, arguments, digits_splits, evaluate
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=32, help="micro-batch size")
-    parser.add_argument("--accumulation-steps", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = arguments(__doc__.splitlines()[0]).parse_args(argv)
     torch.manual_seed(args.seed)
 
-    digits = load_digits()
-    x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
-    y = torch.tensor(digits.target, dtype=torch.long)
-    train_set, test_set = random_split(TensorDataset(x, y), [0.8, 0.2],
-                                       generator=torch.Generator().manual_seed(args.seed))
+    train_set, test_set = digits_splits(args.seed)
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True)
     test_loader = DataLoader(test_set, batch_size=256)
 

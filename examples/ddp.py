@@ -11,37 +11,24 @@ as train_digits.py; after each synchronised backward every process holds the gra
 over all of them. The order of samples and the dropout masks differ from the single-device run
 (they are drawn per process), so the accuracy is close to train_digits.py's rather than equal.
 """
-import argparse
 import contextlib
 import sys
-
-from sklearn.datasets import load_digits
 
 import tapegrad as torch
 import tapegrad.distributed as dist
 import tapegrad.nn as nn
 from tapegrad.nn.parallel import DistributedDataParallel as DDP
-from tapegrad.utils.data import DataLoader, DistributedSampler, TensorDataset, random_split
-from train_digits import MLP, evaluate
+from tapegrad.utils.data import DataLoader, DistributedSampler
+from train_digits import MLP, arguments, digits_splits, evaluate
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=32, help="global micro-batch size")
-    parser.add_argument("--accumulation-steps", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = arguments(__doc__.splitlines()[0], "global micro-batch size").parse_args(argv)
     dist.init_process_group("gloo")  # before any tensor: JAX connects processes first
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(args.seed + rank)  # DDP broadcasts rank 0's initial weights anyway
 
-    digits = load_digits()
-    x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
-    y = torch.tensor(digits.target, dtype=torch.long)
-    train_set, test_set = random_split(TensorDataset(x, y), [0.8, 0.2],
-                                       generator=torch.Generator().manual_seed(args.seed))
+    train_set, test_set = digits_splits(args.seed)
     sampler = DistributedSampler(train_set, seed=args.seed, drop_last=True)
     train_loader = DataLoader(train_set, batch_size=args.batch_size // world, sampler=sampler,
                               drop_last=True)

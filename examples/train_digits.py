@@ -73,24 +73,34 @@ def print_curve(losses, width=50):
         print(f"  epoch {epoch:2d}  {loss:.4f}  " + "#" * max(1, round(width * loss / top)))
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, batch_help: str = "micro-batch size") -> argparse.ArgumentParser:
+    """The training options (shared by the data-parallel and DDP variants of this script)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=32, help="micro-batch size")
+    parser.add_argument("--batch-size", type=int, default=32, help=batch_help)
     parser.add_argument("--accumulation-steps", type=int, default=2)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def digits_splits(seed: int):
+    """The 1797 8x8 digit images (pixel values 0..16, scaled to [0, 1]): 80% train, 20% test."""
+    digits = load_digits()
+    x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
+    y = torch.tensor(digits.target, dtype=torch.long)
+    return random_split(TensorDataset(x, y), [0.8, 0.2],
+                        generator=torch.Generator().manual_seed(seed))
+
+
+def main(argv=None):
+    parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--plot", default="digits_loss.png", help="where to save the loss plot")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     torch.manual_seed(args.seed)
 
-    # data: 1797 8x8 images, pixel values 0..16
-    digits = load_digits()
-    x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
-    y = torch.tensor(digits.target, dtype=torch.long)
-    train_set, test_set = random_split(TensorDataset(x, y), [0.8, 0.2],
-                                       generator=torch.Generator().manual_seed(args.seed))
+    train_set, test_set = digits_splits(args.seed)
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True)
     test_loader = DataLoader(test_set, batch_size=256)
 
