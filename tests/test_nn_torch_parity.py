@@ -208,30 +208,15 @@ CASES += [
 ]
 
 
-# Cases where tapegrad differs from PyTorch (real bugs, kept as strict xfails until fixed).
-KNOWN_DIFFERENCES = [
-    # A saturated prediction (a sigmoid that rounds to exactly 0 or 1): PyTorch's input gradient
-    # is `ct * (x - t) / max(x * (1 - x), 1e-12)`, finite (-1.01e12 and 1.45e12 with this test's
-    # cotangent); tapegrad's is NaN, from the derivative of `max(log(x), -100)` at log(0) = -inf.
+# Saturated predictions: PyTorch's gradients, not the clamped forward's. At exactly 0 or 1 the
+# input gradient is `ct * (x - t) / max(x * (1 - x), 1e-12)`, finite (the derivative of
+# `max(log(x), -100)` would be NaN there); below the clamp (x < e^-100) it is still that formula
+# (-3e11 here, not 0.708) and the target gradient uses the unclamped logs (log ratio 115.13, not 100).
+CASES += [
     ("binary_cross_entropy", [np.array([0.0, 1.0, 0.5]), Fixed([1.0, 0.0, 0.5])],
-     {"reduction": "none"},
-     "binary_cross_entropy: NaN input gradient at input exactly 0 or 1 (PyTorch: finite)"),
-    # Below the -100 clamp of log(x) (x < e^-100): PyTorch's input gradient is still
-    # `ct * (x - t) / max(x * (1 - x), 1e-12)` (-3.04e11 here) and its target gradient uses the
-    # unclamped logs (ct * (log(1 - x) - log(x)), log ratio 115.13); tapegrad differentiates the
-    # clamped forward (input gradient 0.708, target gradient ct * 100).
-    ("binary_cross_entropy", [np.array([1e-50, 0.5]), np.array([0.3, 0.5])], {"reduction": "sum"},
-     "binary_cross_entropy: gradients below the log clamp differ from PyTorch's formula"),
+     {"reduction": "none"}),
+    ("binary_cross_entropy", [np.array([1e-50, 0.5]), np.array([0.3, 0.5])], {"reduction": "sum"}),
 ]
-
-
-def _params():
-    params = [pytest.param(name, args, kwargs, id=f"{name}-{i}")
-              for i, (name, args, kwargs) in enumerate(CASES)]
-    params += [pytest.param(name, args, kwargs, id=f"{name}-known-{i}",
-                            marks=pytest.mark.xfail(strict=True, reason=reason))
-               for i, (name, args, kwargs, reason) in enumerate(KNOWN_DIFFERENCES)]
-    return params
 
 
 # The nn registry row (tests/op_cases_nn.py) each function records; None: a core row.
@@ -291,7 +276,7 @@ def _convert(lib, x):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("name,args,kwargs", _params())
+@pytest.mark.parametrize("name,args,kwargs", CASES)
 def test_functional_matches_pytorch(name, args, kwargs):
     outs, grads = [], []
     for lib, F in ((torch, PF), (tapegrad, TF)):

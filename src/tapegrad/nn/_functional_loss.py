@@ -5,6 +5,7 @@ import warnings
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._core.graph import Op
 from .._core.rows import abs_
@@ -232,11 +233,31 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
                  label_smoothing=float(label_smoothing), probs=probs)
 
 
-def _binary_cross_entropy(x, t, *weight, reduction):
+_BCE_EPSILON = float(np.float32(1e-12))
+
+
+@jax.custom_jvp
+def _bce_terms(x, t):
     # PyTorch clamps each log term at -100 so that a saturated prediction gives a finite loss
     log_x = jnp.maximum(jnp.log(x), -100.0)
     log_1mx = jnp.maximum(jnp.log1p(-x), -100.0)
-    return _reduce(_weighted(-(t * log_x + (1 - t) * log_1mx), weight), reduction)
+    return -(t * log_x + (1 - t) * log_1mx)
+
+
+@_bce_terms.defjvp
+def _bce_terms_jvp(primals, tangents):
+    # PyTorch's derivatives rather than the clamped forward's: finite where the prediction is
+    # saturated (x = 0 or 1, or below the clamp), d/dx = (x - t) / max(x (1 - x), 1e-12), and
+    # d/dt = log(1 - x) - log(x) unclamped. PyTorch's 1e-12 is a C float, also in float64.
+    x, t = primals
+    dx, dt = tangents
+    d_x = (x - t) / jnp.maximum(x * (1 - x), _BCE_EPSILON)
+    d_t = jnp.log1p(-x) - jnp.log(x)
+    return _bce_terms(x, t), d_x * dx + d_t * dt
+
+
+def _binary_cross_entropy(x, t, *weight, reduction):
+    return _reduce(_weighted(_bce_terms(x, t), weight), reduction)
 
 
 binary_cross_entropy_op = Op("binary_cross_entropy", _binary_cross_entropy)
