@@ -109,3 +109,33 @@ def test_the_checks_catch_violations(bad, expected, monkeypatch):
     check = test_no_upward_imports if expected == "upward" else test_no_import_cycles
     with pytest.raises(AssertionError):
         check()
+
+
+# Private slots and the only modules that may touch them; everything else reads the named
+# accessors (`Tensor._node`, `_storage`, `_version`, `.grad`) and writes through `write_grad`.
+PRIVATE_SLOTS = {
+    "_cell": ("tapegrad._tensor",),
+    "_grad": ("tapegrad._tensor.tensor", "tapegrad._autograd.grads"),
+}
+
+
+def _slot_uses(sources: dict) -> list:
+    """`module: line` for each attribute access to a private slot outside its owners."""
+    found = []
+    for name, source in sources.items():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Attribute) and node.attr in PRIVATE_SLOTS:
+                owners = PRIVATE_SLOTS[node.attr]
+                if not any(name == o or name.startswith(o + ".") for o in owners):
+                    found.append(f"{name}:{node.lineno} .{node.attr}")
+    return found
+
+
+def test_private_slots_stay_home():
+    uses = _slot_uses({name: path.read_text() for name, path in MODULES.items()})
+    assert not uses, "private slots reached from other modules:\n" + "\n".join(uses)
+
+
+def test_the_slot_check_catches_a_use():
+    assert _slot_uses({"tapegrad.optim.x": "p._grad._cell.node"}) == [
+        "tapegrad.optim.x:1 ._cell", "tapegrad.optim.x:1 ._grad"]

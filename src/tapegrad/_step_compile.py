@@ -66,7 +66,7 @@ class CompiledStep:
 
     def __call__(self, *args, **kwargs) -> Any:
         leaves, treedef = jax.tree.flatten((args, kwargs))  # a Tensor is a leaf
-        spec = (treedef, tuple((x._cell.node.shape, x._cell.node.dtype, x._requires_grad)
+        spec = (treedef, tuple((x._node.shape, x._node.dtype, x._requires_grad)
                                if isinstance(x, Tensor) else x for x in leaves))
         plan = self._plans.get(spec)
         if plan is not None:
@@ -93,7 +93,7 @@ class CompiledStep:
 
     def _run_eagerly(self, args, kwargs, leaves) -> _stepmode.StepLog:
         log = _stepmode.StepLog(tracing=False)
-        arg_cells = {id(x._cell) for x in leaves if _is_tensor(x)}
+        arg_cells = {id(x._storage) for x in leaves if _is_tensor(x)}
         with _StepContext(log, _generators_in_use()) as ctx:
             ctx.seed_generators_eagerly()
             hp_before = _hyperparams_now()
@@ -157,10 +157,10 @@ def _hyperparams_now() -> dict:
 def _flush(log: _stepmode.StepLog, result) -> None:
     """Compute every pending value the step leaves behind, in one call."""
     pending = [c.node for c in log.writes.values() if c.node.value is None]
-    pending += [t._grad._cell.node for t in log.grad_owners.values()
-                if t._grad is not None and t._grad._cell.node.value is None]
-    pending += [x._cell.node for x in jax.tree.leaves(result, is_leaf=_is_tensor)
-                if _is_tensor(x) and x._cell.node.value is None]
+    pending += [t.grad._node for t in log.grad_owners.values()
+                if t.grad is not None and t.grad._node.value is None]
+    pending += [x._node for x in jax.tree.leaves(result, is_leaf=_is_tensor)
+                if _is_tensor(x) and x._node.value is None]
     if pending:
         materialize(pending)
 
@@ -206,7 +206,7 @@ class _Plan:
         for t, g, dtype in zip(self.grad_owners, grads, grad_dtypes):
             if g is None:
                 write_grad(t, None)
-            elif t._grad is None or id(t._grad._cell) not in written:  # else written in place
+            elif t.grad is None or id(t.grad._storage) not in written:  # else written in place
                 write_grad(t, Tensor._from_node(Const(g, dtype)))
         it = zip(outs, out_dtypes)
         return jax.tree.unflatten(treedef, [k if k is not None else
@@ -232,7 +232,7 @@ class _Plan:
         log.generators = {id(g): g for g in self.generators}
         log.start = _stepmode.next_serial()  # every older cell is state: touched only if lifted
         log.lifted = {(id(o), gi): hp for (o, gi), hp in zip(self.hyperparams, hps)}
-        saved_grads = [t._grad for t in self.grad_owners]
+        saved_grads = [t.grad for t in self.grad_owners]
         try:
             for c, v in zip(cells, list(rw) + list(ro)):
                 c.assign(Const(v, c.node.dtype), bump=False)
@@ -247,7 +247,7 @@ class _Plan:
                 _check_scalars(sorted(self.scalars, key=repr), sorted(log.scalars, key=repr))
             out_leaves, out_tree = jax.tree.flatten(result, is_leaf=_is_tensor)
             out_tensors = [x for x in out_leaves if _is_tensor(x)]
-            grads = [None if t._grad is None else t._grad._cell.node for t in self.grad_owners]
+            grads = [None if t.grad is None else t.grad._node for t in self.grad_owners]
             self._out = (out_tree, [None if _is_tensor(x) else x for x in out_leaves],
                          [x.dtype for x in out_tensors], [c.node.dtype for c in self.writes],
                          [None if g is None else g.dtype for g in grads])

@@ -22,6 +22,7 @@ import jax
 from ._core import stepmode as _stepmode
 from ._core.compile import materialize
 from ._tensor import random as _random
+from ._tensor.inplace import restore
 from ._tensor.tensor import Tensor
 
 
@@ -57,7 +58,7 @@ def functional_call(module, parameter_and_buffer_dicts: dict | Sequence[dict], a
     kept = {name: t for name, t in members.items() if name not in values and t is not None}
     if traced:
         _settle(kept)
-    before = {name: t._cell.node for name, t in kept.items()}
+    before = {name: t._node for name, t in kept.items()}
     frozen = _random.frozen_draws
     if traced:
         _random.frozen_draws = _FROZEN_DRAWS
@@ -109,7 +110,7 @@ def _staged() -> bool:
 
 def _traced(leaves) -> bool:
     for x in leaves:
-        value = x._cell.node.value if isinstance(x, Tensor) else x
+        value = x._node.value if isinstance(x, Tensor) else x
         if isinstance(value, jax.core.Tracer):
             return True
     return False
@@ -118,7 +119,7 @@ def _traced(leaves) -> bool:
 def _settle(kept: dict) -> None:
     """Compute the module's pending state (say, running statistics of an earlier training-mode
     call) as concrete values, so computing it inside the trace cannot put tracers in it."""
-    pending = [t._cell.node for t in kept.values() if t._cell.node.value is None]
+    pending = [t._node for t in kept.values() if t._node.value is None]
     if pending:
         with jax.ensure_compile_time_eval():
             materialize(pending)
@@ -126,9 +127,9 @@ def _settle(kept: dict) -> None:
 
 def _restore(kept: dict, before: dict) -> list:
     """Put back the module's own state a traced call changed; returns the names changed."""
-    changed = [name for name, t in kept.items() if t._cell.node is not before[name]]
+    changed = [name for name, t in kept.items() if t._node is not before[name]]
     for name in changed:
-        kept[name]._cell.assign(before[name], bump=False)
+        restore(kept[name], before[name])
     return changed
 
 

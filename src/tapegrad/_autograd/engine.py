@@ -306,7 +306,7 @@ class Backward:
         program = cache.get(key, lambda: cache.jit(_segment_program(
             walk_p, walk_f, layout(tr.frontier), kinds, live_p, live_f, implicit)))
         folds = [s.variable for s, k in zip(stops, kinds) if k == "fold"]
-        old_grads = tuple(None if v._grad is None else v._grad._value() for v in folds)
+        old_grads = tuple(None if v.grad is None else v.grad._value() for v in folds)
         ct_value = None if implicit is not None else \
             cotangent_tensor(ct, top.shape, top.dtype)._value()
         with jax.enable_x64(True):
@@ -329,7 +329,7 @@ class Backward:
         key = ("vjp-op", tuple(tr.key), kinds)
         op = cache.get(key, lambda: _vjp_op(walk_f, kinds))
         ct_t = cotangent_tensor(ct, top.shape, top.dtype)
-        ct_node = ct_t._autograd_node() if ct_t.requires_grad else ct_t._cell.node
+        ct_node = ct_t._autograd_node() if ct_t.requires_grad else ct_t._node
         inputs = tuple(stops) + tuple(tr.frontier) + (ct_node,)
         requires = any(isinstance(i, Node) and i.requires_grad for i in inputs)
         outs = record(op, inputs, (), requires)

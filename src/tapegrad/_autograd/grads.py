@@ -46,7 +46,7 @@ def write_grad(t: Tensor, grad, *, accumulate: bool = False, in_place: bool = Tr
         t._grad = (old + grad).detach()
     else:
         with _grad_mode.no_grad():
-            old._set_node((old + grad)._cell.node)
+            old._set_node((old + grad)._node)
 
 
 def zero_grads(tensors, set_to_none: bool = True) -> None:

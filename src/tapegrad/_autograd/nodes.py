@@ -53,11 +53,9 @@ def _saved_tensor(node: Node, k: int, position) -> Tensor:
     if type(src) is AccumulateGrad and src.inputs[0] is value:
         return src.variable  # a leaf is saved as itself, as in PyTorch
     t = _wrappers.get(id(value))
-    if t is None or t._cell is not cell:  # one tensor per saved value, so pictures join uses
-        t = object.__new__(Tensor)  # shares the storage, as `detach()` does, keeping grad_fn
-        t._cell = cell
-        t._grad_node = value if value.requires_grad else None
-        t._requires_grad = value.requires_grad
+    if t is None or t._storage is not cell:  # one tensor per saved value, so pictures join uses
+        # shares the storage, as `detach()` does, keeping grad_fn
+        t = Tensor._from_storage(cell, value if value.requires_grad else None)
         _wrappers[id(value)] = t
     return t
 

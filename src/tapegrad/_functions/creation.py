@@ -199,8 +199,7 @@ def _legacy_init(self: Tensor, *args, device=None) -> None:
         other = tensor(args[0], dtype=_dtype.float32, device=device)
     else:
         other = zeros(*args, dtype=_dtype.float32, device=device)
-    self._cell, self._grad_node, self._requires_grad = (
-        other._cell, other._grad_node, other._requires_grad)
+    self._become(other)
 
 
 @method("new_tensor")

@@ -130,9 +130,9 @@ def _check_index_values(t: Tensor, size: builtins.int, dim: builtins.int) -> Non
     """IndexError for out-of-range values, checked when they are known: an index still pending
     is not computed for it (that would cost a device round trip per indexing, and cannot happen
     inside a compiled step); XLA then clamps it, as PyTorch on a GPU cannot check either."""
-    if t.numel() == 0 or t._cell.node.value is None:
+    if t.numel() == 0 or t._node.value is None:
         return
-    values = np.asarray(t._cell.node.value)
+    values = np.asarray(t._node.value)
     bad = values[(values < -size) | (values >= size)]
     if bad.size:
         raise IndexError(f"index {bad.flat[0]} is out of bounds for dimension {dim} with size {size}")
@@ -302,7 +302,7 @@ def _index(name: str, index) -> Tensor:
 
 def _check_known(index: Tensor, size: builtins.int, dim: builtins.int, error=IndexError,
                  message: str | None = None) -> None:
-    value = index._cell.node.value
+    value = index._node.value
     if value is None or index.numel() == 0:
         return
     arr = np.asarray(value)

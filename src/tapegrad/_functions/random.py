@@ -41,7 +41,7 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
         shape = np.broadcast_shapes(*(t.shape for t in tensors))
         dt = _float(tensors[0].dtype if len(tensors) == 1 else
                     _dtype.promote_types(mean.dtype, std.dtype))
-        if isinstance(std, Tensor) and std._cell.node.value is not None \
+        if isinstance(std, Tensor) and std._node.value is not None \
                 and bool(np.any(np.asarray(std._value()) < 0)):
             raise RuntimeError("normal expects all elements of std >= 0.0")
     else:

@@ -76,3 +76,9 @@ def set_value(target: Tensor, value: jax.Array) -> None:
     cell.assign(Const(value, _dtype.from_numpy_dtype(value.dtype)))
     if cell.views is not None:  # views taken earlier show the new value
         _views.refresh(cell)
+
+
+def restore(target: Tensor, node) -> None:
+    """Show `node` in `target`'s storage again, as if later writes had not happened (no version
+    bump): how `func.functional_call` undoes a traced call's writes to a module's own state."""
+    target._cell.assign(node, bump=False)

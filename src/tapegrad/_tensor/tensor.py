@@ -244,15 +244,41 @@ class Tensor:
         hooks[handle.id] = hook
         return handle
 
+    # -- storage: how the layers above read it (the `_cell` slot stays inside `_tensor/`) --------
+    @property
+    def _node(self):
+        """The node this tensor's storage shows now: a known value, or the pending op making it."""
+        return self._cell.node
+
+    @property
+    def _storage(self) -> Cell:
+        """The storage cell, shared with this tensor's aliases (its identity says who shares)."""
+        return self._cell
+
+    @property
+    def _version(self) -> int:
+        """PyTorch's version counter of the storage, raised by each in-place update."""
+        return self._cell.version
+
+    @classmethod
+    def _from_storage(cls, cell: Cell, grad_node=None) -> "Tensor":
+        """A tensor of class `cls` over `cell`; with `grad_node`, a non-leaf that node produced."""
+        t = object.__new__(cls)
+        t._cell = cell
+        t._grad_node = grad_node
+        t._requires_grad = grad_node is not None
+        return t
+
+    def _become(self, other: "Tensor") -> None:
+        """Take over `other`'s storage and autograd identity (the legacy constructor's `self`)."""
+        self._cell, self._grad_node, self._requires_grad = (
+            other._cell, other._grad_node, other._requires_grad)
+
     # -- aliasing ---------------------------------------------------------------------------------
     @classmethod
     def _sharing(cls, other: "Tensor") -> "Tensor":
         """A new leaf of class `cls` over `other`'s storage, not requiring grad."""
-        t = object.__new__(cls)
-        t._cell = other._cell
-        t._grad_node = None
-        t._requires_grad = False
-        return t
+        return cls._from_storage(other._cell)
 
     def detach(self) -> "Tensor":
         """A tensor sharing this one's storage, cut from the graph (never requires grad)."""

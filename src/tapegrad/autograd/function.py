@@ -35,7 +35,7 @@ class FunctionCtx:
                 raise TypeError(f"save_for_backward can only save variables, but argument is of "
                                 f"type {type(t).__name__}")
         self._saved = tensors
-        self._versions = tuple(None if t is None else t._cell.version for t in tensors)
+        self._versions = tuple(None if t is None else t._version for t in tensors)
 
     save_for_forward = save_for_backward
 
@@ -44,11 +44,11 @@ class FunctionCtx:
         if self._freed:
             raise RuntimeError(FREED_MESSAGE)
         for t, version in zip(self._saved, self._versions):
-            if t is not None and t._cell.version != version:
+            if t is not None and t._version != version:
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by an "
                     f"inplace operation: [{t.type()} {list(t.shape)}] is at version "
-                    f"{t._cell.version}; expected version {version} instead.")
+                    f"{t._version}; expected version {version} instead.")
         return tuple(self._saved)
 
     def mark_non_differentiable(self, *outputs) -> None:
@@ -188,7 +188,7 @@ class Function:
         tensor_pos = [i for i, o in enumerate(outs) if isinstance(o, Tensor)]
         if not tensor_pos:
             return out
-        values = tuple(no_grad_input(outs[i]._cell.node) for i in tensor_pos)
+        values = tuple(no_grad_input(outs[i]._node) for i in tensor_pos)
         arg_index = [i for i, needs in enumerate(ctx.needs_input_grad) if needs]
         arg_nodes = tuple(args[i]._autograd_node() for i in arg_index)
         nodes = record(cls._op(), values + arg_nodes, (("n_out", len(values)),), True)

@@ -118,7 +118,7 @@ def write(t: Tensor, value: jax.Array) -> None:
     devices = t._value().sharding.device_set
     if value.sharding.device_set != devices and len(devices) == 1:
         value = jax.device_put(value, next(iter(devices)))
-    if t._cell.view is None:
+    if not t._is_view():
         set_value(t, value)
     else:  # a view writes through its base
         with _grad_mode.no_grad():

@@ -22,7 +22,7 @@ shard_op = Op("shard", lambda x, *, sharding: jax.lax.with_sharding_constraint(x
 
 def _known(t: Tensor):
     """`t`'s array when it is known and concrete (not pending, not traced), else None."""
-    value = t._cell.node.value
+    value = t._node.value
     return None if value is None or isinstance(value, jax.core.Tracer) else value
 
 

@@ -141,7 +141,7 @@ class LBFGS(Optimizer):
 
     # -- flat views of parameters and gradients --------------------------------------------------
     def _gather_flat_grad(self) -> jax.Array:
-        views = [p._grad._value().reshape(-1) if p._grad is not None
+        views = [p.grad._value().reshape(-1) if p.grad is not None
                  else jnp.zeros(p.numel(), p.dtype.np) for p in self._params]
         return jnp.concatenate(views)
 

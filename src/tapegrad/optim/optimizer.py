@@ -115,8 +115,8 @@ class _Program:
 def _donatable(params: list, states: list) -> bool:
     """Whether the update may reuse the state's buffers: arrays nothing else refers to
     (`_compile.unshared`), and no storage also passed as a parameter or gradient."""
-    state_cells = [t._cell for ts in states for t in ts]
-    cells = state_cells + [p._cell for p in params] + [p._grad._cell for p in params]
+    state_cells = [t._storage for ts in states for t in ts]
+    cells = state_cells + [p._storage for p in params] + [p.grad._storage for p in params]
     return len({id(c) for c in cells}) == len(cells) and _compile.unshared(state_cells)
 
 
@@ -223,8 +223,8 @@ class Optimizer:
             self.add_param_group(group)
         # Compute lazily initialised parameters now, so the first step's program is the same as
         # every later step's (one compile for the loop, not two).
-        pending = [p._cell.node for g in self.param_groups for p in g["params"]
-                   if p._cell.node.value is None]
+        pending = [p._node for g in self.param_groups for p in g["params"]
+                   if p._node.value is None]
         if pending:
             _compile.materialize(pending)
         _stepmode.optimizers.add(self)  # tapegrad.compile passes hyperparameters in per call
@@ -326,7 +326,7 @@ class Optimizer:
             with _grad_mode.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            active = [p for p in group["params"] if p._grad is not None]
+            active = [p for p in group["params"] if p.grad is not None]
             if active:
                 self._update_group(group, active)
         return loss
@@ -334,7 +334,7 @@ class Optimizer:
     step = _with_step_hooks(step)
 
     def _update_group(self, group: dict, active: list) -> None:
-        pending = [n for t in active for n in (t._cell.node, t._grad._cell.node) if n.value is None]
+        pending = [n for t in active for n in (t._node, t.grad._node) if n.value is None]
         if pending:
             _compile.materialize(pending)  # one call for every pending value, not one each
         prog = self._program(group)
@@ -350,7 +350,7 @@ class Optimizer:
             fn = prog.fn_donating if _donatable(active, tensors) else prog.fn
             states = [[t._value() for t in ts] for ts in tensors]
             params = [p._value() for p in active]
-            grads = [p._grad._value() for p in active]
+            grads = [p.grad._value() for p in active]
             new_params, new_states = fn(params, grads, states, hp)
         for p, value, ts, leaves in zip(active, new_params, tensors, new_states):
             set_value(p, value)

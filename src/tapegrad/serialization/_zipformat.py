@@ -476,7 +476,7 @@ class _TorchPickler(Pickler):
 
     def _tensor(self, t: Tensor) -> None:
         base, offset, stride = place(t)
-        key, base = self.storages.setdefault(id(base._cell), (str(len(self.storages)), base))
+        key, base = self.storages.setdefault(id(base._storage), (str(len(self.storages)), base))
         legacy = _STORAGE_OF.get(t.dtype.name)
         param = isinstance(t, Parameter)
         if param:

@@ -51,7 +51,7 @@ def _specs(tensors: dict, keep: list) -> dict:
         if not isinstance(v, Tensor):
             raise ValueError(f"Key `{k}` is invalid, expected tapegrad.Tensor but received "
                              f"{type(v)}")
-        shared.setdefault(id(place(v)[0]._cell), []).append(k)
+        shared.setdefault(id(place(v)[0]._storage), []).append(k)
     failing = [names for names in shared.values() if len(names) > 1]
     if failing:
         raise RuntimeError(

@@ -137,11 +137,11 @@ class DistributedDataParallel(Module):
         self._armed = False
         pg = self.process_group
         params = self._params
-        grads = [p._grad for p in params]
-        pending = [g._cell.node for g in grads if g is not None and g._cell.node.value is None]
+        grads = [p.grad for p in params]
+        pending = [g._node for g in grads if g is not None and g._node.value is None]
         if pending:
             materialize(pending)
-        if any(isinstance(g._cell.node.value, jax.core.Tracer) for g in grads if g is not None):
+        if any(isinstance(g._node.value, jax.core.Tracer) for g in grads if g is not None):
             raise RuntimeError(_TRACED)
         with jax.enable_x64(True), jax.default_device(pg.device):
             values = [_collectives.local_value(pg, g) if g is not None

@@ -63,7 +63,7 @@ class TensorDataset(Dataset[tuple]):
 
     def _host_arrays(self) -> list:
         """The tensors' values as numpy arrays (cached; refreshed after in-place updates)."""
-        key = tuple((id(t._cell), t._cell.version, id(t._cell.node)) for t in self.tensors)
+        key = tuple((id(t._storage), t._version, id(t._node)) for t in self.tensors)
         if self._host is None or self._host[0] != key:
             self._host = (key, [np.asarray(t._value()) for t in self.tensors])
         return self._host[1]

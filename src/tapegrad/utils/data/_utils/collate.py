@@ -41,7 +41,7 @@ def stack_tensors(batch: list) -> Tensor:
                                f"{list(shape)} at entry 0 and {list(t.shape)} at another entry")
     if any(t.requires_grad for t in batch):
         return stack(batch)
-    pending = [t._cell.node for t in batch if t._cell.node.value is None]
+    pending = [t._node for t in batch if t._node.value is None]
     if pending:
         materialize(pending)  # one compiled call for every pending sample
     return _tensor(np.stack([np.asarray(t._value()) for t in batch]))
