@@ -56,6 +56,9 @@ CHAINS = {
     "as_strided_of_view": lambda x: x[1].as_strided((2, 3), (1, 2)),
     "chain": lambda x: x.permute(1, 0, 3, 2)[:, :, 1:4:2].unsqueeze(0).transpose(0, 4)[1:],
 }
+if hasattr(tg.Tensor, "unfold"):  # Tensor.unfold comes with the branch that adds it
+    CHAINS["unfold"] = lambda x: x.unfold(3, 2, 2)
+    CHAINS["unfold_overlap"] = lambda x: x.transpose(1, 3).unfold(1, 3, 1)
 
 # shapes to `view`/`reshape` each chain's result into (when the element count fits)
 TARGETS = [(-1,), (2, -1), (-1, 2), (1, -1, 1)]

@@ -186,13 +186,20 @@ def _diagonal(shape, strides, offset, out_shape, operands, *, offset_, dim1, dim
     return rest + (strides[dim1] + strides[dim2],), offset
 
 
+def _unfold(shape, strides, offset, out_shape, operands, *, dim, size, step):
+    """`Tensor.unfold`: windows every `step` along `dim`, their elements a new last dimension."""
+    s = list(strides)
+    s[dim] = strides[dim] * step
+    return tuple(s) + (strides[dim],), offset
+
+
 def _as_strided(shape, strides, offset, out_shape, operands, *, offset_, size, stride):
     return tuple(stride), offset_
 
 
 RULES = {"reshape": _reshape, "transpose": _transpose, "t": _t, "permute": _permute,
          "expand": _expand, "squeeze": _squeeze, "unsqueeze": _unsqueeze, "index": _index,
-         "diagonal": _diagonal, "as_strided": _as_strided}
+         "diagonal": _diagonal, "as_strided": _as_strided, "unfold": _unfold}
 _RENAMED = {"shape": "shape_", "offset": "offset_"}  # static names that clash with the rules'
 
 
