@@ -82,8 +82,8 @@ def div(input, other, *, rounding_mode: str | None = None) -> Tensor:
     if rounding_mode == "trunc":
         q = apply(div_op, input, other)
         return apply(trunc_op, q).to(_dtype.result_type([_typed(input), _typed(other)]))
-    raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
-                     f"'{rounding_mode}'")
+    raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                       f"found '{rounding_mode}'")
 
 
 divide = true_divide = div

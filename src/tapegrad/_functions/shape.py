@@ -196,8 +196,8 @@ squeeze_op = Op("squeeze", lambda x, *, dims: jnp.squeeze(x, dims), saves=SAVES_
 @method("squeeze")
 def squeeze(input: Tensor, dim=None) -> Tensor:
     """Drop size-1 dimensions (all, or those in `dim` that have size 1)."""
-    dims = range(input.ndim) if dim is None else _dim_list(dim, input.ndim) if input.ndim else ()
-    dims = builtins.tuple(d for d in dims if input.shape[d] == 1)
+    dims = range(input.ndim) if dim is None else _dim_list(dim, input.ndim)  # 0-d: 0 or -1
+    dims = builtins.tuple(d for d in dims if input.ndim and input.shape[d] == 1)
     return _views.track(apply(squeeze_op, input, dims=dims), input, squeeze_op, dims=dims)
 
 
