@@ -29,6 +29,8 @@ CHAINS = {
     "none_int": lambda x: x[:, None, 1],
     "ellipsis_none": lambda x: x[..., None, 2:4],
     "empty_slice": lambda x: x[:, 3:1],
+    "bool_true": lambda x: x[:, True, 1:],
+    "bool_false": lambda x: x[..., False, ::2],
     "late_empty": lambda x: x[:, :, 6:],
     "negative": lambda x: x[-1, -2:, ::2, -1],
     "narrow": lambda x: x.narrow(2, 1, 2),

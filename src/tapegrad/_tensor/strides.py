@@ -152,16 +152,14 @@ def _slice_at(shape, strides, offset, dim, start, length, step):
 
 def _index(shape, strides, offset, out_shape, operands, *, spec):
     """Basic indexing as PyTorch applies it: one step per entry (`select` for an int, `slice`,
-    `unsqueeze` for None), left to right on the result so far."""
+    `unsqueeze` for None), left to right on the result so far (a bool copies, as a tensor)."""
     ellipsis = len(shape) - sum(1 for s in spec if isinstance(s, tuple))  # dims `...` spans
     dim = 0
     for s in spec:
         if s == "...":
             dim += ellipsis
-        elif s is None or isinstance(s, bool):
+        elif s is None:
             shape, strides = _unsqueeze_at(shape, strides, dim)
-            if s is False:
-                shape, strides, offset = _slice_at(shape, strides, offset, dim, 0, 0, 1)
             dim += 1
         elif s[0] == "i":
             offset += operands[s[1]] * strides[dim]
