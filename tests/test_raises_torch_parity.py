@@ -32,6 +32,9 @@ RAISES = {
     "squeeze_0d_dims": lambda m: m.tensor(1.0).squeeze((0, 1)),
     "cumsum_0d": lambda m: m.tensor(1.0).cumsum(dim=1),
     "cumprod_0d": lambda m: m.tensor(1.0).cumprod(dim=-2),
+    "sort_0d": lambda m: m.tensor(1.0).sort(1),
+    "argsort_0d": lambda m: m.tensor(1.0).argsort(dim=1),
+    "argmax_0d": lambda m: m.tensor(1.0).argmax(1),
     "linspace_bool": lambda m: m.linspace(0, 1, 5, dtype=m.bool),
     "div_rounding_mode": lambda m: m.div(m.ones(2), 2, rounding_mode="typo"),
     "div_rounding_mode_inplace": lambda m: m.ones(2).div_(2, rounding_mode="typo"),
@@ -45,6 +48,7 @@ ACCEPTS = {
     "squeeze_0d": lambda m: m.tensor(1.0).squeeze(-1),
     "cumsum_0d": lambda m: m.tensor(2.0).cumsum(dim=0),
     "cumprod_0d": lambda m: m.tensor(2.0).cumprod(dim=-1),
+    "sort_0d": lambda m: m.tensor(2.0).sort(0).values,
 }
 
 
