@@ -222,7 +222,10 @@ case("count_nonzero", lambda a: tg.count_nonzero(a, 0), lambda a: jnp.count_nonz
      A([[0.0, 1.0], [2.0, 0.0], [3.0, 0.0]]), grad=False)
 
 # -- shape ----------------------------------------------------------------------------------------
-case("reshape", lambda a: a.reshape(4, -1), lambda a: a.reshape(4, -1), F((2, 6), view="t"))
+case("reshape", lambda a: a.reshape(2, 1, 6), lambda a: a.reshape(2, 1, 6), F((2, 6), view="t"))
+case("unsafe_view", lambda a: a.reshape(4, -1), lambda a: a.reshape(4, -1), F((2, 6), view="t"))
+case("as_strided", lambda a: a.as_strided((3, 3), (2, 1), 1),  # overlapping: gradients sum
+     lambda a: jnp.stack([a.reshape(-1)[1 + 2 * i:4 + 2 * i] for i in range(3)]), F((2, 4)))
 case("reshape", lambda a: a.flatten(1), lambda a: a.reshape(2, -1), F((2, 3, 2)))
 case("reshape", lambda a: a.unflatten(1, (2, 3)), lambda a: a.reshape(2, 2, 3), F((2, 6)))
 case("transpose", lambda a: a.transpose(0, 2), lambda a: jnp.swapaxes(a, 0, 2), F((2, 3, 1)))

@@ -48,6 +48,7 @@ from ._functions.reduce import (
     var_mean,
 )
 from ._functions.shape import (
+    as_strided,
     atleast_1d, atleast_2d, cat, chunk, concat, concatenate, expand, expand_as, flatten, flip,
     fliplr, flipud, hstack, moveaxis, movedim, narrow, permute, repeat, reshape, reshape_as, roll,
     row_stack, select, split, squeeze, stack, swapaxes, t, tensor_split, tile, transpose, unbind,

@@ -13,8 +13,9 @@ def normalize_dim(dim: int, ndim: int) -> int:
 
 
 def one_dim(dim: int, ndim: int) -> int:
-    """The axis one-dimension ops (`cumsum`, `sort`, `argmax(dim)`) work on: 0 for a 0-d tensor."""
-    return normalize_dim(dim, ndim) if ndim else 0
+    """The axis one-dimension ops (`cumsum`, `sort`, `argmax(dim)`) work on: 0 for a 0-d tensor,
+    which takes `dim` 0 or -1 (others raise, as PyTorch)."""
+    return normalize_dim(dim, ndim)
 
 
 def reduce_dims(dim, ndim: int) -> tuple | None:

@@ -41,13 +41,13 @@ view_scatter_op = Op("view_scatter", _view_scatter, saves=SAVES_NONE, grad_name=
 
 
 def _as_strided(base, *, offset, size, stride):
-    """The elements of `base`, read as a flat storage, at `offset + sum(index * stride)`: a
-    tensor that a checkpoint stores as a strided view of a storage it shares with others."""
+    """The elements of `base`, read as a flat storage, at `offset + sum(index * stride)`
+    (`Tensor.as_strided`, and a tensor that a checkpoint stores as a strided view of a storage
+    it shares with others); the gradient sums where elements are read more than once."""
     index = jnp.full(size, offset, jnp.int64)
     for d, st in enumerate(stride):
         index = index + lax.broadcasted_iota(jnp.int64, size, d) * st
     return base.reshape(-1)[index]
 
 
-as_strided_op = Op("as_strided", _as_strided, saves=SAVES_NONE, differentiable=False,
-                   grad_name="AsStridedBackward0")
+as_strided_op = Op("as_strided", _as_strided, saves=SAVES_NONE, grad_name="AsStridedBackward0")

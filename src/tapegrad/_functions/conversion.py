@@ -12,6 +12,7 @@ from .._tensor.apply import apply
 from .._tensor.construct import parse_to, tensor
 from .._tensor.inplace import check_inplace, inplace
 from .._tensor.methods import method
+from .._tensor.strides import format_name
 from .._tensor.tensor import Tensor
 
 
@@ -68,7 +69,13 @@ def clone(self: Tensor, *, memory_format=None) -> Tensor:
 
 @method("contiguous")
 def contiguous(self: Tensor, memory_format=None) -> Tensor:
-    return self
+    """`self` when already contiguous (in `memory_format`), else a row-major copy of its own
+    (`CloneBackward0`): writes to it no longer reach `self`'s storage."""
+    if self.is_contiguous(memory_format):
+        return self
+    if format_name(memory_format) == "preserve_format":
+        raise RuntimeError("preserve memory format is unsupported by the contiguous operator")
+    return apply(clone_op, self)
 
 
 @method("type")

@@ -131,6 +131,8 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
 def linspace(start, end, steps: int, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
     dtype = _default(dtype)
+    if dtype is _dtype.bool:
+        raise NotImplementedError("\"linspace_cpu\" not implemented for 'Bool'")
     with jax.enable_x64(True):
         value = jnp.asarray(np.linspace(start, end, steps), dtype=dtype.np)
     return finish(value, device, requires_grad)

@@ -238,8 +238,9 @@ getitem_op = Op("index", _getitem, saves=SAVES_NONE, grad_name=_index_grad_name)
 @method("__getitem__")
 def getitem(x: Tensor, index) -> Tensor:
     spec, operands = _index_spec(x, index)
-    if builtins.any(isinstance(o, Tensor) for o in operands):  # advanced indexing copies
-        return apply(getitem_op, x, *operands, spec=spec)
+    if builtins.any(isinstance(o, Tensor) for o in operands) or \
+            builtins.any(isinstance(s, builtins.bool) for s in spec):  # advanced: a copy
+        return apply(getitem_op, x, *operands, spec=spec)  # (a bool is an index tensor, as PyTorch)
     return _views.track(apply(getitem_op, x, *operands, spec=spec), x, getitem_op, *operands,
                         spec=spec)
 

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from .._core import dtype as _dtype
 from .._core.graph import Node, Op, SAVES_OUTPUT
@@ -81,8 +82,8 @@ def div(input, other, *, rounding_mode: str | None = None) -> Tensor:
     if rounding_mode == "trunc":
         q = apply(div_op, input, other)
         return apply(trunc_op, q).to(_dtype.result_type([_typed(input), _typed(other)]))
-    raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
-                     f"'{rounding_mode}'")
+    raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                       f"found '{rounding_mode}'")
 
 
 divide = true_divide = div
@@ -105,8 +106,29 @@ def remainder(input, other) -> Tensor:
     return apply(remainder_op, input, other)
 
 
+@jax.custom_jvp
 def _pow(a, b):
+    """`a ** b` with PyTorch's derivatives at the singular points: 0 for `a` where `b == 0`
+    (`0 ** 0.0`), and for `b` 0 where `a == 0` and `b >= 0`, else `a ** b * log(a)` (so `-inf`
+    at `0 ** -1`, where jnp's rule gives nan). Each input's term is formed only when it has a
+    tangent, so an infinite coefficient never meets a zero tangent (`inf * 0`)."""
     return jnp.power(a, b)
+
+
+def _pow_jvp(primals, tangents):
+    (a, b), (da, db) = primals, tangents
+    out = _pow(a, b)
+    dout = jnp.zeros_like(out)
+    if not isinstance(da, SymbolicZero):
+        dout = dout + jnp.where(b == 0, jnp.zeros_like(out), b * _pow(a, b - 1)) * da
+    if not isinstance(db, SymbolicZero):
+        real_b = jnp.real(b) if jnp.iscomplexobj(b) else b
+        nonneg = (real_b >= 0) & (b == real_b)  # real and >= 0, as PyTorch asks of a complex `b`
+        dout = dout + jnp.where((a == 0) & nonneg, jnp.zeros_like(out), out * jnp.log(a)) * db
+    return out, dout
+
+
+_pow.defjvp(_pow_jvp, symbolic_zeros=True)
 
 
 # PyTorch's overloads: tensor ** number, tensor ** tensor, number ** tensor

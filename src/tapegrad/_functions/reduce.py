@@ -89,7 +89,7 @@ def _float_only(name: str, input: Tensor) -> None:
 
 
 def one_dim(dim, ndim: int) -> builtins.int:
-    return normalize_dim(dim, ndim) if ndim else 0
+    return normalize_dim(dim, ndim)  # a 0-d tensor takes 0 and -1 (others raise, as PyTorch)
 
 
 prod_op = Op("prod", lambda x, *, dim, keepdim, dtype: jnp.prod(x.astype(dtype), axis=dim,
@@ -337,7 +337,8 @@ def logsumexp(input: Tensor, dim, keepdim: builtins.bool = False) -> Tensor:
 
 
 def _scan(op, input: Tensor, dim, dtype):
-    return apply(op, input, dim=one_dim(dim, input.ndim), dtype=_int_to_long(input, dtype)) \
+    d = one_dim(dim, input.ndim)  # checked for a 0-d tensor too
+    return apply(op, input, dim=d, dtype=_int_to_long(input, dtype)) \
         if input.ndim else input.to(_dtype.as_dtype(_int_to_long(input, dtype)))
 
 

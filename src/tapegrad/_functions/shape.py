@@ -14,10 +14,12 @@ from jax import lax
 from .._core import dtype as _dtype
 from .._core.dims import normalize_dim, shape_arg
 from .._core.graph import Op, SAVES_NONE
+from .._core.ops import as_strided_op
 from .._core.rows import variadic
 from .._tensor import views as _views
 from .._tensor.apply import apply
 from .._tensor.methods import attribute, method
+from .._tensor.strides import may_overlap, view_strides
 from .._tensor.tensor import Tensor
 from .index import getitem, getitem_op
 
@@ -40,24 +42,75 @@ def _infer_shape(shape, numel: int) -> builtins.tuple:
     return shape
 
 
-reshape_op = Op("reshape", lambda x, *, shape: jnp.reshape(x, shape), saves=SAVES_NONE,
-                grad_name="ViewBackward0")
+def _reshape_name(static: dict, inputs) -> str:
+    return "ReshapeAliasBackward0" if static.get("alias") else "ViewBackward0"
+
+
+# `alias`: a reshape of a non-contiguous tensor that strides can still view (PyTorch's
+# `_reshape_alias`, named apart in grad_fn; the same elements either way)
+reshape_op = Op("reshape", lambda x, *, shape, alias=False: jnp.reshape(x, shape),
+                saves=SAVES_NONE, grad_name=_reshape_name)
+# reshape's copy where no strides can view the elements (PyTorch's `_unsafe_view` of a clone)
+unsafe_view_op = Op("unsafe_view", lambda x, *, shape: jnp.reshape(x, shape), saves=SAVES_NONE,
+                    grad_name="UnsafeViewBackward0")
+
+_NOT_VIEWABLE = ("view size is not compatible with input tensor's size and stride (at least one "
+                 "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
+
+
+def _viewable(input: Tensor, shape: builtins.tuple) -> builtins.bool:
+    return input.is_contiguous() or view_strides(input.shape, input.stride(), shape) is not None
 
 
 @method("reshape")
 def reshape(input: Tensor, *shape) -> Tensor:
-    """The same elements in a new shape (one dimension may be -1)."""
+    """The same elements in a new shape (one dimension may be -1): a view where strides can
+    express it (as `view`), else a copy, as PyTorch (`x.t().reshape(-1)` does not alias `x`)."""
     shape = _infer_shape(shape_arg(shape), input.numel())
-    return _views.track(apply(reshape_op, input, shape=shape), input, reshape_op, shape=shape)
+    if input.is_contiguous():
+        return _views.track(apply(reshape_op, input, shape=shape), input, reshape_op, shape=shape)
+    if not _viewable(input, shape):
+        return apply(unsafe_view_op, input, shape=shape)
+    return _views.track(apply(reshape_op, input, shape=shape, alias=True), input, reshape_op,
+                        shape=shape, alias=True)
 
 
 @method("view")
 def view(input: Tensor, *shape) -> Tensor:
-    """Like `reshape` (tapegrad's values are always contiguous)."""
+    """The same storage seen in a new shape; raises where the strides cannot express it (a
+    dimension would span non-adjacent chunks of a transposed or stepped view)."""
     if len(shape) == 1 and isinstance(shape[0], _dtype.dtype):
         raise NotImplementedError("view(dtype) reinterprets bytes, which XLA arrays cannot do; "
                                   "use .to(dtype) to convert values")
-    return reshape(input, *shape)
+    shape = _infer_shape(shape_arg(shape), input.numel())
+    if not _viewable(input, shape):
+        raise RuntimeError(_NOT_VIEWABLE)
+    return _views.track(apply(reshape_op, input, shape=shape), input, reshape_op, shape=shape)
+
+
+@method("as_strided")
+def as_strided(input: Tensor, size, stride, storage_offset: builtins.int | None = None) -> Tensor:
+    """A view of `input`'s storage with the given sizes and strides from `storage_offset`
+    (by default `input`'s own); writable unless two of its elements may share one place."""
+    size, stride = shape_arg((size,)), shape_arg((stride,))
+    if len(size) != len(stride):
+        raise RuntimeError("mismatch in length of strides and shape")
+    if builtins.any(st < 0 for st in stride):
+        raise RuntimeError(f"as_strided: Negative strides are not supported at the moment, got "
+                           f"strides: {list(stride)}")
+    offset = input.storage_offset() if storage_offset is None else builtins.int(storage_offset)
+    base = _views.base_of(input)
+    base = input if base is None else base
+    need = offset + builtins.sum((s - 1) * st for s, st in zip(size, stride)) + 1 \
+        if math.prod(size) else 0
+    if need > base.numel():
+        raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage "
+                           f"offset {offset}, and itemsize {input.dtype.itemsize} requiring a "
+                           f"storage size of {need * input.dtype.itemsize} are out of bounds for "
+                           f"storage of size {base.numel() * input.dtype.itemsize}")
+    static = dict(offset=offset, size=size, stride=stride)
+    return _views.track(apply(as_strided_op, base, **static), base, as_strided_op,
+                        writable=not may_overlap(size, stride), **static)
 
 
 transpose_op = Op("transpose", lambda x, *, dim0, dim1: jnp.swapaxes(x, dim0, dim1), saves=SAVES_NONE)
@@ -143,8 +196,8 @@ squeeze_op = Op("squeeze", lambda x, *, dims: jnp.squeeze(x, dims), saves=SAVES_
 @method("squeeze")
 def squeeze(input: Tensor, dim=None) -> Tensor:
     """Drop size-1 dimensions (all, or those in `dim` that have size 1)."""
-    dims = range(input.ndim) if dim is None else _dim_list(dim, input.ndim) if input.ndim else ()
-    dims = builtins.tuple(d for d in dims if input.shape[d] == 1)
+    dims = range(input.ndim) if dim is None else _dim_list(dim, input.ndim)  # 0-d: 0 or -1
+    dims = builtins.tuple(d for d in dims if input.ndim and input.shape[d] == 1)
     return _views.track(apply(squeeze_op, input, dims=dims), input, squeeze_op, dims=dims)
 
 
@@ -166,6 +219,8 @@ def flatten(input: Tensor, start_dim: builtins.int = 0, end_dim: builtins.int = 
     s, e = normalize_dim(start_dim, input.ndim), normalize_dim(end_dim, input.ndim)
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if s == e:
+        return input  # PyTorch returns the tensor itself
     shape = input.shape
     return reshape(input, *shape[:s], math.prod(shape[s:e + 1]), *shape[e + 1:])
 

@@ -31,10 +31,10 @@ def sort(input: Tensor, dim: builtins.int = -1, descending: builtins.bool = Fals
          stable: builtins.bool = False):
     """`(values, indices)` sorted along `dim`. Always stable (equal elements keep their order),
     which is one of the orders `stable=False` allows, so `stable` changes nothing."""
+    d = one_dim(dim, input.ndim)  # checked for a 0-d tensor too
     if input.ndim == 0:
         return return_types.sort(input.clone(), input.new_zeros((), dtype=_dtype.int64))
-    return return_types.sort(*apply(sort_op, input, dim=one_dim(dim, input.ndim),
-                                    descending=descending))
+    return return_types.sort(*apply(sort_op, input, dim=d, descending=descending))
 
 
 argsort_op = Op("argsort", lambda x, *, dim, descending: jnp.argsort(
@@ -45,9 +45,10 @@ argsort_op = Op("argsort", lambda x, *, dim, descending: jnp.argsort(
 def argsort(input: Tensor, dim: builtins.int = -1, descending: builtins.bool = False, *,
             stable: builtins.bool = False) -> Tensor:
     """The indices that sort `input` along `dim` (stable)."""
+    d = one_dim(dim, input.ndim)  # checked for a 0-d tensor too
     if input.ndim == 0:
         return input.new_zeros((), dtype=_dtype.int64)
-    return apply(argsort_op, input, dim=one_dim(dim, input.ndim), descending=descending)
+    return apply(argsort_op, input, dim=d, descending=descending)
 
 
 @method("msort")

@@ -1,77 +1,35 @@
 """Where a tensor's elements live, in PyTorch's terms: a storage, an offset and strides.
 
 tapegrad keeps one dense JAX array per storage cell. A view (`x[1:]`, `x.t()`) has a cell of its
-own, computed from its base's array (`views.py`); `place(t)` finds where its elements sit in the
-base's array, as PyTorch would describe them: `(base, storage_offset, stride)`. That gives
+own, computed from its base's array (`views.py`); `place(t)` says where its elements sit in the
+base's array, as PyTorch describes them: `(base, storage_offset, stride)` (`strides.py`). That gives
 third-party code PyTorch's answers to "which storage, how big, at what address"
 (`untyped_storage()`, `data_ptr()`), and lets `tapegrad.save` write the views of one storage
 once, as `torch.save` does.
 """
 from __future__ import annotations
 
-import functools
-import math
-
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from .._core import device as _device, layout as _layout
-from .methods import attribute, bind
+from .._core.dims import normalize_dim
+from . import strides as _strides
+from .methods import attribute, bind, method
+from .strides import contiguous_strides
 from .tensor import Tensor
-
-
-def contiguous_strides(shape) -> tuple:
-    """Row-major strides (in elements) of a dense array of this shape."""
-    strides, step = [], 1
-    for s in reversed(tuple(shape)):
-        strides.append(step)
-        step *= max(s, 1)
-    return tuple(reversed(strides))
-
-
-@functools.lru_cache(maxsize=256)
-def _probe(base_shape: tuple, steps: tuple):
-    """A compiled program: the view's steps run on the flat positions of the base, fitted to
-    `offset + sum(index * stride)`; returns (offset, strides, whether the fit is exact)."""
-    def fit(*operands):
-        pos = jnp.arange(math.prod(base_shape), dtype=jnp.int64).reshape(base_shape)
-        i = 0
-        for op, n, static in steps:
-            pos = op.fn(pos, *operands[i:i + n], **dict(static))
-            i += n
-        origin = (0,) * pos.ndim
-        offset = pos[origin]
-        strides = [pos[origin[:d] + (1,) + origin[d + 1:]] - offset if pos.shape[d] > 1
-                   else jnp.int64(0) for d in range(pos.ndim)]
-        expected = offset
-        for d, st in enumerate(strides):
-            expected = expected + jax.lax.broadcasted_iota(jnp.int64, pos.shape, d) * st
-        return offset, jnp.stack(strides) if strides else jnp.zeros(0, jnp.int64), \
-            jnp.all(pos == expected)
-    return jax.jit(fit)
+from .views import layout as _view_layout
 
 
 def place(t: Tensor):
     """`(base, storage_offset, stride)`: where `t`'s elements sit in the array of `base`.
 
-    `base` is `t` itself (offset 0, row-major strides) unless `t` is a view whose elements are
-    a strided selection of its base's; a view that is not (a reshape of a transposed view,
-    which PyTorch would have copied) or that has no elements has storage of its own.
+    `base` is `t` itself (offset 0, row-major strides) unless `t` is a view with elements, whose
+    layout in its base was folded step by step as PyTorch computes it (`strides.py`).
     """
     v = t._cell.view
     if v is not None and t.numel() > 0:
-        if v.layout is None:
-            with jax.enable_x64(True):
-                offset, strides, exact = _probe(tuple(v.base.shape), v.steps)(*v.operands)
-                v.layout = (int(offset), tuple(int(s) for s in np.asarray(strides))) \
-                    if bool(exact) else False
-        if v.layout:
-            offset, strides = v.layout
-            # size-1 dimensions: any stride addresses the same element; PyTorch's is row-major
-            dense = contiguous_strides(t.shape)
-            strides = tuple(st if s > 1 else d for st, s, d in zip(strides, t.shape, dense))
-            return v.base, offset, strides
+        offset, strides = v.layout
+        return v.base, offset, strides
     return t, 0, contiguous_strides(t.shape)
 
 
@@ -142,6 +100,27 @@ def _data_ptr(self: Tensor) -> int:
     if self.numel() == 0:
         return 0
     return _address(base) + offset * self.dtype.itemsize
+
+
+@method("stride")
+def stride(self: Tensor, dim: int | None = None):
+    """The step (in elements) between neighbours along each dimension, as PyTorch's strides:
+    row-major for a tensor of its own, its base's steps for a view (`x.t().stride()`)."""
+    strides = _view_layout(self)[1]
+    return strides if dim is None else strides[normalize_dim(dim, self.ndim)]
+
+
+@method("storage_offset")
+def storage_offset(self: Tensor) -> int:
+    """Where the first element sits in the storage (in elements): 0 unless a view."""
+    return _view_layout(self)[0]
+
+
+@method("is_contiguous")
+def is_contiguous(self: Tensor, memory_format=None) -> bool:
+    """Whether the elements are dense and row-major in their storage (or in the order of
+    `memory_format`), by PyTorch's rule: a transposed or stepped view is not."""
+    return _strides.is_contiguous(self.shape, self.stride(), _strides.format_name(memory_format))
 
 
 bind("untyped_storage", _untyped_storage)

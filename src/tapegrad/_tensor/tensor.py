@@ -165,9 +165,6 @@ class Tensor:
     def is_complex(self) -> bool:
         return self.dtype.is_complex
 
-    def is_contiguous(self, memory_format=None) -> bool:
-        return True
-
     def __len__(self) -> int:
         if not self.ndim:
             raise TypeError("len() of a 0-d tensor")

@@ -21,6 +21,7 @@ from .._core import grad_mode as _grad_mode, stepmode as _stepmode
 from .._core.graph import Cell
 from .._core.ops import view_scatter_op
 from .apply import apply
+from .strides import contiguous_strides, fold
 
 _UNWRITABLE = ("unsupported operation: more than one element of the written-to tensor refers to a "
                "single memory location. Please clone() the tensor before performing the operation.")
@@ -32,14 +33,14 @@ class _View:
     __slots__ = ("base", "steps", "operands", "writable", "tensor", "multi", "layout")
 
     def __init__(self, base, steps: tuple, operands: tuple, writable: bool, tensor,
-                 multi) -> None:
+                 multi, layout: tuple) -> None:
         self.base = base          # the root tensor (kept alive by its views, as PyTorch's `_base`)
         self.steps = steps        # ((op, number of operands, static items), ...) base -> view
         self.operands = operands  # the steps' Python-number operands, in order (say, an index)
         self.writable = writable
         self.tensor = weakref.ref(tensor)  # the tensor that carries the view's autograd history
         self.multi = multi        # (op name, output number): one of several views made at once
-        self.layout = None        # (offset, strides) in the base, or False (see storage.place)
+        self.layout = layout      # (storage_offset, strides) in the base's storage
 
 
 _PRUNE_AT = 32  # a base's list of view storages drops the dead ones when it grows this long
@@ -51,6 +52,8 @@ def track(out, input, op, *operands, writable: bool = True, multi=None, **static
     (`split`, `unbind`), which PyTorch forbids modifying in place while it carries a gradient."""
     step = (op, len(operands), tuple(static.items()))
     parent = input._cell.view
+    offset, strides = layout(input)
+    offset, strides = fold(op.name, input.shape, strides, offset, out.shape, operands, step[2])
     if parent is not None:
         if multi is None and parent.multi is not None:  # a view of such a view: PyTorch names it
             name = type(out._cell.node).__name__  # SqueezeBackward1 -> Squeeze1, as PyTorch
@@ -61,7 +64,7 @@ def track(out, input, op, *operands, writable: bool = True, multi=None, **static
         base, steps = input, (step,)
     cell = out._cell
     cell.view = _View(base, steps, operands, writable, out,
-                      multi if out._requires_grad else None)
+                      multi if out._requires_grad else None, (offset, strides))
     base_cell = base._cell
     kids = base_cell.views
     if kids is None:
@@ -71,6 +74,13 @@ def track(out, input, op, *operands, writable: bool = True, multi=None, **static
             kids[:] = [k for k in kids if k() is not None]
         kids.append(weakref.ref(cell))
     return out
+
+
+def layout(t) -> tuple:
+    """`(storage_offset, strides)` of `t` in its storage: a view's from its steps, as PyTorch
+    computes them; any other tensor is its own dense storage (offset 0, row-major)."""
+    v = t._cell.view
+    return (0, contiguous_strides(t.shape)) if v is None else v.layout
 
 
 def base_of(t):

@@ -343,8 +343,49 @@ def _resample_matrix(size, out, mode, scale, align_corners, dt):
     return m
 
 
+def _uint8_weights(size, out, scale, align_corners):
+    """PyTorch's uint8 linear resampling weights: (first source index, int16 weights, precision
+    in bits), computed in double and rounded to int16 as its CPU kernel does."""
+    if align_corners:
+        ratio = (size - 1) / (out - 1) if out > 1 else 0.0
+    else:
+        ratio = 1.0 / scale if scale else size / out
+    delta = 0.5 if align_corners else 0.0
+    m = np.zeros((out, size))
+    for i in range(out):
+        center = ratio * (i + 0.5 - delta)
+        lo = max(int(center - 1.0 + 0.5 + delta), 0)  # C++'s truncation toward zero, then clamp
+        n = min(max(min(int(center + 1.0 + 0.5 + delta), size) - lo, 0), 2)
+        w = np.maximum(1.0 - np.abs(np.arange(lo, lo + n) - center + 0.5 - delta), 0.0)
+        if w.sum():
+            m[i, lo:lo + n] = w / w.sum()
+    precision = 0
+    while precision < 22 and int(0.5 + m.max() * (1 << (precision + 1))) < (1 << 15):
+        precision += 1
+    scaled = m * (1 << precision)
+    return np.where(scaled < 0, (-0.5 + scaled).astype(np.int64), (0.5 + scaled).astype(np.int64)), \
+        precision
+
+
+def _interpolate_uint8(x, *, size, scales, align_corners):
+    """Bilinear uint8 as PyTorch's CPU kernel: one pass per resized dimension, the last first,
+    each in integer arithmetic with int16 weights, rounded and saturated back to uint8."""
+    nd = len(size)
+    for d in reversed(range(nd)):
+        axis = x.ndim - nd + d
+        if x.shape[axis] == size[d]:
+            continue  # PyTorch skips a dimension whose size does not change
+        w, precision = _uint8_weights(x.shape[axis], size[d], scales[d], align_corners)
+        acc = jnp.tensordot(x.astype(jnp.int32), jnp.asarray(w, jnp.int32), axes=[[axis], [1]])
+        acc = (acc + (1 << (precision - 1))) >> precision
+        x = jnp.moveaxis(jnp.clip(acc, 0, 255).astype(jnp.uint8), -1, axis)
+    return x
+
+
 def _interpolate(x, *, size, mode, scales, align_corners):
     nd = len(size)
+    if x.dtype == jnp.uint8 and mode != "nearest":
+        return _interpolate_uint8(x, size=size, scales=scales, align_corners=align_corners)
     for d in range(nd):
         axis = x.ndim - nd + d
         dt = np.float64 if x.dtype == jnp.float64 else np.float32
@@ -372,6 +413,12 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if mode == "nearest" and align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: "
                          "linear | bilinear | bicubic | trilinear")
+    if not (input.dtype.is_floating_point or input.dtype.is_complex) and \
+            (input.dtype is not _dtype.uint8 or mode == "linear"):  # PyTorch's CPU kernels
+        kernel = "compute_indices_weights_linear" if mode == "linear" else \
+            f"upsample_{mode}{nd}d_channels_last"
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{_dtype.scalar_name(input.dtype)}'")
     if (size is None) == (scale_factor is None):
         raise ValueError("only one of size or scale_factor should be defined")
     sizes = tuple(input.shape[2:])

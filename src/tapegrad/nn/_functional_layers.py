@@ -168,6 +168,30 @@ def _pad(x, *, pad, mode, value):
 pad_op = Op("constant_pad_nd", _pad, saves=SAVES_NONE, grad_name="ConstantPadNdBackward0")
 
 
+def _check_pad(input: Tensor, pad: tuple, mode: str) -> None:
+    """PyTorch's limits on reflect/replicate/circular padding: 1 to 3 padded dimensions behind
+    at most one batch dimension, reflection shorter than the dimension, one wrap at most."""
+    k, shape = len(pad) // 2, list(input.shape)
+    if k > 3 or input.ndim not in (k + 1, k + 2):
+        raise NotImplementedError(
+            f"Padding size {len(pad)} is not supported for {input.ndim}D input tensor.\n"
+            "Supported combinations for non-constant padding:\n"
+            "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
+            "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
+            "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
+    if mode != "circular" and 0 in shape[1:]:
+        raise RuntimeError(f"Expected {k + 1}D or {k + 2}D (batch mode) tensor with possibly 0 "
+                           f"batch size and other non-zero dimensions for input, but got: {shape}")
+    for i in range(k):
+        dim, (lo, hi) = input.ndim - 1 - i, pad[2 * i:2 * i + 2]
+        if mode == "reflect" and not (lo < shape[dim] and hi < shape[dim]):
+            raise RuntimeError(f"Argument #{4 + 2 * i}: Padding size should be less than the "
+                               f"corresponding input dimension, but got: padding ({lo}, {hi}) "
+                               f"at dimension {dim} of input {shape}")
+        if mode == "circular" and not (lo <= shape[dim] and hi <= shape[dim]):
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+
+
 def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
         value: float | None = None) -> Tensor:
     """Pad the last `len(pad) // 2` dimensions, `pad` listing (left, right) from the last one."""
@@ -182,6 +206,8 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
     if mode != "constant" and value not in (None, 0):
         raise RuntimeError(f"Padding mode \"{mode}\" doesn't take in value argument")
+    if mode != "constant":
+        _check_pad(input, pad, mode)
     return apply(pad_op, input, pad=pad, mode=mode, value=0.0 if value is None else value)
 
 

@@ -35,7 +35,8 @@ import numpy as np
 from .._core import device as _device, dtype as _dtype, layout as _layout
 from .._core.ops import as_strided_op
 from .._tensor import views as _views
-from .._tensor.storage import contiguous_strides, place
+from .._tensor.storage import place
+from .._tensor.strides import contiguous_strides
 from .._tensor.tensor import Size, Tensor
 from ..nn.parameter import Parameter
 from ._archive import Archive, LoadError
