@@ -250,3 +250,61 @@ def test_transformer_encoder_decoder():
 
 def _shapes_of(m):
     return [(n, tuple(x.shape)) for n, x in m.named_parameters()]
+
+
+def test_issue13_layers():
+    """The layers issue 13 found missing, with PyTorch's weights and initialisation shapes."""
+    _check(pnn.Conv3d(4, 6, (2, 3, 2), stride=(1, 2, 1), padding=1, groups=2),
+           tnn.Conv3d(4, 6, (2, 3, 2), stride=(1, 2, 1), padding=1, groups=2),
+           [R.normal(size=(2, 4, 3, 5, 4))])
+    _check(pnn.Conv3d(2, 3, 3, padding="same", padding_mode="replicate"),
+           tnn.Conv3d(2, 3, 3, padding="same", padding_mode="replicate"),
+           [R.normal(size=(1, 2, 4, 3, 4))])
+    _check(pnn.ConvTranspose3d(2, 4, 2, stride=2, output_padding=1),
+           tnn.ConvTranspose3d(2, 4, 2, stride=2, output_padding=1), [R.normal(size=(1, 2, 2, 3, 2))])
+    _check(pnn.ConvTranspose1d(3, 2, 3, stride=2), tnn.ConvTranspose1d(3, 2, 3, stride=2),
+           [R.normal(size=(2, 3, 4))], call=lambda m, x: m(x, output_size=[10]))
+    x3 = [R.normal(size=(2, 2, 5, 4, 5))]
+    for p, t in [(pnn.MaxPool3d(2, ceil_mode=True), tnn.MaxPool3d(2, ceil_mode=True)),
+                 (pnn.AvgPool3d(3, 2, 1), tnn.AvgPool3d(3, 2, 1)),
+                 (pnn.AdaptiveMaxPool3d((2, 3, 1)), tnn.AdaptiveMaxPool3d((2, 3, 1))),
+                 (pnn.CELU(0.7), tnn.CELU(0.7))]:
+        _check(p, t, x3)
+    _check(pnn.AdaptiveMaxPool2d((3, None)), tnn.AdaptiveMaxPool2d((3, None)),
+           [R.normal(size=(2, 3, 7, 5))])
+    _check(pnn.AdaptiveMaxPool1d(3, return_indices=True),
+           tnn.AdaptiveMaxPool1d(3, return_indices=True), [R.normal(size=(2, 7))],
+           pick=lambda o: o[0])
+    p, t = pnn.RMSNorm((3, 4)), tnn.RMSNorm((3, 4))
+    with torch.no_grad():
+        p.weight.uniform_(0.5, 1.5)
+    _check(p, t, [R.normal(size=(2, 3, 4))])
+    _check(pnn.RMSNorm(4, eps=1e-2, elementwise_affine=False),
+           tnn.RMSNorm(4, eps=1e-2, elementwise_affine=False), [R.normal(size=(5, 4))])
+    for m in ("CELU(0.7)", "RMSNorm((3, 4))", "Conv3d(2, 3, 2, stride=2)",
+              "ConvTranspose3d(2, 3, 2)", "MaxPool3d(2)", "AvgPool3d(2)", "AdaptiveMaxPool2d(2)",
+              "InstanceNorm2d(3, affine=True)"):
+        assert repr(eval("tnn." + m)) == repr(eval("pnn." + m))
+
+
+@pytest.mark.parametrize("cls,shape", [("InstanceNorm1d", (3, 4, 5)), ("InstanceNorm2d", (2, 4, 3, 3)),
+                                       ("InstanceNorm3d", (4, 2, 3, 2))])  # the last unbatched
+def test_instance_norm_train_then_eval(cls, shape):
+    kw = {"affine": True, "track_running_stats": True, "momentum": 0.2}
+    pmod, tmod = getattr(pnn, cls)(4, **kw), getattr(tnn, cls)(4, **kw)
+    with torch.no_grad():
+        pmod.weight.uniform_(0.5, 1.5)
+        pmod.bias.uniform_(-0.5, 0.5)
+    x = R.normal(1, 2, size=shape)
+    pmod, tmod = _check(pmod, tmod, [x])  # training: input statistics, running ones updated
+    assert sorted(tmod.state_dict()) == sorted(pmod.state_dict())
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_allclose(getattr(tmod, name).numpy(), getattr(pmod, name).numpy(),
+                                   rtol=1e-7, atol=1e-12)
+    _check(pmod.eval(), tmod.eval(), [R.normal(size=shape)])  # eval: the running statistics
+    plain_p, plain_t = getattr(pnn, cls)(4), getattr(tnn, cls)(4)
+    _check(plain_p.eval(), plain_t.eval(), [x])  # no running statistics: input ones in eval too
+    bad = list(shape)
+    bad[len(shape) - int(cls[-2]) - 1] = 3  # the channel dimension
+    with pytest.raises(ValueError, match="expected input's size at dim"):
+        tmod(tapegrad.ones(*bad))
