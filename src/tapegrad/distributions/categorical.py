@@ -209,7 +209,3 @@ class OneHotCategorical(Distribution):
 
     def entropy(self) -> Tensor:
         return self._categorical.entropy()
-
-    def __repr__(self) -> str:
-        names = [k for k in ("probs", "logits") if k in self._categorical.__dict__]
-        return f"OneHotCategorical({', '.join(f'{n}: {getattr(self, n).shape}' for n in names)})"

@@ -59,16 +59,14 @@ class _GreaterThanEq(Constraint):
 
 
 class _Interval(Constraint):
-    def __init__(self, lower_bound, upper_bound, half_open: bool = False) -> None:
-        self.lower_bound, self.upper_bound, self.half_open = lower_bound, upper_bound, half_open
+    def __init__(self, lower_bound, upper_bound) -> None:
+        self.lower_bound, self.upper_bound = lower_bound, upper_bound
 
     def check(self, value):
-        upper = value < self.upper_bound if self.half_open else value <= self.upper_bound
-        return (value >= self.lower_bound) & upper
+        return (value >= self.lower_bound) & (value <= self.upper_bound)
 
     def __repr__(self) -> str:
-        name = "HalfOpenInterval" if self.half_open else "Interval"
-        return f"{name}(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
+        return f"Interval(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
 
 
 class _Boolean(Constraint):
@@ -166,10 +164,6 @@ def less_than(upper_bound) -> Constraint:
 
 def interval(lower_bound, upper_bound) -> Constraint:
     return _Interval(lower_bound, upper_bound)
-
-
-def half_open_interval(lower_bound, upper_bound) -> Constraint:
-    return _Interval(lower_bound, upper_bound, half_open=True)
 
 
 def integer_interval(lower_bound, upper_bound) -> Constraint:

@@ -112,7 +112,7 @@ class Distribution:
         if tuple(value.shape[event_dim_start:]) != tuple(self._event_shape):
             raise ValueError(f"The right-most size of value must match event_shape: "
                              f"{value.shape} vs {self._event_shape}.")
-        actual, expected = tuple(value.shape), tuple(self._batch_shape) + tuple(self._event_shape)
+        actual, expected = value.shape, Size(tuple(self._batch_shape) + tuple(self._event_shape))
         for i, j in zip(reversed(actual), reversed(expected)):
             if i != 1 and j != 1 and i != j:
                 raise ValueError(f"Value is not broadcastable with batch_shape+event_shape: "

@@ -205,8 +205,3 @@ class Beta(Distribution):
 
     def entropy(self) -> Tensor:
         return self._dirichlet.entropy()
-
-    def __repr__(self) -> str:
-        c = self._dirichlet.concentration
-        shown = (lambda t: t if t.numel() == 1 else t.shape)
-        return f"Beta(concentration1: {shown(c[..., 0])}, concentration0: {shown(c[..., 1])})"

@@ -67,7 +67,7 @@ class Normal(Distribution):
 
 
 class Uniform(Distribution):
-    """Uniform on the half-open interval `[low, high)`."""
+    """Uniform on `[low, high)` (samples; the support checked is `[low, high]`, as PyTorch)."""
 
     has_rsample = True
 
@@ -81,7 +81,7 @@ class Uniform(Distribution):
 
     @property
     def support(self) -> constraints.Constraint:
-        return constraints.half_open_interval(self.low, self.high)
+        return constraints.interval(self.low, self.high)
 
     @property
     def mean(self) -> Tensor:
