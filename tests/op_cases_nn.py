@@ -203,3 +203,16 @@ CASES = {
                              Case([_r(3), _r(2, 2)], {"norm_type": float("inf")})],
     "clip_grad_scale": [Case([_r(3, 4), np.array(5.0)], {"max_norm": 1.0})],
 }
+
+# Rows added with issue 13's missing names (CELU, InstanceNorm, RMSNorm, adaptive max pooling).
+CASES.update({
+    "celu": [Case([TIES], {"alpha": 1.0}), Case([_r(3, 2) * 3], {"alpha": 0.5})],
+    "instance_norm": [Case([_r(2, 3, 4), _r(3), _r(3)], {"eps": 1e-5, "has_weight": True}),
+                      Case([_r(2, 2, 3, 2)], {"eps": 1e-3, "has_weight": False})],
+    "rms_norm": [Case([_r(3, 4, 5), _r(4, 5)], {"n_dims": 2, "eps": 1e-6}),
+                 Case([_r(2, 6)], {"n_dims": 1, "eps": 1e-3})],
+    # ties: equal entries inside a window send the gradient to the first one
+    "adaptive_max_pool": [Case([_POOL], {"output_size": (2, 3)}),
+                          Case([_r(2, 7)], {"output_size": (3,)}),
+                          Case([_r(1, 3, 4, 5)], {"output_size": (2, 2, 3)})],
+})

@@ -652,6 +652,59 @@ TABLE: dict[str, list[Check]] = {
         ref=lambda x, h, c, *p: _np_cell("LSTM", x, h, c, *p))],
 }
 
+
+def _np_rms_norm(x, k, w=None, eps=1e-6):
+    axes = tuple(range(x.ndim - k, x.ndim))
+    return x / np.sqrt((x ** 2).mean(axis=axes, keepdims=True) + eps) * (1 if w is None else w)
+
+
+def _np_adaptive_max_pool(x, sizes):
+    nd = len(sizes)
+    sp = x.shape[-nd:]
+    out = np.empty(x.shape[:-nd] + tuple(sizes))
+    for o in np.ndindex(*sizes):
+        window = tuple(slice(math.floor(o[i] * sp[i] / sizes[i]),
+                             math.ceil((o[i] + 1) * sp[i] / sizes[i])) for i in range(nd))
+        out[(Ellipsis,) + o] = x[(Ellipsis,) + window].max(axis=tuple(range(-nd, 0)))
+    return out
+
+
+TABLE.update({
+    "celu": [Check(lambda x: F.celu(x, 0.5), [rand(3, 4, lo=-3, hi=2, away=(0,))],
+                   lambda x: np.where(x > 0, x, 0.5 * np.expm1(x / 0.5)))],
+    "instance_norm": [
+        Check(lambda x, w, b: F.instance_norm(x, weight=w, bias=b), [rand(2, 3, 4), rand(3),
+                                                                     rand(3)],
+              lambda x, w, b: _np_norm(x, (2,), 1e-5) * _channel(w, 3) + _channel(b, 3)),
+        Check(lambda x: nn.InstanceNorm2d(2)(x), [rand(2, 2, 3, 2)],
+              lambda x: _np_norm(x, (2, 3), 1e-5))],
+    "rms_norm": [Check(lambda x, w: F.rms_norm(x, (4, 5), w, eps=1e-6),
+                       [rand(3, 4, 5), rand(4, 5)], lambda x, w: _np_rms_norm(x, 2, w)),
+                 Check(lambda x: F.rms_norm(x, (6,), eps=1e-3), [rand(2, 6)],
+                       lambda x: _np_rms_norm(x, 1, eps=1e-3))],
+    # distinct values (random), so every window has one maximum
+    "adaptive_max_pool": [Check(lambda x: F.adaptive_max_pool2d(x, (2, 3)), [rand(2, 3, 5, 7)],
+                                lambda x: _np_adaptive_max_pool(x, (2, 3))),
+                          Check(lambda x: nn.AdaptiveMaxPool1d(3)(x), [rand(2, 7)],
+                                lambda x: _np_adaptive_max_pool(x, (3,))),
+                          Check(lambda x: F.adaptive_max_pool3d(x, 2), [rand(1, 3, 4, 3)],
+                                lambda x: _np_adaptive_max_pool(x, (2, 2, 2)))],
+    # 3-d variants of existing rows
+    "conv": TABLE["conv"] + [Check(lambda x, w: F.conv3d(x, w, stride=(1, 2, 1), padding=1),
+                                   [rand(1, 2, 3, 4, 3), rand(2, 2, 2, 2, 2)],
+                                   lambda x, w: _np_conv(x, w, None, (1, 2, 1), (1, 1, 1)))],
+    "conv_transpose": TABLE["conv_transpose"] + [
+        Check(lambda x, w: F.conv_transpose3d(x, w, stride=2, padding=(0, 1, 0)),
+              [rand(1, 2, 2, 2, 2), rand(2, 2, 2, 3, 2)],
+              lambda x, w: _np_conv_transpose(x, w, None, (2, 2, 2), (0, 1, 0)))],
+    "max_pool": TABLE["max_pool"] + [
+        Check(lambda x: F.max_pool3d(x, 2, stride=1, padding=(0, 1, 0)), [rand(1, 3, 3, 4)],
+              lambda x: _np_max_pool(x, (2, 2, 2), (1, 1, 1), (0, 1, 0)))],
+    "avg_pool": TABLE["avg_pool"] + [
+        Check(lambda x: F.avg_pool3d(x, 3, 2, 1, count_include_pad=False), [rand(1, 2, 4, 5, 3)],
+              lambda x: _np_avg_pool(x, (3, 3, 3), (2, 2, 2), 1, False, False))],
+})
+
 # Rows without a finite-difference check, and why. Each still has an independent value check
 # below (and against PyTorch in test_nn_torch_parity.py).
 EXCLUDED = {

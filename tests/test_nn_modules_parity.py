@@ -250,3 +250,171 @@ def test_transformer_encoder_decoder():
 
 def _shapes_of(m):
     return [(n, tuple(x.shape)) for n, x in m.named_parameters()]
+
+
+def test_issue13_layers():
+    """The layers issue 13 found missing, with PyTorch's weights and initialisation shapes."""
+    _check(pnn.Conv3d(4, 6, (2, 3, 2), stride=(1, 2, 1), padding=1, groups=2),
+           tnn.Conv3d(4, 6, (2, 3, 2), stride=(1, 2, 1), padding=1, groups=2),
+           [R.normal(size=(2, 4, 3, 5, 4))])
+    _check(pnn.Conv3d(2, 3, 3, padding="same", padding_mode="replicate"),
+           tnn.Conv3d(2, 3, 3, padding="same", padding_mode="replicate"),
+           [R.normal(size=(1, 2, 4, 3, 4))])
+    _check(pnn.ConvTranspose3d(2, 4, 2, stride=2, output_padding=1),
+           tnn.ConvTranspose3d(2, 4, 2, stride=2, output_padding=1), [R.normal(size=(1, 2, 2, 3, 2))])
+    _check(pnn.ConvTranspose1d(3, 2, 3, stride=2), tnn.ConvTranspose1d(3, 2, 3, stride=2),
+           [R.normal(size=(2, 3, 4))], call=lambda m, x: m(x, output_size=[10]))
+    x3 = [R.normal(size=(2, 2, 5, 4, 5))]
+    for p, t in [(pnn.MaxPool3d(2, ceil_mode=True), tnn.MaxPool3d(2, ceil_mode=True)),
+                 (pnn.AvgPool3d(3, 2, 1), tnn.AvgPool3d(3, 2, 1)),
+                 (pnn.AdaptiveMaxPool3d((2, 3, 1)), tnn.AdaptiveMaxPool3d((2, 3, 1))),
+                 (pnn.CELU(0.7), tnn.CELU(0.7))]:
+        _check(p, t, x3)
+    _check(pnn.AdaptiveMaxPool2d((3, None)), tnn.AdaptiveMaxPool2d((3, None)),
+           [R.normal(size=(2, 3, 7, 5))])
+    _check(pnn.AdaptiveMaxPool1d(3, return_indices=True),
+           tnn.AdaptiveMaxPool1d(3, return_indices=True), [R.normal(size=(2, 7))],
+           pick=lambda o: o[0])
+    p, t = pnn.RMSNorm((3, 4)), tnn.RMSNorm((3, 4))
+    with torch.no_grad():
+        p.weight.uniform_(0.5, 1.5)
+    _check(p, t, [R.normal(size=(2, 3, 4))])
+    _check(pnn.RMSNorm(4, eps=1e-2, elementwise_affine=False),
+           tnn.RMSNorm(4, eps=1e-2, elementwise_affine=False), [R.normal(size=(5, 4))])
+    for m in ("CELU(0.7)", "RMSNorm((3, 4))", "Conv3d(2, 3, 2, stride=2)",
+              "ConvTranspose3d(2, 3, 2)", "MaxPool3d(2)", "AvgPool3d(2)", "AdaptiveMaxPool2d(2)",
+              "InstanceNorm2d(3, affine=True)"):
+        assert repr(eval("tnn." + m)) == repr(eval("pnn." + m))
+
+
+@pytest.mark.parametrize("cls,shape", [("InstanceNorm1d", (3, 4, 5)), ("InstanceNorm2d", (2, 4, 3, 3)),
+                                       ("InstanceNorm3d", (4, 2, 3, 2))])  # the last unbatched
+def test_instance_norm_train_then_eval(cls, shape):
+    kw = {"affine": True, "track_running_stats": True, "momentum": 0.2}
+    pmod, tmod = getattr(pnn, cls)(4, **kw), getattr(tnn, cls)(4, **kw)
+    with torch.no_grad():
+        pmod.weight.uniform_(0.5, 1.5)
+        pmod.bias.uniform_(-0.5, 0.5)
+    x = R.normal(1, 2, size=shape)
+    pmod, tmod = _check(pmod, tmod, [x])  # training: input statistics, running ones updated
+    assert sorted(tmod.state_dict()) == sorted(pmod.state_dict())
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_allclose(getattr(tmod, name).numpy(), getattr(pmod, name).numpy(),
+                                   rtol=1e-7, atol=1e-12)
+    _check(pmod.eval(), tmod.eval(), [R.normal(size=shape)])  # eval: the running statistics
+    plain_p, plain_t = getattr(pnn, cls)(4), getattr(tnn, cls)(4)
+    _check(plain_p.eval(), plain_t.eval(), [x])  # no running statistics: input ones in eval too
+    bad = list(shape)
+    bad[len(shape) - int(cls[-2]) - 1] = 3  # the channel dimension
+    with pytest.raises(ValueError, match="expected input's size at dim"):
+        tmod(tapegrad.ones(*bad))
+
+
+
+def _rnn_modules(lib, cls):
+    nn_ = pnn if lib is torch else tnn
+    if cls.endswith("Cell"):
+        return (getattr(nn_, cls)(3, 4).double(),)
+    return (getattr(nn_, cls)(3, 4, num_layers=2).double(),
+            getattr(nn_, cls)(3, 4, batch_first=True).double())
+
+
+def _call_forms(lib, cls, modules):
+    """Every way PyTorch lets a cell or layer be called; the outputs of each."""
+    g = np.random.default_rng(8)
+    t = lib.tensor
+    lstm = cls.startswith("LSTM")
+    state = (lambda h: (t(h), t(h * 0.5))) if lstm else t
+    if cls.endswith("Cell"):
+        (m,) = modules
+        x1, x2 = g.normal(size=(3,)), g.normal(size=(2, 3))
+        h1, h2 = g.normal(size=(4,)), g.normal(size=(2, 4))
+        return [m(t(x2)), m(t(x1)), m(t(x2), state(h2)), m(t(x1), state(h1)),
+                m(t(x2), hx=state(h2))]
+    m, mb = modules
+    seq, seq1 = g.normal(size=(5, 2, 3)), g.normal(size=(5, 3))
+    s2, s1 = g.normal(size=(2, 2, 4)), g.normal(size=(2, 4))
+    return [m(t(seq)), m(t(seq1)), m(t(seq), state(s2)), m(t(seq1), state(s1)), mb(t(seq)),
+            mb(t(seq.transpose(1, 0, 2)), state(s2[:1]))]
+
+
+def _flat(out):
+    if isinstance(out, tuple):
+        return [a for o in out for a in _flat(o)]
+    return [out.detach().numpy()]
+
+
+@pytest.mark.parametrize("cls", ["RNNCell", "GRUCell", "LSTMCell", "RNN", "GRU", "LSTM"])
+def test_every_rnn_call_form_matches_pytorch(cls):
+    """With and without a state, batched and unbatched, `hx=` by keyword, batch_first; a cell's
+    output fed back as the next state (`lstm(h, (h, c))`)."""
+    pms, tms = _rnn_modules(torch, cls), _rnn_modules(tapegrad, cls)
+    for p, t in zip(pms, tms):
+        _to_tapegrad(p, t)
+    for k, (p, t) in enumerate(zip(_call_forms(torch, cls, pms), _call_forms(tapegrad, cls, tms))):
+        fp, ft = _flat(p), _flat(t)
+        assert [a.shape for a in ft] == [a.shape for a in fp], k
+        for a, b in zip(ft, fp):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=f"call form {k}")
+
+
+class _Sequence:
+    """pytorch/examples' time_sequence_prediction model (two stacked LSTMCells, each fed its
+    own previous output as state), written once for both libraries."""
+
+    def __init__(self, lib):
+        nn_ = pnn if lib is torch else tnn
+        self.lib = lib
+        self.lstm1, self.lstm2, self.linear = nn_.LSTMCell(1, 8), nn_.LSTMCell(8, 8), nn_.Linear(8, 1)
+        self.modules = [self.lstm1, self.lstm2, self.linear]
+        for m in self.modules:
+            m.double()
+
+    def parameters(self):
+        return [p for m in self.modules for p in m.parameters()]
+
+    def __call__(self, input, future=0):
+        lib = self.lib
+        zeros = lambda: lib.zeros(input.size(0), 8, dtype=lib.double)  # noqa: E731
+        h_t, c_t, h_t2, c_t2 = zeros(), zeros(), zeros(), zeros()
+        outputs = []
+        for input_t in input.split(1, dim=1):
+            h_t, c_t = self.lstm1(input_t, (h_t, c_t))
+            h_t2, c_t2 = self.lstm2(h_t, (h_t2, c_t2))
+            output = self.linear(h_t2)
+            outputs += [output]
+        for _ in range(future):
+            h_t, c_t = self.lstm1(output, (h_t, c_t))
+            h_t2, c_t2 = self.lstm2(h_t, (h_t2, c_t2))
+            output = self.linear(h_t2)
+            outputs += [output]
+        return lib.cat(outputs, dim=1)
+
+
+def test_time_sequence_prediction_trains_as_pytorch():
+    """The example's training loop (LBFGS with a closure, then a no_grad forecast), shortened:
+    losses step for step and the forecast equal PyTorch's."""
+    x = np.arange(12) + np.random.default_rng(2).integers(-8, 8, 4).reshape(4, 1)
+    data = np.sin(x / 4.0)
+    runs, models = [], {torch: _Sequence(torch), tapegrad: _Sequence(tapegrad)}
+    for p, t in zip(models[torch].modules, models[tapegrad].modules):
+        _to_tapegrad(p, t)
+    for lib, optim in ((torch, torch.optim), (tapegrad, tapegrad.optim)):
+        seq = models[lib]
+        d = lib.tensor(data)
+        inp, target = d[1:, :-1], d[1:, 1:]
+        opt = optim.LBFGS(seq.parameters(), lr=0.8, max_iter=4)
+        losses = []
+
+        def closure():
+            opt.zero_grad()
+            loss = ((seq(inp) - target) ** 2).mean()
+            losses.append(loss.item())
+            loss.backward()
+            return loss
+        opt.step(closure)
+        with lib.no_grad():
+            pred = seq(d[:1, :-1], future=5)
+        runs.append((losses, pred.numpy()))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-9)
+    np.testing.assert_allclose(runs[1][1], runs[0][1], rtol=1e-8, atol=1e-12)

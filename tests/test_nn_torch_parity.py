@@ -208,6 +208,35 @@ CASES += [
 ]
 
 
+# The names issue 13 found missing: CELU, instance and RMS normalization, 3-d convolution and
+# pooling, adaptive max pooling (ties: equal entries in a window).
+CASES += [
+    ("celu", [TIES], {}), ("celu", [rand(3, 4) * 3], {"alpha": 0.5}),
+    ("instance_norm", [rand(2, 3, 4)], {}),
+    ("instance_norm", [rand(2, 3, 4, 3), None, None, rand(3), rand(3)], {"eps": 1e-3}),
+    ("instance_norm", [rand(2, 3, 4), Fixed(R.uniform(-1, 1, 3)), Fixed(R.uniform(0.5, 2, 3)),
+                       rand(3)], {"use_input_stats": False}),
+    ("rms_norm", [rand(2, 3, 4), (4,)], {}),
+    ("rms_norm", [rand(2, 3, 4), (3, 4), rand(3, 4)], {"eps": 1e-3}),
+    ("conv3d", [rand(2, 4, 4, 5, 3), rand(6, 2, 2, 3, 2), rand(6)],
+     {"stride": (1, 2, 1), "padding": 1, "dilation": (1, 1, 2), "groups": 2}),
+    ("conv3d", [rand(2, 3, 3, 4), rand(2, 2, 2, 2, 2)], {"padding": "same"}),  # unbatched
+    ("conv_transpose3d", [rand(1, 4, 2, 3, 2), rand(4, 3, 2, 3, 2), rand(6)],
+     {"stride": 2, "padding": (0, 1, 0), "output_padding": (1, 0, 1), "groups": 2}),
+    ("avg_pool3d", [rand(1, 2, 5, 4, 5)], {"kernel_size": 3, "stride": 2, "padding": 1,
+                                           "ceil_mode": True, "count_include_pad": False}),
+    ("avg_pool3d", [rand(2, 4, 4, 4)], {"kernel_size": 2, "divisor_override": 3}),
+    ("max_pool3d", [np.tile(POOL, (1, 1, 2, 1, 1)).reshape(1, 2, 3, 2, 5)],
+     {"kernel_size": 2, "stride": 1, "padding": (1, 0, 1)}),
+    ("max_pool3d", [rand(1, 2, 5, 5, 4)], {"kernel_size": (2, 3, 2), "stride": 2,
+                                           "dilation": (1, 1, 2), "ceil_mode": True}),
+    ("adaptive_max_pool1d", [rand(2, 3, 7)], {"output_size": 3}),
+    ("adaptive_max_pool1d", [np.array([[1.0, 1.0, 0.0, 2.0, 2.0, 2.0]])], {"output_size": 4}),
+    ("adaptive_max_pool2d", [POOL], {"output_size": (2, 3)}),
+    ("adaptive_max_pool2d", [rand(3, 7, 5)], {"output_size": (None, 2)}),
+    ("adaptive_max_pool3d", [rand(1, 2, 4, 5, 3)], {"output_size": (3, 2, 2)}),
+]
+
 # Saturated predictions: PyTorch's gradients, not the clamped forward's. At exactly 0 or 1 the
 # input gradient is `ct * (x - t) / max(x * (1 - x), 1e-12)`, finite (the derivative of
 # `max(log(x), -100)` would be NaN there); below the clamp (x < e^-100) it is still that formula
@@ -228,10 +257,17 @@ ROW_OF = {
     "adaptive_avg_pool2d": "adaptive_avg_pool", "pad": "constant_pad_nd",
 }
 
+ROW_OF.update({"conv3d": "conv", "conv_transpose3d": "conv_transpose", "max_pool3d": "max_pool",
+               "avg_pool3d": "avg_pool", "adaptive_max_pool1d": "adaptive_max_pool",
+               "adaptive_max_pool2d": "adaptive_max_pool",
+               "adaptive_max_pool3d": "adaptive_max_pool"})
+
 
 def _row_of(name, kwargs):
     if name == "batch_norm":
         return "batch_norm" if kwargs.get("training") else "batch_norm_eval"
+    if name == "instance_norm":
+        return "instance_norm" if kwargs.get("use_input_stats", True) else "batch_norm_eval"
     return ROW_OF.get(name, name)
 
 
@@ -340,3 +376,52 @@ def test_clip_grad_norm_matches_pytorch(norm_type, max_norm):
     assert tt == pytest.approx(pt, rel=1e-12)
     for a, b in zip(tg, pg):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("nd,shape,size", [(1, (2, 3, 7), 3), (2, (2, 6, 5), (4, 3)),
+                                           (2, (1, 2, 6, 5), (4, None)), (3, (1, 4, 5, 3), 2)])
+def test_adaptive_max_pool_indices_match_pytorch(nd, shape, size):
+    """`return_indices=True`: the position of each maximum in the flattened spatial input (the
+    first one of a tie), and the values, as PyTorch."""
+    x = np.round(R.uniform(0, 3, shape))  # many ties
+    got = getattr(TF, f"adaptive_max_pool{nd}d")(tapegrad.tensor(x), size, return_indices=True)
+    want = getattr(PF, f"adaptive_max_pool{nd}d")(torch.tensor(x), size, return_indices=True)
+    assert got[1].dtype == tapegrad.int64
+    np.testing.assert_array_equal(got[1].numpy(), want[1].numpy())
+    np.testing.assert_array_equal(got[0].numpy(), want[0].numpy())
+
+
+def test_instance_norm_running_stats_match_pytorch():
+    """With running statistics and input statistics, F.instance_norm updates them with the
+    batch mean of the per-sample mean and unbiased variance."""
+    x = rand(3, 2, 5)
+    results = []
+    for lib, F in ((torch, PF), (tapegrad, TF)):
+        rm, rv = lib.zeros(2, dtype=lib.float64), lib.ones(2, dtype=lib.float64)
+        for _ in range(2):
+            F.instance_norm(lib.tensor(x), rm, rv, momentum=0.3)
+        results.append((rm.numpy(), rv.numpy()))
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("call", [
+    lambda F, lib: F.celu(lib.ones(2), alpha=0.0),
+    lambda F, lib: F.instance_norm(lib.ones(2, 3, 1)),
+    lambda F, lib: F.instance_norm(lib.ones(2, 3, 4), use_input_stats=False),
+    lambda F, lib: F.rms_norm(lib.ones(2, 3, 4), (4, 3)),
+    lambda F, lib: F.conv3d(lib.ones(1, 2, 3, 3), lib.ones(1, 2, 2, 2, 2)),
+    lambda F, lib: F.adaptive_max_pool2d(lib.ones(4), (2, 2)),
+    lambda F, lib: F.adaptive_max_pool2d(lib.ones(4), 2),
+    lambda F, lib: F.adaptive_max_pool1d(lib.ones(4), 2),
+    lambda F, lib: F.adaptive_max_pool2d(lib.ones(2, 0, 4, 5), (2, 1)),
+    lambda F, lib: F.adaptive_max_pool2d(lib.ones(2, 3, 4, 5), (2, 1, 1)),
+], ids=["celu-alpha0", "instance_norm-1-spatial", "instance_norm-no-stats", "rms_norm-shape",
+        "conv3d-4d", "adaptive_max_pool2d-1d", "adaptive_max_pool2d-int-1d",
+        "adaptive_max_pool1d-1d", "adaptive_max_pool2d-empty", "adaptive_max_pool2d-3-sizes"])
+def test_new_functions_raise_as_pytorch(call):
+    with pytest.raises(Exception) as want:
+        call(PF, torch)
+    with pytest.raises(type(want.value)) as got:
+        call(TF, tapegrad)
+    assert str(got.value) == str(want.value).replace("torch.", "tapegrad.")

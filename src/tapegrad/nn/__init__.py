@@ -13,6 +13,11 @@ from .modules import (
     Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
     TransformerEncoderLayer, Unflatten, Upsample, ZeroPad1d, ZeroPad2d,
 )
+from .modules import (
+    CELU, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool3d, Conv3d,
+    ConvTranspose1d, ConvTranspose3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, MaxPool3d,
+    RMSNorm,
+)
 from .parallel import DataParallel
 from .parameter import Parameter
 

@@ -74,6 +74,20 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     return _maybe_inplace(input, out, inplace)
 
 
+def _celu(x, *, alpha):
+    return _elu(x, alpha=alpha, scale=1.0, input_scale=1.0 / alpha)
+
+
+celu_op = _unary("celu", _celu)
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """`max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`."""
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")
+    return _maybe_inplace(input, apply(celu_op, input, alpha=float(alpha)), inplace)
+
+
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 

@@ -95,6 +95,12 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     return _conv_nd(2, input, weight, bias, stride, padding, dilation, groups, "conv2d")
 
 
+def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """3-D convolution (cross-correlation) of `(N, C_in, D, H, W)` input."""
+    return _conv_nd(3, input, weight, bias, stride, padding, dilation, groups, "conv3d")
+
+
 def _conv_transpose(x, w, *b, stride, padding, output_padding, dilation, groups):
     # The gradient of a convolution: dilate the input by `stride`, convolve with the flipped kernel.
     nd = w.ndim - 2
@@ -139,6 +145,13 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     """Transposed 2-D convolution; `weight` is `(C_in, C_out/groups, kH, kW)`."""
     return _conv_transpose_nd(2, input, weight, bias, stride, padding, output_padding, groups,
                               dilation, "conv_transpose2d")
+
+
+def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
+                     padding=0, output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """Transposed 3-D convolution; `weight` is `(C_in, C_out/groups, kD, kH, kW)`."""
+    return _conv_transpose_nd(3, input, weight, bias, stride, padding, output_padding, groups,
+                              dilation, "conv_transpose3d")
 
 
 # -- pooling --------------------------------------------------------------------------------------
@@ -311,6 +324,98 @@ def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     """Mean over PyTorch's adaptive windows, so the output has `output_size` (None keeps a size)."""
     return _adaptive(2, input, output_size)
+
+
+def avg_pool3d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
+    """Mean over windows of the last three dimensions."""
+    return _avg_pool(3, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False, return_indices: bool = False) -> Tensor:
+    """Max over windows of the last three dimensions (padding counts as -inf)."""
+    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _adaptive_windows(sizes, output_size):
+    """For each output position, the flat (row-major) input indices of its adaptive window,
+    padded to the largest window, and which of them are real: `(prod(out), prod(K))` arrays."""
+    nd = len(sizes)
+    per_dim = []
+    for n, o in zip(sizes, output_size):
+        starts = (np.arange(o) * n) // o
+        ends = -((-(np.arange(o) + 1) * n) // o)
+        idx = starts[:, None] + np.arange((ends - starts).max(initial=1))
+        per_dim.append((np.minimum(idx, n - 1), idx < ends[:, None]))
+    shape = [i.shape[0] for i, _ in per_dim] + [i.shape[1] for i, _ in per_dim]
+    flat, valid = np.zeros(shape, np.int64), np.ones(shape, bool)
+    for d, (idx, ok) in enumerate(per_dim):
+        axes = [1] * (2 * nd)
+        axes[d], axes[nd + d] = idx.shape
+        flat = flat + (idx * int(np.prod(sizes[d + 1:]))).reshape(axes)
+        valid = valid & ok.reshape(axes)
+    n_out, n_window = int(np.prod(shape[:nd])), int(np.prod(shape[nd:]))
+    return flat.reshape(n_out, n_window), valid.reshape(n_out, n_window)
+
+
+def _adaptive_max_pool(x, *, output_size):
+    nd = len(output_size)
+    lead, sizes = x.shape[:x.ndim - nd], x.shape[x.ndim - nd:]
+    flat, valid = _adaptive_windows(sizes, output_size)
+    xs = x.reshape(lead + (math.prod(sizes),))
+    w = jnp.take(xs, jnp.asarray(flat.reshape(-1)), axis=-1).reshape(lead + flat.shape)
+    low = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+    w = jnp.where(jnp.asarray(valid), w, jnp.asarray(low, x.dtype))
+    first = jnp.argmax(w, axis=-1)[..., None]  # the first maximum (or NaN), as PyTorch's kernel
+    values = jnp.take_along_axis(w, first, axis=-1)[..., 0]
+    where = jnp.take_along_axis(jnp.broadcast_to(jnp.asarray(flat), w.shape), first, axis=-1)
+    out = lead + tuple(output_size)
+    return values.reshape(out), where[..., 0].reshape(out)
+
+
+adaptive_max_pool_op = Op("adaptive_max_pool", _adaptive_max_pool, n_out=2, saves=(0,),
+                          grad_name="AdaptiveMaxPool2DBackward0")
+
+
+def _adaptive_max(nd, input, output_size, return_indices, name):
+    if isinstance(output_size, (list, tuple)) and nd > 1 and input.ndim <= len(output_size):
+        raise ValueError(f"Input dimension should be at least {len(output_size) + 1}")
+    if input.ndim not in (nd + 1, nd + 2):
+        if nd == 1:
+            raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional "
+                               f"tensor for argument #1 'self' (while checking arguments for {name})")
+        raise RuntimeError(f"{name}(): Expected {nd + 1}D or {nd + 2}D tensor, but got: "
+                           f"{list(input.shape)}")
+    out = output_size if isinstance(output_size, (list, tuple)) else (output_size,) * nd
+    if len(out) != nd:
+        raise RuntimeError(f"{name}(): internal error: output_size.size() must be {nd}")
+    sizes = tuple(input.shape[input.ndim - nd:])
+    out = tuple(s if o is None else int(o) for s, o in zip(sizes, out))
+    for d in range(input.ndim - nd - 1 if input.ndim == nd + 2 else 0, input.ndim):
+        if input.shape[d] == 0:
+            raise RuntimeError(f"{name}(): Expected input to have non-zero size for non-batch "
+                               f"dimensions, but input has sizes {list(input.shape)} with "
+                               f"dimension {d} being empty")
+    values, indices = apply(adaptive_max_pool_op, input, output_size=out)
+    return (values, indices) if return_indices else values
+
+
+def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False):
+    """Max over PyTorch's adaptive windows of the last dimension; `return_indices` also gives
+    each maximum's position in that dimension."""
+    return _adaptive_max(1, input, output_size, return_indices, "adaptive_max_pool1d")
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
+    """Max over adaptive windows of the last two dimensions (None keeps a size); indices are
+    positions in the flattened `H * W` plane."""
+    return _adaptive_max(2, input, output_size, return_indices, "adaptive_max_pool2d")
+
+
+def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False):
+    return _adaptive_max(3, input, output_size, return_indices, "adaptive_max_pool3d")
 
 
 # -- resampling -----------------------------------------------------------------------------------

@@ -281,6 +281,66 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
                  eps=float(eps), has_weight=weight is not None)
 
 
+def _instance_norm(x, *params, eps, has_weight):
+    return _group_norm(x, *params, num_groups=x.shape[1], eps=eps, has_weight=has_weight)
+
+
+instance_norm_op = Op("instance_norm", _instance_norm, grad_name="ViewBackward0")
+
+
+def instance_norm(input: Tensor, running_mean: Tensor | None = None,
+                  running_var: Tensor | None = None, weight: Tensor | None = None,
+                  bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalize each channel of each sample of `(N, C, *)` input over its spatial dimensions.
+
+    With `use_input_stats` and running statistics, these are updated in place with the batch
+    mean of the per-sample statistics (unbiased variance), as PyTorch; without
+    `use_input_stats` the running statistics normalize.
+    """
+    params = _params(weight, bias)
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("Expected running_mean and running_var to be defined when "
+                               "use_input_stats is false")
+        return apply(batch_norm_eval_op, input, running_mean, running_var, *params,
+                     eps=float(eps), has_weight=weight is not None)
+    if input.ndim < 2 or math.prod(input.shape[2:]) <= 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size "
+                         f"{input.shape}")
+    out = apply(instance_norm_op, input, *params, eps=float(eps), has_weight=weight is not None)
+    if running_mean is not None and running_var is not None:
+        spatial = tuple(range(2, input.ndim))
+        with _grad_mode.no_grad():
+            mean = input.mean(spatial).mean(0)
+            var = input.var(spatial, correction=1).mean(0)
+        _update_running_stats(running_mean, running_var, mean, var, momentum)
+    return out
+
+
+def _rms_norm(x, *weight, n_dims, eps):
+    axes = tuple(range(x.ndim - n_dims, x.ndim))
+    y = x * lax.rsqrt(jnp.mean(jnp.square(x), axis=axes, keepdims=True) + eps)
+    return y * weight[0] if weight else y
+
+
+rms_norm_op = Op("rms_norm", _rms_norm, grad_name="MulBackward0")
+
+
+def rms_norm(input: Tensor, normalized_shape: Sequence[int], weight: Tensor | None = None,
+             eps: float | None = None) -> Tensor:
+    """`x / sqrt(mean(x**2) + eps) * weight` over the last `len(normalized_shape)` dimensions;
+    `eps=None` is the machine epsilon of the input's dtype."""
+    shape = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if len(shape) > input.ndim or tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*{', '.join(map(str, shape))}], but got input of size"
+                           f"{list(input.shape)}")
+    if eps is None:
+        eps = float(jnp.finfo(input.dtype.np).eps)
+    return apply(rms_norm_op, input, *_params(weight), n_dims=len(shape), eps=float(eps))
+
+
 def _channel_shape(x):
     return (x.shape[1],) + (1,) * (x.ndim - 2)
 

@@ -18,6 +18,13 @@ from ._functional_loss import (
     l1_loss, mse_loss, nll_loss, smooth_l1_loss,
 )
 
+from ._functional_activation import celu
+from ._functional_conv import (
+    adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, avg_pool3d, conv3d,
+    conv_transpose3d, max_pool3d,
+)
+from ._functional_layers import instance_norm, rms_norm
+
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool1d", "avg_pool2d", "batch_norm",
     "bilinear", "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv1d", "conv2d",
@@ -29,3 +36,5 @@ __all__ = [
     "relu6", "scaled_dot_product_attention", "selu", "sigmoid", "silu", "smooth_l1_loss",
     "softmax", "softmin", "softplus", "softsign", "tanh",
 ]
+__all__ += ["adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "avg_pool3d",
+            "celu", "conv3d", "conv_transpose3d", "instance_norm", "max_pool3d", "rms_norm"]

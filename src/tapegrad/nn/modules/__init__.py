@@ -31,6 +31,12 @@ from .transformer import (
 )
 from .upsampling import Upsample
 
+from .activation import CELU
+from .conv import Conv3d, ConvTranspose1d, ConvTranspose3d
+from .instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
+from .normalization import RMSNorm
+from .pooling import AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool3d, MaxPool3d
+
 __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d", "BCELoss",
     "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Bilinear", "CircularPad1d",
@@ -46,3 +52,6 @@ __all__ = [
     "Tanh", "Transformer", "TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder",
     "TransformerEncoderLayer", "Unflatten", "Upsample", "ZeroPad1d", "ZeroPad2d",
 ]
+__all__ += ["AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "AvgPool3d", "CELU",
+            "Conv3d", "ConvTranspose1d", "ConvTranspose3d", "InstanceNorm1d", "InstanceNorm2d",
+            "InstanceNorm3d", "MaxPool3d", "RMSNorm"]

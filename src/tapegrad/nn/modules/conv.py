@@ -1,4 +1,4 @@
-"""`Conv1d`, `Conv2d` and `ConvTranspose2d` (weights initialised as PyTorch's `_ConvNd`)."""
+"""`Conv1d/2d/3d` and `ConvTranspose1d/2d/3d` (weights initialised as PyTorch's `_ConvNd`)."""
 from __future__ import annotations
 
 import math
@@ -58,7 +58,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def forward(self, input: Tensor) -> Tensor:
-        conv = F.conv1d if self._nd == 1 else F.conv2d
+        conv = (F.conv1d, F.conv2d, F.conv3d)[self._nd - 1]
         if self.padding_mode != "zeros":
             return conv(self._explicit_padding(input), self.weight, self.bias, self.stride, 0,
                         self.dilation, self.groups)
@@ -126,10 +126,21 @@ class Conv2d(_ConvNd):
                          bias, padding_mode, device=device, dtype=dtype)
 
 
-class ConvTranspose2d(_ConvNd):
-    """Transposed 2-D convolution; weight `(C_in, C_out/groups, kH, kW)`."""
+class Conv3d(_ConvNd):
+    """3-D convolution over `(N, C_in, D, H, W)` input."""
 
-    _nd = 2
+    _nd = 3
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, device=device, dtype=dtype)
+
+
+class _ConvTransposeNd(_ConvNd):
+    """Transposed convolution; weight `(C_in, C_out/groups, *kernel_size)`."""
+
     transposed = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
@@ -143,21 +154,40 @@ class ConvTranspose2d(_ConvNd):
     def _output_padding(self, input: Tensor, output_size) -> tuple:
         if output_size is None:
             return self.output_padding
-        size = tuple(output_size)[-2:]
+        nd = self._nd
+        size = tuple(output_size)[-nd:]
         out = []
-        for d in range(2):
-            n = input.shape[input.ndim - 2 + d]
+        for d in range(nd):
+            n = input.shape[input.ndim - nd + d]
             smallest = ((n - 1) * self.stride[d] - 2 * self.padding[d]
                         + self.dilation[d] * (self.kernel_size[d] - 1) + 1)
             extra = size[d] - smallest
             if not 0 <= extra < max(self.stride[d], self.dilation[d]):
                 raise ValueError(f"requested an output size of {list(size)}, but valid sizes range "
                                  f"from {smallest} to {smallest + self.stride[d] - 1} (for an "
-                                 f"input of {list(input.shape[2:])})")
+                                 f"input of {list(input.shape[input.ndim - nd:])})")
             out.append(extra)
         return tuple(out)
 
     def forward(self, input: Tensor, output_size=None) -> Tensor:
-        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
-                                  self._output_padding(input, output_size), self.groups,
-                                  self.dilation)
+        conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self._nd - 1]
+        return conv(input, self.weight, self.bias, self.stride, self.padding,
+                    self._output_padding(input, output_size), self.groups, self.dilation)
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """Transposed 1-D convolution; weight `(C_in, C_out/groups, k)`."""
+
+    _nd = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """Transposed 2-D convolution; weight `(C_in, C_out/groups, kH, kW)`."""
+
+    _nd = 2
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """Transposed 3-D convolution; weight `(C_in, C_out/groups, kD, kH, kW)`."""
+
+    _nd = 3
