@@ -137,8 +137,9 @@ def var(input: Tensor, dim=None, unbiased: builtins.bool | None = None,
     return apply(var_op, input, dim=dim, correction=c, keepdim=keepdim)
 
 
-std_op = Op("std", lambda x, *, dim, correction, keepdim: jnp.std(
-    x, axis=dim, ddof=correction, keepdims=keepdim), saves=("all"))
+# sqrt with derivative 0 where the variance is 0 (all elements equal), as PyTorch's std backward
+std_op = Op("std", lambda x, *, dim, correction, keepdim: _safe_norm(jnp.var(
+    x, axis=dim, ddof=correction, keepdims=keepdim)), saves=("all"))
 
 
 @method("std")
@@ -403,7 +404,9 @@ cummin_op = Op("cummin", functools.partial(_cumulative_select, which="min"), n_o
 
 def _cumulative(op, cls, input: Tensor, dim):
     if input.ndim == 0:
-        normalize_dim(dim, 0)
+        if dim not in (0, -1):
+            raise IndexError(f"{op.name}(): Expected reduction dim -1 or 0 for scalar but got "
+                             f"{dim}")
         return cls(input.clone(), _zeros_long(()))
     values, indices = apply(op, input, dim=normalize_dim(dim, input.ndim))
     return cls(values, indices)

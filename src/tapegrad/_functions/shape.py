@@ -495,7 +495,7 @@ def meshgrid(*tensors, indexing: str | None = None) -> builtins.tuple:
                       "indexing argument.", UserWarning, stacklevel=2)
         indexing = "ij"
     if indexing not in ("ij", "xy"):
-        raise ValueError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: '
+        raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: '
                          f'{indexing}')
     for t in tensors:
         if t.ndim > 1:
