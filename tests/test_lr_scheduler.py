@@ -200,12 +200,15 @@ def test_custom_optimizer_subclass_works_with_schedulers():
 def test_chained_scheduler_matches_pytorch():
     torch = pytest.importorskip("torch")
 
-    def run(lib):
+    def build(lib):
         opt = _make(lib)
         ls = lib.optim.lr_scheduler
-        sched = ls.ChainedScheduler([ls.ConstantLR(opt, factor=0.5, total_iters=3),
-                                     ls.ExponentialLR(opt, gamma=0.9),
-                                     ls.PolynomialLR(opt, total_iters=8)], optimizer=opt)
+        return opt, ls.ChainedScheduler([ls.ConstantLR(opt, factor=0.5, total_iters=3),
+                                         ls.ExponentialLR(opt, gamma=0.9),
+                                         ls.PolynomialLR(opt, total_iters=8)], optimizer=opt)
+
+    def run(lib):
+        opt, sched = build(lib)
         out = [sched.get_last_lr()]
         for _ in range(10):
             opt.step()
@@ -216,10 +219,10 @@ def test_chained_scheduler_matches_pytorch():
     ref, _ = run(torch)
     np.testing.assert_allclose(ours, ref, rtol=1e-12)
     # a fresh chain loaded from the state continues where the first left off
-    resumed = [s.last_epoch for s in sched._schedulers]
-    _, fresh = run(tapegrad)
+    _, fresh = build(tapegrad)
     fresh.load_state_dict(sched.state_dict())
-    assert [s.last_epoch for s in fresh._schedulers] == resumed
+    assert [s.last_epoch for s in fresh._schedulers] == [10, 10, 10]
+    assert fresh.get_last_lr() == sched.get_last_lr()
 
 
 def test_closed_forms_of_the_new_schedulers_match_pytorch():
