@@ -261,6 +261,8 @@ ELSEWHERE = {
     "running_update": "test_nn_torch_parity.py::test_batch_norm_running_update_matches_pytorch",
     "clip_grad_total_norm": "test_nn_torch_parity.py::test_clip_grad_norm_matches_pytorch",
     "clip_grad_scale": "test_nn_torch_parity.py::test_clip_grad_norm_matches_pytorch",
+    "max_pool_with_indices": "test_ops_names_parity.py::test_max_pool_indices_match_pytorch",
+    "max_unpool": "test_ops_names_parity.py::test_max_pool_indices_match_pytorch",
 }
 # Rows PyTorch cannot give numbers for, and why (test_nn_finite_difference.py covers them).
 WITHOUT_PYTORCH = {

@@ -215,3 +215,90 @@ def test_errors_match_pytorch(name, fn, match):
         fn(torch)
     with pytest.raises(type(expected.value), match=match):
         fn(tg)
+
+
+# -- nn.functional: pad, pooling with indices, unpooling ------------------------------------------
+def _values_and_grads(lib, program, arrays):
+    xs = [lib.tensor(a, requires_grad=True) for a in arrays]
+    outs = program(lib, *xs)
+    total = sum((o.nan_to_num() * (k + 1.5)).sum() for k, o in enumerate(outs)
+                if o.dtype.is_floating_point)
+    total.backward()
+    return [base._np(o) for o in outs], [base._np(x.grad) for x in xs]
+
+
+def _pools(m, x):
+    F = m.nn.functional
+    out, idx = F.max_pool2d(x, 3, 2, padding=1, ceil_mode=True, return_indices=True)
+    o2, i2 = F.max_pool2d(x, 2, return_indices=True)
+    o1, i1 = F.max_pool1d(x[0], 3, 2, dilation=2, return_indices=True)
+    o4, i4 = m.nn.MaxPool2d(2, 2, return_indices=True)(x)
+    o5, i5 = m.nn.MaxPool1d(2, return_indices=True)(x[1, 0])  # unbatched
+    return [out, idx, o1, i1, i2, F.max_unpool2d(o2, i2, 2, output_size=(7, 6)),
+            m.nn.MaxUnpool2d(2)(o4, i4), F.max_unpool1d(o1, i1, 5, 2, output_size=[6]),
+            m.nn.MaxUnpool1d(2)(o5, i5)]
+
+
+def test_max_pool_indices_match_pytorch():
+    x0 = base.r(2, 3, 7, 6)
+    x0[0, 0, :2, :2] = 1.0  # a tie: the first maximum wins
+    x0[1, 1, 3, 3] = np.nan  # NaN counts as the largest
+    (vt, gt), (vg, gg) = (_values_and_grads(m, _pools, [x0]) for m in (torch, tg))
+    for a, b in zip(vg + gg, vt + gt):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+PADS = [(-1, 2), (2, -1), (-1, -1), (1, 1, -1, 0), (0, -2, 2, 1), (-1, -2), (3, 0),
+        (0, 0, 0, 0, 0, -1), (-3, 1), (0, 0, -3, 0)]
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_negative_padding_crops_as_pytorch(mode):
+    x0 = base.r(2, 3, 4)
+    for pad in PADS:
+        if mode != "constant" and len(pad) == 6:
+            continue
+        kw = {"value": 0.5} if mode == "constant" else {}
+        (vt, gt), (vg, gg) = (_values_and_grads(m, lambda m, x: [m.nn.functional.pad(
+            x, pad, mode=mode, **kw)], [x0]) for m in (torch, tg))
+        np.testing.assert_allclose(vg[0], vt[0], rtol=1e-12, err_msg=str(pad))
+        np.testing.assert_allclose(gg[0], gt[0], rtol=1e-12, err_msg=str(pad))
+
+
+NN_ERRORS = [
+    ("pad_crop_too_far", lambda m: m.nn.functional.pad(m.ones(1, 2, 4), (-5, 1)),
+     "narrow\\(\\): length must be non-negative"),
+    ("reflect_crop_too_far", lambda m: m.nn.functional.pad(m.ones(1, 2, 4), (-3, -2),
+                                                           mode="reflect"),
+     "input \\(W: 4\\) is too small. Calculated output W: -1"),
+    ("replicate_2d_too_small", lambda m: m.nn.functional.pad(m.ones(1, 3, 4), (0, 0, -4, 0),
+                                                             mode="replicate"),
+     "Trying to create tensor with negative dimension -1: \\[1, -1, 4\\]"),
+    ("reflect_too_wide", lambda m: m.nn.functional.pad(m.ones(1, 2, 4), (4, 0), mode="reflect"),
+     "Argument #4: Padding size should be less than the corresponding input dimension, but got: "
+     "padding \\(4, 0\\) at dimension 2 of input \\[1, 2, 4\\]"),
+    ("reflect_2d_too_wide", lambda m: m.nn.functional.pad(m.ones(1, 3, 4), (0, 0, 3, -1),
+                                                          mode="reflect"), "Argument #6"),
+    ("circular_wraps_twice", lambda m: m.nn.functional.pad(m.ones(1, 2, 4), (5, 0),
+                                                           mode="circular"),
+     "Padding value causes wrapping around more than once"),
+    ("reflect_pad_size", lambda m: m.nn.functional.pad(m.ones(1, 2, 4), (1,) * 6, mode="reflect"),
+     "Padding size 6 is not supported for 3D input tensor"),
+    ("unpool_dtype", lambda m: m.nn.functional.max_unpool2d(m.ones(1, 1, 2, 2),
+                                                            m.zeros(1, 1, 2, 2).int(), 2),
+     "elements in indices should be type int64 but got: Int"),
+    ("unpool_shape", lambda m: m.nn.functional.max_unpool2d(
+        m.ones(1, 1, 2, 2), m.zeros(1, 1, 1, 2, dtype=m.long), 2),
+     "Expected shape of indices to be same as that of the input tensor"),
+    ("unpool_output_size", lambda m: m.nn.functional.max_unpool2d(
+        m.ones(1, 1, 2, 2), m.zeros(1, 1, 2, 2, dtype=m.long), 2, output_size=(9, 4)),
+     'invalid output_size "\\(9, 4\\)" \\(dim 0 must be between 2 and 6\\)'),
+    ("unpool_index", lambda m: m.nn.functional.max_unpool2d(
+        m.ones(1, 1, 2, 2), m.full((1, 1, 2, 2), 100, dtype=m.long), 2),
+     "Found an invalid max index: 100 \\(output volumes are of size 4x4"),
+]
+
+
+@pytest.mark.parametrize("name, fn, match", NN_ERRORS, ids=[e[0] for e in NN_ERRORS])
+def test_nn_errors_match_pytorch(name, fn, match):
+    test_errors_match_pytorch(name, fn, match)

@@ -13,6 +13,7 @@ from .modules import (
     Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
     TransformerEncoderLayer, Unflatten, Upsample, ZeroPad1d, ZeroPad2d,
 )
+from .modules import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
 from .parallel import DataParallel
 from .parameter import Parameter
 

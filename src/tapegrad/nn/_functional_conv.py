@@ -168,9 +168,9 @@ def _pool_args(nd, input, kernel_size, stride, padding, dilation, ceil_mode):
     return kernel, stride, padding, dilation, extra
 
 
-def _dilated_max_pool(x, kernel, stride, dilation, pads):
-    """Max pooling with dilation (JAX has no VJP for it): gather the window elements along a new
-    axis and pick the first maximum with `argmax`, so ties go where PyTorch sends them."""
+def _pool_windows(x, kernel, stride, dilation, pads):
+    """Every window's elements along a new last axis (the input padded with -inf), and the
+    output's spatial sizes."""
     nd = len(kernel)
     lead = x.ndim - nd
     x = jnp.pad(x, ((0, 0),) * lead + pads, constant_values=-jnp.inf)
@@ -181,9 +181,37 @@ def _dilated_max_pool(x, kernel, stride, dilation, pads):
         idx = tuple(slice(o * d, o * d + (n - 1) * s + 1, s)
                     for o, d, n, s in zip(offset, dilation, outs, stride))
         windows.append(x[(Ellipsis,) + idx])
-    w = jnp.stack(windows, axis=-1)
+    return jnp.stack(windows, axis=-1), outs
+
+
+def _dilated_max_pool(x, kernel, stride, dilation, pads):
+    """Max pooling with dilation (JAX has no VJP for it): the first maximum of each window by
+    `argmax`, so ties go where PyTorch sends them."""
+    w, _ = _pool_windows(x, kernel, stride, dilation, pads)
     first = jnp.argmax(w, axis=-1)[..., None]
     return jnp.take_along_axis(w, first, axis=-1)[..., 0]
+
+
+def _max_pool_indices(x, *, kernel, stride, padding, dilation, extra):
+    """Max pooling and, for each output, the flat index of its element in the input's spatial
+    dimensions (PyTorch's `return_indices=True`): the first maximum of the window, NaN counting
+    as the largest."""
+    pads = tuple((p, p + e) for p, e in zip(padding, extra))
+    w, outs = _pool_windows(x, kernel, stride, dilation, pads)
+    first = jnp.argmax(w, axis=-1)
+    values = jnp.take_along_axis(w, first[..., None], axis=-1)[..., 0]
+    offsets = np.array(list(np.ndindex(*kernel))).reshape(-1, len(kernel))  # window -> offset
+    sizes = x.shape[x.ndim - len(kernel):]
+    flat = jnp.zeros(first.shape, jnp.int64)
+    for d, (n, s, p, dil) in enumerate(zip(outs, stride, padding, dilation)):
+        out_pos = lax.broadcasted_iota(jnp.int64, first.shape, first.ndim - len(kernel) + d)
+        pos = out_pos * s - p + jnp.asarray(offsets[:, d], jnp.int64)[first] * dil
+        flat = flat * sizes[d] + pos
+    return values, flat
+
+
+max_pool_indices_op = Op("max_pool_with_indices", _max_pool_indices, n_out=2,
+                         grad_name="MaxPool2DWithIndicesBackward0")
 
 
 def _window(x, kernel, stride, dilation, pads):
@@ -206,12 +234,12 @@ max_pool_op = Op("max_pool", _max_pool_window, grad_name="MaxPool2DWithIndicesBa
 
 
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    if return_indices:
-        raise NotImplementedError("max_pool: return_indices=True is not supported by tapegrad")
     kernel, stride, padding, dilation, extra = _pool_args(nd, input, kernel_size, stride,
                                                           padding, dilation, ceil_mode)
-    return apply(max_pool_op, input, kernel=kernel, stride=stride, padding=padding,
-                 dilation=dilation, extra=extra)
+    op = max_pool_indices_op if return_indices else max_pool_op
+    out = apply(op, input, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                extra=extra)
+    return tuple(out) if return_indices else out
 
 
 def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
@@ -223,6 +251,65 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                ceil_mode: bool = False, return_indices: bool = False) -> Tensor:
     """Max over windows of the last two dimensions (padding counts as -inf)."""
     return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _max_unpool(x, indices, *, size):
+    """Scatter each value to its flat index in a zero tensor of spatial `size`."""
+    lead = x.shape[:x.ndim - len(size)]
+    rows = math.prod(lead)
+    flat_x, flat_i = x.reshape(rows, -1), indices.reshape(rows, -1)
+    out = jnp.zeros((rows, math.prod(size)), x.dtype)
+    out = out.at[jnp.arange(rows)[:, None], flat_i].set(flat_x, mode="drop")
+    return out.reshape(lead + tuple(size))
+
+
+max_unpool_op = Op("max_unpool", _max_unpool, saves=(1,), grad_name="MaxUnpool2DBackward0")
+
+
+def _max_unpool_nd(nd, input, indices, kernel_size, stride, padding, output_size):
+    if indices.dtype is not _dtype.int64:
+        raise RuntimeError(f"elements in indices should be type int64 but got: "
+                           f"{_dtype.scalar_name(indices.dtype)}")
+    if tuple(indices.shape) != tuple(input.shape):
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
+                           f"({list(input.shape)}) but got indices tensor with shape: "
+                           f"{list(indices.shape)}")
+    kernel = _tuple(kernel_size, nd, "kernel_size")
+    stride = kernel if stride is None or stride == [] or stride == () else _tuple(stride, nd)
+    padding = _tuple(padding, nd)
+    sizes = input.shape[input.ndim - nd:]
+    default = tuple((n - 1) * s - 2 * p + k for n, s, p, k in zip(sizes, stride, padding, kernel))
+    if output_size is None:
+        size = default
+    else:
+        size = tuple(int(o) for o in output_size)[-nd:]
+        for d, (o, want, s) in enumerate(zip(size, default, stride)):
+            if not want - s < o < want + s:
+                raise ValueError(f"invalid output_size \"{output_size}\" (dim {d} must be between "
+                                 f"{want - s} and {want + s})")
+    if input.numel() and int(indices.max()) >= math.prod(size):
+        raise RuntimeError(f"Found an invalid max index: {int(indices.max())} (output volumes are "
+                           f"of size {'x'.join(str(n) for n in size)}")
+    return apply(max_unpool_op, input, indices, size=size)
+
+
+def max_unpool1d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    """The inverse of `max_pool1d(return_indices=True)`: each value back at its index, zeros
+    elsewhere."""
+    return _max_unpool_nd(1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    """The inverse of `max_pool2d(return_indices=True)`: each value back at its index, zeros
+    elsewhere."""
+    return _max_unpool_nd(2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    return _max_unpool_nd(3, input, indices, kernel_size, stride, padding, output_size)
 
 
 def _avg_divisor(size, k, s, p, e, count_include_pad):
