@@ -102,7 +102,9 @@ CASES = {
     "running_update": [Case([_r(3), _r(3)], {"momentum": 0.1})],
     "normalize": [Case([_r(3, 4)], {"p": 2.0, "dim": 1, "eps": 1e-12}),
                   Case([np.zeros((2, 3))], {"p": 2.0, "dim": 1, "eps": 1e-12}),
-                  Case([_r(3, 4)], {"p": 1.0, "dim": 0, "eps": 1e-12})],
+                  Case([_r(3, 4)], {"p": 1.0, "dim": 0, "eps": 1e-12}),
+                  Case([np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])],
+                       {"p": 0.0, "dim": 1, "eps": 1e-12})],
     # -- distances and attention
     "cosine_similarity": [Case([_r(3, 4), _r(3, 4)], {"dim": 1, "eps": 1e-8}),
                           Case([_r(3, 4), _r(1, 4)], {"dim": 1, "eps": 1e-8})],

@@ -575,6 +575,10 @@ TABLE: dict[str, list[Check]] = {
         Check(lambda x: F.pad(x, (1, 2), mode="circular"), [rand(1, 2, 4)],
               lambda x: _np_pad(x, (1, 2), "circular"))],
     "interpolate": [
+        Check(lambda x: F.interpolate(x, size=(5, 7), mode="bicubic"), [rand(1, 2, 3, 4)]),
+        Check(lambda x: F.interpolate(x, size=(2, 3, 5), mode="trilinear"), [rand(1, 1, 3, 2, 4)]),
+        Check(lambda x: F.interpolate(x, size=(2, 3), mode="area"), [rand(1, 2, 5, 4)]),
+        Check(lambda x: F.interpolate(x, scale_factor=1.7, mode="nearest-exact"), [rand(1, 2, 5)]),
         Check(lambda x: F.interpolate(x, size=(5, 7), mode="bilinear"), [rand(1, 2, 3, 4)],
               lambda x: _np_interpolate(x, (5, 7), "linear")),
         Check(lambda x: F.interpolate(x, size=7), [rand(1, 2, 3)],

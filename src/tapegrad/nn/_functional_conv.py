@@ -401,32 +401,58 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
 
 
 # -- resampling -----------------------------------------------------------------------------------
-_MODES = {"nearest": None, "linear": 1, "bilinear": 2}
+_MODES = {"nearest": None, "nearest-exact": None, "area": None, "linear": 1, "bilinear": 2,
+          "bicubic": 2, "trilinear": 3}
+_CUBIC_A = -0.75  # PyTorch's (and OpenCV's) cubic convolution coefficient
 
 
-def _source_index(out, size, scale, align_corners, dt):
-    """PyTorch's `area_pixel_compute_source_index` for linear modes, in the input's precision."""
+def _source_index(out, size, scale, align_corners, dt, cubic=False):
+    """PyTorch's `area_pixel_compute_source_index` for linear modes, in the input's precision
+    (cubic modes keep negative positions)."""
     dst = np.arange(out).astype(dt)
     if align_corners:
         ratio = dt(size - 1) / dt(out - 1) if out > 1 else dt(0)
         return dst * ratio
     ratio = dt(1) / dt(scale) if scale else dt(size) / dt(out)
-    return np.maximum((dst + dt(0.5)) * ratio - dt(0.5), dt(0))
+    src = (dst + dt(0.5)) * ratio - dt(0.5)
+    return src if cubic else np.maximum(src, dt(0))
+
+
+def _cubic_weights(t, dt):
+    """The weights of the 4 neighbours at offsets -1, 0, 1, 2 of a point `t` past the second."""
+    a = dt(_CUBIC_A)
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
 
 
 def _resample_matrix(size, out, mode, scale, align_corners, dt):
     m = np.zeros((out, size))
-    if mode == "nearest":
+    rows = np.arange(out)
+    if mode in ("nearest", "nearest-exact"):
         ratio = np.float32(1.0 / scale) if scale else np.float32(size) / np.float32(out)
-        src = np.minimum(np.floor(np.arange(out, dtype=np.float32) * ratio).astype(int), size - 1)
-        m[np.arange(out), src] = 1.0
+        dst = np.arange(out, dtype=np.float32) + np.float32(0.5 if mode == "nearest-exact" else 0)
+        src = np.minimum(np.floor(dst * ratio).astype(int), size - 1)
+        m[rows, src] = 1.0
+        return m
+    if mode == "area":
+        return _adaptive_matrix(size, out)
+    if mode == "bicubic":
+        src = _source_index(out, size, scale, align_corners, dt, cubic=True)
+        lo = np.floor(src).astype(int)
+        for k, w in enumerate(_cubic_weights((src - lo.astype(dt)).astype(dt), dt)):
+            np.add.at(m, (rows, np.clip(lo - 1 + k, 0, size - 1)), w.astype(np.float64))
         return m
     src = _source_index(out, size, scale, align_corners, dt)
     lo = np.floor(src).astype(int)
     hi = np.minimum(lo + 1, size - 1)
     frac = (src - lo.astype(dt)).astype(np.float64)
-    np.add.at(m, (np.arange(out), lo), 1.0 - frac)
-    np.add.at(m, (np.arange(out), hi), frac)
+    np.add.at(m, (rows, lo), 1.0 - frac)
+    np.add.at(m, (rows, hi), frac)
     return m
 
 
@@ -440,23 +466,38 @@ def _interpolate(x, *, size, mode, scales, align_corners):
     return x
 
 
-interpolate_op = Op("interpolate", _interpolate, saves=SAVES_NONE, grad_name="UpsampleBilinear2DBackward0")
+_UPSAMPLE_NAMES = {"nearest": "Nearest", "nearest-exact": "NearestExact", "linear": "Linear",
+                   "bilinear": "Bilinear", "bicubic": "Bicubic", "trilinear": "Trilinear"}
+
+
+def _interpolate_grad_name(static, inputs) -> str:
+    """PyTorch's grad_fn by mode and dimension (`area` is an adaptive average pool)."""
+    nd = len(static["size"])
+    if static["mode"] == "area":
+        return f"AdaptiveAvgPool{nd}DBackward0"
+    return f"Upsample{_UPSAMPLE_NAMES[static['mode']]}{nd}DBackward0"
+
+
+interpolate_op = Op("interpolate", _interpolate, saves=SAVES_NONE,
+                    grad_name=_interpolate_grad_name)
 
 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
                 antialias: bool = False) -> Tensor:
-    """Resize the spatial dimensions by `nearest`, `linear` or `bilinear` sampling."""
+    """Resize the spatial dimensions: `nearest`, `nearest-exact`, `area` (any dimension),
+    `linear` (3-d input), `bilinear`, `bicubic` (4-d), `trilinear` (5-d)."""
     if mode not in _MODES:
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported by tapegrad "
-                                  "(supported: nearest, linear, bilinear)")
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got "
+                                  f"{input.ndim}D) for the modes: nearest | linear | bilinear | "
+                                  f"bicubic | trilinear | area | nearest-exact (got {mode})")
     if antialias:
         raise NotImplementedError("interpolate: antialias=True is not supported by tapegrad")
     nd = input.ndim - 2
     if _MODES[mode] is not None and _MODES[mode] != nd:
         raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
                                   f"{_MODES[mode] + 2}D input")
-    if mode == "nearest" and align_corners is not None:
+    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: "
                          "linear | bilinear | bicubic | trilinear")
     if (size is None) == (scale_factor is None):

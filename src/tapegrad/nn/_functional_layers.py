@@ -372,6 +372,8 @@ def _safe_norm(x, p, axis, keepdims):
     """The p-norm along `axis`, with PyTorch's zero gradient where the norm is 0."""
     if p == math.inf:
         return jnp.max(jnp.abs(x), axis=axis, keepdims=keepdims)
+    if p == 0:  # the number of nonzero elements, with gradient 0 (as PyTorch)
+        return jnp.sum((x != 0).astype(x.dtype), axis=axis, keepdims=keepdims)
     s = jnp.sum(abs_(x) ** p, axis=axis, keepdims=keepdims)
     nonzero = s > 0
     safe = jnp.where(nonzero, s, jnp.ones_like(s))
