@@ -416,6 +416,61 @@ case("searchsorted", lambda s, v: tg.searchsorted(s, v, right=True),
      lambda s, v: jnp.stack([jnp.searchsorted(s[i], v[i], side="right") for i in range(2)]),
      A([[0.0, 1.0, 2.0], [1.0, 1.0, 5.0]]), A([[1.0, 2.5], [1.0, 9.0]]), grad=False)
 
+# -- special functions, running extremes, windows -------------------------------------------------
+_sp = jax.scipy.special
+for _name, _fn, _ref, (_lo, _hi) in [
+        ("exp2", tg.exp2, lambda x: jnp.exp(x * jnp.log(2.0).astype(x.dtype)), (-2, 2)),
+        ("asinh", tg.asinh, lambda x: jnp.log(x + jnp.sqrt(x * x + 1)), (-2, 2)),
+        ("acosh", tg.acosh, lambda x: jnp.log(x + jnp.sqrt(x * x - 1)), (1.2, 3)),
+        ("atanh", tg.atanh, lambda x: 0.5 * jnp.log((1 + x) / (1 - x)), (-0.9, 0.9)),
+        ("lgamma", tg.lgamma, lambda x: jnp.log(jnp.abs(jnp.exp(_sp.gammaln(x)))), (0.5, 3)),
+        ("digamma", tg.digamma, jnp.vectorize(jax.grad(_sp.gammaln)), (0.5, 3))]:
+    case(_name, _pair(_fn), _pair(_ref), F((), _lo, _hi), F((2, 1, 3), _lo, _hi, view="t"))
+case("polygamma", lambda a: tg.polygamma(1, a) + a.polygamma(2),
+     lambda a: jnp.vectorize(jax.grad(jax.grad(_sp.gammaln)))(a)
+     + jnp.vectorize(jax.grad(jax.grad(jax.grad(_sp.gammaln))))(a), F((2, 3), 0.5, 3))
+case("copysign", tg.copysign, lambda a, b: jnp.abs(a) * jnp.where(b < 0, -1.0, 1.0),
+     F((3, 4), 0.1, 2), F((4,)))
+case("copysign", lambda a: tg.copysign(a, -1.0), lambda a: -jnp.abs(a), F((3,)), name="number")
+case("xlogy", tg.xlogy, lambda a, b: a * jnp.log(b), F((3, 4)), F((4,), 0.5, 2))
+case("xlogy", lambda a: tg.xlogy(2.0, a) + tg.xlogy(a, 3.0), lambda a: 2 * jnp.log(a)
+     + a * jnp.log(3.0), F((3,), 0.5, 2), name="numbers")
+# at x == 0 (y > 0) PyTorch's d/dx is still log(y), as for x * log(y)
+case("xlogy", tg.xlogy, lambda a, b: a * jnp.log(b), A([0.0, 0.0, 1.5]), A([0.5, 2.0, 3.0]),
+     name="zero_x")
+case("addcmul", lambda x, a, b: tg.addcmul(x, a, b, value=0.5), lambda x, a, b: x + 0.5 * a * b,
+     F((3, 4)), F((4,)), F((3, 1)))
+case("addcdiv", lambda x, a, b: x.addcdiv(a, b, value=-2), lambda x, a, b: x - 2 * a / b,
+     F((3, 4)), F((4,)), F((3, 1), 0.5, 2))
+case("isclose", lambda a, b: tg.isclose(a, b, rtol=0.1), lambda a, b: (a == b) | (
+    jnp.abs(a - b) <= 1e-8 + 0.1 * jnp.abs(b)), A([1.0, 2.0, np.inf, 3.0]), A([1.05, 2.5, np.inf, -3.0]), grad=False)
+case("bitwise_left_shift", lambda a, b: a << b, lambda a, b: a * 2 ** b, I([1, -3, 5]),
+     I([1, 2, 3]), grad=False)
+case("bitwise_right_shift", lambda a, b: a >> b, lambda a, b: jnp.floor_divide(a, 2 ** b),
+     I([8, -3, 5]), I([1, 1, 2]), grad=False)
+
+
+def _running(a, better):
+    """The running extreme along the last axis by a Python loop (the reference for cummax)."""
+    cols = [a[..., 0]]
+    for k in range(1, a.shape[-1]):
+        cols.append(jnp.where(better(a[..., k], cols[-1]), a[..., k], cols[-1]))
+    return jnp.stack(cols, -1)
+
+
+case("cummax", lambda a: a.cummax(-1).values, lambda a: _running(a, jnp.greater_equal),
+     F((3, 4), view="t"))
+case("cummax", lambda a: tg.cummax(a, 0).values, lambda a: _running(a.T, jnp.greater_equal).T,
+     A([[1.0, 2.0], [1.0, 0.0], [3.0, 2.0]]), name="ties")
+case("cummin", lambda a: tg.cummin(a, dim=1)[0], lambda a: _running(a, jnp.less_equal),
+     F((3, 4), view="s"))
+case("logcumsumexp", lambda a: a.logcumsumexp(1), lambda a: jnp.log(jnp.cumsum(jnp.exp(a), 1)),
+     F((3, 4), view="t"))
+case("unfold", lambda a: a.unfold(1, 2, 1), lambda a: jnp.stack([a[:, 0:2], a[:, 1:3],
+                                                                  a[:, 2:4]], 1), F((3, 4)))
+case("unfold", lambda a: a.unfold(0, 2, 2).sum(0), lambda a: a[0:4].reshape(2, 2, 3).transpose(
+    0, 2, 1).sum(0), F((5, 3)), name="step")
+
 # Rows without a case here, and why (each is covered by another test):
 _ONE_DEVICE = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(jax.devices()[:1]), ("d",)),
                                          jax.sharding.PartitionSpec("d"))

@@ -35,6 +35,15 @@ SCHEDULES = [
     ("OneCycleLR", dict(max_lr=1.0, total_steps=20), dict(momentum=0.9)),
     ("OneCycleLR", dict(max_lr=[1.0, 2.0], total_steps=20, three_phase=True,
                         anneal_strategy="linear", pct_start=0.25), {"opt_name": "Adam"}),
+    ("ConstantLR", dict(factor=0.25, total_iters=4), {}),
+    ("PolynomialLR", dict(total_iters=7, power=2.0), {}),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3), dict(momentum=0.9)),
+    ("CyclicLR", dict(base_lr=[0.01, 0.02], max_lr=[0.1, 0.3], step_size_up=2, step_size_down=5,
+                      mode="triangular2"), dict(momentum=0.9)),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=4, mode="exp_range", gamma=0.9,
+                      base_momentum=0.7, max_momentum=0.95), {"opt_name": "Adam"}),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn=_lambda_half,
+                      scale_mode="iterations", cycle_momentum=False), {}),
 ]
 
 
@@ -186,3 +195,68 @@ def test_custom_optimizer_subclass_works_with_schedulers():
     np.testing.assert_allclose(w.detach().numpy(), [1.0 * 0.8 * 0.9, 2.0 * 0.8 * 0.9])
     assert opt.param_groups[0]["lr"] == 0.025
     assert opt.state_dict()["state"] == {0: {"steps": 2}}
+
+
+def test_chained_scheduler_matches_pytorch():
+    torch = pytest.importorskip("torch")
+
+    def build(lib):
+        opt = _make(lib)
+        ls = lib.optim.lr_scheduler
+        return opt, ls.ChainedScheduler([ls.ConstantLR(opt, factor=0.5, total_iters=3),
+                                         ls.ExponentialLR(opt, gamma=0.9),
+                                         ls.PolynomialLR(opt, total_iters=8)], optimizer=opt)
+
+    def run(lib):
+        opt, sched = build(lib)
+        out = [sched.get_last_lr()]
+        for _ in range(10):
+            opt.step()
+            sched.step()
+            out.append(sched.get_last_lr())
+        return np.array(out), sched
+    ours, sched = run(tapegrad)
+    ref, _ = run(torch)
+    np.testing.assert_allclose(ours, ref, rtol=1e-12)
+    # a fresh chain loaded from the state continues where the first left off
+    _, fresh = build(tapegrad)
+    fresh.load_state_dict(sched.state_dict())
+    assert [s.last_epoch for s in fresh._schedulers] == [10, 10, 10]
+    assert fresh.get_last_lr() == sched.get_last_lr()
+
+
+def test_closed_forms_of_the_new_schedulers_match_pytorch():
+    torch = pytest.importorskip("torch")
+
+    def run(lib, name, kwargs):
+        opt = _make(lib)
+        sched = getattr(lib.optim.lr_scheduler, name)(opt, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = []
+            for epoch in (3, 0, 6, 9, 2):
+                opt.step()
+                sched.step(epoch)
+                out.append(sched.get_last_lr())
+        return np.array(out)
+    for name, kwargs in [("ConstantLR", dict(factor=0.5, total_iters=4)),
+                         ("PolynomialLR", dict(total_iters=6, power=0.5))]:
+        np.testing.assert_allclose(run(tapegrad, name, kwargs), run(torch, name, kwargs),
+                                   rtol=1e-12)
+
+
+def test_new_scheduler_errors_match_pytorch():
+    torch = pytest.importorskip("torch")
+    for lib in (torch, tapegrad):
+        opt, ls = _make(lib), lib.optim.lr_scheduler
+        with pytest.raises(ValueError, match="Constant multiplicative factor expected"):
+            ls.ConstantLR(opt, factor=2.0)
+        with pytest.raises(ValueError, match="mode is invalid and scale_fn is None"):
+            ls.CyclicLR(opt, 0.01, 0.1, mode="sawtooth")
+        with pytest.raises(ValueError, match="optimizer must support momentum or beta1"):
+            ls.CyclicLR(lib.optim.Adagrad([lib.zeros(1, requires_grad=True)]), 0.01, 0.1)
+        with pytest.raises(ValueError, match="expects at least one scheduler to be chained"):
+            ls.ChainedScheduler([])
+        other = ls.StepLR(_make(lib), 2)
+        with pytest.raises(ValueError, match="expects all schedulers to belong to the same"):
+            ls.ChainedScheduler([ls.StepLR(opt, 2), other])

@@ -193,6 +193,12 @@ def _pool_size(n, k, s, p, d, ceil_mode):
     return out
 
 
+def _np_unpool(x, flat_indices, size):
+    out = np.zeros(int(np.prod(size)))
+    out[flat_indices] = x.reshape(-1)
+    return out.reshape(x.shape[:-len(size)] + size)
+
+
 def _np_max_pool(x, kernel, stride=None, padding=0, dilation=1, ceil_mode=False):
     nd = len(kernel)
     stride = stride or kernel
@@ -532,6 +538,13 @@ TABLE: dict[str, list[Check]] = {
               lambda x, w, b: _np_conv_transpose(x, w, b, (2, 2), (1, 1), (1, 1), None, 2)),
         Check(lambda x, w: F.conv_transpose1d(x, w, dilation=2), [rand(1, 2, 5), rand(2, 3, 2)],
               lambda x, w: _np_conv_transpose(x, w, dilation=(2,)))],
+    "max_pool_with_indices": [
+        Check(lambda x: F.max_pool2d(x, 2, ceil_mode=True, return_indices=True)[0],
+              [rand(1, 2, 5, 5)], lambda x: _np_max_pool(x, (2, 2), ceil_mode=True)),
+        Check(lambda x: F.max_pool1d(x, 2, stride=1, dilation=2, return_indices=True)[0],
+              [rand(2, 6)], lambda x: _np_max_pool(x, (2,), (1,), dilation=2))],
+    "max_unpool": [Check(lambda x: F.max_unpool2d(x, tapegrad.tensor([[[[0, 3], [9, 14]]]]), 2),
+                         [rand(1, 1, 2, 2)], lambda x: _np_unpool(x, [0, 3, 9, 14], (4, 4)))],
     "max_pool": [Check(lambda x: F.max_pool2d(x, 2, ceil_mode=True), [rand(1, 2, 5, 5)],
                        lambda x: _np_max_pool(x, (2, 2), ceil_mode=True)),
                  Check(lambda x: F.max_pool2d(x, 2, stride=1, padding=1), [rand(2, 1, 3, 4)],
@@ -562,6 +575,10 @@ TABLE: dict[str, list[Check]] = {
         Check(lambda x: F.pad(x, (1, 2), mode="circular"), [rand(1, 2, 4)],
               lambda x: _np_pad(x, (1, 2), "circular"))],
     "interpolate": [
+        Check(lambda x: F.interpolate(x, size=(5, 7), mode="bicubic"), [rand(1, 2, 3, 4)]),
+        Check(lambda x: F.interpolate(x, size=(2, 3, 5), mode="trilinear"), [rand(1, 1, 3, 2, 4)]),
+        Check(lambda x: F.interpolate(x, size=(2, 3), mode="area"), [rand(1, 2, 5, 4)]),
+        Check(lambda x: F.interpolate(x, scale_factor=1.7, mode="nearest-exact"), [rand(1, 2, 5)]),
         Check(lambda x: F.interpolate(x, size=(5, 7), mode="bilinear"), [rand(1, 2, 3, 4)],
               lambda x: _np_interpolate(x, (5, 7), "linear")),
         Check(lambda x: F.interpolate(x, size=7), [rand(1, 2, 3)],

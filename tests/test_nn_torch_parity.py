@@ -158,6 +158,7 @@ CASES += [
     ("batch_norm", [rand(5, 2), None, None], {"training": True, "eps": 1e-3}),
     ("batch_norm", [rand(2, 3, 2), Fixed(R.uniform(-1, 1, 3)), Fixed(R.uniform(0.5, 2, 3))], {}),
     ("normalize", [rand(2, 3, 2)], {"p": 3.0, "dim": 0}),
+    ("normalize", [np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0], [0.0, 0.0, 0.0]])], {"p": 0}),
     ("cosine_similarity", [rand(2, 3, 4), rand(2, 3, 4)], {"dim": 0, "eps": 1e-6}),
     ("pairwise_distance", [rand(3, 4), rand(3, 4)], {"p": 3.0}),
     ("scaled_dot_product_attention", [rand(1, 2, 3, 4), rand(1, 2, 3, 4), rand(1, 2, 3, 2),
@@ -182,6 +183,16 @@ CASES += [
     ("interpolate", [rand(1, 2, 5)], {"scale_factor": 1.7}),
     ("interpolate", [rand(1, 2, 4)], {"size": 7, "mode": "linear", "align_corners": True}),
     ("interpolate", [rand(1, 1, 3, 5)], {"scale_factor": (1.5, 0.6), "mode": "bilinear"}),
+    ("interpolate", [rand(1, 2, 4, 5)], {"scale_factor": 2.5, "mode": "bicubic"}),
+    ("interpolate", [rand(2, 1, 5, 6)], {"size": (7, 3), "mode": "bicubic",
+                                         "align_corners": True}),
+    ("interpolate", [rand(1, 2, 2, 3, 4)], {"size": (3, 5, 2), "mode": "trilinear"}),
+    ("interpolate", [rand(1, 1, 3, 2, 4)], {"scale_factor": 1.5, "mode": "trilinear",
+                                            "align_corners": True}),
+    ("interpolate", [rand(1, 2, 5, 7)], {"size": (8, 3), "mode": "area"}),
+    ("interpolate", [rand(1, 2, 7)], {"size": 3, "mode": "area"}),
+    ("interpolate", [rand(1, 2, 5)], {"scale_factor": 1.7, "mode": "nearest-exact"}),
+    ("interpolate", [rand(1, 2, 4, 5)], {"scale_factor": (0.6, 2.0), "mode": "nearest-exact"}),
     ("mse_loss", [rand(3, 4), rand(3, 4)], {"reduction": "none"}),
     ("l1_loss", [rand(3, 4), rand(3, 4)], {"weight": R.uniform(0, 1, (3, 4))}),
     ("smooth_l1_loss", [rand(3, 4), rand(3, 4)], {"beta": 0.0, "reduction": "sum"}),
@@ -282,6 +293,8 @@ ELSEWHERE = {
     "running_update": "test_nn_torch_parity.py::test_batch_norm_running_update_matches_pytorch",
     "clip_grad_total_norm": "test_nn_torch_parity.py::test_clip_grad_norm_matches_pytorch",
     "clip_grad_scale": "test_nn_torch_parity.py::test_clip_grad_norm_matches_pytorch",
+    "max_pool_with_indices": "test_ops_names_parity.py::test_max_pool_indices_match_pytorch",
+    "max_unpool": "test_ops_names_parity.py::test_max_pool_indices_match_pytorch",
 }
 # Rows PyTorch cannot give numbers for, and why (test_nn_finite_difference.py covers them).
 WITHOUT_PYTORCH = {

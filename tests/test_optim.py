@@ -34,6 +34,12 @@ CASES = [
     ("RAdam", dict(lr=0.01)),
     ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
     ("RAdam", dict(lr=0.01, weight_decay=0.1, betas=(0.9, 0.9))),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1, maximize=True)),
+    ("Rprop", dict(lr=0.01)),
+    ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.1), maximize=True)),
+    ("ASGD", dict(lr=0.01)),
+    ("ASGD", dict(lr=0.02, lambd=1e-2, alpha=0.5, t0=5, weight_decay=0.1)),
 ]
 
 
@@ -167,7 +173,8 @@ CONVERGE = [("SGD", dict(lr=0.1)), ("SGD", dict(lr=0.05, momentum=0.9, nesterov=
             ("Adam", dict(lr=0.1)), ("AdamW", dict(lr=0.1, amsgrad=True)),
             ("RMSprop", dict(lr=0.05)), ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)),
             ("Adagrad", dict(lr=0.5)), ("Adamax", dict(lr=0.1)), ("NAdam", dict(lr=0.1)),
-            ("RAdam", dict(lr=0.1))]
+            ("RAdam", dict(lr=0.1)), ("Adadelta", dict(lr=5.0)), ("Rprop", dict(lr=0.1)),
+            ("ASGD", dict(lr=0.1, t0=50))]
 
 
 @pytest.mark.parametrize("name,kwargs", CONVERGE, ids=[n for n, _ in CONVERGE])

@@ -10,6 +10,10 @@ from ._autograd import api as _api, grads as _grads, nodes as _nodes  # noqa: F4
 from ._core.compile import cache_info
 from ._core.device import device
 from ._core.layout import layout, sparse_coo, sparse_csr, strided
+from ._core.layout import (
+    channels_last, channels_last_3d, contiguous_format, memory_format, preserve_format,
+)
+from ._core.typeinfo import finfo, iinfo
 from ._core.dtype import (
     bfloat16, bool, cdouble, cfloat, complex64, complex128, double, dtype, float, float16,
     float32, float64, get_default_dtype, half, int, int8, int16, int32, int64, long,
@@ -40,6 +44,17 @@ from ._functions.pointwise import (
     logical_or, logical_xor, lt, maximum, minimum, mul, multiply, nan_to_num, ne, neg, negative,
     pow, reciprocal, relu, remainder, round, rsqrt, sigmoid, sign, sin, sinh, sqrt, square, sub,
     subtract, tan, tanh, true_divide, trunc, where,
+)
+from ._functions.pointwise import (  # noqa: E402  (special functions, shifts, closeness)
+    acosh, addcdiv, addcmul, allclose, arccosh, arcsinh, arctanh, asinh, atanh,
+    bitwise_left_shift, bitwise_right_shift, copysign, digamma, exp2, isclose, lgamma, polygamma,
+    xlogy,
+)
+from ._functions.reduce import cummax, cummin, logcumsumexp  # noqa: E402
+from ._functions.shape import meshgrid  # noqa: E402
+from ._functions.creation import (  # noqa: E402  (legacy typed constructors)
+    BFloat16Tensor, BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor,
+    IntTensor, LongTensor, ShortTensor,
 )
 from ._functions.random import bernoulli, multinomial, normal, poisson
 from ._functions.reduce import (
@@ -75,6 +90,8 @@ from .autograd.anomaly_mode import (  # noqa: E402
 )
 
 __version__ = "0.1.0"
+
+from math import e, inf, nan, pi  # noqa: E402  (torch.pi, torch.e, torch.inf, torch.nan)
 
 
 def is_tensor(obj) -> bool:

@@ -2,6 +2,8 @@
 as `f(2, 3)` or `f((2, 3))`), checked with PyTorch's messages."""
 from __future__ import annotations
 
+import functools
+
 
 def normalize_dim(dim: int, ndim: int) -> int:
     """`dim` as a non-negative axis of an `ndim`-dimensional tensor (a 0-d tensor has dims 0, -1)."""
@@ -19,14 +21,36 @@ def one_dim(dim: int, ndim: int) -> int:
 
 
 def reduce_dims(dim, ndim: int) -> tuple | None:
-    """A reduction's `dim` (an int, a sequence, or None for every dimension) as sorted axes."""
+    """A reduction's `dim` (an int, a sequence, or None for every dimension) as sorted axes; a
+    0-d tensor accepts dim 0 and -1 and has no axis to reduce."""
     if dim is None:
         return None
     if isinstance(dim, (list, tuple)):
         if not dim:  # PyTorch reduces over every dimension for an empty dim list
             return None
-        return tuple(sorted({normalize_dim(d, ndim) for d in dim}))
-    return (normalize_dim(dim, ndim),)
+        axes = {normalize_dim(d, ndim) for d in dim}
+    else:
+        axes = {normalize_dim(dim, ndim)}
+    return tuple(sorted(axes)) if ndim else ()
+
+
+_NUMPY_NAMES = (("axis", "dim"), ("keepdims", "keepdim"))
+
+
+def numpy_names(fn):
+    """Accept numpy's `axis=` and `keepdims=` for `dim=` and `keepdim=`, as PyTorch's argument
+    parser does for every function with those arguments."""
+    @functools.wraps(fn)
+    def accepting(*args, **kwargs):
+        if kwargs:
+            for alias, name in _NUMPY_NAMES:
+                if alias in kwargs:
+                    if name in kwargs:
+                        raise TypeError(f"{fn.__name__}() got multiple values for argument "
+                                        f"'{name}' (given as '{alias}' too)")
+                    kwargs[name] = kwargs.pop(alias)
+        return fn(*args, **kwargs)
+    return accepting
 
 
 def shape_arg(size: tuple) -> tuple:

@@ -70,6 +70,18 @@ def legacy_name(d: dtype) -> str:
     return "tapegrad." + (_SCALAR_NAMES[d.name] + "Tensor" if d.name in _SCALAR_NAMES else d.name)
 
 
+def from_legacy_name(name: str) -> tuple[dtype, bool]:
+    """The dtype a legacy tensor-type name stands for, and whether it names a CUDA type:
+    `"torch.LongTensor"` -> (int64, False), `"torch.cuda.FloatTensor"` -> (float32, True)."""
+    parts = name.split(".")
+    scalar = parts[-1].removesuffix("Tensor")
+    by_scalar = {v: k for k, v in _SCALAR_NAMES.items()}
+    if len(parts) < 2 or parts[0] not in ("torch", "tapegrad") or not parts[-1].endswith("Tensor") \
+            or scalar not in by_scalar or parts[1:-1] not in ([], ["cuda"]):
+        raise ValueError(f"invalid type: '{name}'")
+    return globals()[by_scalar[scalar]], parts[1:-1] == ["cuda"]
+
+
 def c_name(d: dtype) -> str:
     """The C type name of `d` where PyTorch's messages use one (`float != double`)."""
     return _C_NAMES.get(d.name, d.name)

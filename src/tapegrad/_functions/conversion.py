@@ -79,11 +79,16 @@ def contiguous(self: Tensor, memory_format=None) -> Tensor:
 
 
 @method("type")
-def type_(self: Tensor, dtype=None):
-    """`type()`: the legacy type name (`tapegrad.FloatTensor`); `type(dtype)`: `to(dtype)`."""
+def type_(self: Tensor, dtype=None, non_blocking: bool = False):
+    """`type()`: the legacy type name (`tapegrad.FloatTensor`); `type(dtype)`: `to(dtype)`, where
+    `dtype` may also be a legacy type (`tapegrad.LongTensor`) or its name (`"torch.LongTensor"`,
+    `"torch.cuda.FloatTensor"`, which also moves the tensor to the GPU)."""
     if dtype is None:
         return _dtype.legacy_name(self.dtype)
-    return self.to(_dtype.as_dtype(dtype))
+    if isinstance(dtype, str):
+        d, cuda = _dtype.from_legacy_name(dtype)
+        return self.to(_device.device("cuda") if cuda else self.device, d)
+    return self.to(_dtype.as_dtype(getattr(dtype, "dtype", dtype)))
 
 
 @method("type_as")

@@ -182,26 +182,64 @@ def randperm(n: int, *, generator=None, dtype=None, device=None,
                    extra=builtins.int(n), fallback=_dtype.int64)
 
 
-def randn_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def randn_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False,
+               memory_format=None) -> Tensor:
     return randn(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
 
 
-def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False,
+              memory_format=None) -> Tensor:
     return rand(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
 
 
 # -- Tensor's constructor and new_* methods ---------------------------------------------------------
+def _legacy(dtype, args: tuple, device) -> Tensor:
+    """PyTorch's legacy constructors: `(data)` copies, `(*sizes)` makes that shape (zeros: the
+    memory PyTorch leaves uninitialised), `()` is empty."""
+    if not args:
+        return zeros(0, dtype=dtype, device=device)
+    if len(args) == 1 and not isinstance(args[0], (builtins.int, Size)):
+        return tensor(args[0], dtype=dtype, device=device)
+    return zeros(*args, dtype=dtype, device=device)
+
+
 @method("__init__")
 def _legacy_init(self: Tensor, *args, device=None) -> None:
     """`Tensor(data)` or `Tensor(*sizes)`: float32, as PyTorch's legacy constructor (prefer
     `tapegrad.tensor`); the new tensor takes over a fresh tensor's storage."""
-    if not args:
-        other = zeros(0, dtype=_dtype.float32, device=device)
-    elif len(args) == 1 and not isinstance(args[0], (builtins.int, Size)):
-        other = tensor(args[0], dtype=_dtype.float32, device=device)
-    else:
-        other = zeros(*args, dtype=_dtype.float32, device=device)
+    other = _legacy(_dtype.float32, args, device)
     self._become(other)
+
+
+class _LegacyTensorType(type):
+    """The type of `FloatTensor`, `LongTensor`, ...: calling one constructs a tensor of its
+    dtype, and `isinstance(t, FloatTensor)` asks whether `t` is a float32 tensor, as in PyTorch."""
+
+    def __call__(cls, *args, device=None) -> Tensor:
+        return _legacy(cls.dtype, args, device)
+
+    def __instancecheck__(cls, obj) -> builtins.bool:
+        return isinstance(obj, Tensor) and obj.dtype is cls.dtype
+
+    def __repr__(cls) -> str:
+        return f"<class 'tapegrad.{cls.__name__}'>"
+
+
+def _legacy_type(name: str, dtype) -> type:
+    return _LegacyTensorType(name, (), {"dtype": dtype, "__module__": "tapegrad",
+                                        "__doc__": f"Legacy constructor of {dtype} tensors."})
+
+
+FloatTensor = _legacy_type("FloatTensor", _dtype.float32)
+DoubleTensor = _legacy_type("DoubleTensor", _dtype.float64)
+HalfTensor = _legacy_type("HalfTensor", _dtype.float16)
+BFloat16Tensor = _legacy_type("BFloat16Tensor", _dtype.bfloat16)
+LongTensor = _legacy_type("LongTensor", _dtype.int64)
+IntTensor = _legacy_type("IntTensor", _dtype.int32)
+ShortTensor = _legacy_type("ShortTensor", _dtype.int16)
+CharTensor = _legacy_type("CharTensor", _dtype.int8)
+ByteTensor = _legacy_type("ByteTensor", _dtype.uint8)
+BoolTensor = _legacy_type("BoolTensor", _dtype.bool)
 
 
 @method("new_tensor")

@@ -361,6 +361,54 @@ erf_op = elementwise("erf", jax.scipy.special.erf, promote="float", saves="all")
 erf = method("erf", inplace=("erf_",))(_unary(erf_op, "The error function."))
 erfinv_op = elementwise("erfinv", jax.scipy.special.erfinv, promote="float", saves="all")
 erfinv = method("erfinv", inplace=("erfinv_",))(_unary(erfinv_op, "The inverse error function."))
+exp2_op = elementwise("exp2", jnp.exp2, promote="float", saves=SAVES_OUTPUT)
+exp2 = method("exp2", inplace=("exp2_",))(_unary(exp2_op, "`2 ** x`."))
+asinh_op = elementwise("asinh", jnp.arcsinh, promote="float", saves="all")
+asinh = arcsinh = method("asinh", "arcsinh", inplace=("asinh_", "arcsinh_"))(
+    _unary(asinh_op, "Inverse hyperbolic sine."))
+acosh_op = elementwise("acosh", jnp.arccosh, promote="float", saves="all")
+acosh = arccosh = method("acosh", "arccosh", inplace=("acosh_", "arccosh_"))(
+    _unary(acosh_op, "Inverse hyperbolic cosine (NaN below 1)."))
+atanh_op = elementwise("atanh", jnp.arctanh, promote="float", saves="all")
+atanh = arctanh = method("atanh", "arctanh", inplace=("atanh_", "arctanh_"))(
+    _unary(atanh_op, "Inverse hyperbolic tangent (+-inf at +-1)."))
+lgamma_op = elementwise("lgamma", jax.scipy.special.gammaln, promote="float", saves="all")
+lgamma = method("lgamma", inplace=("lgamma_",))(_unary(lgamma_op, "`log(|gamma(x)|)`."))
+
+
+def _digamma(x):
+    # PyTorch's value at the pole 0: -inf at +0, +inf at -0 (jax gives NaN)
+    return jnp.where(x == 0, jnp.copysign(jnp.inf, -x).astype(x.dtype),
+                     jax.scipy.special.digamma(x))
+
+
+digamma_op = elementwise("digamma", _digamma, promote="float", saves="all")
+digamma = psi = method("digamma", inplace=("digamma_",))(
+    _unary(digamma_op, "The logarithmic derivative of the gamma function."))
+
+
+def _polygamma(x, *, n, dtype):
+    x = jnp.asarray(x, dtype)
+    if n == 0:
+        return _digamma(x)
+    pole = jnp.asarray(np.inf if n % 2 else -np.inf, dtype)  # PyTorch's sign of the pole at 0
+    return jnp.where(x == 0, pole, jax.scipy.special.polygamma(n, x))
+
+
+polygamma_op = Op("polygamma", _polygamma, promote="float", saves="all")
+
+
+def polygamma(n: builtins.int, input: Tensor) -> Tensor:
+    """The `n`-th derivative of `digamma` (`polygamma(0, x)` is `digamma(x)`)."""
+    if n < 0:
+        raise RuntimeError("polygamma(n, x) does not support negative n.")
+    return apply(polygamma_op, input, n=builtins.int(n))
+
+
+@method("polygamma", inplace=("polygamma_",))
+def _polygamma_method(self: Tensor, n: builtins.int) -> Tensor:
+    """`Tensor.polygamma(n)`: the tensor comes first, unlike `torch.polygamma(n, input)`."""
+    return polygamma(n, self)
 reciprocal_op = elementwise("reciprocal", jnp.reciprocal, promote="float", saves=SAVES_OUTPUT)
 reciprocal = method("reciprocal", inplace=("reciprocal_",))(_unary(reciprocal_op, "`1 / x` (integers give floats)."))
 square_op = elementwise("square", jnp.square, saves="all", grad_name="PowBackward0")
@@ -420,6 +468,113 @@ logaddexp_op = elementwise("logaddexp", jnp.logaddexp, promote="float", saves="a
 def logaddexp(input: Tensor, other: Tensor) -> Tensor:
     """`log(exp(input) + exp(other))` without overflow."""
     return apply(logaddexp_op, input, other)
+
+
+def _copysign(a, b):
+    m = abs_(a)  # derivative 0 at 0, as PyTorch's copysign backward
+    return jnp.where(jnp.signbit(b), -m, m)
+
+
+copysign_op = elementwise("copysign", _copysign, promote="float", saves="all")
+
+
+@method("copysign", inplace=("copysign_",))
+def copysign(input: Tensor, other) -> Tensor:
+    """`|input|` with the sign of `other` (a signed zero counts: `copysign(1, -0.0)` is -1)."""
+    return apply(copysign_op, input, other)
+
+
+@jax.custom_jvp
+def _xlogy(x, y):
+    return jnp.where((x == 0) & ~jnp.isnan(y), jnp.zeros_like(x), x * jnp.log(y))
+
+
+@_xlogy.defjvp
+def _xlogy_jvp(primals, tangents):
+    # PyTorch's derivatives: d/dx is log(y), but 0 where x == 0 and y <= 0; d/dy is x / y
+    (x, y), (dx, dy) = primals, tangents
+    dlog = jnp.where((x == 0) & (y <= 0), jnp.zeros_like(y), jnp.log(y))
+    return _xlogy(x, y), dx * dlog + dy * (x / y)
+
+
+xlogy_op = elementwise("xlogy", _xlogy, promote="float", saves="all",
+                       grad_name=lambda static, inputs: (
+                           "XlogyBackward1" if _is_number(inputs[0]) else
+                           "XlogyBackward2" if _is_number(inputs[1]) else "XlogyBackward0"))
+
+
+@method("xlogy", inplace=("xlogy_",))
+def xlogy(input, other) -> Tensor:
+    """`input * log(other)`, 0 where `input` is 0 (unless `other` is NaN)."""
+    return apply(xlogy_op, input, other)
+
+
+def _value_in(value, *tensors):
+    """`value` in the tensors' common dtype: it takes no part in promotion (an integer result
+    truncates a float `value`, as PyTorch)."""
+    d = _dtype.result_type([_typed(t) for t in tensors])
+    if not (d.is_floating_point or d.is_complex) and isinstance(value, builtins.float):
+        return builtins.int(value)
+    return value
+
+
+addcmul_op = elementwise("addcmul", lambda x, a, b, v: x + v * a * b, saves=(1, 2))
+
+
+@method("addcmul", inplace=("addcmul_",))
+def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Number = 1) -> Tensor:
+    """`input + value * tensor1 * tensor2`, broadcasting."""
+    return apply(addcmul_op, input, tensor1, tensor2, _value_in(value, input, tensor1, tensor2))
+
+
+addcdiv_op = elementwise("addcdiv", lambda x, a, b, v: x + v * a / b, saves=(1, 2))
+
+
+@method("addcdiv", inplace=("addcdiv_",))
+def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Number = 1) -> Tensor:
+    """`input + value * tensor1 / tensor2`, broadcasting; integer `tensor1 / tensor2` raises, as
+    in PyTorch."""
+    if not (tensor1.dtype.is_floating_point or tensor1.dtype.is_complex
+            or tensor2.dtype.is_floating_point or tensor2.dtype.is_complex):
+        raise RuntimeError(
+            "Integer division with addcdiv is no longer supported, and in a future release "
+            "addcdiv will perform a true division of tensor1 and tensor2. The historic addcdiv "
+            "behavior can be implemented as (input + value * torch.trunc(tensor1 / tensor2))"
+            ".to(input.dtype) for integer inputs and as (input + value * tensor1 / tensor2) for "
+            "float inputs. The future addcdiv behavior is just the latter implementation: "
+            "(input + value * tensor1 / tensor2), for all dtypes.")
+    return apply(addcdiv_op, input, tensor1, tensor2, _value_in(value, input, tensor1, tensor2))
+
+
+def _isclose(a, b, *, rtol, atol, equal_nan):
+    if a.dtype == jnp.bool_:
+        return a == b
+    return jnp.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+
+isclose_op = Op("isclose", _isclose, differentiable=False, check=broadcast_check)
+
+
+@method("isclose")
+def isclose(input: Tensor, other: Tensor, rtol: builtins.float = 1e-05,
+            atol: builtins.float = 1e-08, equal_nan: builtins.bool = False) -> Tensor:
+    """True where `|input - other| <= atol + rtol * |other|` (equal infinities are close; NaNs
+    only with `equal_nan`)."""
+    if input.dtype is not other.dtype:
+        raise RuntimeError(f"{_dtype.scalar_name(input.dtype)} did not match "
+                           f"{_dtype.scalar_name(other.dtype)}")
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        if v < 0:
+            raise RuntimeError(f"{name} must be greater than or equal to zero, but got {v}")
+    return apply(isclose_op, input, other, rtol=builtins.float(rtol), atol=builtins.float(atol),
+                 equal_nan=builtins.bool(equal_nan))
+
+
+@method("allclose")
+def allclose(input: Tensor, other: Tensor, rtol: builtins.float = 1e-05,
+             atol: builtins.float = 1e-08, equal_nan: builtins.bool = False) -> builtins.bool:
+    """`isclose(...).all()` as a Python bool."""
+    return builtins.bool(isclose(input, other, rtol, atol, equal_nan).all())
 
 
 lerp_op = elementwise("lerp", lambda a, b, w: a + w * (b - a), saves="all")
@@ -511,7 +666,8 @@ def _integral(name: str, *xs) -> None:
     for x in xs:
         d = x.dtype if isinstance(x, Tensor) else _dtype.scalar_dtype(x)
         if d.is_floating_point or d.is_complex:
-            raise RuntimeError(f'"{name}_cpu" not implemented for \'{_dtype.scalar_name(d)}\'')
+            raise NotImplementedError(f'"{name}_cpu" not implemented for '
+                                      f"'{_dtype.scalar_name(d)}'")
 
 
 bitwise_and_op = elementwise("bitwise_and", jnp.bitwise_and, differentiable=False)
@@ -540,6 +696,29 @@ bitwise_xor_op = elementwise("bitwise_xor", jnp.bitwise_xor, differentiable=Fals
 def bitwise_xor(input, other) -> Tensor:
     _integral("bitwise_xor", input, other)
     return apply(bitwise_xor_op, input, other)
+
+
+bitwise_left_shift_op = elementwise("bitwise_left_shift", jnp.left_shift, differentiable=False)
+
+
+@method("bitwise_left_shift", "__lshift__", inplace=("bitwise_left_shift_", "__ilshift__"),
+        reflected=("__rlshift__",))
+def bitwise_left_shift(input, other) -> Tensor:
+    """`input << other` on integers (shifts past the width give 0)."""
+    _integral("lshift", input, other)
+    return apply(bitwise_left_shift_op, input, other)
+
+
+bitwise_right_shift_op = elementwise("bitwise_right_shift", jnp.right_shift,
+                                     differentiable=False)
+
+
+@method("bitwise_right_shift", "__rshift__", inplace=("bitwise_right_shift_", "__irshift__"),
+        reflected=("__rrshift__",))
+def bitwise_right_shift(input, other) -> Tensor:
+    """`input >> other` on integers, arithmetic (sign-filling) for signed types."""
+    _integral("rshift", input, other)
+    return apply(bitwise_right_shift_op, input, other)
 
 
 bitwise_not_op = Op("bitwise_not", jnp.invert, differentiable=False)

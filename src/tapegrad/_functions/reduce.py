@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._core import dtype as _dtype
-from .._core.dims import normalize_dim, reduce_dims
+from .._core.dims import normalize_dim, numpy_names, reduce_dims
 from .._core.graph import Op, SAVES_NONE
 from .._core.rows import abs_
 from .._tensor.apply import apply
@@ -35,6 +35,7 @@ sum_op = Op("sum", lambda x, *, dim, keepdim, dtype=None: jnp.sum(x, axis=dim, k
 
 
 @method("sum")
+@numpy_names
 def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A001
     """Sum over `dim` (an int, a tuple, or None for all); integers and bools sum as int64."""
     if dtype is None and not (input.dtype.is_floating_point or input.dtype.is_complex):
@@ -48,6 +49,7 @@ mean_op = Op("mean", lambda x, *, dim, keepdim: jnp.mean(x, axis=dim, keepdims=k
 
 
 @method("mean")
+@numpy_names
 def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """Mean over `dim`; floating point and complex only, as in PyTorch."""
     if dtype is not None:
@@ -72,6 +74,8 @@ class return_types:  # noqa: N801 - PyTorch's name
     kthvalue = _return_type("kthvalue")
     sort = _return_type("sort")
     topk = _return_type("topk")
+    cummax = _return_type("cummax")
+    cummin = _return_type("cummin")
 
 
 def _int_to_long(input: Tensor, dtype):
@@ -98,6 +102,7 @@ prod_op = Op("prod", lambda x, *, dim, keepdim, dtype: jnp.prod(x.astype(dtype),
 
 
 @method("prod")
+@numpy_names
 def prod(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.bool = False, *,
          dtype=None) -> Tensor:
     """Product over all elements, or along one `dim`; integers multiply as int64."""
@@ -123,6 +128,7 @@ var_op = Op("var", lambda x, *, dim, correction, keepdim: jnp.var(
 
 
 @method("var")
+@numpy_names
 def var(input: Tensor, dim=None, unbiased: builtins.bool | None = None,
         keepdim: builtins.bool = False, *, correction=None) -> Tensor:
     """Variance over `dim`, with Bessel's correction unless `unbiased=False` / `correction=0`."""
@@ -131,11 +137,13 @@ def var(input: Tensor, dim=None, unbiased: builtins.bool | None = None,
     return apply(var_op, input, dim=dim, correction=c, keepdim=keepdim)
 
 
-std_op = Op("std", lambda x, *, dim, correction, keepdim: jnp.std(
-    x, axis=dim, ddof=correction, keepdims=keepdim), saves=("all"))
+# sqrt with derivative 0 where the variance is 0 (all elements equal), as PyTorch's std backward
+std_op = Op("std", lambda x, *, dim, correction, keepdim: _safe_norm(jnp.var(
+    x, axis=dim, ddof=correction, keepdims=keepdim)), saves=("all"))
 
 
 @method("std")
+@numpy_names
 def std(input: Tensor, dim=None, unbiased: builtins.bool | None = None,
         keepdim: builtins.bool = False, *, correction=None) -> Tensor:
     """Standard deviation over `dim` (see `var` for the correction)."""
@@ -144,6 +152,7 @@ def std(input: Tensor, dim=None, unbiased: builtins.bool | None = None,
     return apply(std_op, input, dim=dim, correction=c, keepdim=keepdim)
 
 
+@numpy_names
 def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: builtins.bool = False, *,
              correction=None) -> tuple:
     return (var(input, dim, unbiased, keepdim, correction=correction),
@@ -151,6 +160,7 @@ def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: builtins.bool = Fa
                  keepdim))
 
 
+@numpy_names
 def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: builtins.bool = False, *,
              correction=None) -> tuple:
     return (std(input, dim, unbiased, keepdim, correction=correction),
@@ -202,6 +212,7 @@ max_dim_op = Op("max_dim", functools.partial(_reduce_dim_select, which="max"), n
 
 
 @method("max")
+@numpy_names
 def max(input: Tensor, dim=None, keepdim: builtins.bool = False):  # noqa: A001
     """`max()`: the largest element (ties share the gradient); `max(dim)`: `(values, indices)`
     with the gradient sent to the returned index; `max(other)`: `maximum`."""
@@ -219,6 +230,7 @@ min_dim_op = Op("min_dim", functools.partial(_reduce_dim_select, which="min"), n
 
 
 @method("min")
+@numpy_names
 def min(input: Tensor, dim=None, keepdim: builtins.bool = False):  # noqa: A001
     """Like `max`, for the smallest elements."""
     if isinstance(dim, Tensor):
@@ -238,6 +250,7 @@ amax_op = Op("amax", lambda x, *, dim, keepdim: jnp.max(x, axis=dim, keepdims=ke
 
 
 @method("amax")
+@numpy_names
 def amax(input: Tensor, dim=(), keepdim: builtins.bool = False) -> Tensor:
     """Largest values over `dim` (all by default); equal maxima share the gradient evenly."""
     return apply(amax_op, input, dim=_amdims(dim, input.ndim), keepdim=keepdim)
@@ -247,12 +260,14 @@ amin_op = Op("amin", lambda x, *, dim, keepdim: jnp.min(x, axis=dim, keepdims=ke
 
 
 @method("amin")
+@numpy_names
 def amin(input: Tensor, dim=(), keepdim: builtins.bool = False) -> Tensor:
     """Smallest values over `dim` (all by default); equal minima share the gradient evenly."""
     return apply(amin_op, input, dim=_amdims(dim, input.ndim), keepdim=keepdim)
 
 
 @method("aminmax")
+@numpy_names
 def aminmax(input: Tensor, *, dim=None, keepdim: builtins.bool = False):
     return amin(input, dim if dim is not None else (), keepdim), \
         amax(input, dim if dim is not None else (), keepdim)
@@ -271,6 +286,7 @@ argmax_op = Op("argmax", lambda x, *, dim, keepdim: jnp.argmax(
 
 
 @method("argmax")
+@numpy_names
 def argmax(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.bool = False) -> Tensor:
     """Index of the (first) largest element, over the flattened tensor or along `dim`."""
     return _arg(argmax_op, input, dim, keepdim)
@@ -281,6 +297,7 @@ argmin_op = Op("argmin", lambda x, *, dim, keepdim: jnp.argmin(
 
 
 @method("argmin")
+@numpy_names
 def argmin(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.bool = False) -> Tensor:
     """Index of the (first) smallest element, over the flattened tensor or along `dim`."""
     return _arg(argmin_op, input, dim, keepdim)
@@ -329,6 +346,7 @@ logsumexp_op = Op("logsumexp", lambda x, *, dim, keepdim: jax.nn.logsumexp(x, ax
 
 
 @method("logsumexp")
+@numpy_names
 def logsumexp(input: Tensor, dim, keepdim: builtins.bool = False) -> Tensor:
     """`log(sum(exp(input), dim))`, computed stably."""
     if not (input.dtype.is_floating_point or input.dtype.is_complex):
@@ -347,6 +365,7 @@ cumsum_op = Op("cumsum", lambda x, *, dim, dtype: jnp.cumsum(x.astype(dtype), ax
 
 
 @method("cumsum", inplace=("cumsum_",))
+@numpy_names
 def cumsum(input: Tensor, dim: builtins.int, *, dtype=None) -> Tensor:
     """Running sums along `dim` (integers sum as int64)."""
     return _scan(cumsum_op, input, dim, dtype)
@@ -356,9 +375,72 @@ cumprod_op = Op("cumprod", lambda x, *, dim, dtype: jnp.cumprod(x.astype(dtype),
 
 
 @method("cumprod", inplace=("cumprod_",))
+@numpy_names
 def cumprod(input: Tensor, dim: builtins.int, *, dtype=None) -> Tensor:
     """Running products along `dim` (integers multiply as int64)."""
     return _scan(cumprod_op, input, dim, dtype)
+
+
+def _cumulative_select(x, *, dim, which):
+    """(values, indices) of the running max/min along `dim`: a later equal element takes over
+    and a NaN sticks, as PyTorch; the gradient goes to the selected element."""
+    better = jnp.greater_equal if which == "max" else jnp.less_equal
+    probe = lax.stop_gradient(x)
+
+    def combine(a, b):
+        (va, ia), (vb, ib) = a, b
+        take = jnp.isnan(vb) | (~jnp.isnan(va) & better(vb, va))
+        return jnp.where(take, vb, va), jnp.where(take, ib, ia)
+
+    iota = lax.broadcasted_iota(jnp.int64, x.shape, dim)
+    _, idx = lax.associative_scan(combine, (probe, iota), axis=dim)
+    return jnp.take_along_axis(x, idx, axis=dim), idx
+
+
+cummax_op = Op("cummax", functools.partial(_cumulative_select, which="max"), n_out=2,
+               saves=(0,))
+cummin_op = Op("cummin", functools.partial(_cumulative_select, which="min"), n_out=2,
+               saves=(0,))
+
+
+def _cumulative(op, cls, input: Tensor, dim):
+    if input.ndim == 0:
+        if dim not in (0, -1):
+            raise IndexError(f"{op.name}(): Expected reduction dim -1 or 0 for scalar but got "
+                             f"{dim}")
+        return cls(input.clone(), _zeros_long(()))
+    values, indices = apply(op, input, dim=normalize_dim(dim, input.ndim))
+    return cls(values, indices)
+
+
+@method("cummax")
+@numpy_names
+def cummax(input: Tensor, dim: builtins.int):
+    """Running maxima along `dim` and the index of each (the latest among equal values)."""
+    return _cumulative(cummax_op, return_types.cummax, input, dim)
+
+
+@method("cummin")
+@numpy_names
+def cummin(input: Tensor, dim: builtins.int):
+    """Running minima along `dim` and the index of each (the latest among equal values)."""
+    return _cumulative(cummin_op, return_types.cummin, input, dim)
+
+
+logcumsumexp_op = Op("logcumsumexp", lambda x, *, dim: lax.cumlogsumexp(x, axis=dim))
+
+
+@method("logcumsumexp")
+@numpy_names
+def logcumsumexp(input: Tensor, dim: builtins.int) -> Tensor:
+    """`log(cumsum(exp(input), dim))`, computed stably; floating point only, as PyTorch."""
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):
+        raise NotImplementedError(f'"logcumsumexp_out_cpu" not implemented for '
+                                  f"'{_dtype.scalar_name(input.dtype)}'")
+    if input.ndim == 0:
+        normalize_dim(dim, 0)
+        return input.clone()
+    return apply(logcumsumexp_op, input, dim=normalize_dim(dim, input.ndim))
 
 
 all_op = Op("all", lambda x, *, dim, keepdim: jnp.all(x, axis=dim, keepdims=keepdim),
@@ -366,6 +448,7 @@ all_op = Op("all", lambda x, *, dim, keepdim: jnp.all(x, axis=dim, keepdims=keep
 
 
 @method("all")
+@numpy_names
 def all(input: Tensor, dim=None, keepdim: builtins.bool = False) -> Tensor:  # noqa: A001
     """True where every element (over `dim`) is nonzero."""
     return apply(all_op, input, dim=reduce_dims(dim, input.ndim), keepdim=keepdim)
@@ -376,6 +459,7 @@ any_op = Op("any", lambda x, *, dim, keepdim: jnp.any(x, axis=dim, keepdims=keep
 
 
 @method("any")
+@numpy_names
 def any(input: Tensor, dim=None, keepdim: builtins.bool = False) -> Tensor:  # noqa: A001
     """True where some element (over `dim`) is nonzero."""
     return apply(any_op, input, dim=reduce_dims(dim, input.ndim), keepdim=keepdim)
@@ -386,6 +470,7 @@ count_nonzero_op = Op("count_nonzero", lambda x, *, dim: jnp.count_nonzero(x, ax
 
 
 @method("count_nonzero")
+@numpy_names
 def count_nonzero(input: Tensor, dim=None) -> Tensor:
     """The number of nonzero elements over `dim` (int64)."""
     return apply(count_nonzero_op, input, dim=reduce_dims(dim, input.ndim))
@@ -396,6 +481,7 @@ kthvalue_op = Op("kthvalue", lambda x, *, k, dim, keepdim: _reduce_dim_select(
 
 
 @method("median")
+@numpy_names
 def median(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.bool = False):
     """The lower median (not the mean of the middle two); with `dim`, `(values, indices)`."""
     if dim is None:
@@ -410,6 +496,7 @@ def median(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.boo
 
 
 @method("kthvalue")
+@numpy_names
 def kthvalue(input: Tensor, k: builtins.int, dim: builtins.int = -1,
              keepdim: builtins.bool = False):
     """The `k`-th smallest element along `dim` (1-based), as `(values, indices)`."""
@@ -422,6 +509,7 @@ def kthvalue(input: Tensor, k: builtins.int, dim: builtins.int = -1,
 
 
 @method("nanmean")
+@numpy_names
 def nanmean(input: Tensor, dim=None, keepdim: builtins.bool = False) -> Tensor:
     keep = apply(logical_not_op, isnan(input))
     total = sum(where(keep, input, 0.0), dim, keepdim)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import builtins
 import itertools
 import math
+import warnings
 from typing import Sequence
 
 import jax.numpy as jnp
 from jax import lax
 
 from .._core import dtype as _dtype
-from .._core.dims import normalize_dim, shape_arg
+from .._core.dims import normalize_dim, numpy_names, shape_arg
 from .._core.graph import Op, SAVES_NONE
 from .._core.ops import as_strided_op
 from .._core.rows import variadic
@@ -194,6 +195,7 @@ squeeze_op = Op("squeeze", lambda x, *, dims: jnp.squeeze(x, dims), saves=SAVES_
 
 
 @method("squeeze")
+@numpy_names
 def squeeze(input: Tensor, dim=None) -> Tensor:
     """Drop size-1 dimensions (all, or those in `dim` that have size 1)."""
     dims = range(input.ndim) if dim is None else _dim_list(dim, input.ndim)  # 0-d: 0 or -1
@@ -205,6 +207,7 @@ unsqueeze_op = Op("unsqueeze", lambda x, *, dim: jnp.expand_dims(x, dim), saves=
 
 
 @method("unsqueeze")
+@numpy_names
 def unsqueeze(input: Tensor, dim: builtins.int) -> Tensor:
     """Insert a size-1 dimension at `dim` (in `[-ndim-1, ndim]`)."""
     d = normalize_dim(dim, input.ndim + 1)
@@ -341,6 +344,7 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
 
 
 @method("select")
+@numpy_names
 def select(input: Tensor, dim: builtins.int, index: builtins.int) -> Tensor:
     """The slice at `index` along `dim` (a view without that dimension)."""
     d = normalize_dim(dim, input.ndim)
@@ -348,6 +352,7 @@ def select(input: Tensor, dim: builtins.int, index: builtins.int) -> Tensor:
 
 
 @method("narrow")
+@numpy_names
 def narrow(input: Tensor, dim: builtins.int, start: builtins.int, length: builtins.int) -> Tensor:
     """`length` elements from `start` along `dim` (a view)."""
     d = normalize_dim(dim, input.ndim)
@@ -373,6 +378,7 @@ split_with_sizes_op = Op("split_with_sizes", _split, saves=SAVES_NONE, n_out=Non
 
 
 @method("split")
+@numpy_names
 def split(tensor: Tensor, split_size_or_sections, dim: builtins.int = 0) -> builtins.tuple:
     """Views of consecutive pieces along `dim`: equal `split_size` pieces, or given `sections`."""
     d = normalize_dim(dim, tensor.ndim)
@@ -425,6 +431,7 @@ def tensor_split(input: Tensor, indices_or_sections, dim: builtins.int = 0) -> b
 
 
 @method("chunk")
+@numpy_names
 def chunk(input: Tensor, chunks: builtins.int, dim: builtins.int = 0) -> builtins.tuple:
     """At most `chunks` views of equal size (the last may be smaller) along `dim`."""
     if chunks <= 0:
@@ -439,6 +446,7 @@ unbind_op = Op("unbind", lambda x, *, dim: tuple(lax.index_in_dim(x, i, dim, kee
 
 
 @method("unbind")
+@numpy_names
 def unbind(input: Tensor, dim: builtins.int = 0) -> builtins.tuple:
     """Views of each slice along `dim`, that dimension removed."""
     d = normalize_dim(dim, input.ndim)
@@ -465,6 +473,7 @@ cat_op = Op("cat", variadic(lambda xs, *, dim: jnp.concatenate(xs, axis=dim)), p
             saves=SAVES_NONE)
 
 
+@numpy_names
 def cat(tensors: Sequence[Tensor], dim: builtins.int = 0) -> Tensor:
     """Join tensors along an existing dimension `dim`."""
     tensors = _tensors("cat", tensors)
@@ -489,6 +498,7 @@ stack_op = Op("stack", variadic(lambda xs, *, dim: jnp.stack(xs, axis=dim)), pro
               saves=SAVES_NONE)
 
 
+@numpy_names
 def stack(tensors: Sequence[Tensor], dim: builtins.int = 0) -> Tensor:
     """Join equally shaped tensors along a new dimension `dim`."""
     tensors = _tensors("stack", tensors)
@@ -498,6 +508,66 @@ def stack(tensors: Sequence[Tensor], dim: builtins.int = 0) -> Tensor:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got "
                                f"{list(ref.shape)} at entry 0 and {list(t.shape)} at entry {k}")
     return apply(stack_op, *tensors, dim=normalize_dim(dim, ref.ndim + 1))
+
+
+def _unfold(x, *, dim, size, step):
+    n = (x.shape[dim] - size) // step + 1
+    index = (jnp.arange(n)[:, None] * step + jnp.arange(size)[None, :]).reshape(-1)
+    windows = jnp.take(x, index, axis=dim)
+    windows = windows.reshape(x.shape[:dim] + (n, size) + x.shape[dim + 1:])
+    return jnp.moveaxis(windows, dim + 1, -1)
+
+
+unfold_op = Op("unfold", _unfold, saves=SAVES_NONE)
+
+
+@method("unfold")
+def _unfold_method(self: Tensor, dimension: builtins.int, size: builtins.int,
+                   step: builtins.int) -> Tensor:
+    """`Tensor.unfold`: the windows of `size` elements every `step` along `dimension`, as a new
+    last dimension (a view; overlapping windows are read-only, as PyTorch's)."""
+    d = normalize_dim(dimension, self.ndim)
+    length = self.shape[d] if self.ndim else 1
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    if not 0 <= size <= length:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {length} but size is "
+                           f"{size}")
+    x = self.reshape(1) if self.ndim == 0 else self
+    out = apply(unfold_op, x, dim=d, size=builtins.int(size), step=builtins.int(step))
+    out = _views.track(out, x, unfold_op, writable=step >= size, dim=d, size=builtins.int(size),
+                       step=builtins.int(step))
+    return out if self.ndim else reshape(out, size)  # a 0-d tensor gives shape (size,)
+
+
+def meshgrid(*tensors, indexing: str | None = None) -> builtins.tuple:
+    """Coordinate grids from 1-d tensors: `indexing="ij"` gives shape `(len(t0), len(t1), ...)`,
+    `"xy"` swaps the first two (numpy's default). The results are expanded views."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = builtins.tuple(tensors[0])
+    if indexing is None:
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the "
+                      "indexing argument.", UserWarning, stacklevel=2)
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: '
+                         f'{indexing}')
+    for t in tensors:
+        if t.ndim > 1:
+            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but "
+                               f"got: {t}")
+    lengths = [t.numel() for t in tensors]
+    order = list(range(len(tensors)))
+    if indexing == "xy" and len(tensors) >= 2:
+        order[0], order[1] = 1, 0
+    shape = [lengths[k] for k in order]
+    out = []
+    for k, t in enumerate(tensors):
+        where = order.index(k)
+        sizes = [1] * len(tensors)
+        sizes[where] = lengths[k]
+        out.append(expand(reshape(t, *sizes), *shape))
+    return builtins.tuple(out)
 
 
 def atleast_1d(input: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ import numpy as np
 from jax import lax
 
 from .._core import dtype as _dtype
-from .._core.dims import normalize_dim, one_dim
+from .._core.dims import normalize_dim, numpy_names, one_dim
 from .._core.graph import Op
 from .._tensor.apply import apply
 from .._tensor.construct import tensor
@@ -27,6 +27,7 @@ sort_op = Op("sort", _sort, n_out=2)
 
 
 @method("sort")
+@numpy_names
 def sort(input: Tensor, dim: builtins.int = -1, descending: builtins.bool = False, *,
          stable: builtins.bool = False):
     """`(values, indices)` sorted along `dim`. Always stable (equal elements keep their order),
@@ -42,6 +43,7 @@ argsort_op = Op("argsort", lambda x, *, dim, descending: jnp.argsort(
 
 
 @method("argsort")
+@numpy_names
 def argsort(input: Tensor, dim: builtins.int = -1, descending: builtins.bool = False, *,
             stable: builtins.bool = False) -> Tensor:
     """The indices that sort `input` along `dim` (stable)."""
@@ -66,6 +68,7 @@ topk_op = Op("topk", _topk, n_out=2)
 
 
 @method("topk")
+@numpy_names
 def topk(input: Tensor, k: builtins.int, dim: builtins.int = -1, largest: builtins.bool = True,
          sorted: builtins.bool = True):  # noqa: A002
     """The `k` largest (or smallest) elements along `dim`, as `(values, indices)`, sorted."""
@@ -79,6 +82,7 @@ def topk(input: Tensor, k: builtins.int, dim: builtins.int = -1, largest: builti
 
 
 @method("unique")
+@numpy_names
 def unique(input: Tensor, sorted: builtins.bool = True, return_inverse: builtins.bool = False,  # noqa: A002
            return_counts: builtins.bool = False, dim: builtins.int | None = None):
     """The distinct elements, sorted (no gradient: the result's size depends on the values)."""
@@ -95,6 +99,7 @@ def unique(input: Tensor, sorted: builtins.bool = True, return_inverse: builtins
 
 
 @method("unique_consecutive")
+@numpy_names
 def unique_consecutive(input: Tensor, return_inverse: builtins.bool = False,
                        return_counts: builtins.bool = False, dim=None):
     if dim is not None:

@@ -18,6 +18,7 @@ from .modules import (
     ConvTranspose1d, ConvTranspose3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, MaxPool3d,
     RMSNorm,
 )
+from .modules import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
 from .parallel import DataParallel
 from .parameter import Parameter
 

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import dtype as _dtype
-from .._core.dims import normalize_dim
+from .._core.dims import normalize_dim, numpy_names
 from .._core.graph import Op, SAVES_OUTPUT
 from .._core.rows import abs_
 from .._functions.pointwise import relu_op, sigmoid_op, tanh_op
@@ -211,13 +211,15 @@ def _softmax_dim(name: str, ndim: int, dim) -> int:
         warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
                       "to include dim=X as an argument.", UserWarning, stacklevel=3)
         dim = 0 if ndim in (0, 1, 3) else 1
-    return normalize_dim(dim, ndim)
+    d = normalize_dim(dim, ndim)
+    return d if ndim else ()  # a 0-d tensor accepts dim 0 and -1 and has no axis
 
 
 softmax_op = _unary("softmax", lambda x, *, dim: jax.nn.softmax(x, axis=dim), saves=SAVES_OUTPUT)
 
 
 @method("softmax")
+@numpy_names
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """`exp(x) / exp(x).sum(dim)`, computed stably; `dtype` casts the input first."""
     if dtype is not None:
@@ -230,6 +232,7 @@ log_softmax_op = _unary("log_softmax", lambda x, *, dim: jax.nn.log_softmax(x, a
 
 
 @method("log_softmax")
+@numpy_names
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
                 dtype=None) -> Tensor:
     if dtype is not None:

@@ -181,9 +181,9 @@ def _pool_args(nd, input, kernel_size, stride, padding, dilation, ceil_mode):
     return kernel, stride, padding, dilation, extra
 
 
-def _dilated_max_pool(x, kernel, stride, dilation, pads):
-    """Max pooling with dilation (JAX has no VJP for it): gather the window elements along a new
-    axis and pick the first maximum with `argmax`, so ties go where PyTorch sends them."""
+def _pool_windows(x, kernel, stride, dilation, pads):
+    """Every window's elements along a new last axis (the input padded with -inf), and the
+    output's spatial sizes."""
     nd = len(kernel)
     lead = x.ndim - nd
     x = jnp.pad(x, ((0, 0),) * lead + pads, constant_values=-jnp.inf)
@@ -194,9 +194,37 @@ def _dilated_max_pool(x, kernel, stride, dilation, pads):
         idx = tuple(slice(o * d, o * d + (n - 1) * s + 1, s)
                     for o, d, n, s in zip(offset, dilation, outs, stride))
         windows.append(x[(Ellipsis,) + idx])
-    w = jnp.stack(windows, axis=-1)
+    return jnp.stack(windows, axis=-1), outs
+
+
+def _dilated_max_pool(x, kernel, stride, dilation, pads):
+    """Max pooling with dilation (JAX has no VJP for it): the first maximum of each window by
+    `argmax`, so ties go where PyTorch sends them."""
+    w, _ = _pool_windows(x, kernel, stride, dilation, pads)
     first = jnp.argmax(w, axis=-1)[..., None]
     return jnp.take_along_axis(w, first, axis=-1)[..., 0]
+
+
+def _max_pool_indices(x, *, kernel, stride, padding, dilation, extra):
+    """Max pooling and, for each output, the flat index of its element in the input's spatial
+    dimensions (PyTorch's `return_indices=True`): the first maximum of the window, NaN counting
+    as the largest."""
+    pads = tuple((p, p + e) for p, e in zip(padding, extra))
+    w, outs = _pool_windows(x, kernel, stride, dilation, pads)
+    first = jnp.argmax(w, axis=-1)
+    values = jnp.take_along_axis(w, first[..., None], axis=-1)[..., 0]
+    offsets = np.array(list(np.ndindex(*kernel))).reshape(-1, len(kernel))  # window -> offset
+    sizes = x.shape[x.ndim - len(kernel):]
+    flat = jnp.zeros(first.shape, jnp.int64)
+    for d, (n, s, p, dil) in enumerate(zip(outs, stride, padding, dilation)):
+        out_pos = lax.broadcasted_iota(jnp.int64, first.shape, first.ndim - len(kernel) + d)
+        pos = out_pos * s - p + jnp.asarray(offsets[:, d], jnp.int64)[first] * dil
+        flat = flat * sizes[d] + pos
+    return values, flat
+
+
+max_pool_indices_op = Op("max_pool_with_indices", _max_pool_indices, n_out=2,
+                         grad_name="MaxPool2DWithIndicesBackward0")
 
 
 def _window(x, kernel, stride, dilation, pads):
@@ -219,12 +247,12 @@ max_pool_op = Op("max_pool", _max_pool_window, grad_name="MaxPool2DWithIndicesBa
 
 
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    if return_indices:
-        raise NotImplementedError("max_pool: return_indices=True is not supported by tapegrad")
     kernel, stride, padding, dilation, extra = _pool_args(nd, input, kernel_size, stride,
                                                           padding, dilation, ceil_mode)
-    return apply(max_pool_op, input, kernel=kernel, stride=stride, padding=padding,
-                 dilation=dilation, extra=extra)
+    op = max_pool_indices_op if return_indices else max_pool_op
+    out = apply(op, input, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                extra=extra)
+    return tuple(out) if return_indices else out
 
 
 def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
@@ -236,6 +264,65 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                ceil_mode: bool = False, return_indices: bool = False) -> Tensor:
     """Max over windows of the last two dimensions (padding counts as -inf)."""
     return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _max_unpool(x, indices, *, size):
+    """Scatter each value to its flat index in a zero tensor of spatial `size`."""
+    lead = x.shape[:x.ndim - len(size)]
+    rows = math.prod(lead)
+    flat_x, flat_i = x.reshape(rows, -1), indices.reshape(rows, -1)
+    out = jnp.zeros((rows, math.prod(size)), x.dtype)
+    out = out.at[jnp.arange(rows)[:, None], flat_i].set(flat_x, mode="drop")
+    return out.reshape(lead + tuple(size))
+
+
+max_unpool_op = Op("max_unpool", _max_unpool, saves=(1,), grad_name="MaxUnpool2DBackward0")
+
+
+def _max_unpool_nd(nd, input, indices, kernel_size, stride, padding, output_size):
+    if indices.dtype is not _dtype.int64:
+        raise RuntimeError(f"elements in indices should be type int64 but got: "
+                           f"{_dtype.scalar_name(indices.dtype)}")
+    if tuple(indices.shape) != tuple(input.shape):
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
+                           f"({list(input.shape)}) but got indices tensor with shape: "
+                           f"{list(indices.shape)}")
+    kernel = _tuple(kernel_size, nd, "kernel_size")
+    stride = kernel if stride is None or stride == [] or stride == () else _tuple(stride, nd)
+    padding = _tuple(padding, nd)
+    sizes = input.shape[input.ndim - nd:]
+    default = tuple((n - 1) * s - 2 * p + k for n, s, p, k in zip(sizes, stride, padding, kernel))
+    if output_size is None:
+        size = default
+    else:
+        size = tuple(int(o) for o in output_size)[-nd:]
+        for d, (o, want, s) in enumerate(zip(size, default, stride)):
+            if not want - s < o < want + s:
+                raise ValueError(f"invalid output_size \"{output_size}\" (dim {d} must be between "
+                                 f"{want - s} and {want + s})")
+    if input.numel() and int(indices.max()) >= math.prod(size):
+        raise RuntimeError(f"Found an invalid max index: {int(indices.max())} (output volumes are "
+                           f"of size {'x'.join(str(n) for n in size)}")
+    return apply(max_unpool_op, input, indices, size=size)
+
+
+def max_unpool1d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    """The inverse of `max_pool1d(return_indices=True)`: each value back at its index, zeros
+    elsewhere."""
+    return _max_unpool_nd(1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    """The inverse of `max_pool2d(return_indices=True)`: each value back at its index, zeros
+    elsewhere."""
+    return _max_unpool_nd(2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    return _max_unpool_nd(3, input, indices, kernel_size, stride, padding, output_size)
 
 
 def _avg_divisor(size, k, s, p, e, count_include_pad):
@@ -419,32 +506,58 @@ def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False
 
 
 # -- resampling -----------------------------------------------------------------------------------
-_MODES = {"nearest": None, "linear": 1, "bilinear": 2}
+_MODES = {"nearest": None, "nearest-exact": None, "area": None, "linear": 1, "bilinear": 2,
+          "bicubic": 2, "trilinear": 3}
+_CUBIC_A = -0.75  # PyTorch's (and OpenCV's) cubic convolution coefficient
 
 
-def _source_index(out, size, scale, align_corners, dt):
-    """PyTorch's `area_pixel_compute_source_index` for linear modes, in the input's precision."""
+def _source_index(out, size, scale, align_corners, dt, cubic=False):
+    """PyTorch's `area_pixel_compute_source_index` for linear modes, in the input's precision
+    (cubic modes keep negative positions)."""
     dst = np.arange(out).astype(dt)
     if align_corners:
         ratio = dt(size - 1) / dt(out - 1) if out > 1 else dt(0)
         return dst * ratio
     ratio = dt(1) / dt(scale) if scale else dt(size) / dt(out)
-    return np.maximum((dst + dt(0.5)) * ratio - dt(0.5), dt(0))
+    src = (dst + dt(0.5)) * ratio - dt(0.5)
+    return src if cubic else np.maximum(src, dt(0))
+
+
+def _cubic_weights(t, dt):
+    """The weights of the 4 neighbours at offsets -1, 0, 1, 2 of a point `t` past the second."""
+    a = dt(_CUBIC_A)
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
 
 
 def _resample_matrix(size, out, mode, scale, align_corners, dt):
     m = np.zeros((out, size))
-    if mode == "nearest":
+    rows = np.arange(out)
+    if mode in ("nearest", "nearest-exact"):
         ratio = np.float32(1.0 / scale) if scale else np.float32(size) / np.float32(out)
-        src = np.minimum(np.floor(np.arange(out, dtype=np.float32) * ratio).astype(int), size - 1)
-        m[np.arange(out), src] = 1.0
+        dst = np.arange(out, dtype=np.float32) + np.float32(0.5 if mode == "nearest-exact" else 0)
+        src = np.minimum(np.floor(dst * ratio).astype(int), size - 1)
+        m[rows, src] = 1.0
+        return m
+    if mode == "area":
+        return _adaptive_matrix(size, out)
+    if mode == "bicubic":
+        src = _source_index(out, size, scale, align_corners, dt, cubic=True)
+        lo = np.floor(src).astype(int)
+        for k, w in enumerate(_cubic_weights((src - lo.astype(dt)).astype(dt), dt)):
+            np.add.at(m, (rows, np.clip(lo - 1 + k, 0, size - 1)), w.astype(np.float64))
         return m
     src = _source_index(out, size, scale, align_corners, dt)
     lo = np.floor(src).astype(int)
     hi = np.minimum(lo + 1, size - 1)
     frac = (src - lo.astype(dt)).astype(np.float64)
-    np.add.at(m, (np.arange(out), lo), 1.0 - frac)
-    np.add.at(m, (np.arange(out), hi), frac)
+    np.add.at(m, (rows, lo), 1.0 - frac)
+    np.add.at(m, (rows, hi), frac)
     return m
 
 
@@ -499,23 +612,38 @@ def _interpolate(x, *, size, mode, scales, align_corners):
     return x
 
 
-interpolate_op = Op("interpolate", _interpolate, saves=SAVES_NONE, grad_name="UpsampleBilinear2DBackward0")
+_UPSAMPLE_NAMES = {"nearest": "Nearest", "nearest-exact": "NearestExact", "linear": "Linear",
+                   "bilinear": "Bilinear", "bicubic": "Bicubic", "trilinear": "Trilinear"}
+
+
+def _interpolate_grad_name(static, inputs) -> str:
+    """PyTorch's grad_fn by mode and dimension (`area` is an adaptive average pool)."""
+    nd = len(static["size"])
+    if static["mode"] == "area":
+        return f"AdaptiveAvgPool{nd}DBackward0"
+    return f"Upsample{_UPSAMPLE_NAMES[static['mode']]}{nd}DBackward0"
+
+
+interpolate_op = Op("interpolate", _interpolate, saves=SAVES_NONE,
+                    grad_name=_interpolate_grad_name)
 
 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
                 antialias: bool = False) -> Tensor:
-    """Resize the spatial dimensions by `nearest`, `linear` or `bilinear` sampling."""
+    """Resize the spatial dimensions: `nearest`, `nearest-exact`, `area` (any dimension),
+    `linear` (3-d input), `bilinear`, `bicubic` (4-d), `trilinear` (5-d)."""
     if mode not in _MODES:
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported by tapegrad "
-                                  "(supported: nearest, linear, bilinear)")
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got "
+                                  f"{input.ndim}D) for the modes: nearest | linear | bilinear | "
+                                  f"bicubic | trilinear | area | nearest-exact (got {mode})")
     if antialias:
         raise NotImplementedError("interpolate: antialias=True is not supported by tapegrad")
     nd = input.ndim - 2
     if _MODES[mode] is not None and _MODES[mode] != nd:
         raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
                                   f"{_MODES[mode] + 2}D input")
-    if mode == "nearest" and align_corners is not None:
+    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: "
                          "linear | bilinear | bicubic | trilinear")
     if not (input.dtype.is_floating_point or input.dtype.is_complex) and \

@@ -156,23 +156,39 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     return apply(one_hot_op, tensor, num_classes=int(num_classes))
 
 
+def _crop(x, pairs):
+    return x[tuple(slice(max(-lo, 0), n - max(-hi, 0)) for (lo, hi), n in zip(pairs, x.shape))]
+
+
 def _pad(x, *, pad, mode, value):
+    """Negative entries crop. As in PyTorch, a circular pad wraps the cropped input (crop, then
+    pad), while reflect and replicate read the whole input (pad, then crop)."""
     nd = len(pad) // 2
     pairs = [(0, 0)] * (x.ndim - nd) + [(pad[2 * i], pad[2 * i + 1]) for i in reversed(range(nd))]
+    grow = [(max(lo, 0), max(hi, 0)) for lo, hi in pairs]
     if mode == "constant":
         return lax.pad(x, jnp.asarray(value, x.dtype), [(lo, hi, 0) for lo, hi in pairs])
-    return jnp.pad(x, pairs, mode={"reflect": "reflect", "replicate": "edge",
-                                   "circular": "wrap"}[mode])
+    if mode == "circular":
+        return jnp.pad(_crop(x, pairs), grow, mode="wrap")
+    return _crop(jnp.pad(x, grow, mode="reflect" if mode == "reflect" else "edge"), pairs)
 
 
 pad_op = Op("constant_pad_nd", _pad, saves=SAVES_NONE, grad_name="ConstantPadNdBackward0")
 
 
 def _check_pad(input: Tensor, pad: tuple, mode: str) -> None:
-    """PyTorch's limits on reflect/replicate/circular padding: 1 to 3 padded dimensions behind
-    at most one batch dimension, reflection shorter than the dimension, one wrap at most."""
-    k, shape = len(pad) // 2, list(input.shape)
-    if k > 3 or input.ndim not in (k + 1, k + 2):
+    """PyTorch's checks of `pad` against the input, with its messages."""
+    nd = len(pad) // 2
+    shape = list(input.shape)
+    sizes = shape[input.ndim - nd:]
+    pairs = [(pad[2 * i], pad[2 * i + 1]) for i in reversed(range(nd))]
+    out = [n + lo + hi for n, (lo, hi) in zip(sizes, pairs)]
+    cropped = [n + min(lo, 0) + min(hi, 0) for n, (lo, hi) in zip(sizes, pairs)]
+    if mode == "constant":
+        if any(n < 0 for n in out + cropped):
+            raise RuntimeError("narrow(): length must be non-negative.")
+        return
+    if input.ndim not in (nd + 1, nd + 2) or nd > 3:
         raise NotImplementedError(
             f"Padding size {len(pad)} is not supported for {input.ndim}D input tensor.\n"
             "Supported combinations for non-constant padding:\n"
@@ -180,21 +196,28 @@ def _check_pad(input: Tensor, pad: tuple, mode: str) -> None:
             "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
             "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
     if mode != "circular" and 0 in shape[1:]:
-        raise RuntimeError(f"Expected {k + 1}D or {k + 2}D (batch mode) tensor with possibly 0 "
+        raise RuntimeError(f"Expected {nd + 1}D or {nd + 2}D (batch mode) tensor with possibly 0 "
                            f"batch size and other non-zero dimensions for input, but got: {shape}")
-    for i in range(k):
-        dim, (lo, hi) = input.ndim - 1 - i, pad[2 * i:2 * i + 2]
-        if mode == "reflect" and not (lo < shape[dim] and hi < shape[dim]):
-            raise RuntimeError(f"Argument #{4 + 2 * i}: Padding size should be less than the "
-                               f"corresponding input dimension, but got: padding ({lo}, {hi}) "
-                               f"at dimension {dim} of input {shape}")
-        if mode == "circular" and not (lo <= shape[dim] and hi <= shape[dim]):
+    if nd == 1 and mode != "circular" and out[0] < 1:  # PyTorch's 1-d kernels need an element
+        raise RuntimeError(f"input (W: {sizes[0]}) is too small. Calculated output W: {out[0]}")
+    if any(n < 0 for n in out + cropped):
+        full = shape[:input.ndim - nd] + out
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(out)}: {full}")
+    for k, (n, c, (lo, hi)) in enumerate(zip(sizes, cropped, pairs)):
+        if mode == "reflect" and (lo >= n or hi >= n):
+            raise RuntimeError(f"Argument #{2 + 2 * (nd - k)}: Padding size should be less than the "
+                               f"corresponding input dimension, but got: padding ({lo}, {hi}) at "
+                               f"dimension {input.ndim - nd + k} of input {shape}")
+        # the wrap reads the cropped input (PyTorch checks the uncropped size, then fails or
+        # reads overlapping memory when a crop leaves less than the wrap needs)
+        if mode == "circular" and (lo > c or hi > c):
             raise RuntimeError("Padding value causes wrapping around more than once.")
 
 
 def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
         value: float | None = None) -> Tensor:
-    """Pad the last `len(pad) // 2` dimensions, `pad` listing (left, right) from the last one."""
+    """Pad the last `len(pad) // 2` dimensions, `pad` listing (left, right) from the last one;
+    negative entries crop, in every mode."""
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
@@ -206,8 +229,7 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
     if mode != "constant" and value not in (None, 0):
         raise RuntimeError(f"Padding mode \"{mode}\" doesn't take in value argument")
-    if mode != "constant":
-        _check_pad(input, pad, mode)
+    _check_pad(input, pad, mode)
     return apply(pad_op, input, pad=pad, mode=mode, value=0.0 if value is None else value)
 
 
@@ -413,6 +435,8 @@ def _safe_norm(x, p, axis, keepdims):
     """The p-norm along `axis`, with PyTorch's zero gradient where the norm is 0."""
     if p == math.inf:
         return jnp.max(jnp.abs(x), axis=axis, keepdims=keepdims)
+    if p == 0:  # the number of nonzero elements, with gradient 0 (as PyTorch)
+        return jnp.sum((x != 0).astype(x.dtype), axis=axis, keepdims=keepdims)
     s = jnp.sum(abs_(x) ** p, axis=axis, keepdims=keepdims)
     nonzero = s > 0
     safe = jnp.where(nonzero, s, jnp.ones_like(s))

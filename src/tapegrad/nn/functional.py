@@ -9,6 +9,7 @@ from ._functional_conv import (
     adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, conv1d, conv2d,
     conv_transpose1d, conv_transpose2d, interpolate, max_pool1d, max_pool2d,
 )
+from ._functional_conv import max_unpool1d, max_unpool2d, max_unpool3d
 from ._functional_layers import (
     batch_norm, bilinear, cosine_similarity, dropout, dropout1d, dropout2d, embedding, group_norm,
     layer_norm, linear, normalize, one_hot, pad, pairwise_distance, scaled_dot_product_attention,
@@ -35,6 +36,7 @@ __all__ = [
     "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "pairwise_distance", "prelu", "relu",
     "relu6", "scaled_dot_product_attention", "selu", "sigmoid", "silu", "smooth_l1_loss",
     "softmax", "softmin", "softplus", "softsign", "tanh",
+    "max_unpool1d", "max_unpool2d", "max_unpool3d",
 ]
 __all__ += ["adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "avg_pool3d",
             "celu", "conv3d", "conv_transpose3d", "instance_norm", "max_pool3d", "rms_norm"]

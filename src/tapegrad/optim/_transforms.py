@@ -273,6 +273,92 @@ def adagrad(lr, lr_decay, eps, initial_accumulator_value):
     return optax.GradientTransformation(init, update)
 
 
+# -- Adadelta, Rprop, ASGD -----------------------------------------------------------------------
+
+class AdadeltaState(NamedTuple):
+    step: Any
+    square_avg: Any
+    acc_delta: Any
+
+
+def adadelta(lr, rho, eps):
+    """PyTorch's Adadelta: `delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g`."""
+    def init(params):
+        return AdadeltaState(_step0(), _zeros(params), _zeros(params))
+
+    def update(grads, state, params=None):
+        sq = _map(lambda g, s: s * _like(rho, s) + _like(1 - _f64(rho), g) * g * g,
+                  grads, state.square_avg)
+        delta = _map(lambda g, s, a: jnp.sqrt(a + _like(eps, a)) / jnp.sqrt(s + _like(eps, s)) * g,
+                     grads, sq, state.acc_delta)
+        acc = _map(lambda a, d: a * _like(rho, a) + _like(1 - _f64(rho), d) * d * d,
+                   state.acc_delta, delta)
+        updates = _map(lambda d: _like(-_f64(lr), d) * d, delta)
+        return updates, AdadeltaState(state.step + 1, sq, acc)
+    return optax.GradientTransformation(init, update)
+
+
+class RpropState(NamedTuple):
+    step: Any
+    prev: Any
+    step_size: Any
+
+
+def rprop(lr, etas, step_sizes):
+    """PyTorch's Rprop: per-element step sizes grow by `etas[1]` while the gradient keeps its
+    sign and shrink by `etas[0]` when it flips (that element then skips the step). The step
+    sizes start at `lr`; a later `lr` has no effect, as in PyTorch."""
+    eta_minus, eta_plus = etas
+    lo, hi = step_sizes
+
+    def init(params):
+        return RpropState(_step0(), _zeros(params), _map(lambda p: jnp.full_like(p, lr), params))
+
+    def update(grads, state, params=None):
+        def one(g, prev, size):
+            s = jnp.sign(g * prev)
+            factor = jnp.where(s > 0, _like(eta_plus, g), jnp.where(s < 0, _like(eta_minus, g),
+                                                                     jnp.ones_like(g)))
+            size = jnp.clip(size * factor, _like(lo, size), _like(hi, size))
+            g = jnp.where(factor == _like(eta_minus, g), jnp.zeros_like(g), g)
+            return -(jnp.sign(g) * size), g, size
+        out = _map(one, grads, state.prev, state.step_size)
+        is_leaf = lambda x: isinstance(x, tuple) and not hasattr(x, "_fields")  # noqa: E731
+        pick = lambda k: jax.tree.map(lambda t: t[k], out, is_leaf=is_leaf)  # noqa: E731
+        return pick(0), RpropState(state.step + 1, pick(1), pick(2))
+    return optax.GradientTransformation(init, update)
+
+
+class ASGDState(NamedTuple):
+    step: Any
+    eta: Any
+    mu: Any
+    ax: Any
+
+
+def asgd(lr, lambd, alpha, t0):
+    """PyTorch's ASGD: `p = p (1 - lambd eta) - eta g`; `ax` averages the parameters once
+    `step > t0`; `eta = lr / (1 + lambd lr step)^alpha`, `mu = 1 / max(1, step - t0)`."""
+    def init(params):
+        return ASGDState(_step0(), jnp.asarray(lr, jnp.float32), jnp.ones([], jnp.float32),
+                         _zeros(params))
+
+    def update(grads, state, params):
+        step = state.step + 1
+        eta, mu = _f64(state.eta), _f64(state.mu)
+
+        def new_param(g, p):
+            return p * _like(1 - _f64(lambd) * eta, p) + _like(-eta, g) * g
+        moved = _map(new_param, grads, params)
+        ax = _map(lambda a, q: jnp.where(mu == 1, q, a + (q - a) * _like(mu, a)), state.ax, moved)
+        t = _f64(step)
+        new_eta = (_f64(lr) / (1 + _f64(lambd) * _f64(lr) * t) ** _f64(alpha)).astype(jnp.float32)
+        new_mu = (1 / jnp.maximum(1.0, t - _f64(t0))).astype(jnp.float32)
+        updates = _map(lambda q, p: q - p, moved, params)
+        return updates, ASGDState(step, new_eta, new_mu, ax)
+    return optax.GradientTransformation(init, update)
+
+
 def maybe_negate(maximize: bool) -> list:
     """`maximize=True` ascends: PyTorch negates the gradient before anything else."""
     return [optax.scale(-1.0)] if maximize else []

@@ -126,3 +126,36 @@ class AdaptiveMaxPool2d(AdaptiveMaxPool1d):
 class AdaptiveMaxPool3d(AdaptiveMaxPool1d):
     def forward(self, input: Tensor):
         return F.adaptive_max_pool3d(input, self.output_size, self.return_indices)
+
+
+class _MaxUnpoolNd(Module):
+    _nd = 0
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+
+    def forward(self, input: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        unpool = (F.max_unpool1d, F.max_unpool2d, F.max_unpool3d)[self._nd - 1]
+        return unpool(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    """The inverse of `MaxPool1d(return_indices=True)`: values back at their indices, zeros
+    elsewhere."""
+    _nd = 1
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
+    """The inverse of `MaxPool2d(return_indices=True)`: values back at their indices, zeros
+    elsewhere."""
+    _nd = 2
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    _nd = 3
