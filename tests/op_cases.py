@@ -471,6 +471,24 @@ case("unfold", lambda a: a.unfold(1, 2, 1), lambda a: jnp.stack([a[:, 0:2], a[:,
 case("unfold", lambda a: a.unfold(0, 2, 2).sum(0), lambda a: a[0:4].reshape(2, 2, 3).transpose(
     0, 2, 1).sum(0), F((5, 3)), name="step")
 
+_SR_INDEX = I([[0, 1, 2, 0], [0, 2, 2, 1]])
+_SR_REF = {"sum": lambda a, w, s: a.at[w].add(s), "amax": lambda a, w, s: a.at[w].max(s),
+           "amin": lambda a, w, s: a.at[w].min(s)}
+for _red in ("sum", "amax", "amin"):
+    case("scatter_reduce", lambda a, i, s, _red=_red: a.scatter_reduce(0, i, s, _red),
+         lambda a, i, s, _red=_red: _SR_REF[_red](a, (i, jnp.arange(4)[None, :]), s),
+         F((3, 4)), _SR_INDEX, F((2, 4)), name=_red)
+case("scatter_reduce", lambda a, i, s: a.scatter_reduce(0, i, s, "prod", include_self=False),
+     lambda a, i, s: jnp.stack([a[:, 0].at[0].set(s[0, 0] * s[1, 0]),
+                                a[:, 1].at[1].set(s[0, 1]).at[2].set(s[1, 1]),
+                                a[:, 2].at[2].set(s[0, 2] * s[1, 2]),
+                                a[:, 3].at[0].set(s[0, 3]).at[1].set(s[1, 3])], 1),
+     F((3, 4)), _SR_INDEX, F((2, 4), 0.5, 2), name="prod")
+case("scatter_reduce", lambda a, i, s: a.scatter_reduce(0, i, s, "mean"),
+     lambda a, i, s: a.at[(i, jnp.arange(4)[None, :])].add(s)
+     / jnp.array([[3, 1, 1, 2], [1, 2, 1, 2], [1, 2, 3, 1]], a.dtype),
+     F((3, 4)), _SR_INDEX, F((2, 4)), name="mean")
+
 # Rows without a case here, and why (each is covered by another test):
 _ONE_DEVICE = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(jax.devices()[:1]), ("d",)),
                                          jax.sharding.PartitionSpec("d"))

@@ -75,6 +75,22 @@ PROGRAMS = [
     ("type_names", lambda m, x: m.stack([x.type("torch.LongTensor").double(),
                                          x.type(m.IntTensor).double(), x.type(m.float64)]),
      [np.array([1.5, -2.7, 3.0])]),
+    # scatter reductions (ties at [0, 0] for amax/amin share the gradient, as PyTorch)
+    ("scatter_reduce", lambda m, x, s, i: sum(
+        x.scatter_reduce(0, i, s, r, include_self=incl) * (k + 1)
+        for k, (r, incl) in enumerate([(r, incl) for r in ("sum", "prod", "mean", "amax", "amin")
+                                       for incl in (True, False)])),
+     [np.array([[3.0, 1.5, 0.5, 1.0], [0.7, 1.2, 1.9, 0.6], [1.1, 0.9, 1.4, 1.6]]),
+      np.array([[3.0, 0.8, 1.3, 1.7], [3.0, 0.4, 1.8, 0.9]]),
+      np.array([[0, 1, 2, 0], [0, 2, 2, 1]])]),
+    ("scatter_reduce_int", lambda m, x, s, i: m.stack([
+        x.scatter_reduce(1, i, s, r, include_self=incl)
+        for r in ("sum", "prod", "mean", "amax", "amin", "max") for incl in (True, False)]),
+     [np.array([[5, 7, 1]]), np.array([[2, 4, -3]]), np.array([[0, 0, 2]])]),
+    # PyTorch has no derivative for scatter(reduce=...): values only
+    ("scatter_multiply", lambda m, x, s, i: (x.scatter(0, i, s, reduce="multiply")
+     + x.scatter(0, i, 2.0, reduce="multiply") + x.scatter(0, i, s, reduce="add")).detach(),
+     [r(3, 4), r(2, 4), np.array([[0, 1, 2, 0], [0, 2, 2, 1]])]),
     # numpy's names
     ("axis_keepdims", lambda m, x: x.sum(axis=0) + m.sum(x, axis=(0, 1), keepdims=True)[0]
      + x.mean(axis=0, keepdims=True)[0] + x.var(axis=0) + x.std(axis=0) + m.amax(x, axis=0)
@@ -203,6 +219,13 @@ ERRORS = [
      'indexing must be one of "xy" or "ij"'),
     ("meshgrid_2d", lambda m: m.meshgrid(m.ones(2, 2), indexing="ij"), "Expected 0D or 1D tensor"),
     ("type_name", lambda m: m.ones(2).type("torch.FooTensor"), "invalid type: 'torch.FooTensor'"),
+    ("scatter_reduce_name", lambda m: m.ones(3).scatter_reduce(0, m.tensor([0]), m.ones(1),
+                                                              "foo"),
+     "reduce argument must be either sum, prod, mean, amax or amin, got foo"),
+    ("scatter_reduce_dtype", lambda m: m.ones(3).scatter_reduce(
+        0, m.tensor([0]), m.ones(1, dtype=m.float64), "sum"), "Expected self.dtype to be equal"),
+    ("scatter_reduce_old_name", lambda m: m.ones(3).scatter(0, m.tensor([0]), 1.0, reduce="max"),
+     "reduce argument must be either add or multiply"),
     ("finfo_int", lambda m: m.finfo(m.int32), "torch.finfo\\(\\) requires a floating point"),
     ("iinfo_float", lambda m: m.iinfo(m.float32), "torch.iinfo\\(\\) requires an integer"),
     ("iinfo_bool", lambda m: m.iinfo(m.bool), "torch.bool is not supported by torch.iinfo"),

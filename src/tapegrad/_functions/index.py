@@ -384,13 +384,96 @@ def scatter(input: Tensor, dim: builtins.int, index: Tensor, src=None, *, value=
     """`input` with `src` (or a scalar `value`) written at `index` along `dim` (out of place)."""
     if src is None:
         src = value
-    if reduce == "add":
-        return scatter_add(input, dim, index, src if isinstance(src, Tensor) else
-                           input.new_full(index.shape, src))
+    if reduce in ("add", "multiply"):  # PyTorch's older spelling of scatter_reduce (sum, prod)
+        full = src if isinstance(src, Tensor) else input.new_full(index.shape, src)
+        return scatter_reduce(input, dim, index, full, "sum" if reduce == "add" else "prod")
     if reduce is not None:
-        raise NotImplementedError(f"scatter(reduce={reduce!r}) is not supported; use "
-                                  "scatter_add or reduce='add'")
+        raise RuntimeError("reduce argument must be either add or multiply.")
     return _scatter(scatter_op, "scatter", input, dim, index, src)
+
+
+def _scattered_product(shape, index, src, dim):
+    """The product of the `src` elements `index` sends to each position (1 where none goes),
+    by a dense one-hot product: JAX's scatter-multiply has no gradient for repeated indices."""
+    n = shape[dim]
+    hits = jnp.moveaxis(index, dim, -1)[..., None] == jnp.arange(n)
+    terms = jnp.where(hits, jnp.moveaxis(src, dim, -1)[..., None], jnp.ones((), src.dtype))
+    product = jnp.moveaxis(jnp.prod(terms, axis=-2), -1, dim)
+    return jnp.pad(product, [(0, s - p) for s, p in zip(shape, product.shape)],
+                   constant_values=1)
+
+
+def _scattered_extreme(x, base, where, src, touched, reduce, include_self):
+    """amax/amin with PyTorch's gradient: shared evenly among the elements equal to the result,
+    where the count includes the old value even when `include_self=False` excludes it."""
+    sg = lax.stop_gradient
+    result = sg(base.at[where].max(src) if reduce == "amax" else base.at[where].min(src))
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        return result
+    self_hit = (sg(x) == result).astype(x.dtype)
+    src_hit = (sg(src) == result[where]).astype(x.dtype)
+    count = self_hit + jnp.zeros_like(x).at[where].add(src_hit)
+    self_w = jnp.where(touched & (not include_self), jnp.zeros_like(x), self_hit / count)
+    src_w = src_hit / count[where]
+    return result + self_w * (x - sg(x)) + jnp.zeros_like(x).at[where].add(src_w * (src - sg(src)))
+
+
+def _scatter_reduce(x, index, src, *, dim, reduce, include_self):
+    """`x` with `src` reduced into the positions `index` addresses along `dim`; with
+    `include_self=False` the old value of an addressed position takes no part."""
+    where = _full_index(index, dim)
+    src = src[tuple(slice(0, s) for s in index.shape)].astype(x.dtype)
+    touched = jnp.zeros(x.shape, bool).at[where].set(True)
+    if reduce in ("sum", "mean"):
+        neutral = 0
+    elif reduce == "prod":
+        neutral = 1
+    else:
+        info = jnp.finfo(x.dtype) if jnp.issubdtype(x.dtype, jnp.inexact) else jnp.iinfo(x.dtype)
+        neutral = -jnp.inf if reduce == "amax" else jnp.inf
+        if not jnp.issubdtype(x.dtype, jnp.inexact):
+            neutral = info.min if reduce == "amax" else info.max
+    base = x if include_self else jnp.where(touched, jnp.asarray(neutral, x.dtype), x)
+    at = base.at[where]
+    if reduce in ("sum", "mean"):
+        out = at.add(src)
+    elif reduce == "prod":
+        out = base * _scattered_product(x.shape, index, src, dim)
+    else:
+        out = _scattered_extreme(x, base, where, src, touched, reduce, include_self)
+    if reduce != "mean":
+        return out
+    count = jnp.zeros(x.shape, x.dtype).at[where].add(1) + (1 if include_self else 0)
+    count = jnp.where(touched, count, jnp.ones_like(count))
+    if jnp.issubdtype(x.dtype, jnp.inexact):
+        return out / count
+    return jnp.floor_divide(out, count)
+
+
+scatter_reduce_op = Op("scatter_reduce", _scatter_reduce, saves="all")
+
+
+@method("scatter_reduce", inplace=("scatter_reduce_",))
+def scatter_reduce(input: Tensor, dim: builtins.int, index: Tensor, src: Tensor, reduce: str, *,
+                   include_self: builtins.bool = True) -> Tensor:
+    """`input` with `src` reduced (`sum`, `prod`, `mean`, `amax`, `amin`) into the positions
+    `index` addresses along `dim`; `include_self=False` leaves the old values of those positions
+    out of the reduction."""
+    reduce = {"max": "amax", "min": "amin"}.get(reduce, reduce)  # PyTorch accepts both
+    if reduce not in ("sum", "prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got "
+                           f"{reduce}")
+    if not isinstance(src, Tensor):
+        raise TypeError(f"scatter_reduce(): argument 'src' must be Tensor, not "
+                        f"{type(src).__name__}")
+    index = _index("scatter_reduce", index)
+    _same_rank("scatter_reduce", input, index)
+    d = normalize_dim(dim, input.ndim)
+    _check_known(index, input.shape[d] if input.ndim else 1, d, RuntimeError)
+    if src.dtype is not input.dtype:
+        raise RuntimeError("scatter_reduce(): Expected self.dtype to be equal to src.dtype")
+    return apply(scatter_reduce_op, input, index, src, dim=d, reduce=reduce,
+                 include_self=builtins.bool(include_self))
 
 
 scatter_add_op = Op("scatter_add", functools.partial(_scatter_values, mode="add"), saves=(1,))
