@@ -144,6 +144,9 @@ class DTensor(Tensor):
     def placements(self) -> tuple:
         return self._spec[1]
 
+    def detach(self) -> "DTensor":
+        return DTensor._wrap(Tensor._sharing(self), *self._spec)
+
     def redistribute(self, device_mesh: DeviceMesh | None = None,
                      placements: Sequence[Placement] | None = None, *, async_op: bool = False,
                      forward_dtype=None, backward_dtype=None) -> "DTensor":
