@@ -78,7 +78,92 @@ def data_parallel(T) -> dict:
     return out
 
 
-SCENARIOS = {"dp": data_parallel}
+def _shards(t) -> list:
+    return [list(s.data.shape) for s in t.jax().addressable_shards]
+
+
+def dtensor(T) -> dict:
+    """DTensor on a 2x4 mesh: placements, shards, to_local, redistribute, gradients, HLO."""
+    from tapegrad.distributed.device_mesh import init_device_mesh
+    from tapegrad.distributed.tensor import Replicate, Shard, distribute_tensor
+    mesh = init_device_mesh("cpu", (2, 4), mesh_dim_names=("dp", "tp"))
+    x = T.arange(32.0).reshape(8, 4).requires_grad_()
+    d = distribute_tensor(x, mesh, [Shard(0), Shard(1)])
+    w = distribute_tensor(T.arange(12.0).reshape(4, 3) / 10, mesh, [Replicate(), Shard(0)])
+    y = (d @ w).tanh()
+    y.sum().backward()
+    with jax.default_device(jax.devices()[5]):  # coordinate (1, 1)
+        local5 = d.detach().to_local().numpy().tolist()
+    r = d.redistribute(mesh, [Replicate(), Shard(0)])
+    hlo = jax.jit(lambda a, b: jax.numpy.tanh(a @ b)).lower(d.jax(), w.jax()).compile().as_text()
+    return {"mesh": [mesh.size(), mesh.ndim, list(mesh.mesh_dim_names), mesh["tp"].size(),
+                     mesh["tp"].mesh.tolist(), mesh["dp"].mesh.tolist()],
+            "placements": repr(d.placements), "shards": _shards(d), "spec": str(d.jax().sharding.spec),
+            "local0": d.detach().to_local().numpy().tolist(), "local5": local5,
+            "y": y.detach().numpy().tolist(), "grad": d.grad.numpy().tolist(),
+            "grad_spec": str(d.grad.jax().sharding.spec),
+            "redistributed": [repr(r.placements), _shards(r), r.full_tensor().detach().numpy().tolist()],
+            "hlo_collectives": sum(hlo.count(c) for c in ("all-reduce(", "all-gather(",
+                                                          "reduce-scatter(", "all-to-all("))}
+
+
+def _sharded_training(T, parallelize) -> dict:
+    out = {}
+    for kind, make, compiled in (("mlp", mlp, False), ("gpt", gpt, True)):
+        T.manual_seed(0)
+        model = make(T)
+        start = state(model)
+        parallelize(model)
+        losses, step, tensors = train(T, model, batches(kind), compiled)
+        params = dict(model.named_parameters())
+        name = f"{kind}_{'compiled' if compiled else 'eager'}"
+        out[name] = {"start": start, "final": state(model), "losses": losses,
+                     "param_shards": {k: _shards(p) for k, p in params.items()},
+                     "placements": {k: repr(p.placements) for k, p in params.items()},
+                     "grad_specs": {k: [str(p.jax().sharding.spec), str(p.grad.jax().sharding.spec)]
+                                    for k, p in params.items() if p.grad is not None}}
+    return out
+
+
+def fsdp(T) -> dict:
+    from tapegrad.distributed.fsdp import FSDPModule, fully_shard
+    seen = {}
+
+    def shard(model):
+        for m in model.children():
+            if list(m.parameters()):
+                fully_shard(m)
+        fully_shard(model)
+        seen[type(model).__name__] = isinstance(model, FSDPModule)
+    out = _sharded_training(T, shard)
+    out["is_fsdp_module"] = seen
+    # the optimizer state: sharded as its parameter
+    T.manual_seed(0)
+    model = fully_shard(mlp(T))
+    opt = T.optim.AdamW(model.parameters(), lr=0.01)
+    x, y = batches("mlp")[0]
+    T.nn.functional.cross_entropy(model(T.tensor(x)), T.tensor(y)).backward()
+    opt.step()
+    out["exp_avg_shards"] = [_shards(opt.state[p]["exp_avg"]) for p in model.parameters()]
+    return out
+
+
+def tensor_parallel(T) -> dict:
+    from tapegrad.distributed.device_mesh import init_device_mesh
+    from tapegrad.distributed.tensor.parallel import (ColwiseParallel, RowwiseParallel,
+                                                      parallelize_module)
+    mesh = init_device_mesh("cpu", (8,), mesh_dim_names=("tp",))
+
+    def tp(model):
+        if isinstance(model, T.nn.Sequential):
+            plan = {"0": ColwiseParallel(), "2": RowwiseParallel()}
+        else:
+            plan = {"blocks.*.fc1": ColwiseParallel(), "blocks.*.fc2": RowwiseParallel()}
+        parallelize_module(model, mesh, plan)
+    return _sharded_training(T, tp)
+
+
+SCENARIOS = {"dp": data_parallel, "dtensor": dtensor, "fsdp": fsdp, "tp": tensor_parallel}
 
 
 def main() -> None:

@@ -26,13 +26,14 @@ def seen(tmp_path_factory):
     flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
     env = dict(os.environ, XLA_FLAGS=flags.strip(), PYTHONPATH=os.pathsep.join(
         [str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, str(HERE / "spmd_worker.py"), str(out), "dp"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(HERE / "spmd_worker.py"), str(out), "dp", "dtensor",
+                           "fsdp", "tp"],
+                          env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(out.read_text())
 
 
-def _torch_reference(torch, kind: str, start: dict, ragged: bool):
+def _torch_reference(torch, kind: str, start: dict, ragged: bool = False):
     model = (worker.mlp if kind == "mlp" else worker.gpt)(torch)
     model.load_state_dict({k: torch.tensor(v) for k, v in start.items()})
     losses, _, _ = worker.train(torch, model, worker.batches(kind, ragged))
@@ -72,3 +73,80 @@ def test_data_parallel_splits_the_batch(seen, name):
 @pytest.mark.parametrize("name", ["mlp_compiled", "gpt_compiled"])
 def test_compiled_data_parallel_step_has_xla_collectives(seen, name):
     assert seen["dp"][name]["hlo_all_reduce"] >= 1
+
+
+# -- DeviceMesh and DTensor -------------------------------------------------------------------------
+
+def test_device_mesh_and_dtensor_layout(seen):
+    got = seen["dtensor"]
+    assert got["mesh"] == [8, 2, ["dp", "tp"], 4, [0, 1, 2, 3], [0, 4]]
+    assert got["placements"] == "(Shard(dim=0), Shard(dim=1))"
+    assert got["spec"] == "P('dp', 'tp')" and got["shards"] == [[4, 1]] * 8
+    x = np.arange(32.0).reshape(8, 4)
+    assert got["local0"] == x[:4, :1].tolist()  # device 0: coordinate (0, 0)
+    assert got["local5"] == x[4:, 1:2].tolist()  # device 5: coordinate (1, 1)
+    placements, shards, full = got["redistributed"]
+    assert placements == "(Replicate(), Shard(dim=0))" and shards == [[2, 4]] * 8
+    np.testing.assert_array_equal(full, x)
+
+
+def test_dtensor_ops_and_gradients_equal_one_device(seen):
+    torch = pytest.importorskip("torch")
+    got = seen["dtensor"]
+    x = torch.arange(32.0).reshape(8, 4).requires_grad_()
+    y = (x @ (torch.arange(12.0).reshape(4, 3) / 10)).tanh()
+    y.sum().backward()
+    np.testing.assert_allclose(got["y"], y.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(got["grad"], x.grad.numpy(), rtol=1e-5, atol=1e-7)
+    assert got["grad_spec"] == "P('dp', 'tp')"  # the gradient keeps the leaf's sharding
+    assert got["hlo_collectives"] >= 1  # the contraction over a sharded dim needs XLA's
+
+
+# -- fully_shard and tensor parallel ------------------------------------------------------------------
+
+def _spec(s: str) -> str:
+    """A PartitionSpec's text without trailing Nones (the same layout)."""
+    while s.endswith(", None)") or s.endswith(",)"):
+        s = s[:-7] + ")" if s.endswith(", None)") else s[:-2] + ")"
+    return "P()" if s == "P(None)" else s
+
+
+@pytest.mark.parametrize("scenario", ["fsdp", "tp"])
+@pytest.mark.parametrize("name", ["mlp_eager", "gpt_compiled"])
+def test_sharded_training_equals_one_device(seen, scenario, name):
+    torch = pytest.importorskip("torch")
+    got = seen[scenario][name]
+    losses, final = _torch_reference(torch, name.split("_")[0], got["start"])
+    np.testing.assert_allclose(got["losses"], losses, rtol=2e-5)
+    for k, v in final.items():
+        ours, theirs = np.asarray(got["final"][k]), v.numpy()
+        if k.endswith("qkv.bias"):  # as above: a zero gradient made of rounding noise
+            keys = slice(theirs.size // 3, 2 * theirs.size // 3)
+            np.testing.assert_allclose(ours[keys], theirs[keys], atol=0.01 * len(losses))
+            ours, theirs = np.delete(ours, keys), np.delete(theirs, keys)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=2e-6, err_msg=k)
+    for k, (param, grad) in got["grad_specs"].items():  # gradients keep the parameter's layout
+        assert _spec(param) == _spec(grad), k
+
+
+@pytest.mark.parametrize("name", ["mlp_eager", "gpt_compiled"])
+def test_fully_shard_leaves_each_device_its_shard(seen, name):
+    got = seen["fsdp"][name]
+    for k, shards in got["param_shards"].items():
+        full = np.asarray(got["start"][k]).shape
+        assert len(shards) == 8
+        if any(n % 8 == 0 for n in full):  # 1/8 each
+            assert np.prod(shards[0]) * 8 == np.prod(full), (k, shards, full)
+        else:  # nothing splits over 8 devices (JAX shards evenly only): replicated
+            assert shards == [list(full)] * 8, (k, shards, full)
+    assert seen["fsdp"]["is_fsdp_module"] == {"FSDPSequential": True, "FSDPGPT": True}
+    assert seen["fsdp"]["exp_avg_shards"][0] == [[4, 10]] * 8  # optimizer state: sharded too
+
+
+def test_tensor_parallel_layouts(seen):
+    got = seen["tp"]["mlp_eager"]
+    assert got["placements"]["0.weight"] == "(Shard(dim=0),)"  # colwise: output features
+    assert got["placements"]["2.weight"] == "(Shard(dim=1),)"  # rowwise: input features
+    assert got["placements"]["2.bias"] == "(Replicate(),)"
+    assert got["param_shards"]["0.weight"] == [[4, 10]] * 8
+    assert got["param_shards"]["2.weight"] == [[4, 4]] * 8

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import warnings
 
+import jax
+
 from .._core import grad_mode as _grad_mode, stepmode as _stepmode
 from .._tensor.inplace import set_value
 from .._tensor.methods import bind
@@ -32,6 +34,7 @@ def write_grad(t: Tensor, grad, *, accumulate: bool = False, in_place: bool = Tr
     _stepmode.grad_owner(t)
     old = t._grad
     if grad is None or not isinstance(grad, Tensor) and not accumulate:
+        grad = _laid_out_like(t, grad)
         if grad is None or old is None:
             t._grad = None if grad is None else Tensor._from_array(grad)
         else:
@@ -47,6 +50,17 @@ def write_grad(t: Tensor, grad, *, accumulate: bool = False, in_place: bool = Tr
     else:
         with _grad_mode.no_grad():
             old._set_node((old + grad)._node)
+
+
+def _laid_out_like(t: Tensor, grad):
+    """A computed gradient laid out as its tensor is when that spans several devices (a
+    DTensor, a sharded parameter): XLA's partitioner may choose another layout for it."""
+    value = t._cell.node.value
+    if grad is None or value is None or isinstance(value, jax.core.Tracer) or \
+            isinstance(grad, jax.core.Tracer) or len(value.sharding.device_set) < 2 or \
+            grad.sharding.is_equivalent_to(value.sharding, grad.ndim):
+        return grad
+    return jax.device_put(grad, value.sharding)
 
 
 def zero_grads(tensors, set_to_none: bool = True) -> None:

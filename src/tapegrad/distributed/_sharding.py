@@ -9,7 +9,9 @@ collectives; gradients flow through `shard` unchanged.
 from __future__ import annotations
 
 import jax
-from jax.sharding import NamedSharding
+from typing import Any
+
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .._core.graph import Op, SAVES_NONE
 from .._tensor.apply import apply
@@ -42,3 +44,23 @@ def place(t: Tensor, sharding: NamedSharding) -> None:
     if not isinstance(value, jax.core.Tracer) and value.sharding != sharding:
         set_value(t, jax.device_put(value, sharding))
 
+
+
+def scatter(x: Any, mesh: Mesh, axes: tuple, dim: int = 0) -> Any:
+    """Every tensor in `x` (nested lists, tuples, dicts) split along `dim` over the mesh `axes`
+    and replicated over the others: a batch for data parallel programs. A tensor that does not
+    split evenly (0-d, a ragged last batch) is replicated: the same numbers, without the split."""
+    if isinstance(x, Tensor):
+        parts = 1
+        for a in axes:
+            parts *= mesh.shape[a]
+        if not axes or x.ndim == 0 or x.shape[dim] % parts:
+            return shard(x, NamedSharding(mesh, PartitionSpec()))
+        spec = [None] * x.ndim
+        spec[dim % x.ndim] = axes[0] if len(axes) == 1 else tuple(axes)
+        return shard(x, NamedSharding(mesh, PartitionSpec(*spec)))
+    if isinstance(x, (list, tuple)):
+        return type(x)(scatter(v, mesh, axes, dim) for v in x)
+    if isinstance(x, dict):
+        return {k: scatter(v, mesh, axes, dim) for k, v in x.items()}
+    return x

@@ -16,7 +16,6 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..._core import device as _device
-from ..._tensor.tensor import Tensor
 from ...distributed import _sharding
 from ..modules.module import Module
 
@@ -57,22 +56,9 @@ class DataParallel(Module):
         for t in list(self.module.parameters()) + list(self.module.buffers()):
             _sharding.place(t, self.replicated)
 
-    def _scatter(self, x: Any) -> Any:
-        if isinstance(x, Tensor):
-            n = self.mesh.size
-            if x.ndim == 0 or x.shape[self.dim] % n:
-                return _sharding.shard(x, self.replicated)
-            spec = [None] * x.ndim
-            spec[self.dim % x.ndim] = "dp"
-            return _sharding.shard(x, NamedSharding(self.mesh, PartitionSpec(*spec)))
-        if isinstance(x, (list, tuple)):
-            return type(x)(self._scatter(v) for v in x)
-        if isinstance(x, dict):
-            return {k: self._scatter(v) for k, v in x.items()}
-        return x
-
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         if self.mesh.size == 1:
             return self.module(*inputs, **kwargs)
         self._replicate()  # state replaced since (load_state_dict, a new buffer) is placed again
-        return self.module(*self._scatter(inputs), **self._scatter(kwargs))
+        inputs, kwargs = _sharding.scatter((inputs, kwargs), self.mesh, ("dp",), self.dim)
+        return self.module(*inputs, **kwargs)

@@ -1,0 +1,114 @@
+"""`tapegrad.distributed.tensor.parallel`: tensor parallel `parallelize_module` with
+`ColwiseParallel` and `RowwiseParallel`, as layouts of the parameters over a mesh.
+
+`ColwiseParallel` shards a `Linear`'s output features (weight `Shard(0)`, bias `Shard(0)`; an
+`Embedding`'s weight `Shard(1)`), `RowwiseParallel` its input features (weight `Shard(1)`, bias
+replicated; an `Embedding`'s weight `Shard(0)`). The module's inputs and outputs are laid out as
+`input_layouts`/`output_layouts` say, and XLA's partitioner inserts the all-reduce or
+all-gather between them. One difference from PyTorch: the output is always the global tensor
+(there is no per-rank local tensor in one SPMD program), so `use_local_output` changes nothing,
+and code that reshapes by a local head count must use the global one.
+"""
+from __future__ import annotations
+
+import fnmatch
+
+from jax.sharding import PartitionSpec
+
+from ..._tensor.tensor import Tensor
+from ...nn.modules.module import Module
+from .. import _sharding
+from ..device_mesh import DeviceMesh
+from ._api import Replicate, Shard, _mesh, replace_parameters, spec_of
+
+__all__ = ["ColwiseParallel", "ParallelStyle", "RowwiseParallel", "parallelize_module"]
+
+
+class ParallelStyle:
+    """How one module is split over a 1-D mesh."""
+
+    weight_dims: dict = {}
+    default_input = Replicate()
+    default_output = Replicate()
+
+    def __init__(self, *, input_layouts=None, output_layouts=None,
+                 use_local_output: bool = True) -> None:
+        self.input_layouts = input_layouts or self.default_input
+        self.output_layouts = output_layouts or self.default_output
+        self.use_local_output = use_local_output
+
+    def _params(self, module: Module) -> dict:
+        kind = type(module).__name__
+        plan = self.weight_dims.get(kind)
+        if plan is None:
+            raise NotImplementedError(f"{type(self).__name__} currently only support nn.Linear "
+                                      f"and nn.Embedding, got {kind}")
+        return plan
+
+    def _apply(self, module: Module, mesh: DeviceMesh) -> None:
+        plan = self._params(module)
+        replace_parameters(module, lambda name, p: (mesh, (plan.get(name, Replicate()),))
+                           if "." not in name else None)
+
+        def layout(x, placement):
+            if not isinstance(x, Tensor):
+                return x
+            return _sharding.shard(x, mesh._sharding(spec_of(mesh, (placement,), tuple(x.shape))))
+
+        inputs = self.input_layouts
+        outputs = self.output_layouts
+        module.register_forward_pre_hook(lambda m, args: tuple(
+            layout(a, inputs) for a in args))
+        module.register_forward_hook(lambda m, args, out: layout(out, outputs))
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(input_layouts={self.input_layouts}, "
+                f"output_layouts={self.output_layouts})")
+
+
+class ColwiseParallel(ParallelStyle):
+    """Split the output features: input replicated, output `Shard(-1)` by default."""
+
+    weight_dims = {"Linear": {"weight": Shard(0), "bias": Shard(0)},
+                   "Embedding": {"weight": Shard(1)}}
+    default_output = Shard(-1)
+
+
+class RowwiseParallel(ParallelStyle):
+    """Split the input features: input `Shard(-1)`, output replicated by default."""
+
+    weight_dims = {"Linear": {"weight": Shard(1), "bias": Replicate()},
+                   "Embedding": {"weight": Shard(0)}}
+    default_input = Shard(-1)
+
+
+def parallelize_module(module: Module, device_mesh: DeviceMesh | None = None,
+                       parallelize_plan=None, *, src_data_rank: int | None = 0) -> Module:
+    """Apply `parallelize_plan` (a style, or `{submodule name pattern: style}`) over the 1-D
+    `device_mesh`; the module's other parameters and buffers are replicated over the mesh and
+    its tensor inputs placed on it. Returns `module`."""
+    mesh = _mesh(device_mesh)
+    if mesh.ndim != 1:
+        raise ValueError(f"parallelize_module expects a 1D DeviceMesh (use mesh['tp']), got "
+                         f"{mesh.ndim}D")
+    if isinstance(parallelize_plan, ParallelStyle):
+        parallelize_plan._apply(module, mesh)
+    elif isinstance(parallelize_plan, dict):
+        names = dict(module.named_modules())
+        for pattern, style in parallelize_plan.items():
+            hits = [m for n, m in names.items() if n and fnmatch.fnmatchcase(n, pattern)]
+            if not hits:
+                raise ValueError(f"parallelize_plan key {pattern!r} matches no submodule")
+            for m in hits:
+                parallelize_module(m, mesh, style)
+    elif parallelize_plan is not None:
+        raise TypeError(f"Expect Union[ParallelStyle, Dict] for parallelize_plan, "
+                        f"{type(parallelize_plan)} found!")
+    replicated = mesh._sharding(PartitionSpec())
+    replace_parameters(module, lambda name, p: None if hasattr(p, "_spec")
+                       else (mesh, (Replicate(),)))
+    for b in module.buffers():
+        _sharding.place(b, replicated)
+    module.register_forward_pre_hook(lambda m, args: _sharding.scatter(
+        args, mesh.jax_mesh, ()) if not hasattr(m, "_fsdp_mesh") else None)
+    return module
