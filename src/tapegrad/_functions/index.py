@@ -1,9 +1,10 @@
 """Indexing: `x[index]` and `x[index] = v`, and the index-based ops (`gather`, `scatter`,
 `index_select`, `masked_fill`, `nonzero`, ...).
 
-Index tensors are checked against the indexed size when their values are already known (never
-forcing a computation for it); an index computed lazily and out of range follows XLA's rules
-(gathers clamp, scatters drop), as on a GPU where PyTorch cannot check either.
+Index tensors are checked against the indexed size as PyTorch checks them: at the call when
+their values are known, else inside the program that computes them (`_tensor.checked`), never
+forcing a computation for it. Negative indices wrap where PyTorch wraps them (`x[idx]`, `take`)
+and are out of bounds where it refuses them (`gather`, `index_select`, `scatter`, ...).
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .._core import dtype as _dtype
+from .._core import checks as _checks, dtype as _dtype
 from .._core.dims import normalize_dim
 from .._core.graph import Op, SAVES_NONE
 from .._tensor import views as _views
 from .._tensor.apply import apply
+from .._tensor.checked import checked
 from .._tensor.construct import tensor
 from .._tensor.inplace import check_inplace, inplace, settle
 from .._tensor.methods import method
@@ -87,6 +89,8 @@ def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
             dim += 1
         else:
             t = i if isinstance(i, Tensor) else _as_index_tensor(i)
+            if t.dtype is _dtype.uint8:  # a byte tensor is a mask, as in PyTorch
+                t = t != 0
             if t.dtype is _dtype.bool:
                 _check_mask(t, x, dim)
                 for coord in np.nonzero(np.asarray(t._value())):
@@ -96,9 +100,8 @@ def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
             elif t.dtype.is_floating_point or t.dtype.is_complex:
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
             else:
-                _check_index_values(t, x.shape[dim], dim)
                 spec.append(("t", len(tensors)))
-                tensors.append(t)
+                tensors.append(bounded(t, x.shape[dim], dim, "index", IndexError))
                 dim += 1
     return builtins.tuple(spec), tensors
 
@@ -124,18 +127,6 @@ def _check_mask(mask: Tensor, x: Tensor, dim: builtins.int) -> None:
         if x.shape[dim + k] != s:
             raise IndexError(f"The shape of the mask {list(mask.shape)} at index {k} does not match "
                              f"the shape of the indexed tensor {list(x.shape)} at index {dim + k}")
-
-
-def _check_index_values(t: Tensor, size: builtins.int, dim: builtins.int) -> None:
-    """IndexError for out-of-range values, checked when they are known: an index still pending
-    is not computed for it (that would cost a device round trip per indexing, and cannot happen
-    inside a compiled step); XLA then clamps it, as PyTorch on a GPU cannot check either."""
-    if t.numel() == 0 or t._cell.node.value is None:
-        return
-    values = np.asarray(t._cell.node.value)
-    bad = values[(values < -size) | (values >= size)]
-    if bad.size:
-        raise IndexError(f"index {bad.flat[0]} is out of bounds for dimension {dim} with size {size}")
 
 
 def build_index(spec, *operands):
@@ -300,16 +291,13 @@ def _index(name: str, index) -> Tensor:
     return index
 
 
-def _check_known(index: Tensor, size: builtins.int, dim: builtins.int, error=IndexError,
-                 message: str | None = None) -> None:
-    value = index._cell.node.value
-    if value is None or index.numel() == 0:
-        return
-    arr = np.asarray(value)
-    bad = arr[(arr < -size) | (arr >= size)]
-    if bad.size:
-        raise error(message or f"index {bad.flat[0]} is out of bounds for dimension {dim} with "
-                               f"size {size}")
+def bounded(index: Tensor, size: builtins.int, dim: builtins.int, op: str, error: type,
+            message: str | None = None, wraps: builtins.bool = True) -> Tensor:
+    """`index` checked against `[-size, size)` (`[0, size)` unless negative indices `wraps`);
+    PyTorch's message by default, `{value}` the first index out of range."""
+    if message is None:
+        message = f"index {{value}} is out of bounds for dimension {dim} with size {size}"
+    return checked(index, op, _checks.outside, (-size if wraps else 0, size), error, message)
 
 
 def _same_rank(name: str, input: Tensor, index: Tensor) -> None:
@@ -334,7 +322,8 @@ def gather(input: Tensor, dim: builtins.int, index: Tensor, *, sparse_grad: buil
             raise RuntimeError(f"Size does not match at dimension {a} expected index "
                                f"{list(index.shape)} to be smaller than self {list(input.shape)} "
                                f"apart from dimension {d}")
-    _check_known(index, input.shape[d] if input.ndim else 1, d, RuntimeError)
+    index = bounded(index, input.shape[d] if input.ndim else 1, d, "gather", RuntimeError,
+                    wraps=False)
     if input.ndim == 0:
         return input.reshape(index.shape) if index.numel() else input.reshape(0)
     if index.shape[:d] + index.shape[d + 1:] != input.shape[:d] + input.shape[d + 1:]:
@@ -347,7 +336,8 @@ def _scatter(op, name, input: Tensor, dim, index, src) -> Tensor:
     index = _index(name, index)
     _same_rank(name, input, index)
     d = normalize_dim(dim, input.ndim)
-    _check_known(index, input.shape[d] if input.ndim else 1, d, RuntimeError)
+    index = bounded(index, input.shape[d] if input.ndim else 1, d, name, RuntimeError,
+                    wraps=False)
     if isinstance(src, Tensor):
         if src.dtype is not input.dtype:
             raise RuntimeError(f"{name}(): Expected self.dtype to be equal to src.dtype")
@@ -412,8 +402,8 @@ def index_select(input: Tensor, dim: builtins.int, index: Tensor) -> Tensor:
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     d = normalize_dim(dim, input.ndim)
-    _check_known(index, input.shape[d] if input.ndim else 1, d, IndexError,
-                 "index out of range in self")
+    index = bounded(index, input.shape[d] if input.ndim else 1, d, "index_select", IndexError,
+                    "index out of range in self", wraps=False)
     if input.ndim == 0:
         return input.clone()
     return apply(index_select_op, input, index.reshape(-1), dim=d)
@@ -436,7 +426,8 @@ def index_add(input: Tensor, dim: builtins.int, index: Tensor, source: Tensor, *
         raise RuntimeError(f"index_add_(): self ({_dtype.scalar_name(input.dtype)}) and source "
                            f"({_dtype.scalar_name(source.dtype)}) must have the same scalar type")
     d = normalize_dim(dim, input.ndim)
-    _check_known(index, input.shape[d], d, IndexError, "index out of range in self")
+    index = bounded(index, input.shape[d], d, "index_add", IndexError,
+                    "index out of range in self", wraps=False)
     return apply(index_add_op, input, index.reshape(-1), source, dim=d, alpha=alpha)
 
 
@@ -491,9 +482,9 @@ def take_along_dim(input: Tensor, indices: Tensor, dim: builtins.int | None = No
 def take(input: Tensor, index: Tensor) -> Tensor:
     """Elements of the flattened `input` at `index` (the result has `index`'s shape)."""
     index = _index("take", index)
-    _check_known(index, input.numel(), 0, IndexError,
-                 f"out of range: tried to access index {{}} on a tensor of {input.numel()} "
-                 f"elements.")
+    index = bounded(index, input.numel(), 0, "take", IndexError,
+                    f"out of range: tried to access index {{value}} on a tensor of "
+                    f"{input.numel()} elements.")
     return apply(index_select_op, input.reshape(-1), index.reshape(-1), dim=0).reshape(index.shape)
 
 

@@ -6,9 +6,11 @@ import warnings
 import jax
 import jax.numpy as jnp
 
+from .._core import checks as _checks
 from .._core.graph import Op
 from .._core.rows import abs_
 from .._tensor.apply import apply
+from .._tensor.checked import checked
 from .._tensor.tensor import Tensor
 
 
@@ -133,6 +135,14 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
                  delta=float(delta))
 
 
+def _checked_targets(name: str, input: Tensor, target: Tensor, ignore_index: int) -> Tensor:
+    """Class indices checked against `[0, C)` (`ignore_index` aside), as PyTorch does."""
+    _check_targets(input, target)
+    classes = input.shape[1 if input.ndim > 1 else 0]
+    return checked(target, name, _checks.outside, (0, classes, ignore_index), IndexError,
+                   "Target {value} is out of bounds.")
+
+
 def _check_targets(input: Tensor, target: Tensor) -> None:
     if input.ndim < 1:
         raise ValueError("Expected input to have at least 1 dimension")
@@ -172,7 +182,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class indices, from log-probabilities `(N, C, ...)`."""
     reduction = _reduction(size_average, reduce, reduction)
-    _check_targets(input, target)
+    target = _checked_targets("nll_loss", input, target, int(ignore_index))
     return apply(nll_loss_op, input, target, *(() if weight is None else (weight,)),
                  reduction=reduction, ignore_index=int(ignore_index))
 
@@ -226,7 +236,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         if tuple(target.shape) != tuple(input.shape):
             raise RuntimeError(f"Expected target size {list(input.shape)}, got {list(target.shape)}")
     else:
-        _check_targets(input, target)
+        target = _checked_targets("cross_entropy", input, target, int(ignore_index))
     return apply(cross_entropy_op, input, target, *(() if weight is None else (weight,)),
                  reduction=reduction, ignore_index=int(ignore_index),
                  label_smoothing=float(label_smoothing), probs=probs)
