@@ -156,6 +156,7 @@ def jit(fn, **kwargs):
                 _raise(findings)
         return out
     call.__wrapped__ = fn
+    call._cache_size = jitted._cache_size  # how many traces jax.jit holds (tests read it)
     return call
 
 
@@ -189,6 +190,16 @@ def at_least(xp, x, high):
 def not_between(xp, x, low: float, high: float):
     """Elements not in [low, high] (NaN included): a probability out of range."""
     return first(xp, ~((x >= low) & (x <= high)), x)
+
+
+def bad_probabilities(xp, x):
+    """Elements that are negative, inf or NaN (multinomial's weights)."""
+    return first(xp, ~(xp.isfinite(x) & (x >= 0)), x)
+
+
+def no_mass(xp, x):
+    """Rows whose weights sum to zero or less (multinomial's weights)."""
+    return first(xp, x.sum(-1) <= 0, x.sum(-1))
 
 
 def equal(xp, x, value):

@@ -130,6 +130,8 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
                weight: Tensor | None = None) -> Tensor:
     """Quadratic below `delta`, linear (scaled by `delta`) above."""
     reduction = _reduction(None, None, reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _same_size(input, target)
     return apply(huber_loss_op, input, target, *_weight(weight, input), reduction=reduction,
                  delta=float(delta))
@@ -259,6 +261,10 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same size.")
+    input = checked(input, "binary_cross_entropy", _checks.not_between, (0, 1), RuntimeError,
+                    "all elements of input should be between 0 and 1")
+    target = checked(target, "binary_cross_entropy", _checks.not_between, (0, 1), RuntimeError,
+                     "all elements of target should be between 0 and 1")
     return apply(binary_cross_entropy_op, input, target,
                  *(() if weight is None else (weight,)), reduction=reduction)
 
