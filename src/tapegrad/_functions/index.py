@@ -277,6 +277,27 @@ def index_put(x: Tensor, index, value) -> Tensor:
     return apply(setitem_op, x, value, *tensors, spec=spec)
 
 
+@method("index_put", inplace=("index_put_",))
+def index_put_tensors(input: Tensor, indices, values: Tensor, accumulate: builtins.bool = False
+                      ) -> Tensor:
+    """`input` with `input[indices] = values` (a tuple of index tensors), out of place."""
+    if accumulate:
+        raise NotImplementedError("index_put(accumulate=True) is not supported by tapegrad; use "
+                                  "index_add or scatter_add")
+    return index_put(input, builtins.tuple(indices), values)
+
+
+@method("index_copy", inplace=("index_copy_",))
+def index_copy(input: Tensor, dim: builtins.int, index: Tensor, source: Tensor) -> Tensor:
+    """`input` with the slices of `source` copied to positions `index` along `dim`."""
+    index = _index("index_copy", index)
+    d = normalize_dim(dim, input.ndim)
+    index = bounded(index, input.shape[d], d, "index_copy", IndexError,
+                    f"index_copy_(): index {{value}} is out of bounds for dimension {d} with "
+                    f"size {input.shape[d]}", wraps=False)
+    return index_put(input, (slice(None),) * d + (index.reshape(-1),), source)
+
+
 @method("__setitem__")
 def __setitem__(self: Tensor, index, value) -> None:
     check_inplace(self)
@@ -497,9 +518,33 @@ def repeat_interleave(input: Tensor, repeats, dim: builtins.int | None = None, *
     d = normalize_dim(dim, input.ndim)
     counts = np.asarray(repeats._value() if isinstance(repeats, Tensor) else repeats)
     if counts.ndim and counts.shape[0] != input.shape[d]:
-        raise RuntimeError("repeats must have the same size as input along dim")
+        raise RuntimeError(f"repeats must have the same size as input along dim, but got "
+                           f"repeats.size(0) = {counts.shape[0]} and input.size(0) = "
+                           f"{input.shape[d]}")
+    if (counts < 0).any():
+        raise RuntimeError("repeats can not be negative")
     index = np.repeat(np.arange(input.shape[d]), counts)
     return apply(index_select_op, input, tensor(index), dim=d)
+
+
+@method("bincount")
+def bincount(input: Tensor, weights: Tensor | None = None, minlength: builtins.int = 0) -> Tensor:
+    """How often each value of the non-negative 1-d integer `input` occurs (weighted by
+    `weights`); the length, `max(input) + 1` at least, needs the values."""
+    if input.dtype.is_floating_point or input.dtype.is_complex:
+        raise NotImplementedError(f'"bincount_cpu" not implemented for '
+                                  f"'{_dtype.scalar_name(input.dtype)}'")
+    values = np.asarray(input._value())
+    if input.ndim != 1 or (values < 0).any():
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    if minlength < 0:
+        raise RuntimeError("minlength should be >= 0")
+    size = builtins.max(builtins.int(values.max()) + 1 if values.size else 0, minlength)
+    if weights is None:
+        return tensor(np.bincount(values, minlength=size).astype(np.int64))
+    if weights.shape != input.shape:
+        raise RuntimeError("weights should be 1-d and have the same length as input")
+    return index_add(weights.new_zeros(size), 0, input, weights)
 
 
 @method("nonzero")

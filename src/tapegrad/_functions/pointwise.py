@@ -230,7 +230,7 @@ def sigmoid(input) -> Tensor:
 
 
 def _relu(x):
-    return jnp.where(x > 0, x, jnp.zeros_like(x))  # derivative 0 at 0, as PyTorch
+    return jnp.where(x <= 0, jnp.zeros_like(x), x)  # derivative 0 at 0 and NaN kept, as PyTorch
 
 
 relu_op = elementwise("relu", _relu, saves=SAVES_OUTPUT)
