@@ -362,11 +362,13 @@ def _scatter(op, name, input: Tensor, dim, index, src) -> Tensor:
     if isinstance(src, Tensor):
         if src.dtype is not input.dtype:
             raise RuntimeError(f"{name}(): Expected self.dtype to be equal to src.dtype")
-        for a in range(index.ndim):
-            if index.shape[a] > src.shape[a]:
-                raise RuntimeError(f"Expected index {list(index.shape)} to be smaller than self "
-                                   f"{list(input.shape)} apart from dimension {d} and to be "
-                                   f"smaller size than src {list(src.shape)}")
+    for a in range(index.ndim):
+        if (isinstance(src, Tensor) and src.ndim and index.shape[a] > src.shape[a]) or \
+                (a != d and index.shape[a] > input.shape[a]):
+            raise RuntimeError(f"Expected index {list(index.shape)} to be no larger than self "
+                               f"{list(input.shape)} apart from dimension {d}" +
+                               (f" and to be no larger size than src {list(src.shape)}"
+                                if isinstance(src, Tensor) else ""))
     return apply(op, input, index, src, dim=d)
 
 
