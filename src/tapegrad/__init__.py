@@ -32,6 +32,7 @@ from ._functions.index import (
     argwhere, gather, index_add, index_select, masked_fill, masked_select, nonzero,
     repeat_interleave, scatter, scatter_add, take, take_along_dim,
 )
+from ._functions.index import bincount, index_copy, index_put_tensors as index_put
 from ._functions.linalg import (
     addbmm, addmm, addmv, baddbmm, bmm, det, diag, diag_embed, diagonal, dot, einsum, ger, inner,
     inverse, matmul, mm, mv, norm, outer, slogdet, tensordot, trace, tril, triu,

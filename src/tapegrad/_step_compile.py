@@ -20,7 +20,7 @@ from typing import Any, Callable
 import jax
 
 from ._autograd.grads import write_grad
-from ._core import stepmode as _stepmode
+from ._core import checks as _checks, stepmode as _stepmode
 from ._core.compile import materialize, unshared
 from ._core.graph import Const
 from ._tensor import random as _random
@@ -93,6 +93,7 @@ class CompiledStep:
 
     def _run_eagerly(self, args, kwargs, leaves) -> _stepmode.StepLog:
         log = _stepmode.StepLog(tracing=False)
+        guards = _checks.guards_made
         arg_cells = {id(x._storage) for x in leaves if _is_tensor(x)}
         with _StepContext(log, _generators_in_use()) as ctx:
             ctx.seed_generators_eagerly()
@@ -109,6 +110,7 @@ class CompiledStep:
             for key in arg_cells & cells.keys():
                 del cells[key]
         log.result = result
+        log.checked = _checks.guards_made != guards
         return log
 
 
@@ -184,8 +186,11 @@ class _Plan:
         self.hyperparams = list(last.hyperparams)
         self.generators = list(last.generators.values())  # those the step draws from
         self._out = None
-        self._jitted = jax.jit(self._pure)
-        self._donating = jax.jit(self._pure, donate_argnums=(0,)) if step.donate else None
+        # guards met in the step's programs are checked after each call (`checks.jit`); a step
+        # with guards does not donate, so that a failed check leaves the state as it was
+        self._jitted = _checks.jit(self._pure)
+        self._donating = (_checks.jit(self._pure, donate_argnums=(0,))
+                          if step.donate and not last.checked else None)
 
     def __call__(self, leaves) -> Any:
         pending = [c.node for c in self.cells if c.node.value is None]

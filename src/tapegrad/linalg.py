@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from ._functions.linalg import (
-    cholesky, det, inv, linalg_norm as norm, matmul, matrix_norm, qr, slogdet, solve, svd, svdvals,
+    LinAlgError, cholesky, det, inv, linalg_norm as norm, matmul, matrix_norm, qr, slogdet, solve, svd, svdvals,
 )
 from ._functions.reduce import vector_norm
 
-__all__ = ["cholesky", "det", "inv", "matmul", "matrix_norm", "norm", "qr", "slogdet", "solve",
+__all__ = ["LinAlgError", "cholesky", "det", "inv", "matmul", "matrix_norm", "norm", "qr", "slogdet", "solve",
            "svd", "svdvals", "vector_norm"]

@@ -55,7 +55,7 @@ def write_grad(t: Tensor, grad, *, accumulate: bool = False, in_place: bool = Tr
 def _laid_out_like(t: Tensor, grad):
     """A computed gradient laid out as its tensor is when that spans several devices (a
     DTensor, a sharded parameter): XLA's partitioner may choose another layout for it."""
-    value = t._cell.node.value
+    value = t._node.value
     if grad is None or value is None or isinstance(value, jax.core.Tracer) or \
             isinstance(grad, jax.core.Tracer) or len(value.sharding.device_set) < 2 or \
             grad.sharding.is_equivalent_to(value.sharding, grad.ndim):

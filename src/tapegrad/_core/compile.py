@@ -18,7 +18,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from . import dtype as _dtype, stepmode as _stepmode
+from . import checks as _checks, dtype as _dtype, stepmode as _stepmode
 from .graph import AccumulateGrad, Cell, Const, GetItem, Node
 from .jax_compat import weak_scalar
 
@@ -204,12 +204,13 @@ class _Cache:
         return prog
 
     def jit(self, fn, **kwargs):
-        """`jax.jit(fn)`, counting each trace (a trace is a compile for XLA)."""
+        """`jax.jit(fn)`, counting each trace (a trace is a compile for XLA); the program's
+        guards are checked after each call (see `checks.jit`)."""
         @functools.wraps(fn)
         def counted(*args):
             self.traces += 1
             return fn(*args)
-        return jax.jit(counted, **kwargs)
+        return _checks.jit(counted, **kwargs)
 
 
 cache = _Cache()

@@ -58,3 +58,15 @@ def shape_arg(size: tuple) -> tuple:
     if len(size) == 1 and isinstance(size[0], (list, tuple)):
         size = size[0]
     return tuple(int(s) for s in size)
+
+
+def new_shape(size: tuple) -> tuple:
+    """`shape_arg` for a tensor about to be made: a negative size raises PyTorch's error."""
+    return check_new_shape(shape_arg(size))
+
+
+def check_new_shape(shape: tuple) -> tuple:
+    for s in shape:
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(shape)}")
+    return shape

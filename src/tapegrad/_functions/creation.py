@@ -16,7 +16,7 @@ import numpy as np
 from jax import lax
 
 from .._core import device as _device, dtype as _dtype
-from .._core.dims import shape_arg
+from .._core.dims import new_shape, shape_arg
 from .._core.graph import Op, SAVES_NONE
 from .._core.ops import full_op
 from .._tensor import random as _random
@@ -46,11 +46,11 @@ def _default(dtype, fallback=None) -> _dtype.dtype:
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
-    return _filled(shape_arg(size), 0, _default(dtype), device, requires_grad)
+    return _filled(new_shape(size), 0, _default(dtype), device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False, out=None) -> Tensor:
-    return _filled(shape_arg(size), 1, _default(dtype), device, requires_grad)
+    return _filled(new_shape(size), 1, _default(dtype), device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False, **kwargs) -> Tensor:
@@ -64,7 +64,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
         dtype = _dtype.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
-    return _filled(shape_arg((size,)), fill_value, _dtype.as_dtype(dtype), device, requires_grad)
+    return _filled(new_shape((size,)), fill_value, _dtype.as_dtype(dtype), device, requires_grad)
 
 
 def _like(input: Tensor, dtype):
@@ -153,7 +153,7 @@ def eye(n: int, m: int | None = None, *, dtype=None, device=None,
 def _sample(kind, size, dtype, generator, requires_grad, device, extra=None, fallback=None):
     gen = generator or _random.default_generator
     dtype = _default(dtype, fallback)
-    return _recorded(gen.sample(kind, shape_arg(size), dtype, extra), device, requires_grad)
+    return _recorded(gen.sample(kind, new_shape(size), dtype, extra), device, requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -171,6 +171,9 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     """Integers uniform on [low, high) (int64 unless `dtype` says otherwise)."""
     if size is None:
         low, high, size = 0, low, high
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
+                           f"to={high}")
     return _sample("randint", (tuple(size),), dtype, generator, requires_grad, device,
                    extra=(builtins.int(low), builtins.int(high)), fallback=_dtype.int64)
 

@@ -1,9 +1,10 @@
 """Indexing: `x[index]` and `x[index] = v`, and the index-based ops (`gather`, `scatter`,
 `index_select`, `masked_fill`, `nonzero`, ...).
 
-Index tensors are checked against the indexed size when their values are already known (never
-forcing a computation for it); an index computed lazily and out of range follows XLA's rules
-(gathers clamp, scatters drop), as on a GPU where PyTorch cannot check either.
+Index tensors are checked against the indexed size as PyTorch checks them: at the call when
+their values are known, else inside the program that computes them (`_tensor.checked`), never
+forcing a computation for it. Negative indices wrap where PyTorch wraps them (`x[idx]`, `take`)
+and are out of bounds where it refuses them (`gather`, `index_select`, `scatter`, ...).
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .._core import dtype as _dtype
+from .._core import checks as _checks, dtype as _dtype
 from .._core.dims import normalize_dim
 from .._core.graph import Op, SAVES_NONE
 from .._tensor import views as _views
 from .._tensor.apply import apply
+from .._tensor.checked import checked
 from .._tensor.construct import tensor
 from .._tensor.inplace import check_inplace, inplace, settle
 from .._tensor.methods import method
@@ -87,6 +89,8 @@ def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
             dim += 1
         else:
             t = i if isinstance(i, Tensor) else _as_index_tensor(i)
+            if t.dtype is _dtype.uint8:  # a byte tensor is a mask, as in PyTorch
+                t = t != 0
             if t.dtype is _dtype.bool:
                 _check_mask(t, x, dim)
                 for coord in np.nonzero(np.asarray(t._value())):
@@ -96,9 +100,8 @@ def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
             elif t.dtype.is_floating_point or t.dtype.is_complex:
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
             else:
-                _check_index_values(t, x.shape[dim], dim)
                 spec.append(("t", len(tensors)))
-                tensors.append(t)
+                tensors.append(bounded(t, x.shape[dim], dim, "index", IndexError))
                 dim += 1
     return builtins.tuple(spec), tensors
 
@@ -124,18 +127,6 @@ def _check_mask(mask: Tensor, x: Tensor, dim: builtins.int) -> None:
         if x.shape[dim + k] != s:
             raise IndexError(f"The shape of the mask {list(mask.shape)} at index {k} does not match "
                              f"the shape of the indexed tensor {list(x.shape)} at index {dim + k}")
-
-
-def _check_index_values(t: Tensor, size: builtins.int, dim: builtins.int) -> None:
-    """IndexError for out-of-range values, checked when they are known: an index still pending
-    is not computed for it (that would cost a device round trip per indexing, and cannot happen
-    inside a compiled step); XLA then clamps it, as PyTorch on a GPU cannot check either."""
-    if t.numel() == 0 or t._node.value is None:
-        return
-    values = np.asarray(t._node.value)
-    bad = values[(values < -size) | (values >= size)]
-    if bad.size:
-        raise IndexError(f"index {bad.flat[0]} is out of bounds for dimension {dim} with size {size}")
 
 
 def build_index(spec, *operands):
@@ -287,6 +278,27 @@ def index_put(x: Tensor, index, value) -> Tensor:
     return apply(setitem_op, x, value, *tensors, spec=spec)
 
 
+@method("index_put", inplace=("index_put_",))
+def index_put_tensors(input: Tensor, indices, values: Tensor, accumulate: builtins.bool = False
+                      ) -> Tensor:
+    """`input` with `input[indices] = values` (a tuple of index tensors), out of place."""
+    if accumulate:
+        raise NotImplementedError("index_put(accumulate=True) is not supported by tapegrad; use "
+                                  "index_add or scatter_add")
+    return index_put(input, builtins.tuple(indices), values)
+
+
+@method("index_copy", inplace=("index_copy_",))
+def index_copy(input: Tensor, dim: builtins.int, index: Tensor, source: Tensor) -> Tensor:
+    """`input` with the slices of `source` copied to positions `index` along `dim`."""
+    index = _index("index_copy", index)
+    d = normalize_dim(dim, input.ndim)
+    index = bounded(index, input.shape[d], d, "index_copy", IndexError,
+                    f"index_copy_(): index {{value}} is out of bounds for dimension {d} with "
+                    f"size {input.shape[d]}", wraps=False)
+    return index_put(input, (slice(None),) * d + (index.reshape(-1),), source)
+
+
 @method("__setitem__")
 def __setitem__(self: Tensor, index, value) -> None:
     check_inplace(self)
@@ -301,16 +313,13 @@ def _index(name: str, index) -> Tensor:
     return index
 
 
-def _check_known(index: Tensor, size: builtins.int, dim: builtins.int, error=IndexError,
-                 message: str | None = None) -> None:
-    value = index._node.value
-    if value is None or index.numel() == 0:
-        return
-    arr = np.asarray(value)
-    bad = arr[(arr < -size) | (arr >= size)]
-    if bad.size:
-        raise error(message or f"index {bad.flat[0]} is out of bounds for dimension {dim} with "
-                               f"size {size}")
+def bounded(index: Tensor, size: builtins.int, dim: builtins.int, op: str, error: type,
+            message: str | None = None, wraps: builtins.bool = True) -> Tensor:
+    """`index` checked against `[-size, size)` (`[0, size)` unless negative indices `wraps`);
+    PyTorch's message by default, `{value}` the first index out of range."""
+    if message is None:
+        message = f"index {{value}} is out of bounds for dimension {dim} with size {size}"
+    return checked(index, op, _checks.outside, (-size if wraps else 0, size), error, message)
 
 
 def _same_rank(name: str, input: Tensor, index: Tensor) -> None:
@@ -335,7 +344,8 @@ def gather(input: Tensor, dim: builtins.int, index: Tensor, *, sparse_grad: buil
             raise RuntimeError(f"Size does not match at dimension {a} expected index "
                                f"{list(index.shape)} to be smaller than self {list(input.shape)} "
                                f"apart from dimension {d}")
-    _check_known(index, input.shape[d] if input.ndim else 1, d, RuntimeError)
+    index = bounded(index, input.shape[d] if input.ndim else 1, d, "gather", RuntimeError,
+                    wraps=False)
     if input.ndim == 0:
         return input.reshape(index.shape) if index.numel() else input.reshape(0)
     if index.shape[:d] + index.shape[d + 1:] != input.shape[:d] + input.shape[d + 1:]:
@@ -348,15 +358,18 @@ def _scatter(op, name, input: Tensor, dim, index, src) -> Tensor:
     index = _index(name, index)
     _same_rank(name, input, index)
     d = normalize_dim(dim, input.ndim)
-    _check_known(index, input.shape[d] if input.ndim else 1, d, RuntimeError)
+    index = bounded(index, input.shape[d] if input.ndim else 1, d, name, RuntimeError,
+                    wraps=False)
     if isinstance(src, Tensor):
         if src.dtype is not input.dtype:
             raise RuntimeError(f"{name}(): Expected self.dtype to be equal to src.dtype")
-        for a in range(index.ndim):
-            if index.shape[a] > src.shape[a]:
-                raise RuntimeError(f"Expected index {list(index.shape)} to be smaller than self "
-                                   f"{list(input.shape)} apart from dimension {d} and to be "
-                                   f"smaller size than src {list(src.shape)}")
+    for a in range(index.ndim):
+        if (isinstance(src, Tensor) and src.ndim and index.shape[a] > src.shape[a]) or \
+                (a != d and index.shape[a] > input.shape[a]):
+            raise RuntimeError(f"Expected index {list(index.shape)} to be no larger than self "
+                               f"{list(input.shape)} apart from dimension {d}" +
+                               (f" and to be no larger size than src {list(src.shape)}"
+                                if isinstance(src, Tensor) else ""))
     return apply(op, input, index, src, dim=d)
 
 
@@ -469,7 +482,8 @@ def scatter_reduce(input: Tensor, dim: builtins.int, index: Tensor, src: Tensor,
     index = _index("scatter_reduce", index)
     _same_rank("scatter_reduce", input, index)
     d = normalize_dim(dim, input.ndim)
-    _check_known(index, input.shape[d] if input.ndim else 1, d, RuntimeError)
+    index = bounded(index, input.shape[d] if input.ndim else 1, d, "scatter_reduce", RuntimeError,
+                    wraps=False)
     if src.dtype is not input.dtype:
         raise RuntimeError("scatter_reduce(): Expected self.dtype to be equal to src.dtype")
     return apply(scatter_reduce_op, input, index, src, dim=d, reduce=reduce,
@@ -496,8 +510,8 @@ def index_select(input: Tensor, dim: builtins.int, index: Tensor) -> Tensor:
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     d = normalize_dim(dim, input.ndim)
-    _check_known(index, input.shape[d] if input.ndim else 1, d, IndexError,
-                 "index out of range in self")
+    index = bounded(index, input.shape[d] if input.ndim else 1, d, "index_select", IndexError,
+                    "index out of range in self", wraps=False)
     if input.ndim == 0:
         return input.clone()
     return apply(index_select_op, input, index.reshape(-1), dim=d)
@@ -520,7 +534,8 @@ def index_add(input: Tensor, dim: builtins.int, index: Tensor, source: Tensor, *
         raise RuntimeError(f"index_add_(): self ({_dtype.scalar_name(input.dtype)}) and source "
                            f"({_dtype.scalar_name(source.dtype)}) must have the same scalar type")
     d = normalize_dim(dim, input.ndim)
-    _check_known(index, input.shape[d], d, IndexError, "index out of range in self")
+    index = bounded(index, input.shape[d], d, "index_add", IndexError,
+                    "index out of range in self", wraps=False)
     return apply(index_add_op, input, index.reshape(-1), source, dim=d, alpha=alpha)
 
 
@@ -575,9 +590,9 @@ def take_along_dim(input: Tensor, indices: Tensor, dim: builtins.int | None = No
 def take(input: Tensor, index: Tensor) -> Tensor:
     """Elements of the flattened `input` at `index` (the result has `index`'s shape)."""
     index = _index("take", index)
-    _check_known(index, input.numel(), 0, IndexError,
-                 f"out of range: tried to access index {{}} on a tensor of {input.numel()} "
-                 f"elements.")
+    index = bounded(index, input.numel(), 0, "take", IndexError,
+                    f"out of range: tried to access index {{value}} on a tensor of "
+                    f"{input.numel()} elements.")
     return apply(index_select_op, input.reshape(-1), index.reshape(-1), dim=0).reshape(index.shape)
 
 
@@ -590,9 +605,33 @@ def repeat_interleave(input: Tensor, repeats, dim: builtins.int | None = None, *
     d = normalize_dim(dim, input.ndim)
     counts = np.asarray(repeats._value() if isinstance(repeats, Tensor) else repeats)
     if counts.ndim and counts.shape[0] != input.shape[d]:
-        raise RuntimeError("repeats must have the same size as input along dim")
+        raise RuntimeError(f"repeats must have the same size as input along dim, but got "
+                           f"repeats.size(0) = {counts.shape[0]} and input.size(0) = "
+                           f"{input.shape[d]}")
+    if (counts < 0).any():
+        raise RuntimeError("repeats can not be negative")
     index = np.repeat(np.arange(input.shape[d]), counts)
     return apply(index_select_op, input, tensor(index), dim=d)
+
+
+@method("bincount")
+def bincount(input: Tensor, weights: Tensor | None = None, minlength: builtins.int = 0) -> Tensor:
+    """How often each value of the non-negative 1-d integer `input` occurs (weighted by
+    `weights`); the length, `max(input) + 1` at least, needs the values."""
+    if input.dtype.is_floating_point or input.dtype.is_complex:
+        raise NotImplementedError(f'"bincount_cpu" not implemented for '
+                                  f"'{_dtype.scalar_name(input.dtype)}'")
+    values = np.asarray(input._value())
+    if input.ndim != 1 or (values < 0).any():
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    if minlength < 0:
+        raise RuntimeError("minlength should be >= 0")
+    size = builtins.max(builtins.int(values.max()) + 1 if values.size else 0, minlength)
+    if weights is None:
+        return tensor(np.bincount(values, minlength=size).astype(np.int64))
+    if weights.shape != input.shape:
+        raise RuntimeError("weights should be 1-d and have the same length as input")
+    return index_add(weights.new_zeros(size), 0, input, weights)
 
 
 @method("nonzero")

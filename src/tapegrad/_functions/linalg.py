@@ -8,12 +8,13 @@ import collections
 
 import jax.numpy as jnp
 
-from .._core import dtype as _dtype
+from .._core import checks as _checks, dtype as _dtype
 from .._core.dims import normalize_dim
 from .._core.graph import Op, SAVES_NONE, SAVES_OUTPUT
 from .._core.rows import variadic
 from .._tensor import views as _views
 from .._tensor.apply import apply
+from .._tensor.checked import checked
 from .._tensor.methods import method
 from .._tensor.tensor import Tensor
 from .creation import eye, zeros
@@ -321,15 +322,25 @@ def _square(name: str, A: Tensor) -> None:
                            f"Got {A.dtype.name.capitalize()}")
 
 
+class LinAlgError(RuntimeError):
+    """A factorization or inversion failed (a singular or non positive-definite input), as
+    `torch.linalg.LinAlgError`. Checked on the computed result: where it is not finite."""
+
+
+def _factored(out: Tensor, name: str, message: str) -> Tensor:
+    return checked(out, name, _checks.not_finite, (), LinAlgError, f"{name}: {message}")
+
+
 inv_op = Op("linalg_inv", jnp.linalg.inv, saves=SAVES_OUTPUT)
 
 
 @method("inverse")
 def inv(A: Tensor) -> Tensor:
-    """The inverse of a (batch of) square matrices (a singular matrix gives inf/nan, not an error:
-    XLA cannot raise from inside a computation)."""
+    """The inverse of a (batch of) square matrices; a singular one raises `LinAlgError` where the
+    inverse is computed (a non-finite result)."""
     _square("inv", A)
-    return apply(inv_op, A)
+    return _factored(apply(inv_op, A), "linalg.inv", "The inversion could not be completed "
+                     "because the input matrix is singular.")
 
 
 inverse = inv
@@ -364,8 +375,11 @@ def solve(A: Tensor, B: Tensor, *, left: builtins.bool = True) -> Tensor:
     """`X` with `A @ X = B` (or `X @ A = B` for `left=False`)."""
     _square("solve", A)
     if B.ndim == A.ndim - 1 and left:
-        return apply(solve_op, A, B.unsqueeze(-1), left=True).squeeze(-1)
-    return apply(solve_op, A, B, left=left)
+        out = apply(solve_op, A, B.unsqueeze(-1), left=True).squeeze(-1)
+    else:
+        out = apply(solve_op, A, B, left=left)
+    return _factored(out, "torch.linalg.solve", "The solver failed because the input matrix is "
+                     "singular.")
 
 
 cholesky_op = Op("linalg_cholesky", lambda x, *, upper: (
@@ -375,9 +389,11 @@ cholesky_op = Op("linalg_cholesky", lambda x, *, upper: (
 
 @method("cholesky")
 def cholesky(A: Tensor, *, upper: builtins.bool = False) -> Tensor:
-    """`L` with `A = L @ L.mH` for a Hermitian positive-definite `A` (NaNs if it is not)."""
+    """`L` with `A = L @ L.mH` for a Hermitian positive-definite `A` (`LinAlgError` if it is not,
+    where computed)."""
     _square("cholesky", A)
-    return apply(cholesky_op, A, upper=upper)
+    return _factored(apply(cholesky_op, A, upper=upper), "linalg.cholesky", "The factorization "
+                     "could not be completed because the input is not positive-definite.")
 
 
 QRResult = collections.namedtuple("qr", ["Q", "R"])

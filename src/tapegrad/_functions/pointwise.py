@@ -11,10 +11,11 @@ import numpy as np
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-from .._core import dtype as _dtype
+from .._core import checks as _checks, dtype as _dtype
 from .._core.graph import Node, Op, SAVES_OUTPUT
 from .._core.rows import abs_, broadcast_check, elementwise
 from .._tensor.apply import apply
+from .._tensor.checked import checked
 from .._tensor.methods import method
 from .._tensor.tensor import Tensor
 from .index import nonzero
@@ -78,9 +79,9 @@ def div(input, other, *, rounding_mode: str | None = None) -> Tensor:
     if rounding_mode is None:
         return apply(div_op, input, other)
     if rounding_mode == "floor":
-        return apply(floor_divide_op, input, other)
+        return apply(floor_divide_op, input, _divisor("div", input, other))
     if rounding_mode == "trunc":
-        q = apply(div_op, input, other)
+        q = apply(div_op, input, _divisor("div", input, other))
         return apply(trunc_op, q).to(_dtype.result_type([_typed(input), _typed(other)]))
     raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                        f"found '{rounding_mode}'")
@@ -93,9 +94,23 @@ def _typed(x):
     return (x.dtype, x.ndim) if isinstance(x, Tensor) else x
 
 
+def _divisor(name: str, input, other):
+    """`other`, refused where it is an integer zero dividing integers (PyTorch's
+    "ZeroDivisionError"): at the call for a number or a known tensor, else where computed."""
+    if not isinstance(input, Tensor) or not (input.dtype.is_floating_point or input.dtype.is_complex):
+        kind = _dtype.result_type([_typed(input), _typed(other)])
+        if not (kind.is_floating_point or kind.is_complex):
+            if not isinstance(other, Tensor):
+                if other == 0:
+                    raise RuntimeError("ZeroDivisionError")
+            else:
+                return checked(other, name, _checks.equal, (0,), RuntimeError, "ZeroDivisionError")
+    return other
+
+
 @method("floor_divide", "__floordiv__", inplace=("__ifloordiv__",), reflected=("__rfloordiv__",))
 def floor_divide(input, other) -> Tensor:
-    return apply(floor_divide_op, input, other)
+    return apply(floor_divide_op, input, _divisor("floor_divide", input, other))
 
 
 remainder_op = elementwise("remainder", jnp.remainder, saves="all")
@@ -103,7 +118,7 @@ remainder_op = elementwise("remainder", jnp.remainder, saves="all")
 
 @method("remainder", "__mod__", inplace=("remainder_", "__imod__"), reflected=("__rmod__",))
 def remainder(input, other) -> Tensor:
-    return apply(remainder_op, input, other)
+    return apply(remainder_op, input, _divisor("remainder", input, other))
 
 
 @jax.custom_jvp
@@ -112,7 +127,13 @@ def _pow(a, b):
     (`0 ** 0.0`), and for `b` 0 where `a == 0` and `b >= 0`, else `a ** b * log(a)` (so `-inf`
     at `0 ** -1`, where jnp's rule gives nan). Each input's term is formed only when it has a
     tangent, so an infinite coefficient never meets a zero tangent (`inf * 0`)."""
-    return jnp.power(a, b)
+    out = jnp.power(a, b)
+    if not jnp.issubdtype(out.dtype, jnp.integer) or \
+            jnp.issubdtype(jnp.result_type(b), jnp.unsignedinteger):
+        return out
+    # an integer to a negative integer power truncates, as in PyTorch: 0 but for a base of +-1
+    inverse = jnp.where(a == 1, 1, jnp.where(a == -1, jnp.where(b % 2 == 0, 1, -1), 0))
+    return jnp.where(b < 0, inverse.astype(out.dtype), out)
 
 
 def _pow_jvp(primals, tangents):
@@ -139,7 +160,14 @@ pow_op = elementwise("pow", _pow, saves="all", grad_name=lambda static, inputs: 
 
 @method("pow", "__pow__", inplace=("pow_", "__ipow__"), reflected=("__rpow__",))
 def pow(input, exponent) -> Tensor:  # noqa: A001
+    if (isinstance(input, Tensor) and _is_int_number(exponent) and exponent < 0
+            and not (input.dtype.is_floating_point or input.dtype.is_complex)):
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
     return apply(pow_op, input, exponent)
+
+
+def _is_int_number(x) -> bool:
+    return isinstance(x, (builtins.int, np.integer)) and not isinstance(x, builtins.bool)
 
 
 neg_op = elementwise("neg", jnp.negative)
@@ -225,7 +253,7 @@ def sigmoid(input) -> Tensor:
 
 
 def _relu(x):
-    return jnp.where(x > 0, x, jnp.zeros_like(x))  # derivative 0 at 0, as PyTorch
+    return jnp.where(x <= 0, jnp.zeros_like(x), x)  # derivative 0 at 0 and NaN kept, as PyTorch
 
 
 relu_op = elementwise("relu", _relu, saves=SAVES_OUTPUT)
@@ -458,7 +486,7 @@ fmod_op = elementwise("fmod", jnp.fmod, saves="all")
 @method("fmod", inplace=("fmod_",))
 def fmod(input: Tensor, other) -> Tensor:
     """C's remainder: the result has the sign of `input` (compare `remainder`)."""
-    return apply(fmod_op, input, other)
+    return apply(fmod_op, input, _divisor("fmod", input, other))
 
 
 logaddexp_op = elementwise("logaddexp", jnp.logaddexp, promote="float", saves="all")

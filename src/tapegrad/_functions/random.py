@@ -11,12 +11,13 @@ import builtins
 import numpy as np
 from jax import lax
 
-from .._core import dtype as _dtype, grad_mode as _grad_mode
-from .._core.dims import shape_arg
+from .._core import checks as _checks, dtype as _dtype, grad_mode as _grad_mode
+from .._core.dims import new_shape, shape_arg
 from .._core.graph import Op, SAVES_NONE
 from .._tensor import random as _random
 from .._tensor.apply import apply
 from .._tensor.inplace import check_inplace, inplace
+from .._tensor.checked import checked
 from .._tensor.methods import method
 from .._tensor.tensor import Tensor
 from .pointwise import add, log, log1p_op, lt, mul, neg
@@ -50,7 +51,7 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
                             "are numbers")
         if std < 0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-        shape, dt = shape_arg((size,)), _dtype.as_dtype(dtype) if dtype else _dtype.get_default_dtype()
+        shape, dt = new_shape((size,)), _dtype.as_dtype(dtype) if dtype else _dtype.get_default_dtype()
     eps = _gen(generator).sample("normal", builtins.tuple(shape), dt)
     out = apply(normal_op, mean, std, eps)
     out = out.to(dt) if out.dtype is not dt else out
@@ -63,6 +64,11 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     """1 with probability `input` (or `p`) per element, else 0; the result has `input`'s dtype."""
     probs = input if p is None else p
+    if isinstance(probs, Tensor):
+        probs = checked(probs, "bernoulli", _checks.not_between, (0, 1), RuntimeError,
+                        "Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
+    elif not 0 <= probs <= 1:
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={probs}")
     u = _gen(generator).sample("uniform", builtins.tuple(input.shape), _float(input.dtype))
     with _grad_mode.no_grad():
         return lt(u, probs).to(input.dtype)
@@ -81,6 +87,10 @@ def multinomial(input: Tensor, num_samples: builtins.int, replacement: builtins.
     if num_samples <= 0:
         raise RuntimeError(f"cannot sample {num_samples} <= 0 samples")
     dt = _float(input.dtype)
+    input = checked(input, "multinomial", _checks.bad_probabilities, (), RuntimeError,
+                    "probability tensor contains either `inf`, `nan` or element < 0")
+    input = checked(input, "multinomial", _checks.no_mass, (), RuntimeError,
+                    "invalid multinomial distribution (sum of probabilities <= 0)")
     with _grad_mode.no_grad():
         logits = log(input.to(dt))
         shape = input.shape[:-1] + ((num_samples, n) if replacement else (n,))

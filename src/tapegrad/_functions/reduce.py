@@ -201,6 +201,10 @@ def _reduce_dim_select(x, *, dim, keepdim, which):
     else:  # ("kth", k): the k-th smallest (1-based); NaNs sort last as in PyTorch
         order = jnp.argsort(x, axis=dim, stable=True)
         idx = lax.slice_in_dim(order, which[1] - 1, which[1], axis=dim)
+        if which[0] == "median":  # the median of a slice holding NaN is its first NaN
+            nan = jnp.isnan(x)
+            idx = jnp.where(jnp.any(nan, axis=dim, keepdims=True),
+                            jnp.argmax(nan, axis=dim, keepdims=True), idx)
     values = jnp.take_along_axis(x, idx, axis=dim)
     if not keepdim:
         values, idx = jnp.squeeze(values, dim), jnp.squeeze(idx, dim)
@@ -476,8 +480,8 @@ def count_nonzero(input: Tensor, dim=None) -> Tensor:
     return apply(count_nonzero_op, input, dim=reduce_dims(dim, input.ndim))
 
 
-kthvalue_op = Op("kthvalue", lambda x, *, k, dim, keepdim: _reduce_dim_select(
-    x, dim=dim, keepdim=keepdim, which=("kth", k)), n_out=2)
+kthvalue_op = Op("kthvalue", lambda x, *, k, dim, keepdim, median=False: _reduce_dim_select(
+    x, dim=dim, keepdim=keepdim, which=("median" if median else "kth", k)), n_out=2)
 
 
 @method("median")
@@ -488,11 +492,11 @@ def median(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.boo
         _nonempty("median", input)
         flat = input.reshape(-1)
         k = (flat.shape[0] - 1) // 2 + 1
-        return apply(kthvalue_op, flat, k=k, dim=0, keepdim=False)[0]
+        return apply(kthvalue_op, flat, k=k, dim=0, keepdim=False, median=True)[0]
     if input.ndim == 0:
-        return _select(kthvalue_op, return_types.median, input, dim, keepdim, k=1)
+        return _select(kthvalue_op, return_types.median, input, dim, keepdim, k=1, median=True)
     k = (input.shape[normalize_dim(dim, input.ndim)] - 1) // 2 + 1
-    return _select(kthvalue_op, return_types.median, input, dim, keepdim, k=k)
+    return _select(kthvalue_op, return_types.median, input, dim, keepdim, k=k, median=True)
 
 
 @method("kthvalue")

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._core import dtype as _dtype
-from .._core.dims import normalize_dim, numpy_names, shape_arg
+from .._core.dims import check_new_shape, normalize_dim, numpy_names, shape_arg
 from .._core.graph import Op, SAVES_NONE
 from .._core.ops import as_strided_op
 from .._core.rows import variadic
@@ -295,6 +295,8 @@ def repeat(input: Tensor, *sizes) -> Tensor:
     if len(reps) < input.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
                            "of dimensions of tensor")
+    shape = (1,) * (len(reps) - input.ndim) + builtins.tuple(input.shape)
+    check_new_shape(builtins.tuple(s * r for s, r in zip(shape, reps)))
     return apply(repeat_op, input, reps=reps)
 
 
@@ -355,6 +357,8 @@ def select(input: Tensor, dim: builtins.int, index: builtins.int) -> Tensor:
 @numpy_names
 def narrow(input: Tensor, dim: builtins.int, start: builtins.int, length: builtins.int) -> Tensor:
     """`length` elements from `start` along `dim` (a view)."""
+    if input.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = normalize_dim(dim, input.ndim)
     size = input.shape[d]
     start = builtins.int(start)
@@ -422,6 +426,8 @@ def tensor_split(input: Tensor, indices_or_sections, dim: builtins.int = 0) -> b
     size = input.shape[d]
     if isinstance(indices_or_sections, builtins.int):
         n = indices_or_sections
+        if n <= 0:
+            raise RuntimeError(f"number of sections must be larger than 0, got {n}")
         big, rem = divmod(size, n)
         sections = [big + 1] * rem + [big] * (n - rem)
     else:
@@ -434,6 +440,8 @@ def tensor_split(input: Tensor, indices_or_sections, dim: builtins.int = 0) -> b
 @numpy_names
 def chunk(input: Tensor, chunks: builtins.int, dim: builtins.int = 0) -> builtins.tuple:
     """At most `chunks` views of equal size (the last may be smaller) along `dim`."""
+    if input.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     size = input.shape[normalize_dim(dim, input.ndim)]

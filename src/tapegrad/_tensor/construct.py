@@ -52,6 +52,27 @@ def _infer_dtype(data) -> _dtype.dtype:
     return result or _dtype.get_default_dtype()
 
 
+def _check_range(data, wanted: _dtype.dtype, inferred: builtins.bool) -> None:
+    """PyTorch's overflow errors for Python numbers an integer dtype cannot hold (numpy would
+    wrap them silently). A negative number still wraps into uint8, as in PyTorch."""
+    if wanted.is_floating_point or wanted.is_complex or wanted is _dtype.bool:
+        return
+    info = np.iinfo(wanted.np)
+    low = -2 ** 63 if wanted is _dtype.uint8 else info.min
+
+    def scan(x):
+        if isinstance(x, (list, tuple)):
+            for y in x:
+                scan(y)
+        elif isinstance(x, numbers.Real) and not isinstance(x, (builtins.bool, np.bool_)):
+            if inferred and not -2 ** 63 <= x < 2 ** 63:
+                raise ValueError("Overflow when unpacking long long")
+            if not low <= x <= info.max:
+                raise RuntimeError(f"value cannot be converted to type {wanted.name} without "
+                                   "overflow")
+    scan(data)
+
+
 def _to_numpy(data):
     if isinstance(data, (list, tuple)):
         return np.array([_to_numpy(x) for x in data]) if data else np.zeros((0,))
@@ -75,6 +96,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False,
         value = data
     else:
         wanted = _dtype.as_dtype(dtype) if dtype is not None else _infer_dtype(data)
+        _check_range(data, wanted, dtype is None)
         value = np.asarray(_to_numpy(data), dtype=wanted.np)
     target = _dtype.as_dtype(dtype) if dtype is not None else _dtype.from_numpy_dtype(value.dtype)
     with jax.enable_x64(True):

@@ -58,6 +58,20 @@ def _conv(x, w, *b, stride, padding, dilation, groups):
 conv_op = Op("conv", _conv, grad_name="ConvolutionBackward0")
 
 
+def _check_conv(input, weight, stride, pads, dilation, nd) -> None:
+    """PyTorch's argument checks for a convolution (XLA would refuse them, or give empty output)."""
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(p < 0 for pair in pads for p in pair):
+        raise RuntimeError("negative padding is not supported")
+    padded = [n + lo + hi for n, (lo, hi) in zip(input.shape[2:], pads)]
+    kernel = [d * (k - 1) + 1 for d, k in zip(dilation, weight.shape[2:])]
+    if any(k > n for k, n in zip(kernel, padded)):
+        raise RuntimeError(f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). "
+                           f"Kernel size: ({' x '.join(map(str, kernel))}). Kernel size can't be "
+                           "greater than actual input size")
+
+
 def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
     _check_dtypes(input, weight, bias)
     input, added = _batched(input, nd, name)
@@ -78,6 +92,7 @@ def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
             raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
     else:
         pads = tuple((p, p) for p in _tuple(padding, nd, "padding"))
+    _check_conv(input, weight, stride, pads, dilation, nd)
     out = apply(conv_op, input, weight, *(() if bias is None else (bias,)), stride=stride,
                 padding=pads, dilation=dilation, groups=int(groups))
     return _unbatched(out, added)
@@ -171,6 +186,11 @@ def _pool_args(nd, input, kernel_size, stride, padding, dilation, ceil_mode):
     kernel = _tuple(kernel_size, nd, "kernel_size")
     stride = kernel if stride is None or stride == [] or stride == () else _tuple(stride, nd)
     padding, dilation = _tuple(padding, nd), _tuple(dilation, nd)
+    if any(s == 0 for s in stride):
+        raise RuntimeError("stride should not be zero")
+    for p in padding:
+        if p < 0:
+            raise RuntimeError(f"pad must be non-negative, but got pad: {p}")
     for p, k, d in zip(padding, kernel, dilation):
         if p > (d * (k - 1) + 1) // 2:
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got "

@@ -10,12 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .._core import grad_mode as _grad_mode
+from .._core import checks as _checks, grad_mode as _grad_mode
 from .._core.dims import normalize_dim
 from .._core.graph import Op, SAVES_NONE
 from .._core.rows import abs_
 from .._tensor import random as _random
 from .._tensor.apply import apply
+from .._tensor.checked import checked
 from .._tensor.inplace import inplace, settle
 from .._tensor.tensor import Tensor
 from ._functional_activation import _maybe_inplace
@@ -92,6 +93,9 @@ linear_op = Op("linear", _linear, grad_name=_linear_grad_name)
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """`input @ weight.T + bias`."""
+    if input.ndim == 0 or weight.ndim == 0:
+        raise RuntimeError(f"both arguments to linear need to be at least 1D, but they are "
+                           f"{input.ndim}D and {weight.ndim}D")
     if input.shape[-1:] != weight.shape[-1:]:
         rows = int(np.prod(input.shape[:-1])) if input.ndim > 1 else 1
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} "
@@ -140,6 +144,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
     if input.dtype.is_floating_point:
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
                            f"scalar types: Long, Int; but got {input.dtype} instead")
+    input = checked(input, "embedding", _checks.outside, (0, weight.shape[0]), IndexError,
+                    "index out of range in self")
     return apply(embedding_op, input, weight, padding_idx=padding_idx)
 
 
@@ -153,6 +159,10 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     if num_classes == -1:
         num_classes = int(np.max(np.asarray(tensor._value()))) + 1 if tensor.numel() else 0
+    tensor = checked(tensor, "one_hot", _checks.below, (0,), RuntimeError,
+                     "Class values must be non-negative.")
+    tensor = checked(tensor, "one_hot", _checks.at_least, (int(num_classes),), RuntimeError,
+                     "Class values must be smaller than num_classes.")
     return apply(one_hot_op, tensor, num_classes=int(num_classes))
 
 

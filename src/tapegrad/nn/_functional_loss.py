@@ -7,9 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._core import checks as _checks
 from .._core.graph import Op
 from .._core.rows import abs_
 from .._tensor.apply import apply
+from .._tensor.checked import checked
 from .._tensor.tensor import Tensor
 
 
@@ -129,9 +131,19 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
                weight: Tensor | None = None) -> Tensor:
     """Quadratic below `delta`, linear (scaled by `delta`) above."""
     reduction = _reduction(None, None, reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _same_size(input, target)
     return apply(huber_loss_op, input, target, *_weight(weight, input), reduction=reduction,
                  delta=float(delta))
+
+
+def _checked_targets(name: str, input: Tensor, target: Tensor, ignore_index: int) -> Tensor:
+    """Class indices checked against `[0, C)` (`ignore_index` aside), as PyTorch does."""
+    _check_targets(input, target)
+    classes = input.shape[1 if input.ndim > 1 else 0]
+    return checked(target, name, _checks.outside, (0, classes, ignore_index), IndexError,
+                   "Target {value} is out of bounds.")
 
 
 def _check_targets(input: Tensor, target: Tensor) -> None:
@@ -173,7 +185,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class indices, from log-probabilities `(N, C, ...)`."""
     reduction = _reduction(size_average, reduce, reduction)
-    _check_targets(input, target)
+    target = _checked_targets("nll_loss", input, target, int(ignore_index))
     return apply(nll_loss_op, input, target, *(() if weight is None else (weight,)),
                  reduction=reduction, ignore_index=int(ignore_index))
 
@@ -227,7 +239,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         if tuple(target.shape) != tuple(input.shape):
             raise RuntimeError(f"Expected target size {list(input.shape)}, got {list(target.shape)}")
     else:
-        _check_targets(input, target)
+        target = _checked_targets("cross_entropy", input, target, int(ignore_index))
     return apply(cross_entropy_op, input, target, *(() if weight is None else (weight,)),
                  reduction=reduction, ignore_index=int(ignore_index),
                  label_smoothing=float(label_smoothing), probs=probs)
@@ -270,6 +282,10 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same size.")
+    input = checked(input, "binary_cross_entropy", _checks.not_between, (0, 1), RuntimeError,
+                    "all elements of input should be between 0 and 1")
+    target = checked(target, "binary_cross_entropy", _checks.not_between, (0, 1), RuntimeError,
+                     "all elements of target should be between 0 and 1")
     return apply(binary_cross_entropy_op, input, target,
                  *(() if weight is None else (weight,)), reduction=reduction)
 

@@ -132,7 +132,7 @@ class DTensor(Tensor):
     def _wrap(cls, t: Tensor, mesh: DeviceMesh, placements) -> "DTensor":
         """`t` (its storage and place in the graph) seen as a DTensor."""
         d = object.__new__(cls)
-        d._cell, d._grad_node, d._requires_grad = t._cell, t._grad_node, t._requires_grad
+        d._become(t)
         d._spec = (mesh, _normalized(placements, t.ndim))
         return d
 
