@@ -3,7 +3,8 @@ tensors that return a bool tensor (True where a value satisfies the constraint).
 from __future__ import annotations
 
 from .._core import grad_mode as _grad_mode
-from .._functions.linalg import cholesky
+from .._functions.linalg import cholesky_op
+from .._tensor.apply import apply
 from .._tensor.tensor import Tensor
 
 
@@ -137,7 +138,8 @@ class _PositiveDefinite(Constraint):
 
     def check(self, value):
         sym = ((value - value.transpose(-1, -2)).abs() < 1e-6).flatten(-2).all(-1)
-        chol = cholesky(value)  # NaN where the matrix is not positive definite
+        # the factorization's row, not `cholesky`, which raises: NaN where not positive definite
+        chol = apply(cholesky_op, value, upper=False)
         return sym & (chol == chol).flatten(-2).all(-1)
 
 
