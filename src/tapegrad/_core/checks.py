@@ -157,6 +157,7 @@ def jit(fn, **kwargs):
         return out
     call.__wrapped__ = fn
     call._cache_size = jitted._cache_size  # how many traces jax.jit holds (tests read it)
+    call.lower = jitted.lower  # the program's HLO, the guards' findings among its outputs
     return call
 
 
@@ -168,7 +169,9 @@ def first(xp, bad, x):
     flat_bad, flat = bad.reshape(-1), x.reshape(-1)
     if flat.size == 0:
         return xp.any(flat_bad), xp.zeros((), x.dtype)
-    return xp.any(flat_bad), flat[xp.argmax(flat_bad)]
+    # min over positions, not argmax: a sharded argmax lowers with mismatched index types (x64)
+    positions = xp.arange(flat.size, dtype=xp.int32)
+    return xp.any(flat_bad), flat[xp.min(xp.where(flat_bad, positions, flat.size - 1))]
 
 
 def outside(xp, x, low: int, high: int, ignore: int | None = None):
