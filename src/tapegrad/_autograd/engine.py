@@ -302,11 +302,12 @@ class Backward:
                        if n.value is None and owned(n) and not n.constant)
         # an implicit gradient (1.0 for a scalar loss) is a constant of the program
         implicit = ct if isinstance(ct, float) else None
-        key = ("segment", tuple(tr.key), kinds, live_p, live_f, implicit)
-        program = cache.get(key, lambda: cache.jit(_segment_program(
-            walk_p, walk_f, layout(tr.frontier), kinds, live_p, live_f, implicit)))
         folds = [s.variable for s, k in zip(stops, kinds) if k == "fold"]
         old_grads = tuple(None if v.grad is None else v.grad._value() for v in folds)
+        key = ("segment", tuple(tr.key), kinds, live_p, live_f, implicit,
+               tuple(g is None for g in old_grads))  # one executable per key (set_cache_limit)
+        program = cache.get(key, lambda: cache.tiered(_segment_program(
+            walk_p, walk_f, layout(tr.frontier), kinds, live_p, live_f, implicit)))
         ct_value = None if implicit is not None else \
             cotangent_tensor(ct, top.shape, top.dtype)._value()
         with jax.enable_x64(True):

@@ -2,9 +2,13 @@
 
 `trace` walks the nodes that compute some targets and produces a *structure*: the ops, their static
 arguments and the wiring between them, with every array left as an argument (the frontier).
-Programs are cached by structure, so a loop whose graph repeats reuses one compiled function, and
-`jax.jit` adds its own cache over shapes and dtypes beneath. Nothing in a structure refers to a
-node or an array, so the cache holds no user data.
+Programs are cached by structure and the shapes and dtypes of its inputs, so a loop whose graph
+repeats reuses one compiled function, and the cache's bound (`set_cache_limit`) counts compiled
+executables. Nothing in a key refers to a node or an array, so the cache holds no user data.
+
+Execution is tiered by a hit counter per key: a program met for the first time is compiled
+cheaply (XLA's optimisation level 0: a new expression answers sooner), and compiled again at
+full optimisation when it is met for the `threshold`-th time (`set_compile_threshold`).
 """
 from __future__ import annotations
 
@@ -78,7 +82,7 @@ class Trace:
             if ref is None:
                 ref = self._frontier_ref[id(x)] = len(self.frontier) * 3 + FRONTIER
                 self.frontier.append(x)
-                self.key.append("a")
+                self.key.append((x.shape, x.dtype))
                 if _stepmode.active is not None and x.owner is not None:
                     cell = x.owner()
                     if cell is not None and cell.node is x:
@@ -185,23 +189,50 @@ class CacheInfo(NamedTuple):
     maxsize: int
 
 
+# XLA options of a program's first, cheap compile: optimisation level 0 compiles small programs
+# about a third faster on the 2-core CPU (benchmarks/README.md); hot programs are compiled with
+# the process's own options
+QUICK_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+class _Tiered:
+    """A program in two tiers: compiled with `QUICK_OPTIONS` while its key has been met fewer
+    than `threshold` times, then compiled again in full (which then replaces it in the cache)."""
+
+    __slots__ = ("fn", "kwargs", "quick", "sightings")
+
+    def __init__(self, fn, kwargs: dict) -> None:
+        self.fn, self.kwargs, self.quick, self.sightings = fn, kwargs, None, 0
+
+
 class _Cache:
-    def __init__(self, maxsize: int = 512) -> None:
+    def __init__(self, maxsize: int = 512, threshold: int = 3) -> None:
         self.programs: collections.OrderedDict = collections.OrderedDict()
         self.maxsize = maxsize
+        self.threshold = threshold
         self.hits = self.misses = self.traces = 0
 
     def get(self, key, build):
+        """The program cached under `key`, or `build()`'s, cached. A `tiered` program is
+        returned in the tier its count of sightings gives."""
         prog = self.programs.get(key)
         if prog is not None:
             self.hits += 1
             self.programs.move_to_end(key)
+        else:
+            self.misses += 1
+            prog = self.programs[key] = build()
+            while len(self.programs) > self.maxsize:
+                self.programs.popitem(last=False)
+        if type(prog) is not _Tiered:
             return prog
-        self.misses += 1
-        prog = self.programs[key] = build()
-        if len(self.programs) > self.maxsize:
-            self.programs.popitem(last=False)
-        return prog
+        prog.sightings += 1
+        if prog.sightings < self.threshold:
+            if prog.quick is None:
+                prog.quick = self.jit(prog.fn, compiler_options=QUICK_OPTIONS, **prog.kwargs)
+            return prog.quick
+        full = self.programs[key] = self.jit(prog.fn, **prog.kwargs)
+        return full
 
     def jit(self, fn, **kwargs):
         """`jax.jit(fn)`, counting each trace (a trace is a compile for XLA); the program's
@@ -212,12 +243,27 @@ class _Cache:
             return fn(*args)
         return _checks.jit(counted, **kwargs)
 
+    def tiered(self, fn, **kwargs) -> _Tiered:
+        """`fn` to be compiled by `get` in the tier its key's sightings give (see `_Tiered`)."""
+        return _Tiered(fn, kwargs)
+
+    def executables(self) -> int:
+        """How many compiled XLA executables the cached programs hold."""
+        count = 0
+        for p in self.programs.values():
+            if type(p) is _Tiered:
+                p = p.quick
+            if p is not None and hasattr(p, "_cache_size"):
+                count += p._cache_size()
+        return count
+
 
 cache = _Cache()
 
 
 def cache_info() -> CacheInfo:
-    """Statistics of tapegrad's compiled-program cache: structure hits/misses and XLA traces."""
+    """Statistics of tapegrad's compiled-program cache: hits/misses (of a structure at given input
+    shapes and dtypes), XLA traces, and the cached programs against the limit."""
     return CacheInfo(cache.hits, cache.misses, cache.traces, len(cache.programs), cache.maxsize)
 
 
@@ -228,12 +274,24 @@ def clear_cache() -> None:
 
 
 def set_cache_limit(maxsize: int) -> None:
-    """Bound the number of cached programs (least recently used ones are dropped first)."""
+    """Keep at most `maxsize` compiled programs, each a graph structure at one set of input shapes
+    and dtypes (the least recently used is dropped first, its executable freed), so that a loop
+    over ragged shapes keeps its memory bounded. Like `torch._dynamo.config.cache_size_limit`,
+    a shape met again after being dropped compiles again."""
     if maxsize < 1:
         raise ValueError(f"cache limit must be at least 1, got {maxsize}")
     cache.maxsize = maxsize
     while len(cache.programs) > maxsize:
         cache.programs.popitem(last=False)
+
+
+def set_compile_threshold(threshold: int) -> None:
+    """Compile a program at full optimisation when its structure and input shapes are met for the
+    `threshold`-th time (default 3); before that it is compiled cheaply, at XLA's optimisation
+    level 0, so that a new expression answers sooner. 1 compiles every program in full at once."""
+    if threshold < 1:
+        raise ValueError(f"compile threshold must be at least 1, got {threshold}")
+    cache.threshold = threshold
 
 
 # Python numbers reach a program packed into one array per kind (a jit argument per number would
@@ -314,7 +372,7 @@ def materialize(targets: list) -> None:
         def run(args):
             computed = evaluate(entries, unpack(places, args))
             return tuple(computed[i] for i in keep)
-        return cache.jit(run)
+        return cache.tiered(run)
 
     program = cache.get(("eval", tuple(tr.key), keep), build)
     # values made from numbers alone are concrete even inside someone's JAX trace

@@ -1,11 +1,17 @@
 """Random numbers: a stateful `Generator` over JAX PRNG keys, as PyTorch's global generator.
 
-Each draw folds a counter into the generator's key, so drawing records no device work: the
-random op is computed with everything else pending. Same seed, same numbers (not PyTorch's
-numbers: the bit generator is JAX's).
+Each draw folds a counter into the generator's key. A draw of a shape seen often is recorded:
+the random op is computed with everything else pending, inside the program that reads it. The
+first `EAGER_DRAWS` draws of each (kind, shape, dtype) are computed at once instead, by a program
+per power-of-two size bucket, sliced on the host: a new shape then compiles nothing (a draw
+compiled into a new program costs that program most of its compile time). Both give the same
+numbers, since JAX's partitionable threefry makes element i of a draw depend on i alone. Same
+seed, same numbers (not PyTorch's numbers: the bit generator is JAX's).
 """
 from __future__ import annotations
 
+import functools
+import math
 import weakref
 
 import jax
@@ -13,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import dtype as _dtype, stepmode as _stepmode
+from .._core.compile import QUICK_OPTIONS
 from .._core.graph import Const, Op, SAVES_NONE
 from .._core.record import record
 from .tensor import Tensor
@@ -39,6 +46,26 @@ generators: weakref.WeakSet = weakref.WeakSet()  # every live Generator (tapegra
 DEFAULT_SEED = 67280421310721  # PyTorch's default seed: runs repeat unless reseeded
 
 draw = Op("random", _draw, saves=SAVES_NONE, differentiable=False)
+
+EAGER_DRAWS = 8  # draws per (kind, shape, dtype, extra) computed at once, before recording
+_BUCKETED = ("normal", "uniform", "truncated_normal", "randint")  # elementwise in the bits
+_MIN_BUCKET = 1024
+_seen: dict = {}  # (kind, shape, dtype, extra) -> draws computed at once so far
+
+
+@functools.lru_cache(maxsize=64)
+def _bucket_program(kind: str, size: int, dtype, extra):
+    return jax.jit(functools.partial(_draw, kind=kind, shape=(size,), dtype=dtype, extra=extra),
+                   compiler_options=QUICK_OPTIONS)  # a few draws per shape: compiled cheaply
+
+
+def _draw_now(key, counter: int, kind: str, shape: tuple, dtype, extra):
+    """The draw `_draw` computes, from the program of its size bucket, sliced on the host."""
+    size = math.prod(shape)
+    bucket = max(_MIN_BUCKET, 1 << max(size - 1, 0).bit_length())
+    with jax.enable_x64(True):
+        flat = _bucket_program(kind, bucket, dtype, extra)(key, np.int64(counter))
+        return jax.device_put(np.asarray(flat)[:size].reshape(shape))
 
 
 # While set (by `func.functional_call` under a JAX transformation), drawing raises this message:
@@ -100,6 +127,13 @@ class Generator:
         _stepmode.generator(self)
         key, counter = self.stream
         self._counter += 1
+        signature = (kind, shape, dtype.np, extra)
+        if kind in _BUCKETED and _stepmode.active is None:
+            seen = _seen.get(signature, 0)
+            if seen < EAGER_DRAWS:
+                _seen[signature] = seen + 1
+                value = _draw_now(key.value, counter, *signature)
+                return Tensor._from_node(Const(value, dtype))
         node = record(draw, (key, counter),
                       (("dtype", dtype.np), ("extra", extra), ("kind", kind), ("shape", shape)))
         return Tensor._from_node(node)
