@@ -10,7 +10,21 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                " --xla_backend_optimization_level=0").strip()
 
+# The persistent compilation cache (on by default in ~/.cache/tapegrad/jax) stays off here, so
+# that running the tests writes nothing into the user's cache; tests/test_first_answers.py runs
+# it in subprocesses with their own directories. A cache directory set by the caller is kept.
+os.environ.setdefault("TAPEGRAD_CACHE_DIR", "")
+
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _compiled_tier_at_once():
+    """Programs compile in full at their first sighting (the tiers' own tests set the threshold):
+    the suite's counts of traces describe the compiled tier."""
+    import tapegrad
+    tapegrad.autograd.set_compile_threshold(1)
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ under `jax.vjp`, compiled by XLA. `import tapegrad as torch` runs ordinary PyTor
 """
 from __future__ import annotations
 
+from ._core import diskcache as _diskcache  # noqa: F401  (first: JAX's persistent cache)
 from . import _autograd  # noqa: F401  (binds .grad and .backward)
 from ._autograd import api as _api, grads as _grads, nodes as _nodes  # noqa: F401
 from ._core.compile import cache_info
