@@ -167,6 +167,8 @@ class Backward:
                 self.boundary.add(id(n))
             if _is_custom(n):
                 self.boundary.update(id(c) for c in n.inputs if isinstance(c, Node) and c.requires_grad)
+            elif type(n) is GetItem and _is_custom(n.inputs[0]):  # one output of a custom Function
+                self.boundary.add(id(n))
         self.needed = self._needed()
         # A leaf whose value changed between two uses has two AccumulateGrad nodes; its
         # gradients are then summed before accumulating instead of folded per node.
@@ -199,6 +201,11 @@ class Backward:
         if targets is not None and id(b) in targets:
             self.captured[id(b)] = ct
         if not any(id(c) in self.needed for c in b.inputs if isinstance(c, Node)):
+            return
+        if type(b) is GetItem and _is_custom(b.inputs[0]):
+            # the Function's backward gets its outputs' gradients together, by position
+            parts = self.pending.setdefault(id(b.inputs[0]), {})
+            parts[b.static] = ct if b.static not in parts else _add_ct(parts[b.static], ct)
             return
         if _is_custom(b):
             grads = list(b.op.custom_backward(b, ct, self.create_graph))
