@@ -23,7 +23,7 @@ from .._core.record import pending_writes, record
 from .._tensor.apply import apply
 from .._tensor.tensor import Tensor
 from . import anomaly as _anomaly
-from .grads import write_grad
+from .grads import GradLog
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
@@ -92,6 +92,8 @@ class Backward:
         # targets: id(variable) for leaves, id(node) for non-leaf tensors; None means every leaf.
         self.targets = targets
         self.order: list = []  # the nodes that took part, for freeing
+        self.ran: list = []  # the nodes whose backward has run, freed if the run fails
+        self.grads = GradLog()  # every .grad write, undone if the run fails
         self.boundary = {id(r) for r in roots}
         self.needed: set = set()
         self.unfoldable: set = set()
@@ -114,10 +116,18 @@ class Backward:
                 self._sweep()
             self._finish_leaves()
             if not self.retain_graph:
-                self._free()
+                self._free(self.order)
             for var in self.accumulated:
                 for hook in list((var._post_accumulate_hooks or {}).values()):
                     hook(var)
+        except BaseException:
+            # A failed backward (a hook raising, a KeyboardInterrupt) leaves every .grad as it
+            # was, so a retry does not count twice; the graph is freed where its backward ran,
+            # as PyTorch frees each node as it runs.
+            self.grads.roll_back()
+            if not self.retain_graph:
+                self._free(self.ran)
+            raise
         finally:
             callbacks = _callbacks.pop()
         for callback in callbacks:
@@ -197,7 +207,7 @@ class Backward:
     def _backward_of(self, b: Node, ct) -> None:
         """Run the boundary `b`'s hooks and backward, adding the gradients of what it consumed."""
         targets = self.targets
-        ct = _run_hooks(b, ct)
+        ct = _run_hooks(b, ct, self.grads)
         if targets is not None and id(b) in targets:
             self.captured[id(b)] = ct
         if not any(id(c) in self.needed for c in b.inputs if isinstance(c, Node)):
@@ -209,6 +219,7 @@ class Backward:
             return
         if _is_custom(b):
             grads = list(b.op.custom_backward(b, ct, self.create_graph))
+            self.ran.append(b)
             if self.anomaly:
                 _anomaly.check_nan(b, [(pos, g) for _, g, pos in grads])
             for node, g, _ in grads:
@@ -262,17 +273,15 @@ class Backward:
         for var, ct in self.leaves.values():
             ct = cotangent_tensor(ct, var.shape, var.dtype)
             for hook in list((var._hooks or {}).values()):
-                out = hook(ct)
-                if out is not None:
-                    ct = out
+                ct = call_hook(hook, ct)
             if self.capture:
                 self.captured[id(var)] = ct
             else:
-                write_grad(var, ct, accumulate=True, create_graph=self.create_graph)
+                self.grads.write(var, ct, accumulate=True, create_graph=self.create_graph)
                 self.accumulated.append(var)
 
-    def _free(self) -> None:
-        for n in self.order:
+    def _free(self, nodes) -> None:
+        for n in nodes:
             if type(n) is AccumulateGrad:
                 continue
             n.freed = True
@@ -327,8 +336,9 @@ class Backward:
         for s, c in zip(ct_stops, cts):
             self._add_pending(s, c)
         for var, g in zip(folds, grads):
-            write_grad(var, g)
+            self.grads.write(var, g)
         self.accumulated.extend(folds)
+        self.ran.extend(n for n in walk_f.nodes if n.requires_grad)
 
     def _record_segment(self, tr: Trace, walk_f, kinds, ct, top) -> None:
         """create_graph: the segment's vjp becomes a recorded node, differentiable in turn."""
@@ -343,6 +353,7 @@ class Backward:
         outs = (outs,) if op.n_out == 1 else outs
         ct_stops = [s for s, k in zip(stops, kinds) if k != "const"]
         grads = [Tensor._from_node(node) for node in outs]
+        self.ran.extend(n for n in walk_f.nodes if n.requires_grad)
         if self.anomaly:
             _anomaly.check_nan(top, list(zip(ct_stops, grads)))
         for s, g in zip(ct_stops, grads):
@@ -467,7 +478,7 @@ def _tensorish(x):
     return Tensor._from_array(x) if isinstance(x, jax.Array) else x
 
 
-def _run_hooks(node: Node, ct):
+def _run_hooks(node: Node, ct, grads: GradLog):
     """Tensor hooks on `node`'s output: each may replace the gradient; retain_grad runs last."""
     hooks = node.hooks
     if not hooks:
@@ -478,10 +489,26 @@ def _run_hooks(node: Node, ct):
         if key == "retain":
             retain = hook
             continue
-        out = hook(ct)
-        if out is not None:
-            ct = out
+        ct = call_hook(hook, ct)
     t = retain() if retain is not None else None
     if t is not None:
-        write_grad(t, ct, accumulate=True, in_place=False)
+        grads.write(t, ct, accumulate=True, in_place=False)
     return ct
+
+
+def call_hook(hook, grad: Tensor) -> Tensor:
+    """`hook(grad)`, or what it returns instead, checked as PyTorch checks it: a tensor of the
+    gradient's shape and dtype."""
+    out = hook(grad)
+    if out is None:
+        return grad
+    name = getattr(hook, "__name__", "<unknown>")
+    if not isinstance(out, Tensor):
+        raise TypeError(f"expected Variable, but hook returned '{type(out).__name__}'")
+    if out.shape != grad.shape:
+        raise RuntimeError(f"hook '{name}' has changed the size of value (was "
+                           f"{list(grad.shape)} got {list(out.shape)})")
+    if out.dtype is not grad.dtype:
+        raise RuntimeError(f"hook '{name}' has changed the type of value (was "
+                           f"{_dtype.legacy_name(grad.dtype)} got {_dtype.legacy_name(out.dtype)})")
+    return out
