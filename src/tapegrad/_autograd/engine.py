@@ -309,6 +309,30 @@ class Backward:
                              and not c.node.requires_grad and not c.node.constant),
                             key=lambda n: n.serial)  # the order they were made: a set has none
             pending_writes.clear()
+        folds = [s.variable for s, k in zip(stops, kinds) if k == "fold"]
+        try:
+            cts, grads, ct_in = self._call_segment(top, ct, tr, walk_f, kinds, folds, writes)
+        except Exception:
+            if not writes:
+                raise
+            # a pending write whose computation fails (a value check) must not fail this
+            # backward: it is left out, pending, and raises its error where its storage is read
+            cts, grads, ct_in = self._call_segment(top, ct, tr, walk_f, kinds, folds, [])
+        ct_stops = [s for s, k in zip(stops, kinds) if k == "ct"]
+        if self.anomaly:
+            _anomaly.check_nan(top, list(zip(ct_stops, cts)), ct_in)
+        for s, c in zip(ct_stops, cts):
+            self._add_pending(s, c)
+        for var, g in zip(folds, grads):
+            self.grads.write(var, g)
+        self.accumulated.extend(folds)
+        self.ran.extend(n for n in walk_f.nodes if n.requires_grad)
+
+    def _call_segment(self, top: Node, ct, tr: Trace, walk_f, kinds, folds, writes) -> tuple:
+        """Run one segment's program (computing `writes` too); stores the values it keeps and
+        returns the stops' cotangents, the gradients folded into `folds`' .grad and the
+        cotangent it started from."""
+        stops = walk_f.stops
         walk_p = tr.walk([s.inputs[0] if type(s) is AccumulateGrad else s for s in stops] + writes)
         # values worth keeping: those a tensor shows (the pending writes among them, else their
         # chains would grow from step to step), except constants (made from Python numbers
@@ -321,7 +345,6 @@ class Backward:
         key = ("segment", tuple(tr.key), kinds, live_p, live_f, implicit)
         program = cache.get(key, lambda: cache.jit(_segment_program(
             walk_p, walk_f, layout(tr.frontier), kinds, live_p, live_f, implicit)))
-        folds = [s.variable for s, k in zip(stops, kinds) if k == "fold"]
         old_grads = tuple(None if v.grad is None else v.grad._value() for v in folds)
         ct_value = None if implicit is not None else \
             cotangent_tensor(ct, top.shape, top.dtype)._value()
@@ -329,16 +352,7 @@ class Backward:
             p_values, f_values, cts, grads = program(arguments(tr.frontier), ct_value, old_grads)
         store([walk_p.nodes[i] for i in live_p], p_values)
         store([walk_f.nodes[i] for i in live_f], f_values)
-        ct_stops = [s for s, k in zip(stops, kinds) if k == "ct"]
-        if self.anomaly:
-            _anomaly.check_nan(top, list(zip(ct_stops, cts)),
-                               ct_value if implicit is None else implicit)
-        for s, c in zip(ct_stops, cts):
-            self._add_pending(s, c)
-        for var, g in zip(folds, grads):
-            self.grads.write(var, g)
-        self.accumulated.extend(folds)
-        self.ran.extend(n for n in walk_f.nodes if n.requires_grad)
+        return cts, grads, ct_value if implicit is None else implicit
 
     def _record_segment(self, tr: Trace, walk_f, kinds, ct, top) -> None:
         """create_graph: the segment's vjp becomes a recorded node, differentiable in turn."""
