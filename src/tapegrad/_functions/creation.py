@@ -108,6 +108,8 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
     bounds = [b.item() if isinstance(b, Tensor) else b for b in (start, end, step)]
     if step == 0:
         raise RuntimeError("step must be nonzero")
+    if (bounds[1] - bounds[0]) * bounds[2] < 0:
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     if dtype is None:
         dtype = (_dtype.int64 if all(isinstance(b, numbers.Integral) for b in bounds)
                  else _dtype.get_default_dtype())
@@ -133,6 +135,8 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
     dtype = _default(dtype)
     if dtype is _dtype.bool:
         raise NotImplementedError("\"linspace_cpu\" not implemented for 'Bool'")
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
     with jax.enable_x64(True):
         value = jnp.asarray(np.linspace(start, end, steps), dtype=dtype.np)
     return finish(value, device, requires_grad)
