@@ -92,7 +92,7 @@ class Backward:
         # targets: id(variable) for leaves, id(node) for non-leaf tensors; None means every leaf.
         self.targets = targets
         self.order: list = []  # the nodes that took part, for freeing
-        self.ran: list = []  # the nodes whose backward has run, freed if the run fails
+        self.ran: list = []  # lists of the nodes whose backward has run, freed if the run fails
         self.grads = GradLog()  # every .grad write, undone if the run fails
         self.boundary = {id(r) for r in roots}
         self.needed: set = set()
@@ -126,7 +126,7 @@ class Backward:
             # as PyTorch frees each node as it runs.
             self.grads.roll_back()
             if not self.retain_graph:
-                self._free(self.ran)
+                self._free(n for nodes in self.ran for n in nodes if n.requires_grad)
             raise
         finally:
             callbacks = _callbacks.pop()
@@ -219,7 +219,7 @@ class Backward:
             return
         if _is_custom(b):
             grads = list(b.op.custom_backward(b, ct, self.create_graph))
-            self.ran.append(b)
+            self.ran.append((b,))
             if self.anomaly:
                 _anomaly.check_nan(b, [(pos, g) for _, g, pos in grads])
             for node, g, _ in grads:
@@ -326,7 +326,7 @@ class Backward:
         for var, g in zip(folds, grads):
             self.grads.write(var, g)
         self.accumulated.extend(folds)
-        self.ran.extend(n for n in walk_f.nodes if n.requires_grad)
+        self.ran.append(walk_f.nodes)
 
     def _call_segment(self, top: Node, ct, tr: Trace, walk_f, kinds, folds, writes) -> tuple:
         """Run one segment's program (computing `writes` too); stores the values it keeps and
@@ -367,7 +367,7 @@ class Backward:
         outs = (outs,) if op.n_out == 1 else outs
         ct_stops = [s for s, k in zip(stops, kinds) if k != "const"]
         grads = [Tensor._from_node(node) for node in outs]
-        self.ran.extend(n for n in walk_f.nodes if n.requires_grad)
+        self.ran.append(walk_f.nodes)
         if self.anomaly:
             _anomaly.check_nan(top, list(zip(ct_stops, grads)))
         for s, g in zip(ct_stops, grads):
