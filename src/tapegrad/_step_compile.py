@@ -85,6 +85,7 @@ class CompiledStep:
             except BaseException:  # a refused step applies nothing
                 log.undo()
                 raise
+        log.keep()
         for cache in (self._eager_logs, self._plans):
             if len(cache) > _MAX_PLANS:
                 cache.pop(next(iter(cache)))
@@ -154,6 +155,11 @@ class _UndoLog(_stepmode.StepLog):
         for o, state in self._states:  # drops the state a first step made
             o.state.clear()
             o.state.update(state)
+        self.keep()
+
+    def keep(self) -> None:
+        """The run stands: release the old values (the log itself is kept for planning)."""
+        self._cells, self._grads, self._states, self._pinned = {}, {}, [], []
 
 
 class _StepContext:
