@@ -471,6 +471,16 @@ PROBED = [
      RuntimeError, "Trying to create tensor with negative dimension -3"),
     ("argmax empty", lambda m, F: m.ones(0).argmax(),
      IndexError, "argmax\\(\\): Expected reduction dim to be specified for input.numel\\(\\) == 0"),
+    ("in-place bool from int", lambda m, F: m.tensor([True, False]).mul_(2),
+     RuntimeError, "result type Long can't be cast to the desired output type Bool"),
+    ("in-place float from complex", lambda m, F: m.ones(2).add_(m.ones(2, dtype=m.complex64)),
+     RuntimeError, "result type ComplexFloat can't be cast to the desired output type Float"),
+    ("normal_ on int64", lambda m, F: m.ones(2, dtype=m.int64).normal_(),
+     NotImplementedError, "\"normal_kernel_cpu\" not implemented for 'Long'"),
+    ("uniform_ on int64", lambda m, F: m.ones(2, dtype=m.int64).uniform_(),
+     NotImplementedError, "\"check_uniform_bounds\" not implemented for 'Long'"),
+    ("exponential_ on int64", lambda m, F: m.ones(2, dtype=m.int64).exponential_(),
+     RuntimeError, "Exponential distribution is a continuous probability distribution"),
 ]
 
 
@@ -482,13 +492,29 @@ def test_probed_argument_checks(name, program, error, words):
             _np(out)  # computed: an error raised where computed counts too
 
 
-def test_tile_int_and_conv_transpose_sizes_as_pytorch():
+def test_accepted_calls_as_pytorch():
+    """Calls next to the refused ones that PyTorch accepts: the same values and dtypes."""
     outs = {}
     for m, F in ((torch, tF), (tg, tgF)):
         img = m.arange(16.0).reshape(1, 1, 4, 4)
         w = m.arange(4.0).reshape(1, 1, 2, 2)
-        outs[m] = [_np(m.ones(2, 3).tile(2)),
-                   _np(F.conv_transpose2d(img, w, stride=2, output_padding=1)),
-                   _np(F.conv_transpose2d(img, w, stride=1, dilation=2, output_padding=1))]
+        ints = m.tensor([[[-1, -2, 4, 7, 3, 8]]])
+        bools = m.tensor([True, False])
+        bools.mul_(True)
+        outs[m] = [m.ones(2, 3).tile(2),
+                   F.conv_transpose2d(img, w, stride=2, output_padding=1),
+                   F.conv_transpose2d(img, w, stride=1, dilation=2, output_padding=1),
+                   F.avg_pool1d(ints, 2), F.avg_pool2d(ints[None], (1, 3), divisor_override=2),
+                   m.ones(2, dtype=m.int32).add_(m.ones(2, dtype=m.int64)), bools,
+                   m.ones(2, dtype=m.uint8).add_(m.ones(2, dtype=m.bool))]
     for t, g in zip(outs[torch], outs[tg]):
-        np.testing.assert_array_equal(g, t)
+        assert str(g.dtype).split(".")[-1] == str(t.dtype).split(".")[-1]
+        np.testing.assert_array_equal(_np(g), _np(t))
+
+
+def test_randint_float_dtype():
+    g = tg.randint(2, 5, (200,), dtype=tg.float32)
+    assert g.dtype == tg.float32
+    values = _np(g)
+    np.testing.assert_array_equal(values, np.floor(values))
+    assert set(values.tolist()) == {2.0, 3.0, 4.0}

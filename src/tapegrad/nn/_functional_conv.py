@@ -386,15 +386,20 @@ def _avg_divisor(size, k, s, p, e, count_include_pad):
 def _avg_pool_window(x, *, kernel, stride, padding, extra, count_include_pad, divisor_override):
     pads = tuple((p, p + e) for p, e in zip(padding, extra))
     dims, strides, pads_full, dil = _window(x, kernel, stride, (1,) * len(kernel), pads)
-    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, pads_full, dil)
+    integer = jnp.issubdtype(x.dtype, jnp.integer)
+    total = lax.reduce_window(x, jnp.zeros((), x.dtype) if integer else 0.0, lax.add, dims,
+                              strides, pads_full, dil)
     if divisor_override:
-        return total / divisor_override
-    nd = len(kernel)
-    divisor = np.ones(())
-    for d in range(nd):
-        v = _avg_divisor(x.shape[x.ndim - nd + d], kernel[d], stride[d], padding[d], extra[d],
-                         count_include_pad)
-        divisor = np.multiply.outer(divisor, v)
+        divisor = np.asarray(divisor_override)
+    else:
+        nd = len(kernel)
+        divisor = np.ones(())
+        for d in range(nd):
+            v = _avg_divisor(x.shape[x.ndim - nd + d], kernel[d], stride[d], padding[d],
+                             extra[d], count_include_pad)
+            divisor = np.multiply.outer(divisor, v)
+    if integer:  # PyTorch keeps an integer dtype, dividing toward zero
+        return lax.div(total, jnp.broadcast_to(jnp.asarray(divisor, x.dtype), total.shape))
     return total / jnp.asarray(divisor, x.dtype)
 
 
