@@ -36,6 +36,24 @@ def _weight_norm(v: Tensor, g: Tensor, dim: int = 0) -> Tensor:
     return v * (g / norm_except_dim(v, 2, dim))
 
 
+def find_hook(hooks: dict, kind: type, name: str):
+    """The key of the `kind` hook (or the state-dict hook of one) of parameter `name` in a
+    module's hook table, or None."""
+    for key, hook in hooks.items():
+        if isinstance(hook, kind) and getattr(hook, "fn", hook).name == name:
+            return key
+    return None
+
+
+def remove_pre_hook(module: Module, kind: type, name: str, what: str) -> None:
+    """Undo the `kind` forward pre-hook of parameter `name` (ValueError, as PyTorch, if none)."""
+    key = find_hook(module._forward_pre_hooks, kind, name)
+    if key is None:
+        raise ValueError(f"{what} of '{name}' not found in {module}")
+    module._forward_pre_hooks[key].remove(module)
+    del module._forward_pre_hooks[key]
+
+
 _DEPRECATED = ("`torch.nn.utils.weight_norm` is deprecated in favor of "
                "`torch.nn.utils.parametrizations.weight_norm`.")
 
@@ -57,10 +75,8 @@ class WeightNorm:
     @staticmethod
     def apply(module: Module, name: str, dim: int | None) -> "WeightNorm":
         warnings.warn(_DEPRECATED, FutureWarning, stacklevel=3)
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, WeightNorm) and hook.name == name:
-                raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter "
-                                   f"{name}")
+        if find_hook(module._forward_pre_hooks, WeightNorm, name) is not None:
+            raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
         fn = WeightNorm(name, dim)
         weight = getattr(module, name)
         del module._parameters[name]
@@ -96,9 +112,5 @@ def weight_norm(module: T_module, name: str = "weight", dim: int | None = 0) -> 
 
 def remove_weight_norm(module: T_module, name: str = "weight") -> T_module:
     """Undo `weight_norm`: `name` becomes a parameter holding the current weight again."""
-    for k, hook in module._forward_pre_hooks.items():
-        if isinstance(hook, WeightNorm) and hook.name == name:
-            hook.remove(module)
-            del module._forward_pre_hooks[k]
-            return module
-    raise ValueError(f"weight_norm of '{name}' not found in {module}")
+    remove_pre_hook(module, WeightNorm, name, "weight_norm")
+    return module
