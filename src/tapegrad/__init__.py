@@ -87,6 +87,7 @@ from . import jit, onnx  # noqa: E402  (TorchScript's markers; ONNX export raise
 from . import distributions  # noqa: E402  (torch.distributions)
 from . import testing  # noqa: E402  (torch.testing)
 from .nn.functional import log_softmax, softmax  # noqa: E402  (torch.softmax)
+from .nn.utils.weight_norm import _weight_norm, norm_except_dim  # noqa: E402
 from .autograd.anomaly_mode import (  # noqa: E402
     is_anomaly_check_nan_enabled, is_anomaly_enabled, set_anomaly_enabled,
 )
