@@ -19,6 +19,22 @@ from .._tensor.apply import apply
 from .._tensor.tensor import Tensor
 
 
+class _Packed:
+    """A tensor saved under saved_tensors_hooks: what `pack` returned and the `unpack` to call."""
+
+    __slots__ = ("packed", "unpack_hook")
+
+    def __init__(self, packed: Any, unpack_hook) -> None:
+        self.packed, self.unpack_hook = packed, unpack_hook
+
+    def unpack(self) -> Tensor:
+        t = self.unpack_hook(self.packed)
+        if not isinstance(t, Tensor):
+            raise TypeError(f"Output of saved tensor unpack_hook expected to be a Tensor but got "
+                            f"result of type {type(t).__name__}")
+        return t
+
+
 class FunctionCtx:
     """The `ctx` handed to `forward`/`backward`: saved tensors and any attributes you set."""
 
@@ -39,8 +55,16 @@ class FunctionCtx:
             if t is not None and not isinstance(t, Tensor):
                 raise TypeError(f"save_for_backward can only save variables, but argument is of "
                                 f"type {type(t).__name__}")
-        self._saved = tensors
-        self._versions = tuple(None if t is None else t._version for t in tensors)
+        hooks = _grad_mode.state.saved_hooks
+        if hooks:
+            # PyTorch's saved-tensor hooks: packed now, unpacked at each use, and (as PyTorch)
+            # no version check: what unpack returns is what backward gets
+            pack, unpack, _ = hooks[-1]
+            self._saved = tuple(None if t is None else _Packed(pack(t), unpack) for t in tensors)
+            self._versions = (None,) * len(tensors)
+        else:
+            self._saved = tensors
+            self._versions = tuple(None if t is None else t._version for t in tensors)
 
     save_for_forward = save_for_backward
 
@@ -48,13 +72,14 @@ class FunctionCtx:
     def saved_tensors(self) -> tuple:
         if self._freed:
             raise RuntimeError(FREED_MESSAGE)
-        for t, version in zip(self._saved, self._versions):
-            if t is not None and t._version != version:
+        saved = tuple(t.unpack() if type(t) is _Packed else t for t in self._saved)
+        for t, version in zip(saved, self._versions):
+            if version is not None and t._version != version:
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by an "
                     f"inplace operation: [{t.type()} {list(t.shape)}] is at version "
                     f"{t._version}; expected version {version} instead.")
-        return tuple(self._saved)
+        return saved
 
     def mark_non_differentiable(self, *outputs) -> None:
         self._non_differentiable.update(id(o) for o in outputs)
