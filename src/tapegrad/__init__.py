@@ -86,7 +86,10 @@ from . import autograd, cuda, linalg  # noqa: E402  (subpackages use the names a
 from . import distributed, func, nn, optim, serialization, utils  # noqa: E402
 from . import jit, onnx  # noqa: E402  (TorchScript's markers; ONNX export raises)
 from . import distributions  # noqa: E402  (torch.distributions)
+from . import testing  # noqa: E402  (torch.testing)
+from . import profiler  # noqa: E402  (torch.profiler, over jax.profiler)
 from .nn.functional import log_softmax, softmax  # noqa: E402  (torch.softmax)
+from .nn.utils.weight_norm import _weight_norm, norm_except_dim  # noqa: E402
 from .autograd.anomaly_mode import (  # noqa: E402
     is_anomaly_check_nan_enabled, is_anomaly_enabled, set_anomaly_enabled,
 )

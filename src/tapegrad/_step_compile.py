@@ -80,7 +80,12 @@ class CompiledStep:
         if len(logs) >= _EAGER_RUNS and (len(logs) == _MAX_EAGER_RUNS or
                                          len(logs[-2].scalars) == len(logs[-1].scalars)):
             del self._eager_logs[spec]
-            self._plans[spec] = _Plan(self, spec, logs[-2], logs[-1])
+            try:
+                self._plans[spec] = _Plan(self, spec, logs[-2], logs[-1])
+            except BaseException:  # a refused step applies nothing
+                log.undo()
+                raise
+        log.keep()
         for cache in (self._eager_logs, self._plans):
             if len(cache) > _MAX_PLANS:
                 cache.pop(next(iter(cache)))
@@ -91,27 +96,70 @@ class CompiledStep:
                               RuntimeWarning, stacklevel=2)
         return log.result
 
-    def _run_eagerly(self, args, kwargs, leaves) -> _stepmode.StepLog:
-        log = _stepmode.StepLog(tracing=False)
+    def _run_eagerly(self, args, kwargs, leaves) -> _UndoLog:
+        log = _UndoLog()
         guards = _checks.guards_made
         arg_cells = {id(x._storage) for x in leaves if _is_tensor(x)}
-        with _StepContext(log, _generators_in_use()) as ctx:
-            ctx.seed_generators_eagerly()
-            hp_before = _hyperparams_now()
-            result = self.fn(*args, **kwargs)
-            _flush(log, result)
-            if any(hp_before.get((id(o), gi)) != o._hp(o.param_groups[gi])
-                   for o, gi in log.hyperparams):
-                raise RuntimeError(
-                    "tapegrad.compile: the step changed an optimizer's hyperparameters (a "
-                    "learning-rate scheduler's step() inside the step?). Call scheduler.step() "
-                    "outside the compiled step; hyperparameters are passed in on every call.")
+        try:
+            with _StepContext(log, _generators_in_use()) as ctx:
+                ctx.seed_generators_eagerly()
+                hp_before = _hyperparams_now()
+                result = self.fn(*args, **kwargs)
+                _flush(log, result)
+                if any(hp_before.get((id(o), gi)) != o._hp(o.param_groups[gi])
+                       for o, gi in log.hyperparams):
+                    raise RuntimeError(
+                        "tapegrad.compile: the step changed an optimizer's hyperparameters (a "
+                        "learning-rate scheduler's step() inside the step?). Call "
+                        "scheduler.step() outside the compiled step; hyperparameters are passed "
+                        "in on every call.")
+        except BaseException:  # a step that raises applies nothing
+            log.undo()
+            raise
         for cells in (log.reads, log.writes):
             for key in arg_cells & cells.keys():
                 del cells[key]
         log.result = result
         log.checked = _checks.guards_made != guards
         return log
+
+
+class _UndoLog(_stepmode.StepLog):
+    """The log of an eager run that can undo it: a compiled step that raises (the user's error,
+    a refusal) leaves parameters, optimizer state, `.grad` and generators as they were, as the
+    compiled program, which applies its results only after it has run, does."""
+
+    def __init__(self) -> None:
+        super().__init__(tracing=False)
+        self._cells: dict = {}  # id(cell) -> (cell, the node it showed before the first write)
+        self._grads: dict = {}  # id(tensor) -> (tensor, its .grad before the first write)
+        self._states = [(o, {p: dict(st) for p, st in o.state.items()})
+                        for o in list(_stepmode.optimizers)]
+        # holding the state's values keeps the optimizer from donating (deleting) them
+        self._pinned = [t._node for _, state in self._states for st in state.values()
+                        for t in st.values() if isinstance(t, Tensor)]
+
+    def write(self, cell) -> None:
+        self._cells.setdefault(id(cell), (cell, cell.node))
+        super().write(cell)
+
+    def grad_owner(self, tensor) -> None:
+        self._grads.setdefault(id(tensor), (tensor, tensor.grad))
+        super().grad_owner(tensor)
+
+    def undo(self) -> None:
+        for cell, node in self._cells.values():
+            cell.assign(node, bump=False)
+        for t, g in self._grads.values():
+            write_grad(t, g)
+        for o, state in self._states:  # drops the state a first step made
+            o.state.clear()
+            o.state.update(state)
+        self.keep()
+
+    def keep(self) -> None:
+        """The run stands: release the old values (the log itself is kept for planning)."""
+        self._cells, self._grads, self._states, self._pinned = {}, {}, [], []
 
 
 class _StepContext:
@@ -142,7 +190,7 @@ class _StepContext:
 
     def __exit__(self, *exc) -> None:
         _stepmode.active = None
-        drawn = self.log.generators
+        drawn = self.log.generators if exc[0] is None else {}  # a failed call draws nothing
         for g, key, counter in self._saved:  # one fresh key per call, as if drawn once
             g.stream = key, counter + (self.advance if id(g) in drawn else 0)
 

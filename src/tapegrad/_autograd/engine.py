@@ -23,7 +23,7 @@ from .._core.record import pending_writes, record
 from .._tensor.apply import apply
 from .._tensor.tensor import Tensor
 from . import anomaly as _anomaly
-from .grads import write_grad
+from .grads import GradLog
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
@@ -92,6 +92,8 @@ class Backward:
         # targets: id(variable) for leaves, id(node) for non-leaf tensors; None means every leaf.
         self.targets = targets
         self.order: list = []  # the nodes that took part, for freeing
+        self.ran: list = []  # lists of the nodes whose backward has run, freed if the run fails
+        self.grads = GradLog()  # every .grad write, undone if the run fails
         self.boundary = {id(r) for r in roots}
         self.needed: set = set()
         self.unfoldable: set = set()
@@ -114,10 +116,18 @@ class Backward:
                 self._sweep()
             self._finish_leaves()
             if not self.retain_graph:
-                self._free()
+                self._free(self.order)
             for var in self.accumulated:
                 for hook in list((var._post_accumulate_hooks or {}).values()):
                     hook(var)
+        except BaseException:
+            # A failed backward (a hook raising, a KeyboardInterrupt) leaves every .grad as it
+            # was, so a retry does not count twice; the graph is freed where its backward ran,
+            # as PyTorch frees each node as it runs.
+            self.grads.roll_back()
+            if not self.retain_graph:
+                self._free(n for nodes in self.ran for n in nodes if n.requires_grad)
+            raise
         finally:
             callbacks = _callbacks.pop()
         for callback in callbacks:
@@ -167,6 +177,8 @@ class Backward:
                 self.boundary.add(id(n))
             if _is_custom(n):
                 self.boundary.update(id(c) for c in n.inputs if isinstance(c, Node) and c.requires_grad)
+            elif type(n) is GetItem and _is_custom(n.inputs[0]):  # one output of a custom Function
+                self.boundary.add(id(n))
         self.needed = self._needed()
         # A leaf whose value changed between two uses has two AccumulateGrad nodes; its
         # gradients are then summed before accumulating instead of folded per node.
@@ -195,13 +207,19 @@ class Backward:
     def _backward_of(self, b: Node, ct) -> None:
         """Run the boundary `b`'s hooks and backward, adding the gradients of what it consumed."""
         targets = self.targets
-        ct = _run_hooks(b, ct)
+        ct = _run_hooks(b, ct, self.grads)
         if targets is not None and id(b) in targets:
             self.captured[id(b)] = ct
         if not any(id(c) in self.needed for c in b.inputs if isinstance(c, Node)):
             return
+        if type(b) is GetItem and _is_custom(b.inputs[0]):
+            # the Function's backward gets its outputs' gradients together, by position
+            parts = self.pending.setdefault(id(b.inputs[0]), {})
+            parts[b.static] = ct if b.static not in parts else _add_ct(parts[b.static], ct)
+            return
         if _is_custom(b):
             grads = list(b.op.custom_backward(b, ct, self.create_graph))
+            self.ran.append((b,))
             if self.anomaly:
                 _anomaly.check_nan(b, [(pos, g) for _, g, pos in grads])
             for node, g, _ in grads:
@@ -255,17 +273,15 @@ class Backward:
         for var, ct in self.leaves.values():
             ct = cotangent_tensor(ct, var.shape, var.dtype)
             for hook in list((var._hooks or {}).values()):
-                out = hook(ct)
-                if out is not None:
-                    ct = out
+                ct = call_hook(hook, ct)
             if self.capture:
                 self.captured[id(var)] = ct
             else:
-                write_grad(var, ct, accumulate=True, create_graph=self.create_graph)
+                self.grads.write(var, ct, accumulate=True, create_graph=self.create_graph)
                 self.accumulated.append(var)
 
-    def _free(self) -> None:
-        for n in self.order:
+    def _free(self, nodes) -> None:
+        for n in nodes:
             if type(n) is AccumulateGrad:
                 continue
             n.freed = True
@@ -293,6 +309,30 @@ class Backward:
                              and not c.node.requires_grad and not c.node.constant),
                             key=lambda n: n.serial)  # the order they were made: a set has none
             pending_writes.clear()
+        folds = [s.variable for s, k in zip(stops, kinds) if k == "fold"]
+        try:
+            cts, grads, ct_in = self._call_segment(top, ct, tr, walk_f, kinds, folds, writes)
+        except Exception:
+            if not writes:
+                raise
+            # a pending write whose computation fails (a value check) must not fail this
+            # backward: it is left out, pending, and raises its error where its storage is read
+            cts, grads, ct_in = self._call_segment(top, ct, tr, walk_f, kinds, folds, [])
+        ct_stops = [s for s, k in zip(stops, kinds) if k == "ct"]
+        if self.anomaly:
+            _anomaly.check_nan(top, list(zip(ct_stops, cts)), ct_in)
+        for s, c in zip(ct_stops, cts):
+            self._add_pending(s, c)
+        for var, g in zip(folds, grads):
+            self.grads.write(var, g)
+        self.accumulated.extend(folds)
+        self.ran.append(walk_f.nodes)
+
+    def _call_segment(self, top: Node, ct, tr: Trace, walk_f, kinds, folds, writes) -> tuple:
+        """Run one segment's program (computing `writes` too); stores the values it keeps and
+        returns the stops' cotangents, the gradients folded into `folds`' .grad and the
+        cotangent it started from."""
+        stops = walk_f.stops
         walk_p = tr.walk([s.inputs[0] if type(s) is AccumulateGrad else s for s in stops] + writes)
         # values worth keeping: those a tensor shows (the pending writes among them, else their
         # chains would grow from step to step), except constants (made from Python numbers
@@ -302,7 +342,6 @@ class Backward:
                        if n.value is None and owned(n) and not n.constant)
         # an implicit gradient (1.0 for a scalar loss) is a constant of the program
         implicit = ct if isinstance(ct, float) else None
-        folds = [s.variable for s, k in zip(stops, kinds) if k == "fold"]
         old_grads = tuple(None if v.grad is None else v.grad._value() for v in folds)
         key = ("segment", tuple(tr.key), kinds, live_p, live_f, implicit,
                tuple(g is None for g in old_grads))  # one executable per key (set_cache_limit)
@@ -314,15 +353,7 @@ class Backward:
             p_values, f_values, cts, grads = program(arguments(tr.frontier), ct_value, old_grads)
         store([walk_p.nodes[i] for i in live_p], p_values)
         store([walk_f.nodes[i] for i in live_f], f_values)
-        ct_stops = [s for s, k in zip(stops, kinds) if k == "ct"]
-        if self.anomaly:
-            _anomaly.check_nan(top, list(zip(ct_stops, cts)),
-                               ct_value if implicit is None else implicit)
-        for s, c in zip(ct_stops, cts):
-            self._add_pending(s, c)
-        for var, g in zip(folds, grads):
-            write_grad(var, g)
-        self.accumulated.extend(folds)
+        return cts, grads, ct_value if implicit is None else implicit
 
     def _record_segment(self, tr: Trace, walk_f, kinds, ct, top) -> None:
         """create_graph: the segment's vjp becomes a recorded node, differentiable in turn."""
@@ -337,6 +368,7 @@ class Backward:
         outs = (outs,) if op.n_out == 1 else outs
         ct_stops = [s for s, k in zip(stops, kinds) if k != "const"]
         grads = [Tensor._from_node(node) for node in outs]
+        self.ran.append(walk_f.nodes)
         if self.anomaly:
             _anomaly.check_nan(top, list(zip(ct_stops, grads)))
         for s, g in zip(ct_stops, grads):
@@ -461,7 +493,7 @@ def _tensorish(x):
     return Tensor._from_array(x) if isinstance(x, jax.Array) else x
 
 
-def _run_hooks(node: Node, ct):
+def _run_hooks(node: Node, ct, grads: GradLog):
     """Tensor hooks on `node`'s output: each may replace the gradient; retain_grad runs last."""
     hooks = node.hooks
     if not hooks:
@@ -472,10 +504,26 @@ def _run_hooks(node: Node, ct):
         if key == "retain":
             retain = hook
             continue
-        out = hook(ct)
-        if out is not None:
-            ct = out
+        ct = call_hook(hook, ct)
     t = retain() if retain is not None else None
     if t is not None:
-        write_grad(t, ct, accumulate=True, in_place=False)
+        grads.write(t, ct, accumulate=True, in_place=False)
     return ct
+
+
+def call_hook(hook, grad: Tensor) -> Tensor:
+    """`hook(grad)`, or what it returns instead, checked as PyTorch checks it: a tensor of the
+    gradient's shape and dtype."""
+    out = hook(grad)
+    if out is None:
+        return grad
+    name = getattr(hook, "__name__", "<unknown>")
+    if not isinstance(out, Tensor):
+        raise TypeError(f"expected Variable, but hook returned '{type(out).__name__}'")
+    if out.shape != grad.shape:
+        raise RuntimeError(f"hook '{name}' has changed the size of value (was "
+                           f"{list(grad.shape)} got {list(out.shape)})")
+    if out.dtype is not grad.dtype:
+        raise RuntimeError(f"hook '{name}' has changed the type of value (was "
+                           f"{_dtype.legacy_name(grad.dtype)} got {_dtype.legacy_name(out.dtype)})")
+    return out

@@ -9,7 +9,7 @@ import warnings
 import jax
 
 from .._core import grad_mode as _grad_mode, stepmode as _stepmode
-from .._tensor.inplace import set_value
+from .._tensor.inplace import restore, set_value
 from .._tensor.methods import bind
 from .._tensor.tensor import Tensor
 
@@ -50,6 +50,30 @@ def write_grad(t: Tensor, grad, *, accumulate: bool = False, in_place: bool = Tr
     else:
         with _grad_mode.no_grad():
             old._set_node((old + grad)._node)
+
+
+class GradLog:
+    """The `.grad` of each tensor a backward writes, as it was before its first write, so that a
+    backward that fails (a hook raising, a KeyboardInterrupt) changes no gradient: `roll_back`
+    puts each `.grad` back, its object and its value (a tensor taken from `.grad` earlier shows
+    the old value again)."""
+
+    def __init__(self) -> None:
+        self._before: dict = {}  # id(tensor) -> (tensor, its .grad, that grad's value node)
+
+    def write(self, t: Tensor, grad, **kwargs) -> None:
+        """`write_grad(t, grad, **kwargs)`, remembering `t.grad` as it was first."""
+        if id(t) not in self._before:
+            old = t._grad
+            self._before[id(t)] = (t, old, None if old is None else old._node)
+        write_grad(t, grad, **kwargs)
+
+    def roll_back(self) -> None:
+        for t, old, node in self._before.values():
+            write_grad(t, old)
+            if old is not None and old._node is not node:
+                restore(old, node)
+        self._before.clear()
 
 
 def _laid_out_like(t: Tensor, grad):

@@ -57,7 +57,10 @@ bool = dtype("bool", jnp.bool_)  # noqa: A001 - PyTorch's name
 _SCALAR_NAMES = {"float16": "Half", "bfloat16": "BFloat16", "float32": "Float", "float64": "Double",
                  "complex64": "ComplexFloat", "complex128": "ComplexDouble", "uint8": "Byte",
                  "int8": "Char", "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool"}
-_C_NAMES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long"}
+_C_NAMES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long",
+            "uint8": "unsigned char", "int8": "signed char", "int16": "short int",
+            "uint16": "short unsigned int", "uint32": "unsigned int",
+            "uint64": "long unsigned int"}
 
 
 def scalar_name(d: dtype) -> str:

@@ -9,6 +9,10 @@ import threading
 class _State(threading.local):
     enabled = True
     inference = False
+    # autograd.graph.saved_tensors_hooks in effect, innermost last: (pack, unpack, recomputes),
+    # `recomputes` True for hooks whose purpose recomputing already serves (save_on_cpu)
+    saved_hooks: tuple = ()
+    hooks_disabled: str | None = None  # disable_saved_tensors_hooks's message
 
 
 state = _State()

@@ -11,9 +11,9 @@ import weakref
 
 import jax
 
-from . import dtype as _dtype
+from . import dtype as _dtype, grad_mode as _grad_mode
 from .compile import materialize
-from .graph import Cell, GetItem, Node, Op, node_class
+from .graph import SAVES_NONE, Cell, GetItem, Node, Op, node_class
 from .ops import alias_op
 
 # The pending-chain policy. Values are computed when Python needs them and by every backward;
@@ -78,6 +78,16 @@ def record(op: Op, inputs: tuple, static: tuple = (), requires_grad: bool = Fals
            sig: tuple | None = None):
     """Append one node for `op` over input nodes and scalars; returns it (or its outputs)."""
     info = _infer(op, static, inputs, signature_of(inputs) if sig is None else sig)
+    if (requires_grad and _grad_mode.state.saved_hooks and op.saves != SAVES_NONE
+            and not _grad_mode.state.saved_hooks[-1][2]
+            and getattr(op, "custom_backward", None) is None):  # a Function packs its own
+        raise RuntimeError(
+            f"saved_tensors_hooks: tapegrad saves no tensors for built-in ops ({op.name} here, which "
+            "PyTorch would pack): "
+            "backward() recomputes the forward inside one XLA program, so there is nothing to "
+            "pack or unpack. The hooks apply to a custom autograd.Function's save_for_backward; "
+            "to save memory, use tapegrad.utils.checkpoint or autograd.graph.save_on_cpu "
+            "(accepted: nothing is kept between forward and backward).")
     cls = op.node_cls if op.name_of is None else node_class(op.name_of(dict(static), inputs))
     if op.n_out == 1:
         shape, dtype = info

@@ -108,6 +108,8 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
     bounds = [b.item() if isinstance(b, Tensor) else b for b in (start, end, step)]
     if step == 0:
         raise RuntimeError("step must be nonzero")
+    if (bounds[1] - bounds[0]) * bounds[2] < 0:
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     if dtype is None:
         dtype = (_dtype.int64 if all(isinstance(b, numbers.Integral) for b in bounds)
                  else _dtype.get_default_dtype())
@@ -133,6 +135,8 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
     dtype = _default(dtype)
     if dtype is _dtype.bool:
         raise NotImplementedError("\"linspace_cpu\" not implemented for 'Bool'")
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
     with jax.enable_x64(True):
         value = jnp.asarray(np.linspace(start, end, steps), dtype=dtype.np)
     return finish(value, device, requires_grad)
@@ -174,8 +178,21 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
                            f"to={high}")
+    _check_int_bounds(low, high, _dtype.int64 if dtype is None else dtype)
     return _sample("randint", (tuple(size),), dtype, generator, requires_grad, device,
                    extra=(builtins.int(low), builtins.int(high)), fallback=_dtype.int64)
+
+
+def _check_int_bounds(low, high, dtype) -> None:
+    """PyTorch's range check of `[low, high)` for an integer or bool result dtype."""
+    if dtype.is_floating_point or dtype.is_complex:
+        return
+    lowest, highest = (0, 1) if dtype is _dtype.bool else (
+        builtins.int(np.iinfo(dtype.np).min), builtins.int(np.iinfo(dtype.np).max))
+    if low < lowest:
+        raise RuntimeError(f"from is out of bounds for {_dtype.c_name(dtype)}")
+    if high - 1 > highest:
+        raise RuntimeError(f"to - 1 is out of bounds for {_dtype.c_name(dtype)}")
 
 
 def randperm(n: int, *, generator=None, dtype=None, device=None,

@@ -106,6 +106,13 @@ def poisson(input: Tensor, generator=None) -> Tensor:
 
 
 # -- in-place fills (methods) ---------------------------------------------------------------------
+def _continuous(self: Tensor, kernel: str) -> None:
+    """PyTorch's refusal to fill an integer or bool tensor from a continuous distribution."""
+    if not (self.dtype.is_floating_point or self.dtype.is_complex):
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{_dtype.scalar_name(self.dtype)}'")
+
+
 def _fill(self: Tensor, sample: Tensor) -> Tensor:
     check_inplace(self)
     with _grad_mode.no_grad():
@@ -118,6 +125,7 @@ def normal_(self: Tensor, mean: builtins.float = 0.0, std: builtins.float = 1.0,
     """Fill with normal samples of `mean` and `std`."""
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    _continuous(self, "normal_kernel_cpu")
     eps = _gen(generator).sample("normal", builtins.tuple(self.shape), _float(self.dtype))
     return _fill(self, add(mul(eps, std), mean))
 
@@ -130,6 +138,7 @@ def uniform_(self: Tensor, from_: builtins.float = 0.0, to: builtins.float = 1.0
     if from_ > to:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from="
                            f"{from_} > to={to}")
+    _continuous(self, "check_uniform_bounds")
     u = _gen(generator).sample("uniform", builtins.tuple(self.shape), _float(self.dtype))
     return _fill(self, add(mul(u, to - from_), from_))
 
@@ -144,6 +153,10 @@ def bernoulli_(self: Tensor, p=0.5, *, generator=None) -> Tensor:
 @method("exponential_")
 def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -> Tensor:
     """Fill with exponential samples of rate `lambd`."""
+    if not self.dtype.is_floating_point:
+        raise RuntimeError("Exponential distribution is a continuous probability distribution. "
+                           f"dtype must be a floating point but you specified "
+                           f"{_dtype.scalar_name(self.dtype)}")
     u = _gen(generator).sample("uniform", builtins.tuple(self.shape), _float(self.dtype))
     return _fill(self, mul(neg(apply(log1p_op, neg(u))), 1.0 / lambd))
 

@@ -168,10 +168,10 @@ def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: builtins.bool = Fa
                  keepdim))
 
 
-def _nonempty(name: str, input: Tensor, dim=None) -> None:
+def _nonempty(name: str, input: Tensor, dim=None, error: type = RuntimeError) -> None:
     if input.numel() == 0 and dim is None:
-        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() "
-                           f"== 0. Specify the reduction dim with the 'dim' argument.")
+        raise error(f"{name}(): Expected reduction dim to be specified for input.numel() "
+                    f"== 0. Specify the reduction dim with the 'dim' argument.")
 
 
 def _select(op, cls, input: Tensor, dim, keepdim: builtins.bool, **static):
@@ -279,7 +279,7 @@ def aminmax(input: Tensor, *, dim=None, keepdim: builtins.bool = False):
 
 def _arg(op, input: Tensor, dim, keepdim):
     if dim is None:
-        _nonempty(op.name, input)
+        _nonempty(op.name, input, error=IndexError)  # PyTorch's type for argmax/argmin
         out = apply(op, input.reshape(-1), dim=0, keepdim=False)
         return out.reshape([1] * input.ndim) if keepdim else out
     return apply(op, input, dim=one_dim(dim, input.ndim), keepdim=keepdim and input.ndim > 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import itertools
 import math
+import numbers
 import warnings
 from typing import Sequence
 
@@ -303,7 +304,7 @@ def repeat(input: Tensor, *sizes) -> Tensor:
 @method("tile")
 def tile(input: Tensor, dims) -> Tensor:
     """Like `repeat`, but `dims` shorter than the tensor's rank is padded with ones."""
-    dims = builtins.tuple(dims)
+    dims = (dims,) if isinstance(dims, numbers.Integral) else builtins.tuple(dims)
     return repeat(input, *((1,) * (input.ndim - len(dims)) + dims))
 
 

@@ -85,10 +85,12 @@ def topk(input: Tensor, k: builtins.int, dim: builtins.int = -1, largest: builti
 @numpy_names
 def unique(input: Tensor, sorted: builtins.bool = True, return_inverse: builtins.bool = False,  # noqa: A002
            return_counts: builtins.bool = False, dim: builtins.int | None = None):
-    """The distinct elements, sorted (no gradient: the result's size depends on the values)."""
+    """The distinct elements, sorted; each NaN is distinct, as in PyTorch (no gradient: the
+    result's size depends on the values)."""
     arr = np.asarray(input._value())
     axis = None if dim is None else normalize_dim(dim, input.ndim)
-    values, inverse, counts = np.unique(arr, return_inverse=True, return_counts=True, axis=axis)
+    values, inverse, counts = np.unique(arr, return_inverse=True, return_counts=True, axis=axis,
+                                        equal_nan=False)  # each NaN apart, as PyTorch
     out = [tensor(values.astype(arr.dtype), dtype=input.dtype)]
     if return_inverse:
         shape = arr.shape if axis is None else (arr.shape[axis],)

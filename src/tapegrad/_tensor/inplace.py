@@ -21,8 +21,7 @@ def inplace(target: Tensor, result: Tensor) -> Tensor:
     so a backward that needs the old value raises instead of using the new one.
     """
     if result.dtype is not target.dtype:
-        if (result.dtype.is_floating_point or result.dtype.is_complex) and not (
-                target.dtype.is_floating_point or target.dtype.is_complex):
+        if _category(result.dtype) > _category(target.dtype):  # PyTorch's can_cast
             raise RuntimeError(f"result type {_dtype.scalar_name(result.dtype)} can't be cast to "
                                f"the desired output type {_dtype.scalar_name(target.dtype)}")
         result = result.to(target.dtype)
@@ -45,6 +44,11 @@ def inplace(target: Tensor, result: Tensor) -> Tensor:
     if target._cell.views is not None:
         _views.refresh(target._cell)
     return target
+
+
+def _category(d: _dtype.dtype) -> int:
+    """bool < integer < floating < complex: an in-place result may not go up a category."""
+    return 3 if d.is_complex else 2 if d.is_floating_point else 0 if d is _dtype.bool else 1
 
 
 def check_inplace(target: Tensor) -> None:

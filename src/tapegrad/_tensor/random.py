@@ -36,7 +36,10 @@ def _draw(key, counter, *, kind, shape, dtype, extra):
         return jax.random.truncated_normal(k, low, high, shape, dtype)
     if kind == "randint":
         low, high = extra
-        return jax.random.randint(k, shape, low, high, dtype)
+        if jnp.issubdtype(dtype, jnp.integer):
+            return jax.random.randint(k, shape, low, high, dtype)
+        # bool and floating results (as PyTorch allows) are integers drawn in int64, converted
+        return jax.random.randint(k, shape, low, high, jnp.int64).astype(dtype)
     if kind == "permutation":
         return jax.random.permutation(k, extra).astype(dtype)
     raise ValueError(kind)

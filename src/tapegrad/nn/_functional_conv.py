@@ -85,7 +85,7 @@ def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
             pads = ((0, 0),) * nd
         elif padding == "same":
             if any(s != 1 for s in stride):
-                raise ValueError("padding='same' is not supported for strided convolutions")
+                raise RuntimeError("padding='same' is not supported for strided convolutions")
             total = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
             pads = tuple((t // 2, t - t // 2) for t in total)
         else:
@@ -134,6 +134,27 @@ def _conv_transpose(x, w, *b, stride, padding, output_padding, dilation, groups)
 conv_transpose_op = Op("conv_transpose", _conv_transpose, grad_name="ConvolutionBackward0")
 
 
+def _check_conv_transpose(input, weight, stride, padding, output_padding, dilation) -> None:
+    """PyTorch's argument checks for a transposed convolution (XLA would give another size)."""
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError("dilation should be greater than zero")
+    if any(p < 0 for p in padding):
+        raise RuntimeError("negative padding is not supported")
+    if any(op >= s and op >= d for op, s, d in zip(output_padding, stride, dilation)):
+        raise RuntimeError(f"output padding must be smaller than either stride or dilation, but "
+                           f"got output_padding={list(output_padding)}, stride={list(stride)}, "
+                           f"dilation={list(dilation)}")
+    sizes = input.shape[2:]
+    out = [(n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in
+           zip(sizes, stride, padding, dilation, weight.shape[2:], output_padding)]
+    if any(o < 1 for o in out):
+        raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, sizes))}). "
+                           f"Calculated output size per channel: ({' x '.join(map(str, out))}). "
+                           "Output size is too small")
+
+
 def _conv_transpose_nd(nd, input, weight, bias, stride, padding, output_padding, groups,
                        dilation, name):
     _check_dtypes(input, weight, bias)
@@ -142,9 +163,11 @@ def _conv_transpose_nd(nd, input, weight, bias, stride, padding, output_padding,
         raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
                            f"input{list(input.shape)} to have {weight.shape[0]} channels, but got "
                            f"{input.shape[1]} channels instead")
+    stride, padding = _tuple(stride, nd, "stride"), _tuple(padding, nd, "padding")
+    output_padding, dilation = _tuple(output_padding, nd), _tuple(dilation, nd, "dilation")
+    _check_conv_transpose(input, weight, stride, padding, output_padding, dilation)
     out = apply(conv_transpose_op, input, weight, *(() if bias is None else (bias,)),
-                stride=_tuple(stride, nd), padding=_tuple(padding, nd),
-                output_padding=_tuple(output_padding, nd), dilation=_tuple(dilation, nd),
+                stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
                 groups=int(groups))
     return _unbatched(out, added)
 
@@ -188,6 +211,9 @@ def _pool_args(nd, input, kernel_size, stride, padding, dilation, ceil_mode):
     padding, dilation = _tuple(padding, nd), _tuple(dilation, nd)
     if any(s == 0 for s in stride):
         raise RuntimeError("stride should not be zero")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError(f"dilation should be greater than zero, but got dilation: "
+                           f"{list(dilation)}")
     for p in padding:
         if p < 0:
             raise RuntimeError(f"pad must be non-negative, but got pad: {p}")
@@ -360,15 +386,20 @@ def _avg_divisor(size, k, s, p, e, count_include_pad):
 def _avg_pool_window(x, *, kernel, stride, padding, extra, count_include_pad, divisor_override):
     pads = tuple((p, p + e) for p, e in zip(padding, extra))
     dims, strides, pads_full, dil = _window(x, kernel, stride, (1,) * len(kernel), pads)
-    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, pads_full, dil)
+    integer = jnp.issubdtype(x.dtype, jnp.integer)
+    total = lax.reduce_window(x, jnp.zeros((), x.dtype) if integer else 0.0, lax.add, dims,
+                              strides, pads_full, dil)
     if divisor_override:
-        return total / divisor_override
-    nd = len(kernel)
-    divisor = np.ones(())
-    for d in range(nd):
-        v = _avg_divisor(x.shape[x.ndim - nd + d], kernel[d], stride[d], padding[d], extra[d],
-                         count_include_pad)
-        divisor = np.multiply.outer(divisor, v)
+        divisor = np.asarray(divisor_override)
+    else:
+        nd = len(kernel)
+        divisor = np.ones(())
+        for d in range(nd):
+            v = _avg_divisor(x.shape[x.ndim - nd + d], kernel[d], stride[d], padding[d],
+                             extra[d], count_include_pad)
+            divisor = np.multiply.outer(divisor, v)
+    if integer:  # PyTorch keeps an integer dtype, dividing toward zero
+        return lax.div(total, jnp.broadcast_to(jnp.asarray(divisor, x.dtype), total.shape))
     return total / jnp.asarray(divisor, x.dtype)
 
 
@@ -377,6 +408,8 @@ avg_pool_op = Op("avg_pool", _avg_pool_window, saves=SAVES_NONE, grad_name="AvgP
 
 def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
     kernel, stride, padding, _, extra = _pool_args(nd, input, kernel_size, stride, padding, 1,
                                                    ceil_mode)
     return apply(avg_pool_op, input, kernel=kernel, stride=stride, padding=padding,
@@ -682,5 +715,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         factors = tuple(scale_factor) if isinstance(scale_factor, (list, tuple)) else (scale_factor,) * nd
         out = tuple(int(math.floor(n * float(f))) for n, f in zip(sizes, factors))
         scales = (None,) * nd if recompute_scale_factor else tuple(float(f) for f in factors)
+    if any(o <= 0 for o in out) or any(n <= 0 for n in sizes):
+        raise RuntimeError(f"Input and output sizes should be greater than 0, but got input "
+                           f"{tuple(sizes)} and output {tuple(out)}")
     return apply(interpolate_op, input, size=out, mode=mode, scales=scales,
                  align_corners=bool(align_corners))

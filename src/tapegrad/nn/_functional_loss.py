@@ -138,10 +138,15 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
                  delta=float(delta))
 
 
-def _checked_targets(name: str, input: Tensor, target: Tensor, ignore_index: int) -> Tensor:
-    """Class indices checked against `[0, C)` (`ignore_index` aside), as PyTorch does."""
+def _checked_targets(name: str, input: Tensor, target: Tensor, ignore_index: int,
+                     weight: Tensor | None) -> Tensor:
+    """Class indices checked against `[0, C)` (`ignore_index` aside), and the class weights'
+    size, as PyTorch does."""
     _check_targets(input, target)
     classes = input.shape[1 if input.ndim > 1 else 0]
+    if weight is not None and weight.numel() != classes:
+        raise RuntimeError(f"weight tensor should be defined either for all {classes} classes or "
+                           f"no classes but got weight tensor of shape: {list(weight.shape)}")
     return checked(target, name, _checks.outside, (0, classes, ignore_index), IndexError,
                    "Target {value} is out of bounds.")
 
@@ -185,7 +190,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class indices, from log-probabilities `(N, C, ...)`."""
     reduction = _reduction(size_average, reduce, reduction)
-    target = _checked_targets("nll_loss", input, target, int(ignore_index))
+    target = _checked_targets("nll_loss", input, target, int(ignore_index), weight)
     return apply(nll_loss_op, input, target, *(() if weight is None else (weight,)),
                  reduction=reduction, ignore_index=int(ignore_index))
 
@@ -239,7 +244,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         if tuple(target.shape) != tuple(input.shape):
             raise RuntimeError(f"Expected target size {list(input.shape)}, got {list(target.shape)}")
     else:
-        target = _checked_targets("cross_entropy", input, target, int(ignore_index))
+        target = _checked_targets("cross_entropy", input, target, int(ignore_index), weight)
     return apply(cross_entropy_op, input, target, *(() if weight is None else (weight,)),
                  reduction=reduction, ignore_index=int(ignore_index),
                  label_smoothing=float(label_smoothing), probs=probs)

@@ -68,6 +68,8 @@ class Module:
         d["_forward_pre_hooks_with_kwargs"] = set()
         d["_forward_hooks"] = {}
         d["_forward_hooks_with_kwargs"] = set()
+        d["_state_dict_hooks"] = OrderedDict()
+        d["_load_state_dict_pre_hooks"] = OrderedDict()
 
     def forward(self, *input: Any) -> Any:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
@@ -409,24 +411,48 @@ class Module:
             if b is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = b if keep_vars else b.detach()
 
+    def _register_state_dict_hook(self, hook: Callable) -> RemovableHandle:
+        """`hook(module, state_dict, prefix, local_metadata)` runs after `state_dict` filled this
+        module's entries (a non-None result replaces the dict), as PyTorch's private hook."""
+        return self._register_hook(self._state_dict_hooks, set(), hook, False, False)
+
+    def _register_load_state_dict_pre_hook(self, hook: Callable,
+                                           with_module: bool = False) -> RemovableHandle:
+        """`hook(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+        error_msgs)` (after `module` with `with_module=True`) runs before this module loads its
+        entries and may rewrite the dict (a copy of the caller's), as PyTorch's private hook."""
+        if with_module:
+            def call(*args, _hook=hook):
+                return _hook(self, *args)
+            return self._register_hook(self._load_state_dict_pre_hooks, set(), call, False, False)
+        return self._register_hook(self._load_state_dict_pre_hooks, set(), hook, False, False)
+
     def state_dict(self, *args, destination=None, prefix: str = "",
                    keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
         """Parameters and persistent buffers by dotted name (detached, sharing storage)."""
         if destination is None:
             destination = OrderedDict()
             destination._metadata = OrderedDict()
+        local_metadata = {"version": self._version}
         if hasattr(destination, "_metadata"):
-            destination._metadata[prefix[:-1]] = {"version": self._version}
+            destination._metadata[prefix[:-1]] = local_metadata
         self._save_to_state_dict(destination, prefix, keep_vars)
         for name, module in self._modules.items():
             if module is not None:
                 module.state_dict(destination=destination, prefix=prefix + name + ".",
                                   keep_vars=keep_vars)
+        for hook in self._state_dict_hooks.values():
+            result = hook(self, destination, prefix, local_metadata)
+            if result is not None:
+                destination = result
         return destination
 
     def _load_from_state_dict(self, state_dict: Mapping, prefix: str, local_metadata, strict: bool,
                               missing_keys: list, unexpected_keys: list, error_msgs: list,
                               assign: bool = False) -> None:
+        for hook in self._load_state_dict_pre_hooks.values():
+            hook(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                 error_msgs)
         persistent = {k: v for k, v in self._buffers.items()
                       if k not in self._non_persistent_buffers_set}
         local = {k: v for k, v in itertools.chain(self._parameters.items(), persistent.items())
@@ -479,6 +505,7 @@ class Module:
         unexpected: list = []
         errors: list = []
         metadata = getattr(state_dict, "_metadata", None)
+        state_dict = OrderedDict(state_dict)  # load pre-hooks rewrite it: never the caller's dict
 
         def load(module: Module, prefix: str) -> None:
             meta = {} if metadata is None else metadata.get(prefix[:-1], {})
@@ -501,6 +528,11 @@ class Module:
         return _IncompatibleKeys(missing, unexpected)
 
     # -- copying and printing ---------------------------------------------------------------------
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for name in ("_state_dict_hooks", "_load_state_dict_pre_hooks"):  # older pickles
+            self.__dict__.setdefault(name, OrderedDict())
+
     def __deepcopy__(self, memo: dict) -> "Module":
         for module in self.modules():  # tensors are not picklable: copy buffers and grads directly
             for b in module._buffers.values():
