@@ -1,5 +1,7 @@
-"""First answers: JAX's persistent compilation cache (`_core/diskcache.py`), run in subprocesses
-with their own directories (the suite itself runs with it off, see conftest.py)."""
+"""First answers: the tiers of `_core/compile.py` (a structure compiled cheaply until its key is
+met `set_compile_threshold` times, then in full), and JAX's persistent compilation cache
+(`_core/diskcache.py`), run in subprocesses with their own directories (the suite itself runs
+with it off, see conftest.py). Every registry row runs in the cheap tier in test_ops_registry.py."""
 import json
 import os
 import subprocess
@@ -10,6 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import tapegrad as tg
+from tapegrad._core import compile as _compile
 
 SRC = str(Path(__file__).parents[1] / "src")
 
@@ -72,3 +77,70 @@ def test_the_users_own_jax_cache_configuration_is_left_alone(tmp_path, user_dir)
     # JAX's own threshold, as in this process (where the cache is off)
     assert result["min_time"] == jax.config.jax_persistent_cache_min_compile_time_secs
     assert not (tmp_path / "xdg").exists()
+
+
+@pytest.fixture
+def threshold():
+    """Set the compile threshold for one test (the suite's own is 1) and the cache cleared."""
+    def set_to(n):
+        tg.autograd.clear_cache()
+        tg.autograd.set_compile_threshold(n)
+    yield set_to
+    tg.autograd.set_compile_threshold(1)
+
+
+def step(values: np.ndarray) -> list:
+    """One expression of a fixed structure: its backward's gradient, and XLA traces it caused."""
+    before = tg.autograd.cache_info().traces
+    a = tg.tensor(values, requires_grad=True)
+    (a.sin() * a).sum().backward()
+    grad = a.grad.numpy()
+    reference = jax.grad(lambda x: jnp.sum(jnp.sin(x) * x))(values)
+    np.testing.assert_allclose(grad, reference, rtol=1e-6, atol=1e-6)
+    return tg.autograd.cache_info().traces - before
+
+
+def programs() -> list:
+    """The cached backward programs: 'cheap' while in the first tier, else 'full'."""
+    return ["cheap" if type(p) is _compile._Tiered else "full"
+            for k, p in _compile.cache.programs.items() if k[0] == "segment"]
+
+
+def test_a_structure_compiles_in_full_at_its_threshold_not_before(threshold):
+    threshold(3)
+    rng = np.random.default_rng(0)
+    x = lambda: rng.standard_normal((4, 3)).astype(np.float32)  # noqa: E731
+    assert step(x()) == 1 and programs() == ["cheap"]  # compiled at once, cheaply
+    assert step(x()) == 0 and programs() == ["cheap"]  # met twice: the cheap program again
+    assert step(x()) == 1 and programs() == ["full"]  # the third time: compiled in full
+    assert step(x()) == 0 and step(x()) == 0 and programs() == ["full"]
+    # other input shapes are another key, counted from the start
+    assert step(rng.standard_normal((5, 3)).astype(np.float32)) == 1
+    assert sorted(programs()) == ["cheap", "full"]
+
+
+def test_threshold_one_compiles_in_full_at_once(threshold):
+    threshold(1)
+    assert step(np.ones((2, 2), np.float32)) == 1 and programs() == ["full"]
+    assert step(np.ones((2, 2), np.float32)) == 0
+
+
+def test_the_cache_bound_counts_programs_of_both_tiers(threshold):
+    threshold(2)
+    limit = tg.autograd.cache_info().maxsize
+    tg.autograd.set_cache_limit(2)
+    try:
+        for n in range(1, 5):  # four shapes: four keys, at most two kept
+            step(np.ones((n, 2), np.float32))
+            step(np.ones((n, 2), np.float32))  # each key met twice: in full
+            assert tg.autograd.cache_info().currsize <= 2
+        assert programs() == ["full"] * programs().count("full") and len(programs()) <= 2
+        assert step(np.ones((1, 2), np.float32)) == 1  # dropped: counted from the start again
+        assert "cheap" in programs()
+    finally:
+        tg.autograd.set_cache_limit(limit)
+
+
+def test_compile_threshold_refuses_zero():
+    with pytest.raises(ValueError, match="compile threshold must be at least 1, got 0"):
+        tg.autograd.set_compile_threshold(0)

@@ -247,16 +247,6 @@ class _Cache:
         """`fn` to be compiled by `get` in the tier its key's sightings give (see `_Tiered`)."""
         return _Tiered(fn, kwargs)
 
-    def executables(self) -> int:
-        """How many compiled XLA executables the cached programs hold."""
-        count = 0
-        for p in self.programs.values():
-            if type(p) is _Tiered:
-                p = p.quick
-            if p is not None and hasattr(p, "_cache_size"):
-                count += p._cache_size()
-        return count
-
 
 cache = _Cache()
 

@@ -12,10 +12,10 @@ from .function import Function, FunctionCtx, once_differentiable
 from .gradcheck import gradcheck, gradgradcheck
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "once_differentiable", "Variable",
-           "cache_info", "clear_cache", "set_cache_limit", "set_compile_threshold", "no_grad", "enable_grad",
-           "set_grad_enabled", "inference_mode", "function", "functional", "detect_anomaly",
-           "set_detect_anomaly", "is_anomaly_enabled", "is_anomaly_check_nan_enabled",
-           "gradcheck", "gradgradcheck", "graph"]
+           "cache_info", "clear_cache", "set_cache_limit", "set_compile_threshold", "no_grad",
+           "enable_grad", "set_grad_enabled", "inference_mode", "function", "functional",
+           "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
+           "is_anomaly_check_nan_enabled", "gradcheck", "gradgradcheck", "graph"]
 
 cache_info = _compile.cache_info
 clear_cache = _compile.clear_cache
