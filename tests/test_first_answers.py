@@ -144,3 +144,32 @@ def test_the_cache_bound_counts_programs_of_both_tiers(threshold):
 def test_compile_threshold_refuses_zero():
     with pytest.raises(ValueError, match="compile threshold must be at least 1, got 0"):
         tg.autograd.set_compile_threshold(0)
+
+
+def test_a_cheap_program_inside_a_compiled_step_is_traced_without_its_options(threshold):
+    """JAX refuses compiler options on a jit nested in a trace: `tapegrad.compile` traces the
+    engine's programs while their keys are still in the cheap tier."""
+    threshold(2**30)
+    rng = np.random.default_rng(1)
+    w0 = rng.standard_normal((3, 2)).astype(np.float32)
+    xs = [rng.standard_normal((4, 3)).astype(np.float32) for _ in range(4)]
+    w = tg.tensor(w0, requires_grad=True)
+
+    def sgd(x):
+        loss = ((x @ w).tanh() ** 2).mean()
+        loss.backward()
+        with tg.no_grad():
+            w.sub_(0.1 * w.grad)
+        w.grad = None
+        return loss
+
+    step = tg.compile(sgd)
+    losses = [step(tg.tensor(x)).item() for x in xs]
+    loss_fn = lambda v, x: jnp.mean(jnp.tanh(x @ v) ** 2)  # noqa: E731
+    v, expected = jnp.asarray(w0), []
+    for x in xs:
+        expected.append(float(loss_fn(v, x)))
+        v = v - 0.1 * jax.grad(loss_fn)(v, x)
+    np.testing.assert_allclose(losses, expected, rtol=1e-5)
+    np.testing.assert_allclose(w.detach().numpy(), v, rtol=1e-5, atol=1e-6)
+    assert "cheap" in programs()

@@ -229,10 +229,22 @@ class _Cache:
         prog.sightings += 1
         if prog.sightings < self.threshold:
             if prog.quick is None:
-                prog.quick = self.jit(prog.fn, compiler_options=QUICK_OPTIONS, **prog.kwargs)
+                prog.quick = self._cheap(prog)
             return prog.quick
         full = self.programs[key] = self.jit(prog.fn, **prog.kwargs)
         return full
+
+    def _cheap(self, prog: _Tiered):
+        """The first tier's program. Called inside someone's JAX trace (`tapegrad.compile`,
+        `functional_call` under `jax.jit`) it is inlined into that trace, where JAX refuses
+        compiler options: there the program without them is traced instead."""
+        quick = self.jit(prog.fn, compiler_options=QUICK_OPTIONS, **prog.kwargs)
+        nested = self.jit(prog.fn, **prog.kwargs)
+
+        def call(*args):
+            traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(args))
+            return (nested if traced else quick)(*args)
+        return call
 
     def jit(self, fn, **kwargs):
         """`jax.jit(fn)`, counting each trace (a trace is a compile for XLA); the program's

@@ -51,7 +51,7 @@ draw = Op("random", _draw, saves=SAVES_NONE, differentiable=False)
 
 EAGER_DRAWS = 8  # draws per (kind, shape, dtype, extra) computed at once, before recording
 _BUCKETED = ("normal", "uniform", "truncated_normal", "randint")  # elementwise in the bits
-_MIN_BUCKET = 1 << 16  # one program serves every draw of up to 64K elements
+_MIN_BUCKET = 1 << 12  # the smallest bucket: a draw of it takes ~0.1 ms, a larger one more
 _seen: dict = {}  # (kind, shape, dtype, extra) -> draws computed at once so far
 
 
