@@ -163,7 +163,40 @@ def tensor_parallel(T) -> dict:
     return _sharded_training(T, tp)
 
 
-SCENARIOS = {"dp": data_parallel, "dtensor": dtensor, "fsdp": fsdp, "tp": tensor_parallel}
+def devices(T) -> dict:
+    """Device indices over the 8 host devices; `tapegrad.cuda`'s mapping with the host devices
+    standing in for GPUs (`jax.local_devices` lists GPUs the same way)."""
+    from tapegrad._core import device as D
+
+    def ids(t):
+        return sorted(d.id for d in t.jax().devices())
+
+    def error(f):
+        try:
+            f()
+        except RuntimeError as e:
+            return str(e)
+
+    out = {"cpu3": ids(T.arange(4.0).to("cpu:3")),
+           "cpu8": error(lambda: T.zeros(2).to("cpu:8"))}
+    real = D.local_devices
+    D.local_devices = lambda type: real("cpu" if type == "cuda" else type)
+    try:
+        T.cuda.set_device(5)
+        out["current"], out["count"] = T.cuda.current_device(), T.cuda.device_count()
+        out["made_on"], out["cuda2"] = ids(T.zeros(2)), ids(T.zeros(2, device="cuda:2"))
+        out["cuda"] = ids(T.zeros(2).to("cuda"))  # no index: the current device
+        with T.cuda.device(1):
+            out["inside"] = [T.cuda.current_device(), ids(T.ones(2))]
+        out["after"] = T.cuda.current_device()
+        out["set8"] = error(lambda: T.cuda.set_device(8))
+    finally:
+        D.local_devices = real
+        jax.config.update("jax_default_device", None)
+    return out
+
+
+SCENARIOS = {"devices": devices, "dp": data_parallel, "dtensor": dtensor, "fsdp": fsdp, "tp": tensor_parallel}
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ def seen(tmp_path_factory):
     flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
     env = dict(os.environ, XLA_FLAGS=flags.strip(), PYTHONPATH=os.pathsep.join(
         [str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, str(HERE / "spmd_worker.py"), str(out), "dp", "dtensor",
+    proc = subprocess.run([sys.executable, str(HERE / "spmd_worker.py"), str(out), "devices", "dp", "dtensor",
                            "fsdp", "tp"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -73,6 +73,16 @@ def test_data_parallel_splits_the_batch(seen, name):
 @pytest.mark.parametrize("name", ["mlp_compiled", "gpt_compiled"])
 def test_compiled_data_parallel_step_has_xla_collectives(seen, name):
     assert seen["dp"][name]["hlo_all_reduce"] >= 1
+
+
+def test_device_indices_map_onto_this_process_devices(seen):
+    got = seen["devices"]
+    assert got["cpu3"] == [3]
+    assert "invalid device ordinal: device 8 requested, but this process has 8" in got["cpu8"]
+    assert got["current"] == 5 and got["count"] == 8  # set_device(5): the current device
+    assert got["made_on"] == [5] and got["cuda"] == [5] and got["cuda2"] == [2]
+    assert got["inside"] == [1, [1]] and got["after"] == 5  # tapegrad.cuda.device restores it
+    assert "CUDA error: invalid device ordinal: device 8" in got["set8"]
 
 
 # -- DeviceMesh and DTensor -------------------------------------------------------------------------
