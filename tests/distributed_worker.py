@@ -17,7 +17,7 @@ import tapegrad.distributed as dist
 from tapegrad import nn
 from tapegrad.nn.parallel import DistributedDataParallel as DDP
 
-LOCAL_BATCH, STEPS = 4, 3
+LOCAL_BATCH, STEPS, COMPILED_STEPS = 4, 3, 5
 
 
 def global_batch(world: int, seed: int = 0):
@@ -80,9 +80,10 @@ def collectives(rank: int, world: int) -> dict:
     return out
 
 
-def ddp_training(rank: int, world: int) -> dict:
+def ddp_training(rank: int, world: int, compiled: bool = False) -> dict:
     """DDP + AdamW + clip_grad_norm_: ranks start from different weights (DDP broadcasts rank
-    0's), each trains on its rows of the global batch."""
+    0's), each trains on its rows of the global batch; `compiled`: under tapegrad.compile (two
+    eager steps, then compiled ones)."""
     torch.manual_seed(rank)
     model = DDP(mlp())
     start = params_of(model.module)
@@ -90,16 +91,26 @@ def ddp_training(rank: int, world: int) -> dict:
     x, y = global_batch(world)
     rows = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
     xs, ys = torch.tensor(x[rows]), torch.tensor(y[rows])
-    losses = []
-    for _ in range(STEPS):
+
+    def step(xs, ys):
         opt.zero_grad()
         loss = nn.functional.cross_entropy(model(xs), ys)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         opt.step()
-        losses.append(loss.item())
-    return {"start": start, "final": params_of(model.module), "local_losses": losses,
-            "keys": list(model.state_dict())}
+        return loss
+
+    if compiled:
+        step = torch.compile(step)
+    losses = [step(xs, ys).item() for _ in range(COMPILED_STEPS if compiled else STEPS)]
+    out = {"start": start, "final": params_of(model.module), "local_losses": losses,
+           "keys": list(model.state_dict())}
+    if compiled:
+        out["traces"] = step.traces  # (before lowering, which traces again)
+        plan = next(iter(step._plans.values()))
+        hlo = plan._jitted.lower(*plan.arguments([xs, ys])).compile().as_text()
+        out["hlo_all_reduce"] = hlo.count("all-reduce(")
+    return out
 
 
 def ddp_no_sync(rank: int, world: int) -> dict:
@@ -172,7 +183,9 @@ def mismatches(rank: int, world: int) -> dict:
     return out
 
 
-SCENARIOS = {"collectives": collectives, "ddp": ddp_training, "no_sync": ddp_no_sync,
+SCENARIOS = {"collectives": collectives, "ddp": ddp_training,
+             "ddp_compiled": lambda rank, world: ddp_training(rank, world, compiled=True),
+             "no_sync": ddp_no_sync,
              "unused": ddp_unused, "mismatch": mismatches}
 
 

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -38,13 +40,14 @@ def _launch(tmp_path, nproc: int, *scenarios: str) -> list:
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory):
-    return _launch(tmp_path_factory.mktemp("two"), 2, "collectives", "ddp", "no_sync", "unused",
+    return _launch(tmp_path_factory.mktemp("two"), 2, "collectives", "ddp", "ddp_compiled", "no_sync",
+                   "unused",
                    "mismatch")
 
 
 @pytest.fixture(scope="module")
 def four(tmp_path_factory):
-    return _launch(tmp_path_factory.mktemp("four"), 4, "collectives", "ddp")
+    return _launch(tmp_path_factory.mktemp("four"), 4, "collectives", "ddp", "ddp_compiled")
 
 
 # -- collectives ------------------------------------------------------------------------------------
@@ -105,19 +108,20 @@ def _torch_mlp(torch, state: dict):
     return model
 
 
+@pytest.mark.parametrize("scenario", ["ddp", "ddp_compiled"])
 @pytest.mark.parametrize("n", [2, 4])
-def test_ddp_training_equals_single_process_on_the_global_batch(n, request):
+def test_ddp_training_equals_single_process_on_the_global_batch(n, scenario, request):
     torch = pytest.importorskip("torch")
-    ranks = request.getfixturevalue({2: "two", 4: "four"}[n])
-    start = ranks[0]["ddp"]["start"]
+    ranks = [res[scenario] for res in request.getfixturevalue({2: "two", 4: "four"}[n])]
+    start = ranks[0]["start"]
     for res in ranks[1:]:  # each rank began from its own seed; DDP broadcast rank 0's weights
-        assert res["ddp"]["start"] == start
+        assert res["start"] == start
     model = _torch_mlp(torch, start)
     opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
     x, y = worker.global_batch(n)
     x, y = torch.tensor(x), torch.tensor(y)
     local_losses = []
-    for _ in range(worker.STEPS):
+    for _ in range(len(ranks[0]["local_losses"])):
         with torch.no_grad():
             out = model(x)
             local_losses.append([torch.nn.functional.cross_entropy(
@@ -128,13 +132,21 @@ def test_ddp_training_equals_single_process_on_the_global_batch(n, request):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         opt.step()
     for r, res in enumerate(ranks):
-        assert res["ddp"]["keys"] == ["module." + k for k in start]
+        assert res["keys"] == ["module." + k for k in start]
         for k, v in model.state_dict().items():
-            np.testing.assert_allclose(res["ddp"]["final"][k], v.numpy(), rtol=1e-5, atol=1e-6,
+            np.testing.assert_allclose(res["final"][k], v.numpy(), rtol=1e-5, atol=1e-6,
                                        err_msg=f"{k} on rank {r}")
         # each process's loss is its own batch's, as in PyTorch
-        np.testing.assert_allclose(res["ddp"]["local_losses"], [s[r] for s in local_losses],
+        np.testing.assert_allclose(res["local_losses"], [s[r] for s in local_losses],
                                    rtol=1e-5)
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_compiled_ddp_step_is_one_program_with_an_all_reduce(n, request):
+    for res in request.getfixturevalue({2: "two", 4: "four"}[n]):
+        got = res["ddp_compiled"]
+        assert len(got["local_losses"]) == worker.COMPILED_STEPS and got["traces"] == 1
+        assert got["hlo_all_reduce"] >= 1  # the gradients' average, between the processes
 
 
 def test_no_sync_accumulation_equals_one_big_batch(two):
@@ -260,22 +272,56 @@ def test_ddp_in_a_world_of_one_equals_plain_training(world_of_one):
         nn.parallel.DistributedDataParallel(frozen)
 
 
-def test_ddp_refuses_tapegrad_compile(world_of_one):
+def test_compiled_ddp_in_a_world_of_one_equals_plain_training(world_of_one):
+    def trained(wrap, compiled):
+        tg.manual_seed(0)
+        inner = nn.Linear(3, 1)
+        model = wrap(inner)
+        opt = tg.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            loss = model(x).pow(2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = tg.compile(step) if compiled else step
+        losses = [step(tg.arange(12.0).reshape(4, 3) / 10).item() for _ in range(4)]
+        return losses, inner.weight.detach().numpy(), step
+
+    losses, weight, step = trained(nn.parallel.DistributedDataParallel, compiled=True)
+    plain_losses, plain_weight, _ = trained(lambda m: m, compiled=False)
+    assert step.traces == 1
+    np.testing.assert_allclose(losses, plain_losses, rtol=1e-6)
+    np.testing.assert_allclose(weight, plain_weight, rtol=1e-6)
+
+
+def test_ddp_refuses_other_traces_and_unused_parameters_when_compiled(world_of_one):
     model = nn.parallel.DistributedDataParallel(nn.Linear(3, 1))
-    opt = tg.optim.SGD(model.parameters(), lr=0.1)
-    x = tg.randn(4, 3)
+    with pytest.raises(RuntimeError, match="not inside another JAX trace"):
+        jax.jit(lambda x: model(tg.tensor(x)).sum().backward())(jnp.ones((2, 3)))
+
+    class Branches(nn.Module):  # (the worker's) b unused on this rank
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 1), nn.Linear(3, 1)
+
+        def forward(self, x):
+            return self.a(x)
+
+    ddp = nn.parallel.DistributedDataParallel(Branches(), find_unused_parameters=True)
 
     @tg.compile
     def step(x):
-        opt.zero_grad()
-        loss = model(x).sum()
+        loss = ddp(x).sum()
         loss.backward()
-        opt.step()
         return loss
 
+    x = tg.ones(2, 3)
     step(x)
-    step(x)
-    with pytest.raises(RuntimeError, match="cannot run inside tapegrad.compile"):
+    step(x)  # eager: allowed with find_unused_parameters=True
+    with pytest.raises(RuntimeError, match=r"parameters \[2, 3\] received no gradient on rank 0"):
         step(x)
 
 
