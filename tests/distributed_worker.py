@@ -183,7 +183,33 @@ def mismatches(rank: int, world: int) -> dict:
     return out
 
 
-SCENARIOS = {"collectives": collectives, "ddp": ddp_training,
+def dtensor(rank: int, world: int) -> dict:
+    """DTensor over the processes (one device each): from_local's shards, to_local,
+    full_tensor, an op, and the refusals."""
+    from tapegrad.distributed.device_mesh import init_device_mesh
+    from tapegrad.distributed.tensor import DTensor, Replicate, Shard
+    mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("dp",))
+    local = torch.arange(6.0).reshape(2, 3) + 10 * rank
+    rows = DTensor.from_local(local, mesh, [Shard(0)])
+    cols = DTensor.from_local(local, mesh, [Shard(1)])
+    scale = DTensor.from_local(torch.tensor([1.0, 2.0, 3.0]), mesh, [Replicate()])
+    out = {"rows": [list(rows.shape), rows.to_local().tolist(), rows.full_tensor().tolist()],
+           "cols": [list(cols.shape), cols.to_local().tolist(), cols.full_tensor().tolist()],
+           "scaled_sum": (rows * scale).sum().item(),
+           "coordinate": mesh.get_coordinate()}
+    try:
+        DTensor.from_local(local.requires_grad_(), mesh, [Shard(0)])
+    except RuntimeError as e:
+        out["grad_error"] = str(e)
+    leaf = DTensor.from_local(local.detach(), mesh, [Shard(0)]).requires_grad_()
+    try:
+        leaf.to_local()
+    except RuntimeError as e:
+        out["to_local_error"] = str(e)
+    return out
+
+
+SCENARIOS = {"dtensor": dtensor, "collectives": collectives, "ddp": ddp_training,
              "ddp_compiled": lambda rank, world: ddp_training(rank, world, compiled=True),
              "no_sync": ddp_no_sync,
              "unused": ddp_unused, "mismatch": mismatches}

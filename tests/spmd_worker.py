@@ -95,6 +95,14 @@ def dtensor(T) -> dict:
     with jax.default_device(jax.devices()[5]):  # coordinate (1, 1)
         local5 = d.detach().to_local().numpy().tolist()
     r = d.redistribute(mesh, [Replicate(), Shard(0)])
+    from tapegrad.distributed.tensor import DTensor
+    z = T.arange(32.0).reshape(8, 4).requires_grad_()
+    f = DTensor.from_local(z, mesh, [Shard(0), Shard(1)])  # one process: the whole tensor
+    (f * f).sum().backward()
+    try:
+        DTensor.from_local(z, mesh, [Shard(0), Shard(1)], shape=(16, 4))
+    except ValueError as e:
+        from_local_shape_error = str(e)
     hlo = jax.jit(lambda a, b: jax.numpy.tanh(a @ b)).lower(d.jax(), w.jax()).compile().as_text()
     return {"mesh": [mesh.size(), mesh.ndim, list(mesh.mesh_dim_names), mesh["tp"].size(),
                      mesh["tp"].mesh.tolist(), mesh["dp"].mesh.tolist()],
@@ -102,6 +110,9 @@ def dtensor(T) -> dict:
             "local0": d.detach().to_local().numpy().tolist(), "local5": local5,
             "y": y.detach().numpy().tolist(), "grad": d.grad.numpy().tolist(),
             "grad_spec": str(d.grad.jax().sharding.spec),
+            "from_local": [repr(f.placements), _shards(f), str(f.jax().sharding.spec),
+                           f.detach().full_tensor().numpy().tolist(), z.grad.numpy().tolist(),
+                           from_local_shape_error],
             "redistributed": [repr(r.placements), _shards(r), r.full_tensor().detach().numpy().tolist()],
             "hlo_collectives": sum(hlo.count(c) for c in ("all-reduce(", "all-gather(",
                                                           "reduce-scatter(", "all-to-all("))}

@@ -41,13 +41,14 @@ def _launch(tmp_path, nproc: int, *scenarios: str) -> list:
 @pytest.fixture(scope="module")
 def two(tmp_path_factory):
     return _launch(tmp_path_factory.mktemp("two"), 2, "collectives", "ddp", "ddp_compiled", "no_sync",
-                   "unused",
+                   "unused", "dtensor",
                    "mismatch")
 
 
 @pytest.fixture(scope="module")
 def four(tmp_path_factory):
-    return _launch(tmp_path_factory.mktemp("four"), 4, "collectives", "ddp", "ddp_compiled")
+    return _launch(tmp_path_factory.mktemp("four"), 4, "collectives", "ddp", "ddp_compiled",
+                   "dtensor")
 
 
 # -- collectives ------------------------------------------------------------------------------------
@@ -178,6 +179,26 @@ def test_ddp_unused_parameters(two):
                                             "iteration")
         assert "find_unused_parameters=True" in u["strict_error"]
         assert f"did not receive grad for rank {r}: [2, 3]" in u["strict_error"]
+
+
+# -- DTensor over processes --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_dtensor_from_local_shards_over_processes(n, request):
+    locals_ = [np.arange(6.0).reshape(2, 3) + 10 * r for r in range(n)]
+    for r, res in enumerate(request.getfixturevalue({2: "two", 4: "four"}[n])):
+        got = res["dtensor"]
+        for key, axis in (("rows", 0), ("cols", 1)):  # Shard(d): the shards concatenated
+            shape, local, full = got[key]
+            whole = np.concatenate(locals_, axis)
+            assert shape == list(whole.shape)
+            np.testing.assert_array_equal(local, locals_[r])
+            np.testing.assert_array_equal(full, whole)
+        assert got["scaled_sum"] == pytest.approx(float((np.concatenate(locals_) *
+                                                         [1.0, 2.0, 3.0]).sum()))
+        assert got["coordinate"] == [r]
+        assert "cannot carry gradients back to the local tensor" in got["grad_error"]
+        assert "call .detach().to_local()" in got["to_local_error"]
 
 
 # -- in this process ---------------------------------------------------------------------------------

@@ -95,6 +95,12 @@ def test_device_mesh_and_dtensor_layout(seen):
     x = np.arange(32.0).reshape(8, 4)
     assert got["local0"] == x[:4, :1].tolist()  # device 0: coordinate (0, 0)
     assert got["local5"] == x[4:, 1:2].tolist()  # device 5: coordinate (1, 1)
+    placements, shards, spec, full, grad, error = got["from_local"]
+    assert placements == "(Shard(dim=0), Shard(dim=1))" and shards == [[4, 1]] * 8
+    assert spec == "P('dp', 'tp')"
+    np.testing.assert_array_equal(full, x)
+    np.testing.assert_array_equal(grad, 2 * x)  # gradients flow back to the local tensor
+    assert "this process holds every device of the mesh" in error
     placements, shards, full = got["redistributed"]
     assert placements == "(Replicate(), Shard(dim=0))" and shards == [[2, 4]] * 8
     np.testing.assert_array_equal(full, x)
