@@ -19,14 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_force_host_platform_device_count=8").strip()
+sys.path.insert(0, str(Path(__file__).parent))
+import host_devices  # noqa: E402,F401  (8 host devices, before JAX starts)
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 import models  # noqa: E402
 
 import tapegrad as tg  # noqa: E402
@@ -39,16 +36,7 @@ WRAPS = {"unsharded, 1 device": lambda m: m,
 
 def contender(wrap, compiled: bool, batch: int):
     """(step, x, y, optimizer, parameters) of the MLP under `wrap`, warmed up."""
-    tg.manual_seed(0)
-    inner = models.mlp(tg, [784, 1024, 1024, 10])
-    model = wrap(inner)
-    opt = tg.optim.AdamW(model.parameters(), lr=1e-3)
-    step = models.classifier_step(tg, model, opt)
-    if compiled:
-        step = tg.compile(step)
-    rng = np.random.default_rng(0)
-    x = tg.tensor(rng.standard_normal((batch, 784)).astype(np.float32))
-    y = tg.tensor(rng.integers(0, 10, batch))
+    step, x, y, opt, model = models.mlp_training(tg, wrap, compiled, batch, "AdamW")
     for _ in range(4):
         step(x, y).item()
     return step, x, y, opt, list(model.parameters())
