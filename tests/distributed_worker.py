@@ -132,6 +132,33 @@ def ddp_no_sync(rank: int, world: int) -> dict:
             "grads": [p.grad.tolist() for p in model.parameters()]}
 
 
+def ddp_no_sync_compiled(rank: int, world: int) -> dict:
+    """ddp_no_sync with one compiled step: compiled synchronised first, then called under
+    no_sync (learned again: the micro-batch's gradient stays local), then synchronised."""
+    torch.manual_seed(0)
+    model = DDP(mlp())
+    x, y = global_batch(world, seed=1)
+    half = LOCAL_BATCH // 2
+    rows = np.arange(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
+    first, second = [(torch.tensor(x[r]), torch.tensor(y[r])) for r in (rows[:half], rows[half:])]
+
+    @torch.compile
+    def step(xs, ys):
+        (nn.functional.cross_entropy(model(xs), ys) / 2).backward()
+
+    for _ in range(3):  # two eager runs, then the compiled synchronised step
+        model.zero_grad()
+        step(*second)
+    traces = step.traces
+    model.zero_grad()
+    with model.no_sync():
+        step(*first)
+    local_after_no_sync = [p.grad.tolist() for p in model.parameters()]
+    step(*second)
+    return {"start": params_of(model.module), "local_after_no_sync": local_after_no_sync,
+            "grads": [p.grad.tolist() for p in model.parameters()], "traces": traces}
+
+
 class Branches(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -211,7 +238,7 @@ def dtensor(rank: int, world: int) -> dict:
 
 SCENARIOS = {"dtensor": dtensor, "collectives": collectives, "ddp": ddp_training,
              "ddp_compiled": lambda rank, world: ddp_training(rank, world, compiled=True),
-             "no_sync": ddp_no_sync,
+             "no_sync_compiled": ddp_no_sync_compiled, "no_sync": ddp_no_sync,
              "unused": ddp_unused, "mismatch": mismatches}
 
 

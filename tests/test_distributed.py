@@ -41,7 +41,7 @@ def _launch(tmp_path, nproc: int, *scenarios: str) -> list:
 @pytest.fixture(scope="module")
 def two(tmp_path_factory):
     return _launch(tmp_path_factory.mktemp("two"), 2, "collectives", "ddp", "ddp_compiled", "no_sync",
-                   "unused", "dtensor",
+                   "no_sync_compiled", "unused", "dtensor",
                    "mismatch")
 
 
@@ -150,21 +150,24 @@ def test_compiled_ddp_step_is_one_program_with_an_all_reduce(n, request):
         assert got["hlo_all_reduce"] >= 1  # the gradients' average, between the processes
 
 
-def test_no_sync_accumulation_equals_one_big_batch(two):
+@pytest.mark.parametrize("scenario", ["no_sync", "no_sync_compiled"])
+def test_no_sync_accumulation_equals_one_big_batch(two, scenario):
     torch = pytest.importorskip("torch")
-    model = _torch_mlp(torch, two[0]["no_sync"]["start"])
+    model = _torch_mlp(torch, two[0][scenario]["start"])
     x, y = worker.global_batch(2, seed=1)
     x, y = torch.tensor(x), torch.tensor(y)
     torch.nn.functional.cross_entropy(model(x), y).backward()
     big = [p.grad.numpy() for p in model.parameters()]
     half = worker.LOCAL_BATCH // 2
     for r, res in enumerate(two):
-        for got, want in zip(res["no_sync"]["grads"], big):
+        if scenario == "no_sync_compiled":
+            assert res[scenario]["traces"] == 1  # the synchronised step ran compiled
+        for got, want in zip(res[scenario]["grads"], big):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
         model.zero_grad()
         rows = slice(r * worker.LOCAL_BATCH, r * worker.LOCAL_BATCH + half)
         (torch.nn.functional.cross_entropy(model(x[rows]), y[rows]) / 2).backward()
-        for got, p in zip(res["no_sync"]["local_after_no_sync"], model.parameters()):
+        for got, p in zip(res[scenario]["local_after_no_sync"], model.parameters()):
             np.testing.assert_allclose(got, p.grad.numpy(), rtol=1e-5, atol=1e-7)
 
 

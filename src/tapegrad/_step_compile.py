@@ -189,12 +189,15 @@ class _Plan:
         # guards met in the step's programs are checked after each call (`checks.jit`); a step
         # with guards does not donate, so that a failed check leaves the state as it was
         self.per_process = last.per_process
+        self.conditions = last.conditions
         self._jitted = _checks.jit(self._pure, per_process=self.per_process)
         self._donating = (_checks.jit(self._pure, donate_argnums=(0,))
                           if step.donate and not last.checked and self.per_process is None
                           else None)
 
     def __call__(self, leaves) -> Any:
+        if any(read() != value for read, value in self.conditions):
+            raise _stepmode.UntrackedState("branches on changed Python state in")
         pending = [c.node for c in self.cells if c.node.value is None]
         if pending:  # state changed by uncompiled code since the last call
             materialize(pending)

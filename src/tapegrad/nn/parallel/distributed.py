@@ -118,6 +118,7 @@ class DistributedDataParallel(Module):
             if log.tracing and log.per_process is not self.process_group.mesh:
                 raise RuntimeError(_TRACED)
             log.per_process = self.process_group.mesh
+            log.conditions.append((self._syncs, self._syncs()))
         if self.require_forward_param_sync and self.broadcast_buffers:
             buffers = list(self.module.buffers())
             if buffers:
@@ -126,6 +127,10 @@ class DistributedDataParallel(Module):
             self._armed = True
             self._queued = False
         return self.module(*inputs, **kwargs)
+
+    def _syncs(self) -> bool:
+        """Whether a backward now averages (what a compiled step's program is traced for)."""
+        return self.require_backward_grad_sync
 
     @contextlib.contextmanager
     def no_sync(self) -> Iterator[None]:
