@@ -299,8 +299,8 @@ def test_ddp_in_a_world_of_one_equals_plain_training(world_of_one):
 def test_compiled_ddp_in_a_world_of_one_equals_plain_training(world_of_one):
     def trained(wrap, compiled):
         tg.manual_seed(0)
-        inner = nn.Linear(3, 1)
-        model = wrap(inner)
+        inner = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+        model = wrap(inner)  # (DDP broadcasts the BatchNorm's buffers inside the program)
         opt = tg.optim.SGD(model.parameters(), lr=0.1)
 
         def step(x):
@@ -312,13 +312,14 @@ def test_compiled_ddp_in_a_world_of_one_equals_plain_training(world_of_one):
 
         step = tg.compile(step) if compiled else step
         losses = [step(tg.arange(12.0).reshape(4, 3) / 10).item() for _ in range(4)]
-        return losses, inner.weight.detach().numpy(), step
+        return losses, [v.numpy() for v in inner.state_dict().values()], step
 
-    losses, weight, step = trained(nn.parallel.DistributedDataParallel, compiled=True)
-    plain_losses, plain_weight, _ = trained(lambda m: m, compiled=False)
+    losses, state, step = trained(nn.parallel.DistributedDataParallel, compiled=True)
+    plain_losses, plain_state, _ = trained(lambda m: m, compiled=False)
     assert step.traces == 1
     np.testing.assert_allclose(losses, plain_losses, rtol=1e-6)
-    np.testing.assert_allclose(weight, plain_weight, rtol=1e-6)
+    for ours, theirs in zip(state, plain_state):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
 
 
 def test_ddp_refuses_other_traces_and_unused_parameters_when_compiled(world_of_one):
