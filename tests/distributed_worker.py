@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+import spmd_worker  # (its GPT, batches and training step)
 import tapegrad as torch
 import tapegrad.distributed as dist
 from tapegrad import nn
@@ -111,6 +112,19 @@ def ddp_training(rank: int, world: int, compiled: bool = False) -> dict:
         hlo = plan._jitted.lower(*plan.arguments([xs, ys])).compile().as_text()
         out["hlo_all_reduce"] = hlo.count("all-reduce(")
     return out
+
+
+def ddp_gpt_compiled(rank: int, world: int) -> dict:
+    """The GPT of benchmarks/models.py under DDP in compiled steps (spmd_worker's AdamW +
+    clip_grad_norm_ step): rank r trains on its rows of spmd_worker's batches."""
+    torch.manual_seed(0)
+    inner = spmd_worker.gpt(torch)
+    start = params_of(inner)
+    data = [(x[rows], y[rows]) for x, y in spmd_worker.batches("gpt")
+            for rows in [np.array_split(np.arange(len(x)), world)[rank]]]
+    losses, step, _ = spmd_worker.train(torch, DDP(inner), data, compiled=True)
+    return {"start": start, "final": params_of(inner), "local_losses": losses,
+            "traces": step.traces}
 
 
 def ddp_no_sync(rank: int, world: int) -> dict:
@@ -238,7 +252,7 @@ def dtensor(rank: int, world: int) -> dict:
 
 SCENARIOS = {"dtensor": dtensor, "collectives": collectives, "ddp": ddp_training,
              "ddp_compiled": lambda rank, world: ddp_training(rank, world, compiled=True),
-             "no_sync_compiled": ddp_no_sync_compiled, "no_sync": ddp_no_sync,
+             "no_sync_compiled": ddp_no_sync_compiled, "gpt_compiled": ddp_gpt_compiled, "no_sync": ddp_no_sync,
              "unused": ddp_unused, "mismatch": mismatches}
 
 

@@ -24,6 +24,8 @@ import tapegrad.distributed as dist
 from tapegrad import nn
 
 import distributed_worker as worker
+import spmd_worker
+from helpers import assert_trained_state_close
 
 HERE = Path(__file__).parent
 SRC = str(HERE.parent / "src")
@@ -41,7 +43,7 @@ def _launch(tmp_path, nproc: int, *scenarios: str) -> list:
 @pytest.fixture(scope="module")
 def two(tmp_path_factory):
     return _launch(tmp_path_factory.mktemp("two"), 2, "collectives", "ddp", "ddp_compiled", "no_sync",
-                   "no_sync_compiled", "unused", "dtensor",
+                   "no_sync_compiled", "gpt_compiled", "unused", "dtensor",
                    "mismatch")
 
 
@@ -148,6 +150,25 @@ def test_compiled_ddp_step_is_one_program_with_an_all_reduce(n, request):
         got = res["ddp_compiled"]
         assert len(got["local_losses"]) == worker.COMPILED_STEPS and got["traces"] == 1
         assert got["hlo_all_reduce"] >= 1  # the gradients' average, between the processes
+
+
+def test_compiled_ddp_gpt_equals_single_process_on_the_global_batch(two):
+    torch = pytest.importorskip("torch")
+    got = [res["gpt_compiled"] for res in two]
+    model = spmd_worker.gpt(torch)
+    model.load_state_dict({k: torch.tensor(v) for k, v in got[0]["start"].items()})
+    batches = spmd_worker.batches("gpt")
+    spmd_worker.train(torch, model, batches)
+    for r, res in enumerate(got):
+        assert res["traces"] == 1
+        assert_trained_state_close(res["final"], model.state_dict(), len(batches))
+        half = len(batches[0][0]) // 2  # each process's loss is its own rows'
+        with torch.no_grad():
+            first = spmd_worker.gpt(torch)
+            first.load_state_dict({k: torch.tensor(v) for k, v in got[0]["start"].items()})
+            x, y = (torch.tensor(a[r * half:(r + 1) * half]) for a in batches[0])
+            loss = torch.nn.functional.cross_entropy(first(x).reshape(-1, 10), y.reshape(-1))
+        np.testing.assert_allclose(res["local_losses"][0], loss.item(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("scenario", ["no_sync", "no_sync_compiled"])
