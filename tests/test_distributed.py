@@ -343,6 +343,21 @@ def test_compiled_ddp_in_a_world_of_one_equals_plain_training(world_of_one):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6)
 
 
+def test_compiled_step_with_no_sync_inside_compiles_once(world_of_one):
+    model = nn.parallel.DistributedDataParallel(nn.Linear(3, 1))
+
+    @tg.compile
+    def accumulate(x):  # no_sync entered in the step: the step begins synchronised each call
+        with model.no_sync():
+            model(x).sum().backward()
+
+    x = tg.ones(2, 3)
+    for _ in range(6):  # (a step learned again would trace at the 3rd and the 6th call)
+        accumulate(x)
+    assert accumulate.traces == 1 and model.require_backward_grad_sync
+    np.testing.assert_allclose(model.module.bias.grad.numpy(), [12.0])  # 6 backward passes of 2
+
+
 def test_ddp_refuses_other_traces_and_unused_parameters_when_compiled(world_of_one):
     model = nn.parallel.DistributedDataParallel(nn.Linear(3, 1))
     with pytest.raises(RuntimeError, match="not inside another JAX trace"):

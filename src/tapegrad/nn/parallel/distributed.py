@@ -118,7 +118,7 @@ class DistributedDataParallel(Module):
             if log.tracing and log.per_process is not self.process_group.mesh:
                 raise RuntimeError(_TRACED)
             log.per_process = self.process_group.mesh
-            log.conditions.append((self._syncs, self._syncs()))
+            self._note_sync(self.require_backward_grad_sync)
         if self.require_forward_param_sync and self.broadcast_buffers:
             buffers = list(self.module.buffers())
             if buffers:
@@ -132,11 +132,20 @@ class DistributedDataParallel(Module):
         """Whether a backward now averages (what a compiled step's program is traced for)."""
         return self.require_backward_grad_sync
 
+    def _note_sync(self, at_entry: bool) -> None:
+        """In a compiled step, log the averaging state the step began with (its first use of
+        this module: `no_sync` entered in the step, or a forward): a call that begins in another
+        state learns the step again."""
+        log = _stepmode.active
+        if log is not None and all(read != self._syncs for read, _ in log.conditions):
+            log.conditions.append((self._syncs, at_entry))
+
     @contextlib.contextmanager
     def no_sync(self) -> Iterator[None]:
         """Within it, backward passes accumulate gradients locally, unaveraged; the first
         synchronised backward after it averages the accumulated `.grad`s."""
         old = self.require_backward_grad_sync
+        self._note_sync(old)
         self.require_backward_grad_sync = False
         try:
             yield
