@@ -19,14 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_force_host_platform_device_count=8").strip()
+sys.path.insert(0, str(Path(__file__).parent))
+import host_devices  # noqa: E402,F401  (8 host devices, before JAX starts)
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 import models  # noqa: E402
 
 import tapegrad as tg  # noqa: E402
@@ -34,17 +31,9 @@ import tapegrad as tg  # noqa: E402
 
 def step_time(k: int | None, compiled: bool, batch: int, steps: int) -> float:
     """Median µs per training step; `k` devices under DataParallel, None: the plain model."""
-    tg.manual_seed(0)
-    model = models.mlp(tg, [784, 1024, 1024, 10])
-    if k is not None:
-        model = tg.nn.DataParallel(model, device_ids=list(range(k)))
-    opt = tg.optim.Adam(model.parameters(), lr=1e-3)
-    step = models.classifier_step(tg, model, opt)
-    if compiled:
-        step = tg.compile(step)
-    rng = np.random.default_rng(0)
-    x = tg.tensor(rng.standard_normal((batch, 784)).astype(np.float32))
-    y = tg.tensor(rng.integers(0, 10, batch))
+    wrap = (lambda m: m) if k is None else (
+        lambda m: tg.nn.DataParallel(m, device_ids=list(range(k))))
+    step, x, y, _, _ = models.mlp_training(tg, wrap, compiled, batch)
     for _ in range(5):
         step(x, y).item()
     times = []

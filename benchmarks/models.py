@@ -1,6 +1,8 @@
 """The benchmark models as ordinary PyTorch code, run by `torch` or by `tapegrad` (`T`)."""
 import math
 
+import numpy as np
+
 
 def mlp(T, sizes):
     nn = T.nn
@@ -72,6 +74,21 @@ def classifier_step(T, model, opt, clip=None):
         opt.step()
         return loss
     return step
+
+
+def mlp_training(T, wrap, compiled: bool, batch: int, optimizer: str = "Adam"):
+    """The MLP 784-1024-1024-10 under `wrap` (a parallel wrapper, or the identity) with its
+    step (compiled or not), one random batch and the optimizer: `(step, x, y, opt, model)`."""
+    T.manual_seed(0)
+    model = wrap(mlp(T, [784, 1024, 1024, 10]))
+    opt = getattr(T.optim, optimizer)(model.parameters(), lr=1e-3)
+    step = classifier_step(T, model, opt)
+    if compiled:
+        step = T.compile(step)
+    rng = np.random.default_rng(0)
+    x = T.tensor(rng.standard_normal((batch, 784)).astype(np.float32))
+    y = T.tensor(rng.integers(0, 10, batch))
+    return step, x, y, opt, model
 
 
 def chain_step(T, x, n=50):

@@ -12,12 +12,13 @@ import sys
 
 import numpy as np
 
+import spmd_worker  # (its GPT, batches and training step)
 import tapegrad as torch
 import tapegrad.distributed as dist
 from tapegrad import nn
 from tapegrad.nn.parallel import DistributedDataParallel as DDP
 
-LOCAL_BATCH, STEPS = 4, 3
+LOCAL_BATCH, STEPS, COMPILED_STEPS = 4, 3, 5
 
 
 def global_batch(world: int, seed: int = 0):
@@ -80,9 +81,10 @@ def collectives(rank: int, world: int) -> dict:
     return out
 
 
-def ddp_training(rank: int, world: int) -> dict:
+def ddp_training(rank: int, world: int, compiled: bool = False) -> dict:
     """DDP + AdamW + clip_grad_norm_: ranks start from different weights (DDP broadcasts rank
-    0's), each trains on its rows of the global batch."""
+    0's), each trains on its rows of the global batch; `compiled`: under tapegrad.compile (two
+    eager steps, then compiled ones)."""
     torch.manual_seed(rank)
     model = DDP(mlp())
     start = params_of(model.module)
@@ -90,16 +92,39 @@ def ddp_training(rank: int, world: int) -> dict:
     x, y = global_batch(world)
     rows = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
     xs, ys = torch.tensor(x[rows]), torch.tensor(y[rows])
-    losses = []
-    for _ in range(STEPS):
+
+    def step(xs, ys):
         opt.zero_grad()
         loss = nn.functional.cross_entropy(model(xs), ys)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         opt.step()
-        losses.append(loss.item())
-    return {"start": start, "final": params_of(model.module), "local_losses": losses,
-            "keys": list(model.state_dict())}
+        return loss
+
+    if compiled:
+        step = torch.compile(step)
+    losses = [step(xs, ys).item() for _ in range(COMPILED_STEPS if compiled else STEPS)]
+    out = {"start": start, "final": params_of(model.module), "local_losses": losses,
+           "keys": list(model.state_dict())}
+    if compiled:
+        out["traces"] = step.traces  # (before lowering, which traces again)
+        plan = next(iter(step._plans.values()))
+        hlo = plan._jitted.lower(*plan.arguments([xs, ys])).compile().as_text()
+        out["hlo_all_reduce"] = hlo.count("all-reduce(")
+    return out
+
+
+def ddp_gpt_compiled(rank: int, world: int) -> dict:
+    """The GPT of benchmarks/models.py under DDP in compiled steps (spmd_worker's AdamW +
+    clip_grad_norm_ step): rank r trains on its rows of spmd_worker's batches."""
+    torch.manual_seed(0)
+    inner = spmd_worker.gpt(torch)
+    start = params_of(inner)
+    data = [(x[rows], y[rows]) for x, y in spmd_worker.batches("gpt")
+            for rows in [np.array_split(np.arange(len(x)), world)[rank]]]
+    losses, step, _ = spmd_worker.train(torch, DDP(inner), data, compiled=True)
+    return {"start": start, "final": params_of(inner), "local_losses": losses,
+            "traces": step.traces}
 
 
 def ddp_no_sync(rank: int, world: int) -> dict:
@@ -119,6 +144,33 @@ def ddp_no_sync(rank: int, world: int) -> dict:
      / 2).backward()
     return {"start": params_of(model.module), "local_after_no_sync": local_after_no_sync,
             "grads": [p.grad.tolist() for p in model.parameters()]}
+
+
+def ddp_no_sync_compiled(rank: int, world: int) -> dict:
+    """ddp_no_sync with one compiled step: compiled synchronised first, then called under
+    no_sync (learned again: the micro-batch's gradient stays local), then synchronised."""
+    torch.manual_seed(0)
+    model = DDP(mlp())
+    x, y = global_batch(world, seed=1)
+    half = LOCAL_BATCH // 2
+    rows = np.arange(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
+    first, second = [(torch.tensor(x[r]), torch.tensor(y[r])) for r in (rows[:half], rows[half:])]
+
+    @torch.compile
+    def step(xs, ys):
+        (nn.functional.cross_entropy(model(xs), ys) / 2).backward()
+
+    for _ in range(3):  # two eager runs, then the compiled synchronised step
+        model.zero_grad()
+        step(*second)
+    traces = step.traces
+    model.zero_grad()
+    with model.no_sync():
+        step(*first)
+    local_after_no_sync = [p.grad.tolist() for p in model.parameters()]
+    step(*second)
+    return {"start": params_of(model.module), "local_after_no_sync": local_after_no_sync,
+            "grads": [p.grad.tolist() for p in model.parameters()], "traces": traces}
 
 
 class Branches(nn.Module):
@@ -172,7 +224,35 @@ def mismatches(rank: int, world: int) -> dict:
     return out
 
 
-SCENARIOS = {"collectives": collectives, "ddp": ddp_training, "no_sync": ddp_no_sync,
+def dtensor(rank: int, world: int) -> dict:
+    """DTensor over the processes (one device each): from_local's shards, to_local,
+    full_tensor, an op, and the refusals."""
+    from tapegrad.distributed.device_mesh import init_device_mesh
+    from tapegrad.distributed.tensor import DTensor, Replicate, Shard
+    mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("dp",))
+    local = torch.arange(6.0).reshape(2, 3) + 10 * rank
+    rows = DTensor.from_local(local, mesh, [Shard(0)])
+    cols = DTensor.from_local(local, mesh, [Shard(1)])
+    scale = DTensor.from_local(torch.tensor([1.0, 2.0, 3.0]), mesh, [Replicate()])
+    out = {"rows": [list(rows.shape), rows.to_local().tolist(), rows.full_tensor().tolist()],
+           "cols": [list(cols.shape), cols.to_local().tolist(), cols.full_tensor().tolist()],
+           "scaled_sum": (rows * scale).sum().item(),
+           "coordinate": mesh.get_coordinate()}
+    try:
+        DTensor.from_local(local.requires_grad_(), mesh, [Shard(0)])
+    except RuntimeError as e:
+        out["grad_error"] = str(e)
+    leaf = DTensor.from_local(local.detach(), mesh, [Shard(0)]).requires_grad_()
+    try:
+        leaf.to_local()
+    except RuntimeError as e:
+        out["to_local_error"] = str(e)
+    return out
+
+
+SCENARIOS = {"dtensor": dtensor, "collectives": collectives, "ddp": ddp_training,
+             "ddp_compiled": lambda rank, world: ddp_training(rank, world, compiled=True),
+             "no_sync_compiled": ddp_no_sync_compiled, "gpt_compiled": ddp_gpt_compiled, "no_sync": ddp_no_sync,
              "unused": ddp_unused, "mismatch": mismatches}
 
 

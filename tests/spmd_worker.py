@@ -95,6 +95,14 @@ def dtensor(T) -> dict:
     with jax.default_device(jax.devices()[5]):  # coordinate (1, 1)
         local5 = d.detach().to_local().numpy().tolist()
     r = d.redistribute(mesh, [Replicate(), Shard(0)])
+    from tapegrad.distributed.tensor import DTensor
+    z = T.arange(32.0).reshape(8, 4).requires_grad_()
+    f = DTensor.from_local(z, mesh, [Shard(0), Shard(1)])  # one process: the whole tensor
+    (f * f).sum().backward()
+    try:
+        DTensor.from_local(z, mesh, [Shard(0), Shard(1)], shape=(16, 4))
+    except ValueError as e:
+        from_local_shape_error = str(e)
     hlo = jax.jit(lambda a, b: jax.numpy.tanh(a @ b)).lower(d.jax(), w.jax()).compile().as_text()
     return {"mesh": [mesh.size(), mesh.ndim, list(mesh.mesh_dim_names), mesh["tp"].size(),
                      mesh["tp"].mesh.tolist(), mesh["dp"].mesh.tolist()],
@@ -102,6 +110,9 @@ def dtensor(T) -> dict:
             "local0": d.detach().to_local().numpy().tolist(), "local5": local5,
             "y": y.detach().numpy().tolist(), "grad": d.grad.numpy().tolist(),
             "grad_spec": str(d.grad.jax().sharding.spec),
+            "from_local": [repr(f.placements), _shards(f), str(f.jax().sharding.spec),
+                           f.detach().full_tensor().numpy().tolist(), z.grad.numpy().tolist(),
+                           from_local_shape_error],
             "redistributed": [repr(r.placements), _shards(r), r.full_tensor().detach().numpy().tolist()],
             "hlo_collectives": sum(hlo.count(c) for c in ("all-reduce(", "all-gather(",
                                                           "reduce-scatter(", "all-to-all("))}
@@ -163,7 +174,40 @@ def tensor_parallel(T) -> dict:
     return _sharded_training(T, tp)
 
 
-SCENARIOS = {"dp": data_parallel, "dtensor": dtensor, "fsdp": fsdp, "tp": tensor_parallel}
+def devices(T) -> dict:
+    """Device indices over the 8 host devices; `tapegrad.cuda`'s mapping with the host devices
+    standing in for GPUs (`jax.local_devices` lists GPUs the same way)."""
+    from tapegrad._core import device as D
+
+    def ids(t):
+        return sorted(d.id for d in t.jax().devices())
+
+    def error(f):
+        try:
+            f()
+        except RuntimeError as e:
+            return str(e)
+
+    out = {"cpu3": ids(T.arange(4.0).to("cpu:3")),
+           "cpu8": error(lambda: T.zeros(2).to("cpu:8"))}
+    real = D.local_devices
+    D.local_devices = lambda type: real("cpu" if type == "cuda" else type)
+    try:
+        T.cuda.set_device(5)
+        out["current"], out["count"] = T.cuda.current_device(), T.cuda.device_count()
+        out["made_on"], out["cuda2"] = ids(T.zeros(2)), ids(T.zeros(2, device="cuda:2"))
+        out["cuda"] = ids(T.zeros(2).to("cuda"))  # no index: the current device
+        with T.cuda.device(1):
+            out["inside"] = [T.cuda.current_device(), ids(T.ones(2))]
+        out["after"] = T.cuda.current_device()
+        out["set8"] = error(lambda: T.cuda.set_device(8))
+    finally:
+        D.local_devices = real
+        jax.config.update("jax_default_device", None)
+    return out
+
+
+SCENARIOS = {"devices": devices, "dp": data_parallel, "dtensor": dtensor, "fsdp": fsdp, "tp": tensor_parallel}
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -22,6 +24,8 @@ import tapegrad.distributed as dist
 from tapegrad import nn
 
 import distributed_worker as worker
+import spmd_worker
+from helpers import assert_trained_state_close
 
 HERE = Path(__file__).parent
 SRC = str(HERE.parent / "src")
@@ -38,13 +42,15 @@ def _launch(tmp_path, nproc: int, *scenarios: str) -> list:
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory):
-    return _launch(tmp_path_factory.mktemp("two"), 2, "collectives", "ddp", "no_sync", "unused",
+    return _launch(tmp_path_factory.mktemp("two"), 2, "collectives", "ddp", "ddp_compiled", "no_sync",
+                   "no_sync_compiled", "gpt_compiled", "unused", "dtensor",
                    "mismatch")
 
 
 @pytest.fixture(scope="module")
 def four(tmp_path_factory):
-    return _launch(tmp_path_factory.mktemp("four"), 4, "collectives", "ddp")
+    return _launch(tmp_path_factory.mktemp("four"), 4, "collectives", "ddp", "ddp_compiled",
+                   "dtensor")
 
 
 # -- collectives ------------------------------------------------------------------------------------
@@ -105,19 +111,20 @@ def _torch_mlp(torch, state: dict):
     return model
 
 
+@pytest.mark.parametrize("scenario", ["ddp", "ddp_compiled"])
 @pytest.mark.parametrize("n", [2, 4])
-def test_ddp_training_equals_single_process_on_the_global_batch(n, request):
+def test_ddp_training_equals_single_process_on_the_global_batch(n, scenario, request):
     torch = pytest.importorskip("torch")
-    ranks = request.getfixturevalue({2: "two", 4: "four"}[n])
-    start = ranks[0]["ddp"]["start"]
+    ranks = [res[scenario] for res in request.getfixturevalue({2: "two", 4: "four"}[n])]
+    start = ranks[0]["start"]
     for res in ranks[1:]:  # each rank began from its own seed; DDP broadcast rank 0's weights
-        assert res["ddp"]["start"] == start
+        assert res["start"] == start
     model = _torch_mlp(torch, start)
     opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
     x, y = worker.global_batch(n)
     x, y = torch.tensor(x), torch.tensor(y)
     local_losses = []
-    for _ in range(worker.STEPS):
+    for _ in range(len(ranks[0]["local_losses"])):
         with torch.no_grad():
             out = model(x)
             local_losses.append([torch.nn.functional.cross_entropy(
@@ -128,30 +135,60 @@ def test_ddp_training_equals_single_process_on_the_global_batch(n, request):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         opt.step()
     for r, res in enumerate(ranks):
-        assert res["ddp"]["keys"] == ["module." + k for k in start]
+        assert res["keys"] == ["module." + k for k in start]
         for k, v in model.state_dict().items():
-            np.testing.assert_allclose(res["ddp"]["final"][k], v.numpy(), rtol=1e-5, atol=1e-6,
+            np.testing.assert_allclose(res["final"][k], v.numpy(), rtol=1e-5, atol=1e-6,
                                        err_msg=f"{k} on rank {r}")
         # each process's loss is its own batch's, as in PyTorch
-        np.testing.assert_allclose(res["ddp"]["local_losses"], [s[r] for s in local_losses],
+        np.testing.assert_allclose(res["local_losses"], [s[r] for s in local_losses],
                                    rtol=1e-5)
 
 
-def test_no_sync_accumulation_equals_one_big_batch(two):
+@pytest.mark.parametrize("n", [2, 4])
+def test_compiled_ddp_step_is_one_program_with_an_all_reduce(n, request):
+    for res in request.getfixturevalue({2: "two", 4: "four"}[n]):
+        got = res["ddp_compiled"]
+        assert len(got["local_losses"]) == worker.COMPILED_STEPS and got["traces"] == 1
+        assert got["hlo_all_reduce"] >= 1  # the gradients' average, between the processes
+
+
+def test_compiled_ddp_gpt_equals_single_process_on_the_global_batch(two):
     torch = pytest.importorskip("torch")
-    model = _torch_mlp(torch, two[0]["no_sync"]["start"])
+    got = [res["gpt_compiled"] for res in two]
+    model = spmd_worker.gpt(torch)
+    model.load_state_dict({k: torch.tensor(v) for k, v in got[0]["start"].items()})
+    batches = spmd_worker.batches("gpt")
+    spmd_worker.train(torch, model, batches)
+    for r, res in enumerate(got):
+        assert res["traces"] == 1
+        assert_trained_state_close(res["final"], model.state_dict(), len(batches))
+        half = len(batches[0][0]) // 2  # each process's loss is its own rows'
+        with torch.no_grad():
+            first = spmd_worker.gpt(torch)
+            first.load_state_dict({k: torch.tensor(v) for k, v in got[0]["start"].items()})
+            x, y = (torch.tensor(a[r * half:(r + 1) * half]) for a in batches[0])
+            loss = torch.nn.functional.cross_entropy(first(x).reshape(-1, 10), y.reshape(-1))
+        np.testing.assert_allclose(res["local_losses"][0], loss.item(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("scenario", ["no_sync", "no_sync_compiled"])
+def test_no_sync_accumulation_equals_one_big_batch(two, scenario):
+    torch = pytest.importorskip("torch")
+    model = _torch_mlp(torch, two[0][scenario]["start"])
     x, y = worker.global_batch(2, seed=1)
     x, y = torch.tensor(x), torch.tensor(y)
     torch.nn.functional.cross_entropy(model(x), y).backward()
     big = [p.grad.numpy() for p in model.parameters()]
     half = worker.LOCAL_BATCH // 2
     for r, res in enumerate(two):
-        for got, want in zip(res["no_sync"]["grads"], big):
+        if scenario == "no_sync_compiled":
+            assert res[scenario]["traces"] == 1  # the synchronised step ran compiled
+        for got, want in zip(res[scenario]["grads"], big):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
         model.zero_grad()
         rows = slice(r * worker.LOCAL_BATCH, r * worker.LOCAL_BATCH + half)
         (torch.nn.functional.cross_entropy(model(x[rows]), y[rows]) / 2).backward()
-        for got, p in zip(res["no_sync"]["local_after_no_sync"], model.parameters()):
+        for got, p in zip(res[scenario]["local_after_no_sync"], model.parameters()):
             np.testing.assert_allclose(got, p.grad.numpy(), rtol=1e-5, atol=1e-7)
 
 
@@ -166,6 +203,26 @@ def test_ddp_unused_parameters(two):
                                             "iteration")
         assert "find_unused_parameters=True" in u["strict_error"]
         assert f"did not receive grad for rank {r}: [2, 3]" in u["strict_error"]
+
+
+# -- DTensor over processes --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_dtensor_from_local_shards_over_processes(n, request):
+    locals_ = [np.arange(6.0).reshape(2, 3) + 10 * r for r in range(n)]
+    for r, res in enumerate(request.getfixturevalue({2: "two", 4: "four"}[n])):
+        got = res["dtensor"]
+        for key, axis in (("rows", 0), ("cols", 1)):  # Shard(d): the shards concatenated
+            shape, local, full = got[key]
+            whole = np.concatenate(locals_, axis)
+            assert shape == list(whole.shape)
+            np.testing.assert_array_equal(local, locals_[r])
+            np.testing.assert_array_equal(full, whole)
+        assert got["scaled_sum"] == pytest.approx(float((np.concatenate(locals_) *
+                                                         [1.0, 2.0, 3.0]).sum()))
+        assert got["coordinate"] == [r]
+        assert "cannot carry gradients back to the local tensor" in got["grad_error"]
+        assert "call .detach().to_local()" in got["to_local_error"]
 
 
 # -- in this process ---------------------------------------------------------------------------------
@@ -260,22 +317,72 @@ def test_ddp_in_a_world_of_one_equals_plain_training(world_of_one):
         nn.parallel.DistributedDataParallel(frozen)
 
 
-def test_ddp_refuses_tapegrad_compile(world_of_one):
+def test_compiled_ddp_in_a_world_of_one_equals_plain_training(world_of_one):
+    def trained(wrap, compiled):
+        tg.manual_seed(0)
+        inner = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+        model = wrap(inner)  # (DDP broadcasts the BatchNorm's buffers inside the program)
+        opt = tg.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            loss = model(x).pow(2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = tg.compile(step) if compiled else step
+        losses = [step(tg.arange(12.0).reshape(4, 3) / 10).item() for _ in range(4)]
+        return losses, [v.numpy() for v in inner.state_dict().values()], step
+
+    losses, state, step = trained(nn.parallel.DistributedDataParallel, compiled=True)
+    plain_losses, plain_state, _ = trained(lambda m: m, compiled=False)
+    assert step.traces == 1
+    np.testing.assert_allclose(losses, plain_losses, rtol=1e-6)
+    for ours, theirs in zip(state, plain_state):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+def test_compiled_step_with_no_sync_inside_compiles_once(world_of_one):
     model = nn.parallel.DistributedDataParallel(nn.Linear(3, 1))
-    opt = tg.optim.SGD(model.parameters(), lr=0.1)
-    x = tg.randn(4, 3)
+
+    @tg.compile
+    def accumulate(x):  # no_sync entered in the step: the step begins synchronised each call
+        with model.no_sync():
+            model(x).sum().backward()
+
+    x = tg.ones(2, 3)
+    for _ in range(6):  # (a step learned again would trace at the 3rd and the 6th call)
+        accumulate(x)
+    assert accumulate.traces == 1 and model.require_backward_grad_sync
+    np.testing.assert_allclose(model.module.bias.grad.numpy(), [12.0])  # 6 backward passes of 2
+
+
+def test_ddp_refuses_other_traces_and_unused_parameters_when_compiled(world_of_one):
+    model = nn.parallel.DistributedDataParallel(nn.Linear(3, 1))
+    with pytest.raises(RuntimeError, match="not inside another JAX trace"):
+        jax.jit(lambda x: model(tg.tensor(x)).sum().backward())(jnp.ones((2, 3)))
+
+    class Branches(nn.Module):  # (the worker's) b unused on this rank
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 1), nn.Linear(3, 1)
+
+        def forward(self, x):
+            return self.a(x)
+
+    ddp = nn.parallel.DistributedDataParallel(Branches(), find_unused_parameters=True)
 
     @tg.compile
     def step(x):
-        opt.zero_grad()
-        loss = model(x).sum()
+        loss = ddp(x).sum()
         loss.backward()
-        opt.step()
         return loss
 
+    x = tg.ones(2, 3)
     step(x)
-    step(x)
-    with pytest.raises(RuntimeError, match="cannot run inside tapegrad.compile"):
+    step(x)  # eager: allowed with find_unused_parameters=True
+    with pytest.raises(RuntimeError, match=r"parameters \[2, 3\] received no gradient on rank 0"):
         step(x)
 
 

@@ -1,4 +1,5 @@
 """Tensors: construction, dtypes, properties, conversions, repr, devices, the generator."""
+import re
 import threading
 
 import jax
@@ -264,9 +265,43 @@ def test_devices():
     tg.cuda.manual_seed_all(0)
     with pytest.raises(RuntimeError, match="Expected one of cpu, cuda"):
         tg.device("abacus")
-    if not tg.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no cuda devices"):
-            t.to("cuda")
+
+
+_NO_GPU_CALLS = {  # what a CPU-only PyTorch build raises, with the key words of its message
+    "current_device": lambda T: T.cuda.current_device(),
+    "get_device_name": lambda T: T.cuda.get_device_name(),
+    "synchronize": lambda T: T.cuda.synchronize(),
+    "to": lambda T: T.zeros(2).to("cuda:1"),
+    "cuda": lambda T: T.zeros(2).cuda(),
+    "factory": lambda T: T.zeros(2, device="cuda"),
+    "device_context": lambda T: T.cuda.device(1).__enter__(),
+    "set_device_cpu": lambda T: T.cuda.set_device("cpu"),
+    "negative_index": lambda T: T.device("cuda", -1),
+    "negative_string": lambda T: T.device("cuda:-1"),
+}
+
+
+@pytest.mark.skipif(tg.cuda.is_available(), reason="the errors of a machine without a GPU")
+@pytest.mark.parametrize("call", sorted(_NO_GPU_CALLS))
+def test_cuda_without_a_gpu_raises_as_pytorch_without_cuda(call):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("the reference is a PyTorch build without CUDA")
+    with pytest.raises(Exception) as theirs:
+        _NO_GPU_CALLS[call](torch)
+    with pytest.raises(type(theirs.value), match=re.escape(str(theirs.value))):
+        _NO_GPU_CALLS[call](tg)
+
+
+def test_cuda_without_a_gpu_answers_as_pytorch():
+    if tg.cuda.is_available():
+        pytest.skip("the answers of a machine without a GPU")
+    assert tg.cuda.device_count() == 0 and not tg.cuda.is_initialized()
+    tg.cuda.set_device(-1)  # PyTorch: a negative index does nothing
+    with tg.cuda.device(-1):
+        pass
+    with pytest.raises(AssertionError, match="Torch not compiled with CUDA enabled"):
+        tg.cuda.set_device(0)  # (a CPU-only PyTorch has no _cuda_setDevice: AttributeError)
 
 
 def test_cross_device_copy_is_differentiable():

@@ -236,11 +236,16 @@ class _Plan:
         self._out = None
         # guards met in the step's programs are checked after each call (`checks.jit`); a step
         # with guards does not donate, so that a failed check leaves the state as it was
-        self._jitted = _checks.jit(self._pure)
+        self.per_process = last.per_process
+        self.conditions = last.conditions
+        self._jitted = _checks.jit(self._pure, per_process=self.per_process)
         self._donating = (_checks.jit(self._pure, donate_argnums=(0,))
-                          if step.donate and not last.checked else None)
+                          if step.donate and not last.checked and self.per_process is None
+                          else None)
 
     def __call__(self, leaves) -> Any:
+        if any(read() != value for read, value in self.conditions):
+            raise _stepmode.UntrackedState("branches on changed Python state in")
         pending = [c.node for c in self.cells if c.node.value is None]
         if pending:  # state changed by uncompiled code since the last call
             materialize(pending)
@@ -285,6 +290,7 @@ class _Plan:
         log.generators = {id(g): g for g in self.generators}
         log.start = _stepmode.next_serial()  # every older cell is state: touched only if lifted
         log.lifted = {(id(o), gi): hp for (o, gi), hp in zip(self.hyperparams, hps)}
+        log.per_process = self.per_process
         saved_grads = [t.grad for t in self.grad_owners]
         try:
             for c, v in zip(cells, list(rw) + list(ro)):

@@ -25,7 +25,9 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
+from . import spmd
 from .graph import SAVES_NONE, AccumulateGrad, GetItem, Node, Op
 from .ops import alias_op
 
@@ -127,10 +129,12 @@ def _raise(findings: _Findings) -> None:
         raise failure(findings.checks[k], np.asarray(findings.values[k]))
 
 
-def jit(fn, **kwargs):
+def jit(fn, per_process: Mesh | None = None, **kwargs):
     """`jax.jit(fn)` whose guards are checked: a failed one raises after the call.
 
-    Called while another program is traced, the findings go to that program instead.
+    Called while another program is traced, the findings go to that program instead. With
+    `per_process` (a 1-D mesh of one device per process), each process runs `fn` on its own
+    arguments (`spmd.per_process`) and checks its own findings.
     """
     def collecting(*args):
         stack = _stack()
@@ -144,7 +148,8 @@ def jit(fn, **kwargs):
         checks, failed, values = zip(*found)
         return out, _Findings(checks, jnp.stack([jnp.asarray(f, bool) for f in failed]), values)
 
-    jitted = jax.jit(collecting, **kwargs)
+    jitted = (jax.jit(collecting, **kwargs) if per_process is None
+              else spmd.per_process(collecting, per_process))
 
     def call(*args):
         out, findings = jitted(*args)

@@ -21,8 +21,12 @@ class device:
         elif isinstance(type, int):
             type, index = "cuda", type
         elif ":" in type:
-            type, _, idx = type.partition(":")
-            index = int(idx)
+            name, _, idx = type.partition(":")
+            if not idx.isdigit():
+                raise RuntimeError(f"Invalid device string: '{type}'")
+            type, index = name, int(idx)
+        if index is not None and index < 0:
+            raise RuntimeError("Device index must not be negative")
         if type not in _PLATFORM:
             raise RuntimeError(f"Expected one of cpu, cuda, gpu, tpu device type at start of device "
                                f"string: {type}")
@@ -30,20 +34,12 @@ class device:
         self.index = index
 
     def jax_device(self) -> jax.Device:
-        """The JAX device this names (raises RuntimeError when JAX has none of this type)."""
-        try:  # this process's devices (jax.devices() spans every process of a job)
-            devices = jax.local_devices(backend=_PLATFORM[self.type])
-        except RuntimeError:
-            devices = []
-        if not devices:
-            raise RuntimeError(f"Found no {self.type} devices: JAX sees only "
-                               f"{sorted({d.platform for d in jax.devices()})}. Install a JAX build "
-                               f"for {self.type} or use device='cpu'.")
-        index = self.index or 0
-        if index >= len(devices):
-            raise RuntimeError(f"Invalid device ordinal {index}: {len(devices)} {self.type} "
-                               f"device(s) available")
-        return devices[index]
+        """The JAX device this names: index `i` is this process's `i`-th device of the type
+        (`jax.local_devices`), no index the current one (`tapegrad.cuda.set_device`). Raises
+        PyTorch's errors when JAX has no such device."""
+        devices = local_devices(self.type)
+        return pick(devices, current_index(self.type) if self.index is None else self.index,
+                    self.type)
 
     def __eq__(self, other) -> bool:
         if isinstance(other, str):
@@ -62,6 +58,46 @@ class device:
 
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
+
+
+def local_devices(type: str) -> list:  # noqa: A002 - PyTorch's name
+    """This process's JAX devices of a PyTorch device type, in JAX's order (`jax.devices()`
+    spans every process of a job); empty when JAX has none."""
+    try:
+        return jax.local_devices(backend=_PLATFORM[type])
+    except RuntimeError:
+        return []
+
+
+def no_devices_error(type: str) -> Exception:  # noqa: A002 - PyTorch's name
+    """PyTorch's error for a device type this build cannot use (a CPU-only build raises
+    `AssertionError("Torch not compiled with CUDA enabled")`)."""
+    seen = sorted({d.platform for d in jax.devices()})
+    if type == "cuda":
+        return AssertionError(f"Torch not compiled with CUDA enabled: JAX sees no GPU, only "
+                              f"{seen}. Install a JAX build for CUDA (pip install "
+                              f"'jax[cuda12]') or use device='cpu'.")
+    return RuntimeError(f"Found no {type} devices: JAX sees only {seen}. Install a JAX build "
+                        f"for {type} or use device='cpu'.")
+
+
+def pick(devices: list, index: int, type: str) -> jax.Device:  # noqa: A002 - PyTorch's name
+    """`devices[index]`, with PyTorch's errors when there are none or the index is out of
+    range (CUDA's "invalid device ordinal")."""
+    if not devices:
+        raise no_devices_error(type)
+    if not 0 <= index < len(devices):
+        raise RuntimeError(f"{type.upper()} error: invalid device ordinal: device {index} "
+                           f"requested, but this process has {len(devices)} {type} device(s)")
+    return devices[index]
+
+
+def current_index(type: str) -> int:  # noqa: A002 - PyTorch's name
+    """The index of the current device of `type`: JAX's default device where it is of that
+    type (`tapegrad.cuda.set_device` sets it), else 0."""
+    here = default_jax_device()
+    devices = local_devices(type)
+    return devices.index(here) if here in devices else 0
 
 
 def default_jax_device() -> jax.Device:

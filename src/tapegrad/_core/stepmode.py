@@ -30,6 +30,12 @@ class StepLog:
         self.scalars: list = []  # Python numbers fed to programs, in order
         self.hyperparams: list = []  # (optimizer, group index) whose hyperparameters are lifted
         self.lifted: dict = {}  # while tracing: (id(optimizer), group index) -> traced values
+        # a 1-D mesh of one device per process when the step runs in every process on its own
+        # values with collectives between them (DistributedDataParallel sets it)
+        self.per_process = None
+        # (read, value): Python state the step's code branched on (DDP's no_sync), read again
+        # before each compiled call; a change makes the step be learned again
+        self.conditions: list = []
 
     def read(self, cell) -> None:
         if cell.serial < self.start and id(cell) not in self.reads:

@@ -115,9 +115,10 @@ def reduce_arrays(pg: ProcessGroup, values: list, op: ReduceOp) -> list:
 
 def write(t: Tensor, value: jax.Array) -> None:
     """Store a collective's result in `t`, in place, on the device `t` was on."""
-    devices = t._value().sharding.device_set
-    if value.sharding.device_set != devices and len(devices) == 1:
-        value = jax.device_put(value, next(iter(devices)))
+    if not isinstance(value, jax.core.Tracer):  # (traced: inside a compiled step)
+        devices = t._value().sharding.device_set
+        if value.sharding.device_set != devices and len(devices) == 1:
+            value = jax.device_put(value, next(iter(devices)))
     if not t._is_view():
         set_value(t, value)
     else:  # a view writes through its base

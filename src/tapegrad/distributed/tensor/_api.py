@@ -181,6 +181,10 @@ class DTensor(Tensor):
                                f"{self.device_mesh}; choose one with tapegrad.cuda.set_device "
                                f"or jax.default_device")
         if self.requires_grad:  # a recorded slice: backward programs do not span devices yet
+            if not value.is_fully_addressable:  # the processes would slice different indices
+                raise RuntimeError("DTensor.to_local() of a DTensor that requires grad and "
+                                   "spans several processes: each process would record its "
+                                   "own slice of one program; call .detach().to_local()")
             return self[index]
         return Tensor._from_array(next(s.data for s in value.addressable_shards
                                        if s.device == here))
@@ -189,19 +193,46 @@ class DTensor(Tensor):
     def from_local(local_tensor: Tensor, device_mesh: DeviceMesh | None = None,
                    placements: Sequence[Placement] | None = None, *, run_check: bool = False,
                    shape=None, stride=None) -> "DTensor":
-        """A DTensor from each rank's local tensor. One process holds all the devices of its
-        mesh here, so it has one local tensor: only replicated placements have a meaning
-        (`distribute_tensor` shards a whole tensor)."""
+        """A DTensor from each process's local tensor: its part of the global tensor.
+
+        Over several processes with one mesh device each (PyTorch's ranks), that is PyTorch's
+        local shard: `Shard(d)` makes dim `d` the concatenation of the processes' shards
+        (`jax.make_array_from_process_local_data`). One process holding every device of the
+        mesh holds the whole tensor: the result has its shape, laid out as `placements` say
+        (each device receives its shard), and is differentiable, as PyTorch's."""
         mesh = _mesh(device_mesh)
         placements = _placements(placements, mesh)
-        if any(not isinstance(p, Replicate) for p in placements):
+        local_shape = tuple(local_tensor.shape)
+        if not mesh.jax_mesh.is_multi_process:
+            if shape is not None and tuple(shape) != local_shape:
+                raise ValueError(f"from_local: shape {tuple(shape)} differs from the local "
+                                 f"tensor's {local_shape}, but this process holds every device "
+                                 f"of the mesh, so its local tensor is the whole tensor")
+            spec = spec_of(mesh, placements, local_shape)
+            return DTensor._wrap(_sharding.shard(local_tensor, mesh._sharding(spec)), mesh,
+                                 placements)
+        here = mesh.jax_mesh.local_devices
+        if len(here) != 1:
             raise NotImplementedError(
-                "DTensor.from_local with Shard placements needs one local tensor per device, "
-                "and this process holds all the mesh's devices with one tensor: build the "
-                "whole tensor and call distribute_tensor(t, mesh, placements)")
-        spec = spec_of(mesh, placements, tuple(local_tensor.shape))
-        return DTensor._wrap(_sharding.shard(local_tensor, mesh._sharding(spec)), mesh,
-                             placements)
+                f"DTensor.from_local over several processes needs one mesh device per process "
+                f"(PyTorch's rank), but this process holds {len(here)}: build the process's "
+                f"part with jax.make_array_from_process_local_data and wrap it with "
+                f"tapegrad.tensor")
+        if local_tensor.requires_grad:
+            raise RuntimeError(
+                "DTensor.from_local over several processes cannot carry gradients back to the "
+                "local tensor (each process records its own tape): pass "
+                "local_tensor.detach() and call .requires_grad_() on the DTensor, which is then "
+                "the leaf")
+        global_shape = list(local_shape)
+        for size, p in zip(mesh.shape, placements):
+            if isinstance(p, Shard) and -len(local_shape) <= p.dim < len(local_shape):
+                global_shape[p.dim % len(local_shape)] *= size
+        global_shape = tuple(global_shape if shape is None else shape)
+        spec = spec_of(mesh, placements, global_shape)
+        value = jax.make_array_from_process_local_data(mesh._sharding(spec),
+                                                       local_tensor._value(), global_shape)
+        return DTensor._wrap(Tensor._from_array(value), mesh, placements)
 
     def __repr__(self) -> str:
         return (f"DTensor(local_tensor={super().__repr__()}, device_mesh={self.device_mesh}, "

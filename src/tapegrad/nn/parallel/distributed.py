@@ -32,10 +32,17 @@ _UNFINISHED = (
     "indices which did not receive grad for rank {rank}: {indices}")
 
 _TRACED = (
-    "DistributedDataParallel averages gradients between the processes' own programs, so it "
-    "cannot run inside tapegrad.compile (or another JAX trace). Run the training step "
-    "uncompiled, or use one process with nn.DataParallel, whose compiled steps are SPMD "
-    "programs.")
+    "DistributedDataParallel averages gradients between the processes, which it can do in "
+    "uncompiled steps and in tapegrad.compile (there every process runs the compiled step on "
+    "its own values, with the all-reduce inside), not inside another JAX trace (jax.jit, "
+    "jax.grad). Run the step uncompiled or under tapegrad.compile.")
+
+_UNUSED_COMPILED = (
+    "DistributedDataParallel in tapegrad.compile: parameters {indices} received no gradient on "
+    "rank {rank}. Every process runs the same compiled program, whose all-reduce takes every "
+    "parameter's gradient, so none may go without one (find_unused_parameters cannot tell a "
+    "missing gradient from a zero one there). Run this step uncompiled, with "
+    "find_unused_parameters=True.")
 
 
 class DistributedDataParallel(Module):
@@ -106,6 +113,12 @@ class DistributedDataParallel(Module):
             unused, self._unused = self._unused, None
             raise RuntimeError(_UNFINISHED.format(rank=self.process_group.rank(),
                                                   indices=unused))
+        log = _stepmode.active
+        if log is not None:  # tapegrad.compile: each process runs the step on its own values
+            if log.tracing and log.per_process is not self.process_group.mesh:
+                raise RuntimeError(_TRACED)
+            log.per_process = self.process_group.mesh
+            self._note_sync(self.require_backward_grad_sync)
         if self.require_forward_param_sync and self.broadcast_buffers:
             buffers = list(self.module.buffers())
             if buffers:
@@ -115,11 +128,24 @@ class DistributedDataParallel(Module):
             self._queued = False
         return self.module(*inputs, **kwargs)
 
+    def _syncs(self) -> bool:
+        """Whether a backward now averages (what a compiled step's program is traced for)."""
+        return self.require_backward_grad_sync
+
+    def _note_sync(self, at_entry: bool) -> None:
+        """In a compiled step, log the averaging state the step began with (its first use of
+        this module: `no_sync` entered in the step, or a forward): a call that begins in another
+        state learns the step again."""
+        log = _stepmode.active
+        if log is not None and all(read != self._syncs for read, _ in log.conditions):
+            log.conditions.append((self._syncs, at_entry))
+
     @contextlib.contextmanager
     def no_sync(self) -> Iterator[None]:
         """Within it, backward passes accumulate gradients locally, unaveraged; the first
         synchronised backward after it averages the accumulated `.grad`s."""
         old = self.require_backward_grad_sync
+        self._note_sync(old)
         self.require_backward_grad_sync = False
         try:
             yield
@@ -141,6 +167,9 @@ class DistributedDataParallel(Module):
         pending = [g._node for g in grads if g is not None and g._node.value is None]
         if pending:
             materialize(pending)
+        if _stepmode.tracing():
+            self._average_traced(grads)
+            return
         if any(isinstance(g._node.value, jax.core.Tracer) for g in grads if g is not None):
             raise RuntimeError(_TRACED)
         with jax.enable_x64(True), jax.default_device(pg.device):
@@ -161,11 +190,27 @@ class DistributedDataParallel(Module):
         if unused and not self.find_unused_parameters:
             self._unused = unused
 
+    def _average_traced(self, grads: list) -> None:
+        """The averaging inside a compiled step: an all-reduce over the processes' axis."""
+        pg = self.process_group
+        unused = [i for i, g in enumerate(grads) if g is None]
+        if unused:
+            raise RuntimeError(_UNUSED_COMPILED.format(indices=unused, rank=pg.rank()))
+        values = [g._value() for g in grads]
+        pg.agree(_collectives.fingerprint("ALLREDUCE", values, ReduceOp="AVG",
+                                          Caller="DistributedDataParallel (compiled)"))
+        (axis,) = pg.mesh.axis_names
+        for g, value in zip(grads, values):
+            _collectives.write(g, jax.lax.pmean(value, axis))
+
     def _broadcast(self, tensors: list) -> None:
         """Rank 0's values of `tensors` on every process (one program for all)."""
         pg = self.process_group
-        if _stepmode.tracing():
-            raise RuntimeError(_TRACED)
+        if _stepmode.tracing():  # inside a compiled step: rank 0's block of each value
+            (axis,) = pg.mesh.axis_names
+            for t in tensors:
+                _collectives.write(t, jax.lax.all_gather(t._value(), axis)[0])
+            return
         values = [_collectives.local_value(pg, t) for t in tensors]
         pg.agree(_collectives.fingerprint("BROADCAST", values, Root=0,
                                           Caller="DistributedDataParallel"))
