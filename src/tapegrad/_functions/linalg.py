@@ -13,7 +13,7 @@ from .._core.dims import normalize_dim
 from .._core.graph import Op, SAVES_NONE, SAVES_OUTPUT
 from .._core.rows import variadic
 from .._tensor import views as _views
-from .._tensor.apply import apply
+from .._tensor.apply import apply, autocast_args
 from .._tensor.checked import checked
 from .._tensor.methods import method
 from .._tensor.tensor import Tensor
@@ -95,6 +95,7 @@ def _mm_check(input: Tensor, mat2: Tensor) -> None:
 @method("mm")
 def mm(input: Tensor, mat2: Tensor) -> Tensor:
     """Product of two matrices (no broadcasting)."""
+    input, mat2 = autocast_args(matmul_op, input, mat2)
     _mm_check(input, mat2)
     return matmul(input, mat2)
 
@@ -112,6 +113,7 @@ def _bmm_check(input: Tensor, mat2: Tensor) -> None:
 @method("bmm")
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     """Batched matrix product of `(b, n, m)` and `(b, m, p)` tensors."""
+    input, mat2 = autocast_args(bmm_op, input, mat2)
     _bmm_check(input, mat2)
     return apply(bmm_op, input, mat2)
 
