@@ -285,6 +285,7 @@ baddbmm_op = Op("baddbmm", _scaled_product, promote="common", grad_name="Baddbmm
 @method("addmm", inplace=("addmm_",))
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """`beta * input + alpha * (mat1 @ mat2)` (`input` broadcasts; beta=0 ignores it)."""
+    input, mat1, mat2 = autocast_args(addmm_op, input, mat1, mat2)
     _mm_check(mat1, mat2)
     _matmul_check(mat1, mat2)
     return apply(addmm_op, input, mat1, mat2, beta=beta, alpha=alpha)
@@ -301,6 +302,7 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor
 @method("baddbmm", inplace=("baddbmm_",))
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """`beta * input + alpha * (batch1 @ batch2)`, batched."""
+    input, batch1, batch2 = autocast_args(baddbmm_op, input, batch1, batch2)
     _bmm_check(batch1, batch2)
     _matmul_check(batch1, batch2)
     return apply(baddbmm_op, input, batch1, batch2, beta=beta, alpha=alpha)
