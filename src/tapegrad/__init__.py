@@ -88,6 +88,8 @@ from . import jit, onnx  # noqa: E402  (TorchScript's markers; ONNX export raise
 from . import distributions  # noqa: E402  (torch.distributions)
 from . import testing  # noqa: E402  (torch.testing)
 from . import profiler  # noqa: E402  (torch.profiler, over jax.profiler)
+from . import amp  # noqa: E402  (torch.amp)
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
 from .nn.functional import log_softmax, softmax  # noqa: E402  (torch.softmax)
 from .nn.utils.weight_norm import _weight_norm, norm_except_dim  # noqa: E402
 from .autograd.anomaly_mode import (  # noqa: E402

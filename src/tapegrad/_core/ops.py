@@ -1,6 +1,7 @@
 """The registry rows the engine itself records: aliases, rebases after a write behind autograd's
-back, filled values (the implicit gradient, `zeros`) and writes through views. Every other row
-lives beside its function, in `_functions/` and `nn/`.
+back, dtype conversions (`Tensor.to`, and the casts autocast inserts), filled values (the
+implicit gradient, `zeros`) and writes through views. Every other row lives beside its
+function, in `_functions/` and `nn/`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ alias_op = Op("alias", lambda x: x, saves=SAVES_NONE, differentiable=False)
 # `new`'s value, with gradients routed to `old` (storage changed behind autograd's back).
 rebase_op = Op("rebase", lambda new, old: new + (old - lax.stop_gradient(old)), saves=SAVES_NONE,
                grad_name="CopySlices")
+to_dtype_op = Op("to_copy", lambda x, *, dtype: x.astype(dtype), saves=SAVES_NONE,
+                 grad_name="ToCopyBackward0")
 # No array inputs: computed with whatever first needs the value. The fill value is an input (a
 # new one reuses the program); the shape and dtype are static.
 full_op = Op("full", lambda fill, *, shape, dtype: jnp.full(shape, fill, dtype), saves=SAVES_NONE,

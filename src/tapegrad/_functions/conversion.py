@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from .._core import device as _device, dtype as _dtype, grad_mode as _grad_mode
 from .._core.graph import Op, SAVES_NONE
+from .._core.ops import to_dtype_op
 from .._tensor.apply import apply
 from .._tensor.construct import parse_to, tensor
 from .._tensor.inplace import check_inplace, inplace
@@ -16,8 +17,6 @@ from .._tensor.strides import format_name
 from .._tensor.tensor import Tensor
 
 
-to_dtype_op = Op("to_copy", lambda x, *, dtype: x.astype(dtype), saves=SAVES_NONE,
-                 grad_name="ToCopyBackward0")
 clone_op = Op("clone", lambda x: x, saves=SAVES_NONE)
 to_device_op = Op("to_device", lambda x, *, device: jax.device_put(x, device), saves=SAVES_NONE,
                   grad_name="ToCopyBackward0")

@@ -13,7 +13,7 @@ from .._core.dims import normalize_dim
 from .._core.graph import Op, SAVES_NONE, SAVES_OUTPUT
 from .._core.rows import variadic
 from .._tensor import views as _views
-from .._tensor.apply import apply
+from .._tensor.apply import apply, autocast_args
 from .._tensor.checked import checked
 from .._tensor.methods import method
 from .._tensor.tensor import Tensor
@@ -95,6 +95,7 @@ def _mm_check(input: Tensor, mat2: Tensor) -> None:
 @method("mm")
 def mm(input: Tensor, mat2: Tensor) -> Tensor:
     """Product of two matrices (no broadcasting)."""
+    input, mat2 = autocast_args(matmul_op, input, mat2)
     _mm_check(input, mat2)
     return matmul(input, mat2)
 
@@ -112,6 +113,7 @@ def _bmm_check(input: Tensor, mat2: Tensor) -> None:
 @method("bmm")
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     """Batched matrix product of `(b, n, m)` and `(b, m, p)` tensors."""
+    input, mat2 = autocast_args(bmm_op, input, mat2)
     _bmm_check(input, mat2)
     return apply(bmm_op, input, mat2)
 
@@ -283,6 +285,7 @@ baddbmm_op = Op("baddbmm", _scaled_product, promote="common", grad_name="Baddbmm
 @method("addmm", inplace=("addmm_",))
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """`beta * input + alpha * (mat1 @ mat2)` (`input` broadcasts; beta=0 ignores it)."""
+    input, mat1, mat2 = autocast_args(addmm_op, input, mat1, mat2)
     _mm_check(mat1, mat2)
     _matmul_check(mat1, mat2)
     return apply(addmm_op, input, mat1, mat2, beta=beta, alpha=alpha)
@@ -299,6 +302,7 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor
 @method("baddbmm", inplace=("baddbmm_",))
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """`beta * input + alpha * (batch1 @ batch2)`, batched."""
+    input, batch1, batch2 = autocast_args(baddbmm_op, input, batch1, batch2)
     _bmm_check(batch1, batch2)
     _matmul_check(batch1, batch2)
     return apply(baddbmm_op, input, batch1, batch2, beta=beta, alpha=alpha)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._core import anomaly as _anomaly, grad_mode as _grad_mode, stepmode as _stepmode
+from .._core import anomaly as _anomaly, autocast as _autocast, grad_mode as _grad_mode
+from .._core import stepmode as _stepmode
 from .._core.graph import SAVES_ALL, SAVES_OUTPUT, Node, Op
+from .._core.ops import to_dtype_op
 from .._core.record import no_grad_input, promote, record
 from .construct import tensor
 from .tensor import Tensor
@@ -16,6 +18,8 @@ _SCALAR_TYPES = frozenset((int, float, bool, complex))
 
 def apply(op: Op, *args, **static):
     """Apply a registry op to tensors and Python scalars; returns a tensor (or a tuple)."""
+    if _autocast.state.active:
+        args = autocast_args(op, *args)
     grad = _grad_mode.state.enabled
     requires_grad = False
     inputs = []
@@ -60,6 +64,22 @@ def apply(op: Op, *args, **static):
         if _anomaly.state.enabled:
             _anomaly.remember_forward(parent)
     return results
+
+
+def autocast_args(op: Op, *args) -> tuple:
+    """The op's tensor inputs cast as autocast's list says for their device type (functions
+    that check their inputs' dtypes call it first, as PyTorch casts before its checks)."""
+    casts = _autocast.casts(op.name)
+    if not casts:
+        return args
+    out = []
+    for a in args:
+        if isinstance(a, Tensor) and _autocast.eligible(a.dtype):
+            for device_type, target in casts:
+                if a.dtype is not target and a.device.type == device_type:
+                    a = apply(to_dtype_op, a, dtype=target.np)
+        out.append(a)
+    return tuple(out)
 
 
 def _save_versions(op: Op, node: Node, args, results) -> None:

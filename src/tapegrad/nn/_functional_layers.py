@@ -2,6 +2,7 @@
 normalization, attention and distances."""
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -15,7 +16,7 @@ from .._core.dims import normalize_dim
 from .._core.graph import Op, SAVES_NONE
 from .._core.rows import abs_
 from .._tensor import random as _random
-from .._tensor.apply import apply
+from .._tensor.apply import apply, autocast_args
 from .._tensor.checked import checked
 from .._tensor.inplace import inplace, settle
 from .._tensor.tensor import Tensor
@@ -100,6 +101,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         rows = int(np.prod(input.shape[:-1])) if input.ndim > 1 else 1
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} "
                            f"and {weight.shape[-1]}x{weight.shape[0]})")
+    input, weight, bias = autocast_args(linear_op, input, weight, bias)
     same_dtype(input, weight, bias)
     return apply(linear_op, input, weight, *(() if bias is None else (bias,)))
 
@@ -268,6 +270,19 @@ def _affine(y, params, has_weight, shape):
     return y
 
 
+def _mixed(norm):
+    """PyTorch's normalization kernels take float16/bfloat16 input with float32 weights (what
+    autocast gives them): they compute in float32 and return the input's dtype."""
+    @functools.wraps(norm)
+    def row(x, *arrays, **static):
+        opmath = jnp.promote_types(x.dtype, jnp.float32)
+        out = norm(x.astype(opmath), *[a.astype(opmath) for a in arrays], **static)
+        if isinstance(out, tuple):
+            return tuple(o.astype(x.dtype) for o in out)
+        return out.astype(x.dtype)
+    return row
+
+
 def _normalized(x, axes, eps):
     mean = jnp.mean(x, axis=axes, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
@@ -280,7 +295,7 @@ def _layer_norm(x, *params, n_dims, eps, has_weight):
     return _affine(y, params, has_weight, x.shape[x.ndim - n_dims:])
 
 
-layer_norm_op = Op("layer_norm", _layer_norm, grad_name="NativeLayerNormBackward0")
+layer_norm_op = Op("layer_norm", _mixed(_layer_norm), grad_name="NativeLayerNormBackward0")
 
 
 def layer_norm(input: Tensor, normalized_shape: Sequence[int], weight: Tensor | None = None,
@@ -302,7 +317,7 @@ def _group_norm(x, *params, num_groups, eps, has_weight):
     return _affine(y.reshape(x.shape), params, has_weight, (c,) + (1,) * (x.ndim - 2))
 
 
-group_norm_op = Op("group_norm", _group_norm, grad_name="NativeGroupNormBackward0")
+group_norm_op = Op("group_norm", _mixed(_group_norm), grad_name="NativeGroupNormBackward0")
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
@@ -319,7 +334,7 @@ def _instance_norm(x, *params, eps, has_weight):
     return _group_norm(x, *params, num_groups=x.shape[1], eps=eps, has_weight=has_weight)
 
 
-instance_norm_op = Op("instance_norm", _instance_norm, grad_name="ViewBackward0")
+instance_norm_op = Op("instance_norm", _mixed(_instance_norm), grad_name="ViewBackward0")
 
 
 def instance_norm(input: Tensor, running_mean: Tensor | None = None,
@@ -385,7 +400,7 @@ def _batch_norm_eval(x, running_mean, running_var, *params, eps, has_weight):
     return _affine(y, params, has_weight, shape)
 
 
-batch_norm_eval_op = Op("batch_norm_eval", _batch_norm_eval, grad_name="NativeBatchNormBackward0")
+batch_norm_eval_op = Op("batch_norm_eval", _mixed(_batch_norm_eval), grad_name="NativeBatchNormBackward0")
 
 
 def _batch_norm_train(x, *params, eps, has_weight):
@@ -397,7 +412,7 @@ def _batch_norm_train(x, *params, eps, has_weight):
     return out, mean.reshape(-1), var.reshape(-1) * (n / max(n - 1, 1))
 
 
-batch_norm_op = Op("batch_norm", _batch_norm_train, n_out=3, grad_name="NativeBatchNormBackward0")
+batch_norm_op = Op("batch_norm", _mixed(_batch_norm_train), n_out=3, grad_name="NativeBatchNormBackward0")
 
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
