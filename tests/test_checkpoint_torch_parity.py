@@ -254,13 +254,83 @@ def test_reentrant_refuses_autograd_grad_as_pytorch(how):
     assert "use_reentrant=True, torch.utils.checkpoint is incompatible" in err_t[1]
 
 
-def test_an_input_modified_in_place_before_backward_raises():
-    x = tg.ones(3, requires_grad=True)
-    h = x * 2
-    y = checkpoint(lambda t: t.exp(), h, use_reentrant=False)
-    h.add_(1)
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+def test_an_input_modified_in_place_before_backward_raises_as_pytorch():
+    def call(lib):
+        x = lib.ones(3, requires_grad=True)
+        h = x * 2
+        y = lib.utils.checkpoint.checkpoint(lambda t: t.exp(), h, use_reentrant=False)
+        h.add_(1)
         y.sum().backward()
+    (err_t, _), (err_p, _) = both(call)
+    assert err_t[0] is err_p[0] is RuntimeError
+    key = "one of the variables needed for gradient computation has been modified by an inplace"
+    assert key in err_t[1] and key in err_p[1]
+
+
+# -- outputs, inputs and modes ----------------------------------------------------------------------
+
+def test_outputs_of_any_structure_as_pytorch():
+    """A dict of a list, a number, an input returned as it is and a tensor needing no grad."""
+    x_np = RNG.standard_normal(4)
+    out = {}
+    for lib in (tg, torch):
+        x = lib.tensor(x_np, requires_grad=True)
+
+        def fn(h, k):
+            return {"a": [h.exp() * k, k], "same": h, "const": lib.ones(2)}
+        o = lib.utils.checkpoint.checkpoint(fn, x, 3, use_reentrant=False)
+        assert o["same"] is x and o["a"][1] == 3 and not o["const"].requires_grad
+        (o["a"][0].sum() + o["same"].sum()).backward()
+        out[lib] = x.grad.numpy()
+    np.testing.assert_allclose(out[tg], out[torch], rtol=1e-12)
+
+
+def test_integer_and_bool_inputs_inside_the_region_as_pytorch():
+    idx_np, mask_np = np.array([[0, 2], [3, 3]]), np.array([True, False, True, True])
+    w_np = RNG.standard_normal((5, 4))
+    out = {}
+    for lib in (tg, torch):
+        emb = lib.nn.Embedding(5, 4).double()
+        with lib.no_grad():
+            emb.weight.copy_(lib.tensor(w_np))
+        idx, mask = lib.tensor(idx_np), lib.tensor(mask_np)
+        y = lib.utils.checkpoint.checkpoint(lambda i, m: emb(i).tanh() * m, idx, mask,
+                                            use_reentrant=False)
+        (y ** 2).sum().backward()
+        out[lib] = emb.weight.grad.numpy()
+    np.testing.assert_allclose(out[tg], out[torch], rtol=1e-12, atol=1e-14)
+
+
+def test_a_compiled_step_with_checkpoints_equals_eager():
+    def make():
+        tg.manual_seed(1)
+        model = tg.nn.Sequential(tg.nn.Linear(4, 8), tg.nn.Tanh(), tg.nn.Linear(8, 8),
+                                 tg.nn.Tanh(), tg.nn.Linear(8, 1))
+        return model, tg.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(model, opt, x):
+        opt.zero_grad()
+        h = checkpoint(model[0:2], x, use_reentrant=False)
+        loss = checkpoint_sequential(model[2:], 2, h, use_reentrant=False).square().mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    xs = [tg.tensor(RNG.standard_normal((6, 4)), dtype=tg.float32) for _ in range(5)]
+    eager, e_opt = make()
+    compiled, c_opt = make()
+    cstep = tg.compile(lambda x: step(compiled, c_opt, x))
+    for x in xs:
+        np.testing.assert_allclose(cstep(x).item(), step(eager, e_opt, x).item(), rtol=1e-6)
+    for a, b in zip(compiled.parameters(), eager.parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_under_no_grad_the_function_just_runs():
+    x = tg.ones(2, requires_grad=True)
+    with tg.no_grad():
+        y = checkpoint(lambda h: h * 2, x, use_reentrant=False)
+    assert not y.requires_grad and y.tolist() == [2.0, 2.0]
 
 
 # -- memory: the compiled backward program keeps less ---------------------------------------------
