@@ -13,6 +13,7 @@ recorded values, so the replay sees the same ones whatever `preserve_rng_state` 
 from __future__ import annotations
 
 import collections
+import contextlib
 import warnings
 from typing import Any, Callable, Iterable
 
@@ -24,6 +25,7 @@ from .._core.compile import Trace, evaluate, lookup
 from .._core.graph import AccumulateGrad, Node, Op
 from .._core.record import record
 from .._tensor.tensor import Tensor
+from ..nn.modules.container import Sequential
 
 __all__ = ["checkpoint", "checkpoint_sequential"]
 
@@ -32,15 +34,7 @@ _DETERMINISM_CHECKS = ("default", "none")
 
 def noop_context_fn() -> tuple:
     """The default `context_fn`: no context around the forward or the recomputation."""
-    return _NullContext(), _NullContext()
-
-
-class _NullContext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc) -> None:
-        return None
+    return contextlib.nullcontext(), contextlib.nullcontext()
 
 
 def checkpoint(function: Callable, *args, use_reentrant: bool | None = None,
@@ -119,7 +113,6 @@ def checkpoint_sequential(functions, segments: int, input: Tensor,
             return input
         return forward
 
-    from ..nn.modules.container import Sequential
     if isinstance(functions, Sequential):
         functions = list(functions.children())
     segment_size = len(functions) // segments
