@@ -267,7 +267,7 @@ def test_an_input_modified_in_place_before_backward_raises_as_pytorch():
     assert key in err_t[1] and key in err_p[1]
 
 
-# -- outputs, inputs and modes ----------------------------------------------------------------------
+# -- outputs, inputs and modes ---------------------------------------------------------------
 
 def test_outputs_of_any_structure_as_pytorch():
     """A dict of a list, a number, an input returned as it is and a tensor needing no grad."""

@@ -161,15 +161,16 @@ def _flatten(out) -> tuple:
 
 def _as_region(out, start: int, reentrant: bool):
     """The function's outputs, those needing gradients computed by one region node."""
+    def external(n: Node) -> bool:
+        return type(n) is AccumulateGrad or n.serial < start
+
     leaves, treedef = _flatten(out)
+    # the outputs computed inside (not an input returned as it is, not one needing no gradient)
     picked = [i for i, x in enumerate(leaves) if isinstance(x, Tensor) and x.requires_grad
-              and x._autograd_node().serial >= start and type(x._autograd_node()) is not AccumulateGrad]
+              and not external(x._autograd_node())]
     if not picked:
         return out
     tops = [leaves[i]._autograd_node() for i in picked]
-
-    def external(n: Node) -> bool:
-        return type(n) is AccumulateGrad or n.serial < start
 
     log = _stepmode.active
     logged = len(log.scalars) if log is not None else 0
