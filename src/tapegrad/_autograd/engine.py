@@ -32,6 +32,13 @@ FREED_MESSAGE = (
     "through the graph a second time or if you need to access saved tensors after calling "
     "backward.")
 
+# checkpoint(use_reentrant=True) is a region PyTorch differentiates with a nested backward(),
+# which autograd.grad and backward(inputs=...) cannot reach; tapegrad refuses them as PyTorch does
+REENTRANT_CHECKPOINT_MESSAGE = (
+    "When use_reentrant=True, torch.utils.checkpoint is incompatible with .grad() or passing an "
+    "`inputs` parameter to .backward(). To resolve this error, you can either set "
+    "use_reentrant=False, or call .backward() without passing the `inputs` argument.")
+
 
 def _saves(node: Node) -> bool:
     if type(node) is GetItem:
@@ -169,6 +176,8 @@ class Backward:
     def _sweep(self) -> None:
         self.order = discover(self.roots)
         targets = self.targets
+        if targets is not None and any(getattr(n.op, "reentrant", False) for n in self.order):
+            raise RuntimeError(REENTRANT_CHECKPOINT_MESSAGE)
         anomaly = self.anomaly
         for n in self.order:
             if (type(n) is AccumulateGrad or n.hooks or _is_custom(n)

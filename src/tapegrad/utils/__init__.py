@@ -1,7 +1,7 @@
 """`tapegrad.utils`: data loading (`tapegrad.utils.data`), safetensors files
-(`tapegrad.utils.safetensors`)."""
+(`tapegrad.utils.safetensors`), activation checkpointing (`tapegrad.utils.checkpoint`)."""
 from __future__ import annotations
 
-from . import data, safetensors
+from . import checkpoint, data, safetensors
 
-__all__ = ["data", "safetensors"]
+__all__ = ["checkpoint", "data", "safetensors"]

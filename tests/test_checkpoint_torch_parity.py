@@ -1,0 +1,379 @@
+"""`utils/checkpoint.py`: activation checkpointing against `jax.grad` of the same jnp program and
+against `torch.utils.checkpoint` on the same weights; the compiled backward's memory."""
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from helpers import DTYPES, tol
+from tapegrad._core.compile import cache
+from tapegrad.utils.checkpoint import checkpoint, checkpoint_sequential
+
+torch = pytest.importorskip("torch")
+
+RNG = np.random.default_rng(0)
+W1, W2 = RNG.standard_normal((6, 5)) * 0.5, RNG.standard_normal((5, 6)) * 0.5
+B = RNG.standard_normal(5)
+X = RNG.standard_normal((6, 4))  # used transposed: a non-contiguous view
+S = 1.5  # a 0-d tensor argument
+
+
+def block(lib, h, w1, b, w2, s, *, power=2):
+    """A region with broadcasting (the bias), a 0-d tensor, a Python number and two outputs."""
+    a = lib.tanh(h @ w1 + b) * s
+    return a @ w2, (a ** power).sum()
+
+
+def jnp_loss(x, w1, b, w2, s):
+    y, r = block(jnp, x.T, w1, b, w2, s, power=3)
+    return (y ** 2).sum() + r
+
+
+def run(lib, dtype, ckpt=None):
+    d = {tg: {tg.float32: tg.float32, tg.float64: tg.float64},
+         torch: {tg.float32: torch.float32, tg.float64: torch.float64}}[lib][dtype]
+    leaves = [lib.tensor(v, dtype=d, requires_grad=True) for v in (X, W1, B, W2, S)]
+    x, w1, b, w2, s = leaves
+    args = (lambda *a, power: block(lib, *a, power=power), x.t(), w1, b, w2, s)
+    if ckpt is None:
+        y, r = args[0](*args[1:], power=3)
+    else:
+        y, r = ckpt(*args, use_reentrant=False, power=3)
+    loss = (y ** 2).sum() + r
+    loss.backward()
+    return loss, [t.grad for t in leaves]
+
+
+def close(actual, expected, dtype) -> None:
+    """Within float rounding of the largest magnitude (float32 sums cancel in places)."""
+    a, e = np.asarray(actual), np.asarray(expected)
+    t = tol(dtype)
+    np.testing.assert_allclose(a, e, rtol=t["rtol"], atol=t["rtol"] * np.abs(e).max() + t["atol"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gradients_equal_jax_grad_and_pytorch(dtype):
+    loss, grads = run(tg, dtype, checkpoint)
+    with jax.enable_x64(True):
+        arrays = [jnp.asarray(v, dtype.np) for v in (X, W1, B, W2, S)]
+        value, ref = jax.value_and_grad(jnp_loss, argnums=tuple(range(5)))(*arrays)
+    close(loss.item(), value, dtype)
+    for g, r in zip(grads, ref):
+        assert g.shape == r.shape
+        close(g.numpy(), r, dtype)
+    t_loss, t_grads = run(torch, dtype, torch.utils.checkpoint.checkpoint)
+    close(loss.item(), t_loss.item(), dtype)
+    for g, t in zip(grads, t_grads):
+        close(g.numpy(), t.numpy(), dtype)
+    assert loss.grad_fn.next_functions  # the region is one node of the graph
+
+
+def make_mlp(lib, n, width, seed=0):
+    rng = np.random.default_rng(seed)
+    layers = []
+    for _ in range(n):
+        lin = lib.nn.Linear(width, width).double()
+        with lib.no_grad():
+            lin.weight.copy_(lib.tensor(rng.standard_normal((width, width)) * 0.4))
+            lin.bias.copy_(lib.tensor(rng.standard_normal(width) * 0.1))
+        layers += [lin, lib.nn.Tanh()]
+    return lib.nn.Sequential(*layers)
+
+
+def grads_of(model):
+    return [p.grad.numpy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_module_parameters_read_inside_get_gradients_as_pytorch(reentrant):
+    """Closure-captured weights: the region finds the leaves it reads, in both variants."""
+    x_np = RNG.standard_normal((3, 4))
+    out = {}
+    for lib in (tg, torch):
+        model = make_mlp(lib, 3, 4)
+        x = lib.tensor(x_np, requires_grad=True)
+        h = lib.utils.checkpoint.checkpoint(model, x, use_reentrant=reentrant)
+        (h.sin().sum()).backward()
+        out[lib] = grads_of(model) + [x.grad.numpy()]
+    for a, b in zip(out[tg], out[torch]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_nested_checkpoints_and_a_kept_intermediate_as_pytorch():
+    x_np = RNG.standard_normal((3, 4))
+    out = {}
+    for lib in (tg, torch):
+        ck = lib.utils.checkpoint.checkpoint
+        model = make_mlp(lib, 4, 4)
+        x = lib.tensor(x_np, requires_grad=True)
+
+        def outer(h):
+            h = ck(model[0:4], h, use_reentrant=False)
+            return ck(lambda g: model[4:8](g) * 2.0, h, use_reentrant=False)
+        y = ck(outer, x, use_reentrant=False)
+        (y ** 3).sum().backward()
+        out[lib] = grads_of(model) + [x.grad.numpy(), y.detach().numpy()]
+    for a, b in zip(out[tg], out[torch]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_dropout_inside_sees_the_same_mask_in_the_recomputation():
+    tg.manual_seed(0)
+    x = tg.randn(64, 32, requires_grad=True)
+    c = tg.randn(64, 32)
+    y = checkpoint(lambda h: tg.nn.functional.dropout(h, 0.5) * 1.0, x, use_reentrant=False)
+    (y * c).sum().backward()
+    kept = (y.detach() != 0).numpy()
+    assert 0.3 < kept.mean() < 0.7
+    # the gradient is that of the forward's own mask: c / (1 - p) where kept, zero elsewhere
+    np.testing.assert_allclose(x.grad.numpy(), np.where(kept, c.numpy() * 2.0, 0.0), rtol=1e-6)
+
+
+def test_dropout_gradients_equal_the_uncheckpointed_run():
+    def run_once(ck):
+        tg.manual_seed(3)
+        model = tg.nn.Sequential(tg.nn.Linear(8, 8), tg.nn.Dropout(0.3), tg.nn.Linear(8, 2))
+        x = tg.randn(5, 8)
+        y = checkpoint(model, x, use_reentrant=False, preserve_rng_state=False) if ck else model(x)
+        y.square().sum().backward()
+        return grads_of(model)
+    for a, b in zip(run_once(True), run_once(False)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("segments", [1, 2, 3, 5])
+def test_checkpoint_sequential_as_pytorch(segments):
+    x_np = RNG.standard_normal((3, 4))
+    out = {}
+    for lib in (tg, torch):
+        model = make_mlp(lib, 5, 4)
+        x = lib.tensor(x_np, requires_grad=True)
+        y = lib.utils.checkpoint.checkpoint_sequential(model, segments, x, use_reentrant=False)
+        y.square().sum().backward()
+        out[lib] = grads_of(model) + [x.grad.numpy(), y.detach().numpy()]
+    for a, b in zip(out[tg], out[torch]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_autograd_grad_and_create_graph_through_a_region():
+    out = {}
+    for lib in (tg, torch):
+        x = lib.tensor(RNG.standard_normal(5) if lib is tg else out[tg][2], requires_grad=True)
+        y = lib.utils.checkpoint.checkpoint(lambda h: (h.sin() * h).sum(), x, use_reentrant=False)
+        (g,) = lib.autograd.grad(y, x, create_graph=True)
+        (gg,) = lib.autograd.grad(g.sum(), x)
+        out[lib] = (g.detach().numpy(), gg.numpy(), x.detach().numpy())
+    for a, b in zip(out[tg][:2], out[torch][:2]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_a_repeated_step_compiles_once():
+    model = tg.nn.Sequential(tg.nn.Linear(4, 4), tg.nn.Tanh(), tg.nn.Linear(4, 1))
+    traces = []
+    for _ in range(4):
+        x = tg.randn(3, 4)
+        checkpoint(model, x, use_reentrant=False).sum().backward()
+        traces.append(tg.autograd.cache_info().traces)
+    assert traces[1] == traces[2] == traces[3]
+
+
+# -- errors and warnings, as PyTorch 2.13 ---------------------------------------------------------
+
+def both(fn):
+    """fn(lib) for tapegrad and PyTorch: the (type, message) each raises or warns."""
+    results = []
+    for lib in (tg, torch):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                fn(lib)
+                err = None
+            except Exception as e:  # the error itself is what is compared
+                err = (type(e), str(e))
+        results.append((err, [(w.category, str(w.message)) for w in caught]))
+    return results
+
+
+def test_use_reentrant_left_out_warns_and_means_true_as_pytorch():
+    def call(lib):
+        x = lib.ones(2, requires_grad=True)
+        lib.utils.checkpoint.checkpoint(lambda h: h * 2, x).sum().backward()
+        lib.utils.checkpoint.checkpoint_sequential([lambda h: h * 2] * 2, 2, x).sum().backward()
+    (err_t, warn_t), (err_p, warn_p) = both(call)
+    assert err_t is None and err_p is None
+    assert warn_t == warn_p and len(warn_t) == 2
+    assert "use_reentrant parameter should be passed explicitly" in warn_t[0][1]
+
+
+@pytest.mark.parametrize("case", ["kwargs", "debug", "context_fn", "determinism", "seq_kwargs"])
+def test_refused_arguments_as_pytorch(case):
+    def call(lib):
+        ck = lib.utils.checkpoint
+        x = lib.ones(2, requires_grad=True)
+        if case == "kwargs":
+            ck.checkpoint(lambda h, scale: h * scale, x, use_reentrant=True, scale=2.0)
+        elif case == "debug":
+            ck.checkpoint(lambda h: h, x, use_reentrant=True, debug=True)
+        elif case == "context_fn":
+            ck.checkpoint(lambda h: h, x, use_reentrant=True, context_fn=lambda: (None, None))
+        elif case == "determinism":
+            ck.checkpoint(lambda h: h * 2, x, use_reentrant=False, determinism_check="all")
+        else:
+            ck.checkpoint_sequential([lambda h: h], 1, x, use_reentrant=False, scale=2)
+    (err_t, _), (err_p, _) = both(call)
+    assert err_t == err_p and err_t[0] is ValueError
+
+
+def test_reentrant_with_no_input_needing_grad_warns_and_gives_no_gradient_as_pytorch():
+    def call(lib):
+        lin = lib.nn.Linear(2, 2)
+        y = lib.utils.checkpoint.checkpoint(lin, lib.ones(1, 2), use_reentrant=True)
+        assert not y.requires_grad
+    (err_t, warn_t), (err_p, warn_p) = both(call)
+    assert err_t is None and err_p is None
+    assert warn_t == warn_p == [(UserWarning, "None of the inputs have requires_grad=True. "
+                                              "Gradients will be None")]
+
+
+@pytest.mark.parametrize("how", ["grad", "inputs"])
+def test_reentrant_refuses_autograd_grad_as_pytorch(how):
+    def call(lib):
+        x = lib.ones(2, requires_grad=True)
+        y = lib.utils.checkpoint.checkpoint(lambda h: h.exp(), x, use_reentrant=True).sum()
+        if how == "grad":
+            lib.autograd.grad(y, x)
+        else:
+            y.backward(inputs=[x])
+    (err_t, _), (err_p, _) = both(call)
+    assert err_t == err_p and err_t[0] is RuntimeError
+    assert "use_reentrant=True, torch.utils.checkpoint is incompatible" in err_t[1]
+
+
+def test_an_input_modified_in_place_before_backward_raises_as_pytorch():
+    def call(lib):
+        x = lib.ones(3, requires_grad=True)
+        h = x * 2
+        y = lib.utils.checkpoint.checkpoint(lambda t: t.exp(), h, use_reentrant=False)
+        h.add_(1)
+        y.sum().backward()
+    (err_t, _), (err_p, _) = both(call)
+    assert err_t[0] is err_p[0] is RuntimeError
+    key = "one of the variables needed for gradient computation has been modified by an inplace"
+    assert key in err_t[1] and key in err_p[1]
+
+
+# -- outputs, inputs and modes ---------------------------------------------------------------
+
+def test_outputs_of_any_structure_as_pytorch():
+    """A dict of a list, a number, an input returned as it is and a tensor needing no grad."""
+    x_np = RNG.standard_normal(4)
+    out = {}
+    for lib in (tg, torch):
+        x = lib.tensor(x_np, requires_grad=True)
+
+        def fn(h, k):
+            return {"a": [h.exp() * k, k], "same": h, "const": lib.ones(2)}
+        o = lib.utils.checkpoint.checkpoint(fn, x, 3, use_reentrant=False)
+        assert o["same"] is x and o["a"][1] == 3 and not o["const"].requires_grad
+        (o["a"][0].sum() + o["same"].sum()).backward()
+        out[lib] = x.grad.numpy()
+    np.testing.assert_allclose(out[tg], out[torch], rtol=1e-12)
+
+
+def test_integer_and_bool_inputs_inside_the_region_as_pytorch():
+    idx_np, mask_np = np.array([[0, 2], [3, 3]]), np.array([True, False, True, True])
+    w_np = RNG.standard_normal((5, 4))
+    out = {}
+    for lib in (tg, torch):
+        emb = lib.nn.Embedding(5, 4).double()
+        with lib.no_grad():
+            emb.weight.copy_(lib.tensor(w_np))
+        idx, mask = lib.tensor(idx_np), lib.tensor(mask_np)
+        y = lib.utils.checkpoint.checkpoint(lambda i, m: emb(i).tanh() * m, idx, mask,
+                                            use_reentrant=False)
+        (y ** 2).sum().backward()
+        out[lib] = emb.weight.grad.numpy()
+    np.testing.assert_allclose(out[tg], out[torch], rtol=1e-12, atol=1e-14)
+
+
+def test_a_compiled_step_with_checkpoints_equals_eager():
+    def make():
+        tg.manual_seed(1)
+        model = tg.nn.Sequential(tg.nn.Linear(4, 8), tg.nn.Tanh(), tg.nn.Linear(8, 8),
+                                 tg.nn.Tanh(), tg.nn.Linear(8, 1))
+        return model, tg.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(model, opt, x):
+        opt.zero_grad()
+        h = checkpoint(model[0:2], x, use_reentrant=False)
+        loss = checkpoint_sequential(model[2:], 2, h, use_reentrant=False).square().mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    xs = [tg.tensor(RNG.standard_normal((6, 4)), dtype=tg.float32) for _ in range(5)]
+    eager, e_opt = make()
+    compiled, c_opt = make()
+    cstep = tg.compile(lambda x: step(compiled, c_opt, x))
+    for x in xs:
+        np.testing.assert_allclose(cstep(x).item(), step(eager, e_opt, x).item(), rtol=1e-6)
+    for a, b in zip(compiled.parameters(), eager.parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_under_no_grad_the_function_just_runs():
+    x = tg.ones(2, requires_grad=True)
+    with tg.no_grad():
+        y = checkpoint(lambda h: h * 2, x, use_reentrant=False)
+    assert not y.requires_grad and y.tolist() == [2.0, 2.0]
+
+
+# -- memory: the compiled backward program keeps less ---------------------------------------------
+
+def backward_memory(loss):
+    """`loss.backward()`, and the memory statistics of the compiled program it ran."""
+    calls = []
+    get = cache.get
+
+    def spy(key, build):
+        program = get(key, build)
+        if key[0] != "segment":
+            return program
+
+        def call(*args):
+            calls.append((program, args))
+            return program(*args)
+        return call
+    cache.get = spy
+    try:
+        loss.backward()
+    finally:
+        del cache.get
+    program, args = calls[-1]
+    with jax.enable_x64(True):
+        return program.lower(*args).compile().memory_analysis()
+
+
+def test_checkpointing_lowers_the_backward_programs_temp_memory():
+    tg.manual_seed(0)
+    model = tg.nn.Sequential(*[m for _ in range(24) for m in (tg.nn.Linear(32, 32), tg.nn.ReLU())])
+    x = tg.randn(512, 32)
+    plain = backward_memory(model(x).square().mean())
+    g_plain = grads_of(model)
+    model.zero_grad()
+    ckpt = backward_memory(checkpoint_sequential(model, 6, x, use_reentrant=False).square().mean())
+    activation = 512 * 32 * 4
+    # without checkpointing an activation per layer is kept in the program's working memory;
+    # with 6 segments, the segments' inputs and one segment's activations at a time (with
+    # jax.checkpoint's barrier, which XLA's CPU compiler drops, it would be more than plain)
+    assert plain.temp_size_in_bytes >= 24 * activation
+    assert ckpt.temp_size_in_bytes < 0.5 * plain.temp_size_in_bytes
+    assert ckpt.temp_size_in_bytes + ckpt.output_size_in_bytes < \
+        0.6 * (plain.temp_size_in_bytes + plain.output_size_in_bytes)
+    for a, b in zip(grads_of(model), g_plain):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
