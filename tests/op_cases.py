@@ -489,6 +489,98 @@ case("scatter_reduce", lambda a, i, s: a.scatter_reduce(0, i, s, "mean"),
      / jnp.array([[3, 1, 1, 2], [1, 2, 1, 2], [1, 2, 3, 1]], a.dtype),
      F((3, 4)), _SR_INDEX, F((2, 4)), name="mean")
 
+# -- NaN-ignoring extremes, steps, distances, quantiles, modes ----------------------------------
+case("sgn", _pair(tg.sgn), _pair(jnp.sign), F(()), F((2, 1, 3), view="t"))
+case("sgn", tg.sgn, lambda x: jnp.nan_to_num(jnp.sign(x)) + 0.0, A([np.nan, -0.0, 0.0, -2.0]),
+     name="nan_and_zeros")
+case("sign", tg.sign, lambda x: jnp.nan_to_num(jnp.sign(x)) + 0.0, A([np.nan, -0.0, 3.0]),
+     name="nan_and_zeros")
+case("fmax", _quad(tg.fmax), _quad(jnp.maximum), F((3, 4)), F((4,)), F(()), F((3, 4), view="s"))
+case("fmin", _quad(tg.fmin), _quad(jnp.minimum), F((3, 4)), F((4,)), F(()), F((3, 4), view="s"))
+
+
+def _nan_ignoring(pick):
+    """`pick(a, b)` choosing `a` at ties, and the number where the other is NaN."""
+    return lambda a, b: jnp.where(jnp.isnan(a), b, jnp.where(jnp.isnan(b), a, pick(a, b)))
+
+
+# ties go to `input`, as PyTorch; NaN to the other operand
+case("fmax", tg.fmax, _nan_ignoring(lambda a, b: jnp.where(b > a, b, a)),
+     A([1.0, np.nan, 2.0, 3.0]), A([1.0, 2.0, np.nan, 0.0]), name="ties_and_nan")
+case("fmin", tg.fmin, _nan_ignoring(lambda a, b: jnp.where(b < a, b, a)),
+     A([1.0, np.nan, 2.0, 3.0]), A([1.0, 2.0, np.nan, 0.0]), name="ties_and_nan")
+case("hypot", _quad(tg.hypot), _quad(lambda a, b: jnp.sqrt(a * a + b * b)), F((3, 4)), F((4,)),
+     F(()), F((3, 4), view="s"))
+case("logit", _pair(tg.logit), _pair(lambda p: jnp.log(p) - jnp.log1p(-p)), F((), 0.1, 0.9),
+     F((2, 1, 3), 0.1, 0.9, view="t"))
+case("logit", lambda p: tg.logit(p, eps=0.1), lambda p: jnp.log(jnp.clip(p, 0.1, 0.9))
+     - jnp.log1p(-jnp.clip(p, 0.1, 0.9)), A([0.05, 0.3, 0.5, 0.97]), name="eps_clamps")
+case("heaviside", tg.heaviside, lambda x, v: jnp.where(x > 0, 1.0, jnp.where(x < 0, 0.0, v)),
+     A([-1.5, 0.0, 2.0, 0.0]), A([0.25]), grad=False)
+
+
+def _cross_ref(a, b, axis):
+    a, b = jnp.moveaxis(a, axis, 0), jnp.moveaxis(b, axis, 0)
+    out = jnp.stack([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2],
+                     a[0] * b[1] - a[1] * b[0]])
+    return jnp.moveaxis(out, 0, axis)
+
+
+case("cross", lambda a, b: tg.linalg.cross(a, b), lambda a, b: _cross_ref(a, b, -1),
+     F((4, 3)), F((1, 3)))
+case("cross", lambda a, b: tg.cross(a, b, dim=0), lambda a, b: _cross_ref(a, b, 0),
+     F((3, 4), view="t"), F((3, 4)), name="dim0")
+
+
+def _distances(p):
+    def ref(x1, x2):
+        diff = jnp.abs(x1[..., :, None, :] - x2[..., None, :, :])
+        if p == np.inf:
+            return diff.max(-1)
+        return (diff ** p).sum(-1) ** (1 / p)
+    return ref
+
+
+for _p in (1.0, 2.0, 3.0, np.inf):
+    case("cdist", lambda a, b, _p=_p: tg.cdist(a, b, p=_p), _distances(_p), F((2, 5, 3)),
+         F((4, 3)), name=f"p={_p}")
+case("cdist", lambda a, b: tg.cdist(a, b, p=0), lambda a, b: (
+    a[:, None, :] != b[None, :, :]).sum(-1).astype(a.dtype) + 0 * a.sum(), F((3, 2)), F((4, 2)),
+     name="p=0")
+
+
+def _safe_distance(x1, x2):
+    """The Euclidean distance with PyTorch's gradient 0 (not NaN) where it is 0."""
+    sq = ((x1[:, None, :] - x2[None, :, :]) ** 2).sum(-1)
+    return jnp.where(sq == 0, 0.0, jnp.sqrt(jnp.where(sq == 0, 1.0, sq)))
+
+
+case("cdist", tg.cdist, _safe_distance, A([[0.0, 0.0], [1.0, 1.0]]),
+     A([[0.0, 0.0], [1.0, 2.0], [1.0, 1.0]]), name="zero_distance")
+for _how in ("linear", "lower", "higher", "midpoint", "nearest"):
+    case("quantile", lambda a, _how=_how: tg.quantile(a, 0.3, dim=1, interpolation=_how),
+         lambda a, _how=_how: jnp.quantile(a, 0.3, axis=1, method=_how), F((3, 5)), name=_how)
+case("quantile", lambda a: a.quantile(a.new_tensor([0.1, 0.75]), keepdim=True),
+     lambda a: jnp.quantile(a, jnp.array([0.1, 0.75], a.dtype), keepdims=True),
+     F((3, 4), view="t"), name="all_dims")
+case("quantile", lambda a: tg.nanquantile(a, 0.5, dim=0),
+     lambda a: jnp.nanquantile(a, 0.5, axis=0), A([[1.0, np.nan], [np.nan, 2.0], [3.0, 5.0]]),
+     name="nan")
+# ties: stable sorting, so rank 1.2 of [2, 1, 2, 1] lies between elements 3 and 0
+case("quantile", lambda a: tg.quantile(a, 0.4), lambda a: 0.8 * a[3] + 0.2 * a[0],
+     A([2.0, 1.0, 2.0, 1.0]), name="ties")
+# the smallest of the most frequent values, at its last position
+case("mode", lambda a: a.mode(1).values, lambda a: jnp.stack([a[0, 3], a[1, 4]]),
+     A([[3.0, 1.0, 3.0, 1.0, 2.0], [2.0, 2.0, 5.0, 5.0, 5.0]]))
+case("mode", lambda a: tg.mode(a, 0, keepdim=True)[0], lambda a: a.min(0, keepdims=True),
+     F((4, 3), view="s"), name="all_distinct")
+case("nanmedian", lambda a: a.nanmedian(1).values, lambda a: jnp.stack([a[0, 3], a[1, 3]]),
+     A([[1.0, np.nan, 3.0, 2.0], [np.nan, np.nan, np.nan, 4.0]]))
+case("nanmedian", lambda a: tg.nanmedian(a), lambda a: jnp.sort(a.ravel())[(a.size - 1) // 2],
+     F((2, 3), view="t"), name="all")
+case("index_put", lambda a, v: a.index_put((tg.tensor([0, 2, 0]),), v, accumulate=True),
+     lambda a, v: a.at[jnp.array([0, 2, 0])].add(v), F((3, 2)), F((3, 2)), name="accumulate")
+
 # Rows without a case here, and why (each is covered by another test):
 _ONE_DEVICE = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(jax.devices()[:1]), ("d",)),
                                          jax.sharding.PartitionSpec("d"))

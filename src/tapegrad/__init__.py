@@ -53,6 +53,12 @@ from ._functions.pointwise import (  # noqa: E402  (special functions, shifts, c
     xlogy,
 )
 from ._functions.reduce import cummax, cummin, logcumsumexp  # noqa: E402
+from ._functions.pointwise import (  # noqa: E402  (NaN-ignoring extremes, number theory, steps)
+    fmax, fmin, gcd, heaviside, hypot, lcm, logit, sgn,
+)
+from ._functions.linalg import cdist, cross  # noqa: E402
+from ._functions.reduce import diff, nanmedian  # noqa: E402
+from ._functions.sort import histc, isin, mode, nanquantile, quantile  # noqa: E402
 from ._functions.shape import meshgrid  # noqa: E402
 from ._functions.creation import (  # noqa: E402  (legacy typed constructors)
     BFloat16Tensor, BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor,

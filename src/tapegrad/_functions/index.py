@@ -103,7 +103,18 @@ def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
                 spec.append(("t", len(tensors)))
                 tensors.append(bounded(t, x.shape[dim], dim, "index", IndexError))
                 dim += 1
+    _check_broadcast([tensors[e[1]].shape for e in spec
+                      if isinstance(e, builtins.tuple) and e[0] == "t"])
     return builtins.tuple(spec), tensors
+
+
+def _check_broadcast(shapes) -> None:
+    """PyTorch's IndexError for index tensors whose shapes do not broadcast together."""
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise IndexError("shape mismatch: indexing tensors could not be broadcast together with "
+                         "shapes " + ", ".join(str(list(s)) for s in shapes)) from None
 
 
 def _int(v) -> builtins.int:
@@ -226,8 +237,38 @@ def _index_grad_name(static, inputs) -> str:
 getitem_op = Op("index", _getitem, saves=SAVES_NONE, grad_name=_index_grad_name)
 
 
+def _is_bool_scalar(i) -> bool:
+    return isinstance(i, (builtins.bool, np.bool_)) or (
+        isinstance(i, Tensor) and i.dtype is _dtype.bool and i.ndim == 0)
+
+
+def _bool_scalars(x: Tensor, index):
+    """`(x, index)` with each bool scalar of `index` made a new axis of `x` indexed by an index
+    tensor of length 1 (True) or 0 (False): PyTorch's reading of a bool as a 0-d mask, an
+    advanced index (`x[1, :, True]` keeps the new axis in place, `x[None, False]` is empty)."""
+    if not isinstance(index, builtins.tuple):
+        index = (index,)
+    if not builtins.any(_is_bool_scalar(i) for i in index):
+        return x, index
+    consumed = builtins.sum(
+        (i.ndim if isinstance(i, Tensor) and i.dtype is _dtype.bool else
+         0 if i is None or i is Ellipsis or _is_bool_scalar(i) else 1) for i in index)
+    out, dim, ndim = [], 0, x.ndim
+    for i in index:
+        if _is_bool_scalar(i):
+            x = x.unsqueeze(dim)
+            out.append(tensor([0] if builtins.bool(i) else [], dtype=_dtype.int64))
+            dim += 1
+        else:
+            out.append(i)
+            dim += (ndim - consumed if i is Ellipsis else 0 if i is None else
+                    i.ndim if isinstance(i, Tensor) and i.dtype is _dtype.bool else 1)
+    return x, builtins.tuple(out)
+
+
 @method("__getitem__")
 def getitem(x: Tensor, index) -> Tensor:
+    x, index = _bool_scalars(x, index)
     spec, operands = _index_spec(x, index)
     if builtins.any(isinstance(o, Tensor) for o in operands) or \
             builtins.any(isinstance(s, builtins.bool) for s in spec):  # advanced: a copy
@@ -253,7 +294,7 @@ def _put_jvp(index_of, primals, tangents):
                                                    dx)
 
 
-def _index_put(x, v, *ts, spec):
+def _index_put(x, v, *ts, spec, accumulate=False):
     v = v.astype(x.dtype)
     moved = _block_positions(spec, x.ndim)
     if moved is not None:  # `v` broadcasts against PyTorch's order of the indexed dimensions
@@ -263,6 +304,8 @@ def _index_put(x, v, *ts, spec):
         v = jnp.broadcast_to(v, rest[:torch] + shape[numpy:numpy + n] + rest[torch:])
         v = jnp.moveaxis(v, builtins.tuple(range(torch, torch + n)),
                          builtins.tuple(range(numpy, numpy + n)))
+    if accumulate:  # repeated indices add up (jax's scatter-add and its derivative)
+        return x.at[build_index(spec, *ts)].add(v)
     return put(functools.partial(build_index, spec), x, v, *ts)
 
 
@@ -270,22 +313,32 @@ setitem_op = Op("index_put", _index_put,
                 saves=SAVES_NONE, grad_name="IndexPutBackward0")
 
 
-def index_put(x: Tensor, index, value) -> Tensor:
-    """`x` with `x[index] = value` applied, out of place."""
+def index_put(x: Tensor, index, value, accumulate: builtins.bool = False) -> Tensor:
+    """`x` with `x[index] = value` applied (`x[index] += value` with `accumulate`, repeated
+    indices adding up), out of place."""
+    shape = x.shape
+    x, index = _bool_scalars(x, index)
     spec, tensors = _index_spec(x, index, dynamic_slices=False)
     if not isinstance(value, Tensor):
         value = tensor(value, dtype=x.dtype)
-    return apply(setitem_op, x, value, *tensors, spec=spec)
+    static = {"accumulate": True} if accumulate else {}
+    out = apply(setitem_op, x, value, *tensors, spec=spec, **static)
+    return out if out.shape == shape else out.reshape(shape)
 
 
 @method("index_put", inplace=("index_put_",))
 def index_put_tensors(input: Tensor, indices, values: Tensor, accumulate: builtins.bool = False
                       ) -> Tensor:
-    """`input` with `input[indices] = values` (a tuple of index tensors), out of place."""
-    if accumulate:
-        raise NotImplementedError("index_put(accumulate=True) is not supported by tapegrad; use "
-                                  "index_add or scatter_add")
-    return index_put(input, builtins.tuple(indices), values)
+    """`input` with `input[indices] = values` (a tuple of index tensors), out of place;
+    `accumulate` adds instead, repeated indices adding up."""
+    if not isinstance(values, Tensor):
+        raise TypeError(f"index_put(): argument 'values' (position 2) must be Tensor, not "
+                        f"{type(values).__name__}")
+    if values.dtype is not input.dtype:
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{_dtype.scalar_name(input.dtype)} for the destination and "
+                           f"{_dtype.scalar_name(values.dtype)} for the source.")
+    return index_put(input, builtins.tuple(indices), values, builtins.bool(accumulate))
 
 
 @method("index_copy", inplace=("index_copy_",))

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import builtins
 import collections
+import functools
+import warnings
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._core import checks as _checks, dtype as _dtype
 from .._core.dims import normalize_dim
@@ -460,3 +464,107 @@ def linalg_norm(A: Tensor, ord=None, dim=None, keepdim: builtins.bool = False, *
     if len(dim) == 2:
         return matrix_norm(A, ord, dim, keepdim, dtype=dtype)
     return vector_norm(A, ord, dim, keepdim, dtype=dtype)
+
+
+# -- cross products and pairwise distances ---------------------------------------------------------
+def _cross(a, b, *, dim, dtype):
+    a, b = jnp.broadcast_arrays(jnp.asarray(a, dtype), jnp.asarray(b, dtype))
+    return jnp.cross(a, b, axis=dim)
+
+
+cross_op = Op("cross", _cross, promote="common", grad_name="LinalgCrossBackward0")
+
+
+def linalg_cross(input: Tensor, other: Tensor, *, dim: builtins.int = -1) -> Tensor:
+    """The cross product of 3-vectors along `dim`, broadcasting the other dimensions."""
+    ndim = builtins.max(input.ndim, other.ndim)
+    d = normalize_dim(dim, ndim)
+    sizes = [t.shape[d - ndim + t.ndim] if d - ndim + t.ndim >= 0 else 1 for t in (input, other)]
+    if sizes != [3, 3]:
+        raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got "
+                           f"{sizes[0]} and {sizes[1]}")
+    return apply(cross_op, input, other, dim=d)
+
+
+@method("cross")
+def cross(input: Tensor, other: Tensor, dim: builtins.int | None = None) -> Tensor:
+    """`linalg.cross` along `dim`; without `dim`, along the first dimension of size 3 (PyTorch's
+    deprecated default, with its warning)."""
+    if dim is None:
+        warnings.warn("Using torch.cross without specifying the dim arg is deprecated.\nPlease "
+                      "either pass the dim explicitly or simply use torch.linalg.cross.\nThe "
+                      "default value of dim will change to agree with that of linalg.cross in a "
+                      "future release.", UserWarning, stacklevel=2)
+        shape = jnp.broadcast_shapes(input.shape, other.shape)
+        if 3 not in shape:
+            raise RuntimeError("no dimension of size 3 in input")
+        dim = shape.index(3)
+    return linalg_cross(input, other, dim=dim)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _pairwise(x1, x2, p):
+    diff = jnp.abs(x1[..., :, None, :] - x2[..., None, :, :])
+    if p == 0:
+        return jnp.sum(diff != 0, axis=-1).astype(x1.dtype)
+    if p == 1:
+        return jnp.sum(diff, axis=-1)
+    if p == np.inf:
+        return jnp.max(diff, axis=-1)
+    return jnp.sum(diff ** p, axis=-1) ** (1 / p)
+
+
+@_pairwise.defjvp
+def _pairwise_jvp(p, primals, tangents):
+    # PyTorch's cdist backward: 0 where the distance is 0 (and, for p < 1, where a coordinate
+    # difference is 0); for p = inf the whole gradient to every coordinate at the maximum
+    (x1, x2), (dx1, dx2) = primals, tangents
+    dist = _pairwise(x1, x2, p)
+    diff = x1[..., :, None, :] - x2[..., None, :, :]
+    ddiff = dx1[..., :, None, :] - dx2[..., None, :, :]
+    d = dist[..., None]
+    sign, size = jnp.sign(diff), jnp.abs(diff)
+    zero = jnp.zeros_like(diff)
+    if p == 0:
+        coef = zero
+    elif p == 1:
+        coef = sign
+    elif p == np.inf:
+        coef = sign * (size == d)
+    elif p == 2:
+        coef = jnp.where(d == 0, zero, diff / jnp.where(d == 0, 1, d))
+    else:
+        safe_d, safe_size = jnp.where(d == 0, 1, d), jnp.where(size == 0, 1, size)
+        coef = jnp.where((d == 0) | (size == 0), zero,
+                         sign * safe_size ** (p - 1) / safe_d ** (p - 1))
+    return dist, jnp.sum(coef * ddiff, axis=-1)
+
+
+def _cdist(x1, x2, *, p, dtype):
+    x1, x2 = jnp.asarray(x1, dtype), jnp.asarray(x2, dtype)
+    batch = jnp.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
+    x1 = jnp.broadcast_to(x1, batch + x1.shape[-2:])
+    x2 = jnp.broadcast_to(x2, batch + x2.shape[-2:])
+    return _pairwise(x1, x2, p)
+
+
+cdist_op = Op("cdist", _cdist, promote="common")
+
+
+def cdist(x1: Tensor, x2: Tensor, p: builtins.float = 2.0,
+          compute_mode: str = "use_mm_for_euclid_dist_if_necessary") -> Tensor:
+    """The `p`-norm distance between each row of `x1` (`... x P x M`) and each row of `x2`
+    (`... x R x M`): `... x P x R`, the batch dimensions broadcast. Computed directly for every
+    `compute_mode` (PyTorch's matrix-product route for p = 2 differs in rounding only)."""
+    for name, t in (("X1", x1), ("X2", x2)):
+        if t.ndim < 2:
+            raise RuntimeError(f"cdist only supports at least 2D tensors, {name} got: {t.ndim}D")
+        if not t.dtype.is_floating_point:
+            raise RuntimeError(f"cdist only supports floating-point dtypes, {name} got: "
+                               f"{_dtype.scalar_name(t.dtype)}")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} "
+                           f"X2: {x2.shape[-1]}")
+    if p < 0:
+        raise RuntimeError("cdist only supports non-negative p values")
+    return apply(cdist_op, x1, x2, p=builtins.float(p))

@@ -4,6 +4,7 @@ comparisons, logic and bitwise ops, with PyTorch's type promotion and its subgra
 from __future__ import annotations
 
 import builtins
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -441,8 +442,41 @@ reciprocal_op = elementwise("reciprocal", jnp.reciprocal, promote="float", saves
 reciprocal = method("reciprocal", inplace=("reciprocal_",))(_unary(reciprocal_op, "`1 / x` (integers give floats)."))
 square_op = elementwise("square", jnp.square, saves="all", grad_name="PowBackward0")
 square = method("square", inplace=("square_",))(_unary(square_op, "`x * x`."))
-sign_op = elementwise("sign", jnp.sign)
-sign = method("sign", inplace=("sign_",))(_unary(sign_op, "-1, 0 or 1 by the sign of each element (gradient 0)."))
+def _sign(x):
+    if x.dtype == jnp.bool_:
+        return x
+    # PyTorch's `(0 < x) - (x < 0)`: 0 (not jnp's NaN or -0.0) at NaN and -0.0
+    return ((x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)).astype(x.dtype)
+
+
+sign_op = elementwise("sign", _sign)
+
+
+@method("sign", inplace=("sign_",))
+def sign(input: Tensor) -> Tensor:
+    """-1, 0 or 1 by the sign of each element: 0 at NaN and at +-0 (gradient 0)."""
+    if input.dtype.is_complex:
+        raise NotImplementedError("Unlike NumPy, torch.sign is not intended to support complex numbers. "
+                           "Please use torch.sgn instead.")
+    return apply(sign_op, input)
+
+
+def _sgn(x):
+    if not jnp.iscomplexobj(x):
+        return _sign(x)
+    a = jnp.abs(x)
+    return jnp.where(a == 0, jnp.zeros_like(x), x / jnp.where(a == 0, 1, a).astype(x.dtype))
+
+
+sgn_op = elementwise("sgn", _sgn, saves="all")
+
+
+@method("sgn", inplace=("sgn_",))
+def sgn(input: Tensor) -> Tensor:
+    """`sign` extended to complex numbers: `x / |x|`, 0 at 0."""
+    return apply(sgn_op, input)
+
+
 floor_op = elementwise("floor", jnp.floor)
 floor = method("floor", inplace=("floor_",))(_unary(floor_op, "Round down (gradient 0)."))
 ceil_op = elementwise("ceil", jnp.ceil)
@@ -759,3 +793,142 @@ def bitwise_not(input: Tensor) -> Tensor:
         raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type "
                         "tensors")
     return apply(bitwise_not_op, input)
+
+
+# -- NaN-ignoring extremes, hypot, logit, heaviside, gcd/lcm ---------------------------------------
+def _tensors_only(name: str, **args) -> None:
+    for arg, value in args.items():
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name}(): argument '{arg}' must be Tensor, not "
+                            f"{type(value).__name__}")
+
+
+def _fmax(a, b):
+    # the gradient goes where the result comes from: `input` at ties and where `other` is NaN
+    return jnp.where((a >= b) | jnp.isnan(b), a, b)
+
+
+fmax_op = elementwise("fmax", _fmax, saves="all")
+
+
+@method("fmax")
+def fmax(input: Tensor, other: Tensor) -> Tensor:
+    """`maximum` that ignores NaN: the other element where one is NaN (NaN only where both are)."""
+    _tensors_only("fmax", other=other)
+    return apply(fmax_op, input, other)
+
+
+def _fmin(a, b):
+    return jnp.where((a <= b) | jnp.isnan(b), a, b)
+
+
+fmin_op = elementwise("fmin", _fmin, saves="all")
+
+
+@method("fmin")
+def fmin(input: Tensor, other: Tensor) -> Tensor:
+    """`minimum` that ignores NaN: the other element where one is NaN (NaN only where both are)."""
+    _tensors_only("fmin", other=other)
+    return apply(fmin_op, input, other)
+
+
+@jax.custom_jvp
+def _hypot(a, b):
+    return jnp.hypot(a, b)
+
+
+@_hypot.defjvp
+def _hypot_jvp(primals, tangents):
+    # PyTorch's derivative `(a da + b db) / hypot`: NaN at (0, 0), where jnp's is 0
+    (a, b), (da, db) = primals, tangents
+    out = _hypot(a, b)
+    return out, (a * da + b * db) / out
+
+
+hypot_op = elementwise("hypot", _hypot, saves="all")
+
+
+@method("hypot", inplace=("hypot_",))
+def hypot(input: Tensor, other: Tensor) -> Tensor:
+    """`sqrt(input**2 + other**2)` without overflow; floating point only, as PyTorch."""
+    _tensors_only("hypot", other=other)
+    d = _dtype.result_type([_typed(input), _typed(other)])
+    if not (d.is_floating_point or d.is_complex):
+        raise NotImplementedError(f"\"hypot_cpu\" not implemented for '{_dtype.scalar_name(d)}'")
+    return apply(hypot_op, input, other)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _logit_at(x, eps):
+    p = x if eps is None else jnp.clip(x, eps, 1 - eps)
+    return jnp.log(p / (1 - p))
+
+
+@_logit_at.defjvp
+def _logit_jvp(eps, primals, tangents):
+    # PyTorch's derivative `1 / (x (1 - x))`: NaN outside [0, 1] without `eps`, and 0 outside
+    # [eps, 1 - eps] with it (the clamped region)
+    (x,), (dx,) = primals, tangents
+    scale = 1 / (x * (1 - x))
+    if eps is None:
+        scale = jnp.where((x < 0) | (x > 1), jnp.nan, scale)
+    else:
+        scale = jnp.where((x < eps) | (x > 1 - eps), 0, scale)
+    return _logit_at(x, eps), scale.astype(x.dtype) * dx
+
+
+logit_op = Op("logit", lambda x, *, eps, dtype: _logit_at(jnp.asarray(x, dtype), eps),
+              promote="float", saves="all")
+
+
+@method("logit", inplace=("logit_",))
+def logit(input: Tensor, eps: builtins.float | None = None) -> Tensor:
+    """`log(p / (1 - p))`, the inverse of `sigmoid`; `eps` first clamps `p` to `[eps, 1 - eps]`."""
+    return apply(logit_op, input, eps=None if eps is None else builtins.float(eps))
+
+
+@jax.custom_vjp
+def _heaviside(x, values):
+    return jnp.where(x == 0, values, (x > 0).astype(x.dtype)).astype(x.dtype)
+
+
+def _heaviside_fwd(x, values):
+    return _heaviside(x, values), None
+
+
+def _heaviside_bwd(residuals, cotangent):
+    raise RuntimeError("derivative for aten::heaviside is not implemented")
+
+
+_heaviside.defvjp(_heaviside_fwd, _heaviside_bwd)
+heaviside_op = elementwise("heaviside", _heaviside, grad_name="NotImplemented")
+
+
+@method("heaviside", inplace=("heaviside_",))
+def heaviside(input: Tensor, values: Tensor) -> Tensor:
+    """The step function: 0 below zero, 1 above, `values` at zero. PyTorch has no derivative for
+    it: a backward through it raises."""
+    _tensors_only("heaviside", values=values)
+    if input.dtype is not values.dtype:
+        raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
+    return apply(heaviside_op, input, values)
+
+
+gcd_op = elementwise("gcd", jnp.gcd, differentiable=False)
+
+
+@method("gcd", inplace=("gcd_",))
+def gcd(input: Tensor, other: Tensor) -> Tensor:
+    """The greatest common divisor, elementwise, of integers (`gcd(0, 0)` is 0)."""
+    _integral("gcd", input, other)
+    return apply(gcd_op, input, other)
+
+
+lcm_op = elementwise("lcm", jnp.lcm, differentiable=False)
+
+
+@method("lcm", inplace=("lcm_",))
+def lcm(input: Tensor, other: Tensor) -> Tensor:
+    """The least common multiple, elementwise, of integers (non-negative; 0 if either is 0)."""
+    _integral("lcm", input, other)
+    return apply(lcm_op, input, other)

@@ -21,7 +21,8 @@ from .._tensor.apply import apply
 from .._tensor.methods import method
 from .._tensor.tensor import Tensor
 from .creation import zeros
-from .pointwise import div, isnan, logical_not_op, maximum, minimum, where
+from .pointwise import div, isnan, logical_not_op, logical_xor_op, maximum, minimum, where
+from .shape import cat
 
 
 def _dim_grad_name(base: str):
@@ -76,6 +77,8 @@ class return_types:  # noqa: N801 - PyTorch's name
     topk = _return_type("topk")
     cummax = _return_type("cummax")
     cummin = _return_type("cummin")
+    mode = _return_type("mode")
+    nanmedian = _return_type("nanmedian")
 
 
 def _int_to_long(input: Tensor, dtype):
@@ -106,7 +109,9 @@ prod_op = Op("prod", lambda x, *, dim, keepdim, dtype: jnp.prod(x.astype(dtype),
 def prod(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.bool = False, *,
          dtype=None) -> Tensor:
     """Product over all elements, or along one `dim`; integers multiply as int64."""
-    dims = None if dim is None else (one_dim(dim, input.ndim),) if input.ndim else None
+    dims = None if dim is None else (one_dim(dim, input.ndim),)
+    if not input.ndim:
+        dims = None  # a 0-d tensor's own dim (0 or -1, checked above) is all of it
     return apply(prod_op, input, dim=dims, keepdim=keepdim and dims is not None,
                  dtype=_int_to_long(input, dtype))
 
@@ -447,25 +452,30 @@ def logcumsumexp(input: Tensor, dim: builtins.int) -> Tensor:
     return apply(logcumsumexp_op, input, dim=normalize_dim(dim, input.ndim))
 
 
-all_op = Op("all", lambda x, *, dim, keepdim: jnp.all(x, axis=dim, keepdims=keepdim),
-            differentiable=False)
+def _logical_result(x, out):
+    """PyTorch's result dtype of `all`/`any`: uint8 for uint8 input, else bool."""
+    return out.astype(jnp.uint8) if x.dtype == jnp.uint8 else out
+
+
+all_op = Op("all", lambda x, *, dim, keepdim: _logical_result(
+    x, jnp.all(x, axis=dim, keepdims=keepdim)), differentiable=False)
 
 
 @method("all")
 @numpy_names
 def all(input: Tensor, dim=None, keepdim: builtins.bool = False) -> Tensor:  # noqa: A001
-    """True where every element (over `dim`) is nonzero."""
+    """True where every element (over `dim`) is nonzero (uint8 in, uint8 out, as PyTorch)."""
     return apply(all_op, input, dim=reduce_dims(dim, input.ndim), keepdim=keepdim)
 
 
-any_op = Op("any", lambda x, *, dim, keepdim: jnp.any(x, axis=dim, keepdims=keepdim),
-            differentiable=False)
+any_op = Op("any", lambda x, *, dim, keepdim: _logical_result(
+    x, jnp.any(x, axis=dim, keepdims=keepdim)), differentiable=False)
 
 
 @method("any")
 @numpy_names
 def any(input: Tensor, dim=None, keepdim: builtins.bool = False) -> Tensor:  # noqa: A001
-    """True where some element (over `dim`) is nonzero."""
+    """True where some element (over `dim`) is nonzero (uint8 in, uint8 out, as PyTorch)."""
     return apply(any_op, input, dim=reduce_dims(dim, input.ndim), keepdim=keepdim)
 
 
@@ -518,3 +528,73 @@ def nanmean(input: Tensor, dim=None, keepdim: builtins.bool = False) -> Tensor:
     keep = apply(logical_not_op, isnan(input))
     total = sum(where(keep, input, 0.0), dim, keepdim)
     return div(total, sum(keep, dim, keepdim))
+
+
+def _nanmedian(x, *, dim, keepdim):
+    """The lower median of the elements that are not NaN (NaN where all are); NaN sorts last, so
+    the median is the `(count - 1) // 2`-th sorted element. Along `dim` the gradient goes to the
+    returned index; over all elements (`dim=None`) it is shared evenly among the elements equal
+    to the median (the NaNs where it is NaN), as PyTorch."""
+    if dim is None:
+        if x.size == 0:  # NaN, and a (zero) gradient for the empty input, as PyTorch
+            return jnp.full((), jnp.nan, x.dtype) + 0 * x.sum(), jnp.zeros((), jnp.int64)
+        value = _nanmedian(x.reshape(-1), dim=0, keepdim=False)[0]
+        equal = jnp.where(jnp.isnan(value), jnp.isnan(x), x == value)
+        share = jnp.where(equal, x - lax.stop_gradient(x), 0).sum() / equal.sum()
+        return lax.stop_gradient(value) + share.astype(x.dtype), jnp.zeros((), jnp.int64)
+    order = jnp.argsort(x, axis=dim, stable=True)
+    count = jnp.sum(~jnp.isnan(x), axis=dim, keepdims=True)
+    idx = jnp.take_along_axis(order, jnp.maximum(count - 1, 0) // 2, axis=dim)
+    values = jnp.take_along_axis(x, idx, axis=dim)
+    if not keepdim:
+        values, idx = jnp.squeeze(values, dim), jnp.squeeze(idx, dim)
+    return values, idx.astype(jnp.int64)
+
+
+nanmedian_op = Op("nanmedian", _nanmedian, n_out=2)
+
+
+@method("nanmedian")
+@numpy_names
+def nanmedian(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.bool = False):
+    """`median` ignoring NaN: the lower median of the other elements; with `dim`,
+    `(values, indices)`."""
+    if dim is None:
+        return apply(nanmedian_op, input, dim=None, keepdim=False)[0]
+    return _select(nanmedian_op, return_types.nanmedian, input, dim, keepdim)
+
+
+@method("diff")
+def diff(input: Tensor, n: builtins.int = 1, dim: builtins.int = -1,
+         prepend: Tensor | None = None, append: Tensor | None = None) -> Tensor:
+    """The `n`-th forward difference along `dim` (`prepend`/`append` joined first); bools give
+    `!=` of neighbours, as PyTorch."""
+    if input.ndim == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
+    if n < 0:
+        raise RuntimeError(f"order must be non-negative but got {n}")
+    d = normalize_dim(dim, input.ndim)
+    for name, extra in (("prepend", prepend), ("append", append)):
+        if extra is None:
+            continue
+        if not isinstance(extra, Tensor):
+            raise TypeError(f"diff(): argument '{name}' must be Tensor, not "
+                            f"{type(extra).__name__}")
+        if extra.ndim != input.ndim:
+            raise RuntimeError("diff expects prepend or append to be the same dimension as input")
+        for a in range(input.ndim):
+            if a != d and extra.shape[a] != input.shape[a]:
+                raise RuntimeError(
+                    f"diff expects the shape of tensor to prepend or append to match that of "
+                    f"input except along the differencing dimension; input.size({a}) = "
+                    f"{input.shape[a]}, but got tensor.size({a}) = {extra.shape[a]}")
+    if prepend is not None or append is not None:
+        input = cat([t for t in (prepend, input, append) if t is not None], d)
+    out = input.clone() if n == 0 else input
+    for _ in range(n):
+        size = out.shape[d]
+        if size == 0:
+            break
+        hi, lo = out.narrow(d, 1, size - 1), out.narrow(d, 0, size - 1)
+        out = apply(logical_xor_op, hi, lo) if out.dtype is _dtype.bool else hi - lo
+    return out
