@@ -194,8 +194,11 @@ case("max_dim", lambda a: tg.max(a, 0, keepdim=True)[0],
 case("min_dim", lambda a: a.min(-1).values, lambda a: _first_index_select(a, a.argmin(-1), 1),
      A([[1.0, 0.0, 0.0], [2.0, 2.0, 5.0]]), name="ties_to_first")
 case("kthvalue", lambda a: a.kthvalue(2, 1).values, lambda a: jnp.sort(a, 1)[:, 1], F((3, 4)))
-case("kthvalue", lambda a: a.median(), lambda a: jnp.sort(a.ravel())[(a.size - 1) // 2],
+case("median", lambda a: a.median(), lambda a: jnp.sort(a.ravel())[(a.size - 1) // 2],
      F((2, 3)), name="median_lower")
+# the median of all elements shares its gradient among the elements equal to it, as PyTorch
+case("median", tg.median, lambda a: jnp.mean(a[jnp.array([0, 1, 3])]),
+     A([2.0, 2.0, 1.0, 2.0, 3.0]), name="ties_share")
 case("kthvalue", lambda a: a.median(0).values, lambda a: jnp.sort(a, 0)[1], F((4, 3), view="s"))
 case("argmax", lambda a: a.argmax(), jnp.argmax, A([[1.0, 5.0], [5.0, 0.0]]), grad=False)
 case("argmax", lambda a: a.argmax(1, keepdim=True), lambda a: a.argmax(1, keepdims=True),

@@ -88,6 +88,7 @@ from ._tensor.random import (
 )
 from ._tensor.storage import UntypedStorage  # (binds data_ptr, untyped_storage, layout, ...)
 from ._tensor.tensor import Size, Tensor
+gcd_, lcm_, logit_ = Tensor.gcd_, Tensor.lcm_, Tensor.logit_  # PyTorch's in-place functions
 from . import autograd, cuda, linalg  # noqa: E402  (subpackages use the names above)
 from . import distributed, func, nn, optim, serialization, utils  # noqa: E402
 from . import jit, onnx  # noqa: E402  (TorchScript's markers; ONNX export raises)

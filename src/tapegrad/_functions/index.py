@@ -246,15 +246,14 @@ def _bool_scalars(x: Tensor, index):
     """`(x, index)` with each bool scalar of `index` made a new axis of `x` indexed by an index
     tensor of length 1 (True) or 0 (False): PyTorch's reading of a bool as a 0-d mask, an
     advanced index (`x[1, :, True]` keeps the new axis in place, `x[None, False]` is empty)."""
-    if not isinstance(index, builtins.tuple):
-        index = (index,)
-    if not builtins.any(_is_bool_scalar(i) for i in index):
+    entries = index if isinstance(index, builtins.tuple) else (index,)
+    if not builtins.any(_is_bool_scalar(i) for i in entries):
         return x, index
     consumed = builtins.sum(
         (i.ndim if isinstance(i, Tensor) and i.dtype is _dtype.bool else
-         0 if i is None or i is Ellipsis or _is_bool_scalar(i) else 1) for i in index)
+         0 if i is None or i is Ellipsis or _is_bool_scalar(i) else 1) for i in entries)
     out, dim, ndim = [], 0, x.ndim
-    for i in index:
+    for i in entries:
         if _is_bool_scalar(i):
             x = x.unsqueeze(dim)
             out.append(tensor([0] if builtins.bool(i) else [], dtype=_dtype.int64))

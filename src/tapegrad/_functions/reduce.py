@@ -490,6 +490,16 @@ def count_nonzero(input: Tensor, dim=None) -> Tensor:
     return apply(count_nonzero_op, input, dim=reduce_dims(dim, input.ndim))
 
 
+def _shared_evenly(x, value):
+    """`value`, an element of `x`, with PyTorch's gradient for a median of all elements: shared
+    evenly among the elements equal to it (the NaNs where it is NaN)."""
+    equal = jnp.where(jnp.isnan(value), jnp.isnan(x), x == value)
+    share = jnp.where(equal, x - lax.stop_gradient(x), 0).sum() / equal.sum()
+    return lax.stop_gradient(value) + share.astype(x.dtype)
+
+
+median_op = Op("median", lambda x, *, k: _shared_evenly(x, _reduce_dim_select(
+    x.reshape(-1), dim=0, keepdim=False, which=("median", k))[0]))
 kthvalue_op = Op("kthvalue", lambda x, *, k, dim, keepdim, median=False: _reduce_dim_select(
     x, dim=dim, keepdim=keepdim, which=("median" if median else "kth", k)), n_out=2)
 
@@ -497,12 +507,11 @@ kthvalue_op = Op("kthvalue", lambda x, *, k, dim, keepdim, median=False: _reduce
 @method("median")
 @numpy_names
 def median(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.bool = False):
-    """The lower median (not the mean of the middle two); with `dim`, `(values, indices)`."""
+    """The lower median (not the mean of the middle two); with `dim`, `(values, indices)`, the
+    gradient sent to the index, else shared among the elements equal to the median."""
     if dim is None:
         _nonempty("median", input)
-        flat = input.reshape(-1)
-        k = (flat.shape[0] - 1) // 2 + 1
-        return apply(kthvalue_op, flat, k=k, dim=0, keepdim=False, median=True)[0]
+        return apply(median_op, input, k=(input.numel() - 1) // 2 + 1)
     if input.ndim == 0:
         return _select(kthvalue_op, return_types.median, input, dim, keepdim, k=1, median=True)
     k = (input.shape[normalize_dim(dim, input.ndim)] - 1) // 2 + 1
@@ -539,9 +548,7 @@ def _nanmedian(x, *, dim, keepdim):
         if x.size == 0:  # NaN, and a (zero) gradient for the empty input, as PyTorch
             return jnp.full((), jnp.nan, x.dtype) + 0 * x.sum(), jnp.zeros((), jnp.int64)
         value = _nanmedian(x.reshape(-1), dim=0, keepdim=False)[0]
-        equal = jnp.where(jnp.isnan(value), jnp.isnan(x), x == value)
-        share = jnp.where(equal, x - lax.stop_gradient(x), 0).sum() / equal.sum()
-        return lax.stop_gradient(value) + share.astype(x.dtype), jnp.zeros((), jnp.int64)
+        return _shared_evenly(x, value), jnp.zeros((), jnp.int64)
     order = jnp.argsort(x, axis=dim, stable=True)
     count = jnp.sum(~jnp.isnan(x), axis=dim, keepdims=True)
     idx = jnp.take_along_axis(order, jnp.maximum(count - 1, 0) // 2, axis=dim)
