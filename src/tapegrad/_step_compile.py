@@ -172,9 +172,9 @@ class _StepContext:
         self._saved = []
 
     def __enter__(self) -> "_StepContext":
-        if _stepmode.active is not None:
+        if _stepmode.state.active is not None:
             raise RuntimeError("tapegrad.compile: compiled steps cannot be nested")
-        _stepmode.active = self.log
+        _stepmode.state.active = self.log
         self._saved = [(g, *g.stream) for g in self.generators]
         return self
 
@@ -189,7 +189,7 @@ class _StepContext:
             g.stream = Const(k, key.dtype), 0
 
     def __exit__(self, *exc) -> None:
-        _stepmode.active = None
+        _stepmode.state.active = None
         drawn = self.log.generators if exc[0] is None else {}  # a failed call draws nothing
         for g, key, counter in self._saved:  # one fresh key per call, as if drawn once
             g.stream = key, counter + (self.advance if id(g) in drawn else 0)
