@@ -115,7 +115,7 @@ def test_new_shapes_trace_again_once():
 
 
 def test_random_numbers_differ_per_call_and_repeat_with_the_seed():
-    v = tg.ones(4, requires_grad=True)
+    v = tg.ones(4)
     noisy = tg.compile(lambda: v * tg.randn(4))
     tg.manual_seed(7)
     first = [noisy().tolist() for _ in range(5)]
@@ -151,7 +151,7 @@ def test_buffers_updated_in_place_keep_updating_step_after_step():
 
 
 def test_a_step_that_draws_nothing_leaves_the_generator_alone():
-    w = tg.ones(3, requires_grad=True)
+    w = tg.ones(3)
     step = tg.compile(lambda x: (w * x).sum())
     tg.manual_seed(3)
     expected = tg.randn(4).tolist()
@@ -162,7 +162,7 @@ def test_a_step_that_draws_nothing_leaves_the_generator_alone():
 
 
 def test_a_generator_first_drawn_from_while_tracing_is_learned_not_frozen():
-    v = tg.ones(4, requires_grad=True)
+    v = tg.ones(4)
     noise = {"on": False}
 
     def step():
@@ -178,7 +178,7 @@ def test_a_generator_first_drawn_from_while_tracing_is_learned_not_frozen():
 
 
 def test_state_changed_by_uncompiled_code_between_calls_is_used():
-    w = tg.ones(3, requires_grad=True)
+    w = tg.ones(3)
     step = tg.compile(lambda x: (w * x).sum())
     for _ in range(3):
         step(tg.ones(3))
@@ -188,7 +188,7 @@ def test_state_changed_by_uncompiled_code_between_calls_is_used():
 
 
 def test_reading_a_value_inside_a_traced_step_is_refused():
-    w = tg.ones(3, requires_grad=True)
+    w = tg.ones(3)
 
     @tg.compile
     def step(x):
