@@ -97,6 +97,11 @@ class CompiledStep:
             self._eager_logs.pop(spec, None)
         guards = _Guards(self.fn)
         log = self._run_eagerly(args, kwargs, leaves)
+        try:
+            _refuse_graph_outputs(log)
+        except BaseException:
+            log.undo()
+            raise
         effect = guards.changed_by_run(log)
         if effect is None and self._relearned > _MAX_PLANS:
             effect = (f"found the Python state it reads changed more than {_MAX_PLANS} times "
@@ -115,7 +120,6 @@ class CompiledStep:
                                          len(logs[-2].scalars) == len(logs[-1].scalars)):
             del self._eager_logs[spec]
             try:
-                _refuse_graph_outputs(log)
                 self._plans[spec] = _Plan(self, spec, logs[-2], logs[-1], guards)
             except BaseException:  # a refused step applies nothing
                 log.undo()
