@@ -443,17 +443,33 @@ def _fingerprint(v):
     identity."""
     if type(v) in _BY_VALUE:
         return (type(v), v)
-    modules = getattr(v, "modules", None)
-    if callable(modules) and hasattr(v, "training"):
-        return (id(v), tuple((id(m), m.training, tuple(
-            (id(p), p._requires_grad) for p in m._parameters.values() if p is not None))
-            for m in modules()))
+    if isinstance(getattr(v, "_modules", None), dict) and hasattr(v, "training"):
+        out: list = []
+        _module_fingerprint(v, out, set())
+        return tuple(out)
     groups = getattr(v, "param_groups", None)
     if isinstance(groups, list) and hasattr(v, "state"):
         return (id(v), tuple(tuple(id(p) for p in g["params"]) for g in groups))
     if isinstance(v, (list, dict, set)):
         return (id(v), len(v))
     return id(v)
+
+
+def _module_fingerprint(m, out: list, seen: set) -> None:
+    """Appends each submodule's identity and `training`, each parameter's identity and
+    `requires_grad` (a direct walk: `modules()` costs twice as much, and this runs every call)."""
+    if id(m) in seen:
+        return
+    seen.add(id(m))
+    out.append(id(m))
+    out.append(m.training)
+    for p in m._parameters.values():
+        if p is not None:
+            out.append(id(p))
+            out.append(p._requires_grad)
+    for c in m._modules.values():
+        if c is not None:
+            _module_fingerprint(c, out, seen)
 
 
 def _refuse_graph_outputs(log) -> None:
