@@ -78,9 +78,11 @@ class CompiledStep:
         self._relearned = 0  # plans dropped because a guard failed
 
     def __call__(self, *args, **kwargs) -> Any:
-        if self._eager_only is not None:
-            return self.fn(*args, **kwargs)
         leaves, treedef = jax.tree.flatten((args, kwargs))  # a Tensor is a leaf
+        if self._eager_only is not None:  # logged all the same: a call that raises applies nothing
+            log = self._run_eagerly(args, kwargs, leaves)
+            log.keep()
+            return log.result
         spec = (treedef, _grad_mode.state.enabled,
                 tuple((x._node.shape, x._node.dtype, x._requires_grad)
                       if isinstance(x, Tensor) else x for x in leaves))
@@ -367,6 +369,7 @@ class _Plan:
 _MISSING = object()
 _BY_VALUE = (int, float, bool, complex, str, bytes, type(None))
 _MAX_DEPTH = 4  # how deep functions reached through globals and closures are followed
+_SHALLOW = 16  # containers up to this length are guarded on their items too
 
 
 class _Guards:
@@ -399,8 +402,8 @@ class _Guards:
             if name in ns:
                 self.places.append((ns, name))
                 self._collect(ns[name], depth + 1, seen)
-        for cell in fn.__closure__ or ():
-            self.places.append((cell, None))
+        for var, cell in zip(code.co_freevars, fn.__closure__ or ()):
+            self.places.append((cell, var))
             try:
                 self._collect(cell.cell_contents, depth + 1, seen)
             except ValueError:  # an empty cell
@@ -409,7 +412,7 @@ class _Guards:
     def _read(self) -> list:
         out = []
         for place, name in self.places:
-            if name is None:
+            if type(place) is types.CellType:
                 try:
                     v = place.cell_contents
                 except ValueError:
@@ -432,15 +435,14 @@ class _Guards:
         now = self._read()
         for (place, name), a, b in zip(self.places, self.values, now):
             if a != b:
-                return (f"rebinds or changes the Python variable "
-                        f"{name or place.cell_contents!r} it reads")
+                return f"rebinds or changes the Python variable {name!r} it reads"
         return None
 
 
 def _fingerprint(v):
     """What a guard compares: numbers and strings by value, a module or optimizer by the
-    parameters it holds and its flags, a list or dict by identity and length, others by
-    identity."""
+    parameters it holds and its flags, a short list, tuple or dict by its items (numbers by
+    value, others by identity), a longer one by identity and length, others by identity."""
     if type(v) in _BY_VALUE:
         return (type(v), v)
     if isinstance(getattr(v, "_modules", None), dict) and hasattr(v, "training"):
@@ -450,7 +452,11 @@ def _fingerprint(v):
     groups = getattr(v, "param_groups", None)
     if isinstance(groups, list) and hasattr(v, "state"):
         return (id(v), tuple(tuple(id(p) for p in g["params"]) for g in groups))
-    if isinstance(v, (list, dict, set)):
+    if isinstance(v, (list, tuple, dict)) and len(v) <= _SHALLOW:  # flags, counters, configs
+        items = v.items() if isinstance(v, dict) else enumerate(v)
+        return (id(v), tuple((k, (type(x), x) if type(x) in _BY_VALUE else id(x))
+                             for k, x in items))
+    if isinstance(v, (list, tuple, dict, set)):
         return (id(v), len(v))
     return id(v)
 
