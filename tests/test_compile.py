@@ -115,7 +115,7 @@ def test_new_shapes_trace_again_once():
 
 
 def test_random_numbers_differ_per_call_and_repeat_with_the_seed():
-    v = tg.ones(4, requires_grad=True)
+    v = tg.ones(4)
     noisy = tg.compile(lambda: v * tg.randn(4))
     tg.manual_seed(7)
     first = [noisy().tolist() for _ in range(5)]
@@ -151,7 +151,7 @@ def test_buffers_updated_in_place_keep_updating_step_after_step():
 
 
 def test_a_step_that_draws_nothing_leaves_the_generator_alone():
-    w = tg.ones(3, requires_grad=True)
+    w = tg.ones(3)
     step = tg.compile(lambda x: (w * x).sum())
     tg.manual_seed(3)
     expected = tg.randn(4).tolist()
@@ -162,23 +162,23 @@ def test_a_step_that_draws_nothing_leaves_the_generator_alone():
 
 
 def test_a_generator_first_drawn_from_while_tracing_is_learned_not_frozen():
-    v = tg.ones(4, requires_grad=True)
-    noise = {"on": False}
+    v = tg.ones(4)
+    noise = type("Flags", (), {"on": False})()  # an attribute: no guard sees it change
 
     def step():
-        return v * tg.randn(4) if noise["on"] else v * 1.0
+        return v * tg.randn(4) if noise.on else v * 1.0
 
     compiled = tg.compile(step)
     compiled()
     compiled()  # two eager runs: no draws seen
-    noise["on"] = True
+    noise.on = True
     draws = [compiled().tolist() for _ in range(4)]
     assert len({tuple(d) for d in draws}) == 4  # fresh noise every call, not one frozen draw
     assert compiled.traces == 2  # the trace that met the draw was dropped, the step relearned
 
 
 def test_state_changed_by_uncompiled_code_between_calls_is_used():
-    w = tg.ones(3, requires_grad=True)
+    w = tg.ones(3)
     step = tg.compile(lambda x: (w * x).sum())
     for _ in range(3):
         step(tg.ones(3))
@@ -188,7 +188,7 @@ def test_state_changed_by_uncompiled_code_between_calls_is_used():
 
 
 def test_reading_a_value_inside_a_traced_step_is_refused():
-    w = tg.ones(3, requires_grad=True)
+    w = tg.ones(3)
 
     @tg.compile
     def step(x):
@@ -226,10 +226,10 @@ def test_a_python_number_that_changes_is_refused_not_frozen():
 def test_state_the_eager_runs_did_not_touch_is_rediscovered():
     a = tg.ones(2, requires_grad=True)
     b = tg.ones(2, requires_grad=True)
-    use_b = [False]
+    use_b = type("Flags", (), {"on": False})()  # an attribute: no guard sees it change
 
     def step():
-        w = b if use_b[0] else a
+        w = b if use_b.on else a
         loss = (w * w).sum()
         loss.backward()
         with tg.no_grad():
@@ -240,7 +240,7 @@ def test_state_the_eager_runs_did_not_touch_is_rediscovered():
     compiled = tg.compile(step)
     compiled()
     compiled()  # two eager runs learn that the step updates `a`
-    use_b[0] = True  # the trace now meets `b`: it must run the step, not freeze `b` in
+    use_b.on = True  # the trace now meets `b`: it must run the step, not freeze `b` in
     compiled()
     np.testing.assert_allclose(b.detach().numpy(), [0.5, 0.5])
     np.testing.assert_allclose(a.detach().numpy(), [0.25, 0.25])

@@ -10,17 +10,28 @@ What would silently freeze into the trace is refused instead: reading a tensor's
 (`item()`, `bool()`, printing), a Python number that changed between calls, and state the eager
 runs did not touch (the step is then rediscovered). Optimizer hyperparameters are inputs, so a
 learning-rate scheduler stepping outside the compiled step works without recompiling.
+
+As TorchDynamo does, a plan holds guards on what its trace took from Python, checked before each
+call (`_Guards`): the values of the globals and closure variables the step's code (and the
+functions it reaches through them) names (numbers by value, everything else by identity), and
+for modules and optimizers among them the parameters they hold, their `requires_grad` and the
+modules' `training` flags; the `requires_grad` of the leaves the step sets `.grad` of, and grad
+mode. A failed guard makes the step be learned again (at most `_MAX_PLANS` plans per step). A
+step that rebinds such a variable itself (a counter) or writes an argument in place has effects
+no trace repeats: it runs uncompiled, with a warning. A step that returns a tensor still
+requiring grad without calling `backward()` (a compiled forward) is refused.
 """
 from __future__ import annotations
 
 import functools
+import types
 import warnings
 from typing import Any, Callable
 
 import jax
 
 from ._autograd.grads import write_grad
-from ._core import checks as _checks, stepmode as _stepmode
+from ._core import checks as _checks, grad_mode as _grad_mode, stepmode as _stepmode
 from ._core.compile import materialize, unshared
 from ._core.graph import Const
 from ._tensor import random as _random
@@ -63,25 +74,55 @@ class CompiledStep:
         self._eager_logs: dict = {}  # argument spec -> logs of the eager runs so far
         self._plans: dict = {}  # argument spec -> _Plan
         self.traces = 0  # how many times the step was traced (compiled)
+        self._eager_only: str | None = None  # why the step cannot be compiled, once found
+        self._relearned = 0  # plans dropped because a guard failed
 
     def __call__(self, *args, **kwargs) -> Any:
         leaves, treedef = jax.tree.flatten((args, kwargs))  # a Tensor is a leaf
-        spec = (treedef, tuple((x._node.shape, x._node.dtype, x._requires_grad)
-                               if isinstance(x, Tensor) else x for x in leaves))
+        if self._eager_only is not None:  # logged all the same: a call that raises applies nothing
+            log = self._run_eagerly(args, kwargs, leaves)
+            log.keep()
+            return log.result
+        spec = (treedef, _grad_mode.state.enabled,
+                tuple((x._node.shape, x._node.dtype, x._requires_grad)
+                      if isinstance(x, Tensor) else x for x in leaves))
         plan = self._plans.get(spec)
         if plan is not None:
-            try:
-                return plan(leaves)
-            except _stepmode.UntrackedState:
-                del self._plans[spec]  # the step touched new state: learn it again
+            if plan.guards.hold():
+                try:
+                    return plan(leaves)
+                except _stepmode.UntrackedState:
+                    pass
+            else:
+                self._relearned += 1
+            del self._plans[spec]  # a guard failed or the step touched new state: learn it again
+            self._eager_logs.pop(spec, None)
+        guards = _Guards(self.fn)
         log = self._run_eagerly(args, kwargs, leaves)
+        try:
+            _refuse_graph_outputs(log)
+        except BaseException:
+            log.undo()
+            raise
+        effect = guards.changed_by_run(log)
+        if effect is None and self._relearned > _MAX_PLANS:
+            effect = (f"found the Python state it reads changed more than {_MAX_PLANS} times "
+                      "(pass values that change as tensor arguments)")
+        if effect is not None:
+            self._eager_only = effect
+            self._eager_logs.clear()
+            self._plans.clear()
+            warnings.warn(f"tapegrad.compile: {self.__name__} {effect}; a compiled step would "
+                          "not repeat that, so it runs uncompiled.", RuntimeWarning, stacklevel=2)
+            log.keep()
+            return log.result
         logs = self._eager_logs.setdefault(spec, [])
         logs.append(log)
         if len(logs) >= _EAGER_RUNS and (len(logs) == _MAX_EAGER_RUNS or
                                          len(logs[-2].scalars) == len(logs[-1].scalars)):
             del self._eager_logs[spec]
             try:
-                self._plans[spec] = _Plan(self, spec, logs[-2], logs[-1])
+                self._plans[spec] = _Plan(self, spec, logs[-2], logs[-1], guards)
             except BaseException:  # a refused step applies nothing
                 log.undo()
                 raise
@@ -116,6 +157,7 @@ class CompiledStep:
         except BaseException:  # a step that raises applies nothing
             log.undo()
             raise
+        log.writes_arguments = bool(arg_cells & log.writes.keys())
         for cells in (log.reads, log.writes):
             for key in arg_cells & cells.keys():
                 del cells[key]
@@ -172,9 +214,9 @@ class _StepContext:
         self._saved = []
 
     def __enter__(self) -> "_StepContext":
-        if _stepmode.active is not None:
+        if _stepmode.state.active is not None:
             raise RuntimeError("tapegrad.compile: compiled steps cannot be nested")
-        _stepmode.active = self.log
+        _stepmode.state.active = self.log
         self._saved = [(g, *g.stream) for g in self.generators]
         return self
 
@@ -189,7 +231,7 @@ class _StepContext:
             g.stream = Const(k, key.dtype), 0
 
     def __exit__(self, *exc) -> None:
-        _stepmode.active = None
+        _stepmode.state.active = None
         drawn = self.log.generators if exc[0] is None else {}  # a failed call draws nothing
         for g, key, counter in self._saved:  # one fresh key per call, as if drawn once
             g.stream = key, counter + (self.advance if id(g) in drawn else 0)
@@ -219,9 +261,10 @@ class _Plan:
     """The traced step: lifted state in, new state out, one jitted call."""
 
     def __init__(self, step: CompiledStep, spec, first: _stepmode.StepLog,
-                 last: _stepmode.StepLog) -> None:
+                 last: _stepmode.StepLog, guards: "_Guards") -> None:
         self.step = step
         self.spec = spec
+        self.guards = guards
         _check_scalars(first.scalars, last.scalars)
         self.scalars = last.scalars
         self.writes = list(last.writes.values())
@@ -231,6 +274,7 @@ class _Plan:
         self.cells = self.read_write + self.read_only
         self.written = {id(c) for c in self.writes}
         self.grad_owners = list(last.grad_owners.values())
+        guards.leaves = [(t, t._requires_grad) for t in self.grad_owners]
         self.hyperparams = list(last.hyperparams)
         self.generators = list(last.generators.values())  # those the step draws from
         self._out = None
@@ -296,7 +340,7 @@ class _Plan:
             for c, v in zip(cells, list(rw) + list(ro)):
                 c.assign(Const(v, c.node.dtype), bump=False)
             call_args, call_kwargs = self.spec[0].unflatten(
-                [_arg_tensor(a, k) if a is not None else k for a, k in zip(args, self.spec[1])])
+                [_arg_tensor(a, k) if a is not None else k for a, k in zip(args, self.spec[2])])
             with _StepContext(log, self.generators, advance=0) as ctx:  # the caller advances
                 ctx.seed_generators([jax.random.fold_in(k, n) for k, n in gens])
                 result = self.step.fn(*call_args, **call_kwargs)
@@ -320,6 +364,132 @@ class _Plan:
                 c.assign(node, bump=False)
             for t, g in zip(self.grad_owners, saved_grads):
                 write_grad(t, g)
+
+
+_MISSING = object()
+_BY_VALUE = (int, float, bool, complex, str, bytes, type(None))
+_MAX_DEPTH = 4  # how deep functions reached through globals and closures are followed
+_SHALLOW = 16  # containers up to this length are guarded on their items too
+
+
+class _Guards:
+    """What a step's trace took from Python, read again before each compiled call.
+
+    The variables the step's code names (globals, closure cells), followed into the functions
+    and methods among their values; for the modules and optimizers among them, the parameters
+    they hold with their `requires_grad`, and the modules' `training` flags.
+    """
+
+    def __init__(self, fn) -> None:
+        self.places: list = []  # (namespace dict or cell, name or None)
+        self.leaves: list = []  # the leaves whose .grad the step sets, set by the plan
+        seen: set = set()
+        self._collect(fn, 0, seen)
+        self.values = self._read()
+
+    def _collect(self, fn, depth: int, seen: set) -> None:
+        fn = getattr(fn, "__func__", fn)  # a bound method: its function
+        code = getattr(fn, "__code__", None)
+        if code is None or id(fn) in seen or depth > _MAX_DEPTH:
+            return
+        seen.add(id(fn))
+        names = set(code.co_names)
+        for c in code.co_consts:  # nested functions and comprehensions read globals too
+            if isinstance(c, types.CodeType):
+                names.update(c.co_names)
+        ns = fn.__globals__
+        for name in sorted(names):
+            if name in ns:
+                self.places.append((ns, name))
+                self._collect(ns[name], depth + 1, seen)
+        for var, cell in zip(code.co_freevars, fn.__closure__ or ()):
+            self.places.append((cell, var))
+            try:
+                self._collect(cell.cell_contents, depth + 1, seen)
+            except ValueError:  # an empty cell
+                pass
+
+    def _read(self) -> list:
+        out = []
+        for place, name in self.places:
+            if type(place) is types.CellType:
+                try:
+                    v = place.cell_contents
+                except ValueError:
+                    v = _MISSING
+            else:
+                v = place.get(name, _MISSING)
+            out.append(_fingerprint(v))
+        return out
+
+    def hold(self) -> bool:
+        """True when everything the trace took from Python is as it was."""
+        if any(t._requires_grad != rg for t, rg in self.leaves):
+            return False
+        return self._read() == self.values
+
+    def changed_by_run(self, log) -> str | None:
+        """Why the eager run just made has effects a trace would not repeat, if it has."""
+        if getattr(log, "writes_arguments", False):
+            return "writes one of its tensor arguments in place"
+        now = self._read()
+        for (place, name), a, b in zip(self.places, self.values, now):
+            if a != b:
+                return f"rebinds or changes the Python variable {name!r} it reads"
+        return None
+
+
+def _fingerprint(v):
+    """What a guard compares: numbers and strings by value, a module or optimizer by the
+    parameters it holds and its flags, a short list, tuple or dict by its items (numbers by
+    value, others by identity), a longer one by identity and length, others by identity."""
+    if type(v) in _BY_VALUE:
+        return (type(v), v)
+    if isinstance(getattr(v, "_modules", None), dict) and hasattr(v, "training"):
+        out: list = []
+        _module_fingerprint(v, out, set())
+        return tuple(out)
+    groups = getattr(v, "param_groups", None)
+    if isinstance(groups, list) and hasattr(v, "state"):
+        return (id(v), tuple(tuple(id(p) for p in g["params"]) for g in groups))
+    if isinstance(v, (list, tuple, dict)) and len(v) <= _SHALLOW:  # flags, counters, configs
+        items = v.items() if isinstance(v, dict) else enumerate(v)
+        return (id(v), tuple((k, (type(x), x) if type(x) in _BY_VALUE else id(x))
+                             for k, x in items))
+    if isinstance(v, (list, tuple, dict, set)):
+        return (id(v), len(v))
+    return id(v)
+
+
+def _module_fingerprint(m, out: list, seen: set) -> None:
+    """Appends each submodule's identity and `training`, each parameter's identity and
+    `requires_grad` (a direct walk: `modules()` costs twice as much, and this runs every call)."""
+    if id(m) in seen:
+        return
+    seen.add(id(m))
+    out.append(id(m))
+    out.append(m.training)
+    for p in m._parameters.values():
+        if p is not None:
+            out.append(id(p))
+            out.append(p._requires_grad)
+    for c in m._modules.values():
+        if c is not None:
+            _module_fingerprint(c, out, seen)
+
+
+def _refuse_graph_outputs(log) -> None:
+    """A plan returns plain values: a step that hands out a tensor for a later `backward()`
+    cannot be compiled."""
+    if log.grad_owners:
+        return
+    for x in jax.tree.leaves(log.result, is_leaf=_is_tensor):
+        if _is_tensor(x) and x._requires_grad:
+            raise RuntimeError(
+                "tapegrad.compile: the step returns a tensor that requires grad but calls no "
+                "backward(); a compiled step returns plain values, so the tensor would stop "
+                "requiring grad. Compile the whole step (forward, backward(), optimizer.step()), "
+                "or return a detached tensor.")
 
 
 def _arg_tensor(value, spec) -> Tensor:

@@ -409,7 +409,7 @@ def _walk(top: Node, is_stop) -> tuple:
     computed inside the first backward's program and be its inputs in every later one: a second
     compile. They are computed apart instead, once.
     """
-    log = _stepmode.active
+    log = _stepmode.state.active
     logged = len(log.scalars) if log is not None else 0
     tr = Trace()
     walk = tr.walk([top], stop=is_stop, expand=_requires_grad)

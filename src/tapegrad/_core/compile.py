@@ -83,10 +83,10 @@ class Trace:
                 ref = self._frontier_ref[id(x)] = len(self.frontier) * 3 + FRONTIER
                 self.frontier.append(x)
                 self.key.append((x.shape, x.dtype))
-                if _stepmode.active is not None and x.owner is not None:
+                if _stepmode.state.active is not None and x.owner is not None:
                     cell = x.owner()
                     if cell is not None and cell.node is x:
-                        _stepmode.active.read(cell)
+                        _stepmode.state.active.read(cell)
             return ref
         self.frontier.append(x)  # a Python scalar: passed by value, so no retrace when it changes
         self.key.append(type(x))
@@ -130,8 +130,8 @@ class Trace:
             stack.pop()
             in_refs = tuple(refs[id(c)] if isinstance(c, Node) else self._frontier(c)
                             for c in n.inputs)
-            if _stepmode.active is not None:
-                _stepmode.active.scalars_of(n)
+            if _stepmode.state.active is not None:
+                _stepmode.state.active.scalars_of(n)
             refs[id(n)] = len(nodes) * 3 + COMPUTED
             nodes.append(n)
             in_refs_list.append(in_refs)

@@ -1,17 +1,25 @@
 """What a compiled step touches: the hooks `tapegrad.compile` listens on.
 
-While a step function runs under `tapegrad.compile`, `active` holds a `StepLog`; the engine
+While a step function runs under `tapegrad.compile`, `state.active` holds a `StepLog`; the engine
 reports to it the storage it reads and writes, the leaves whose `.grad` it sets, and the Python
-numbers it feeds to programs. Outside a compiled step `active` is None and the hooks cost one
-global lookup.
+numbers it feeds to programs. Outside a compiled step `state.active` is None and the hooks cost
+two lookups. The state is thread-local (as grad mode is): a step compiled or run in one thread
+neither sees nor logs what another thread's code does.
 """
 from __future__ import annotations
 
 import itertools
+import threading
 import weakref
 
 _NUMBERS = (int, float, bool, complex)
-active = None  # the StepLog of the step being run or traced, if any
+
+
+class _State(threading.local):
+    active = None  # the StepLog of the step this thread is running or tracing, if any
+
+
+state = _State()
 optimizers: weakref.WeakSet = weakref.WeakSet()  # live optimizers (their hyperparameters are lifted)
 # A number per storage cell and node, in creation order: cells older than a step are its state.
 next_serial = itertools.count().__next__
@@ -73,32 +81,37 @@ class UntrackedState(RuntimeError):
 
 def tracing() -> bool:
     """True while a compiled step is being traced (values are tracers)."""
-    return active is not None and active.tracing
+    log = state.active
+    return log is not None and log.tracing
 
 
 def write(cell) -> None:
-    if active is not None:
-        active.write(cell)
+    log = state.active
+    if log is not None:
+        log.write(cell)
 
 
 def grad_owner(tensor) -> None:
-    if active is not None:
-        active.grad_owner(tensor)
+    log = state.active
+    if log is not None:
+        log.grad_owner(tensor)
 
 
 def generator(gen) -> None:
-    if active is not None:
-        active.generator(gen)
+    log = state.active
+    if log is not None:
+        log.generator(gen)
 
 
 def hyperparams(optimizer, group_index: int, values: dict) -> dict:
     """Optimizer hyperparameters as the step should use them: traced inputs under compile, so a
     scheduler's new learning rate takes effect without recompiling."""
-    if active is None:
+    log = state.active
+    if log is None:
         return values
     key = (id(optimizer), group_index)
-    if active.tracing:
-        return active.lifted[key]
-    if not any(o is optimizer and g == group_index for o, g in active.hyperparams):
-        active.hyperparams.append((optimizer, group_index))
+    if log.tracing:
+        return log.lifted[key]
+    if not any(o is optimizer and g == group_index for o, g in log.hyperparams):
+        log.hyperparams.append((optimizer, group_index))
     return values

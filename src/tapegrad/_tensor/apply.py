@@ -26,8 +26,8 @@ def apply(op: Op, *args, **static):
     signature = []
     for a in args:
         if isinstance(a, Tensor):
-            if _stepmode.active is not None:  # a compiled step reads this storage's value here,
-                _stepmode.active.read(a._cell)  # even if the step overwrites it before it runs
+            if _stepmode.state.active is not None:  # a compiled step reads this storage's value here,
+                _stepmode.state.active.read(a._cell)  # even if the step overwrites it before it runs
             if grad and a._requires_grad:
                 requires_grad = True
                 node = a._autograd_node()

@@ -34,10 +34,10 @@ def checked(t: Tensor, op: str, test: Callable, args: tuple, error: type, messag
             if failed:
                 raise error(message.format(value=value.item()))
         return t
-    if _stepmode.active is not None:
-        _stepmode.active.read(t._cell)
+    if _stepmode.state.active is not None:
+        _stepmode.state.active.read(t._cell)
         if on is not None:
-            _stepmode.active.read(on._cell)
+            _stepmode.state.active.read(on._cell)
     check = _checks.Check(op, test, args, error, message, _checks.user_line())
     node = _node(t)
     extra = () if on is None else (no_grad_input(on._cell.node),)

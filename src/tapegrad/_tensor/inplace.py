@@ -75,8 +75,8 @@ def set_value(target: Tensor, value: jax.Array) -> None:
     """Store a computed array as `target`'s new value, in place, outside autograd (optimizers,
     gradients folded by a backward, the results of a compiled step)."""
     cell = target._cell
-    if _stepmode.active is not None:
-        _stepmode.active.write(cell)
+    if _stepmode.state.active is not None:
+        _stepmode.state.active.write(cell)
     cell.assign(Const(value, _dtype.from_numpy_dtype(value.dtype)))
     if cell.views is not None:  # views taken earlier show the new value
         _views.refresh(cell)

@@ -131,7 +131,7 @@ class Generator:
         key, counter = self.stream
         self._counter += 1
         signature = (kind, shape, dtype.np, extra)
-        if kind in _BUCKETED and _stepmode.active is None:
+        if kind in _BUCKETED and _stepmode.state.active is None:
             seen = _seen.get(signature, 0)
             if seen < EAGER_DRAWS:
                 _seen[signature] = seen + 1

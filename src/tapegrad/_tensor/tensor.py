@@ -68,8 +68,8 @@ class Tensor:
     # -- value ------------------------------------------------------------------------------------
     def _value(self) -> jax.Array:
         node = self._cell.node
-        if _stepmode.active is not None:
-            _stepmode.active.read(self._cell)
+        if _stepmode.state.active is not None:
+            _stepmode.state.active.read(self._cell)
         if node.value is None:
             materialize([node])
         return node.value
@@ -88,8 +88,8 @@ class Tensor:
     def _set_node(self, node) -> None:
         """Point this tensor's storage at a new value (an in-place update: bumps the version)."""
         cell = self._cell
-        if _stepmode.active is not None:
-            _stepmode.active.write(cell)
+        if _stepmode.state.active is not None:
+            _stepmode.state.active.write(cell)
         chained = cell.node.value is None
         cell.assign(node)
         if node.value is None and not _stepmode.tracing():

@@ -172,7 +172,7 @@ def _as_region(out, start: int, reentrant: bool):
         return out
     tops = [leaves[i]._autograd_node() for i in picked]
 
-    log = _stepmode.active
+    log = _stepmode.state.active
     logged = len(log.scalars) if log is not None else 0
     tr = Trace()
     walk = tr.walk(tops, stop=external, expand=lambda n: n.requires_grad)

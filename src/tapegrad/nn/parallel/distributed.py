@@ -113,7 +113,7 @@ class DistributedDataParallel(Module):
             unused, self._unused = self._unused, None
             raise RuntimeError(_UNFINISHED.format(rank=self.process_group.rank(),
                                                   indices=unused))
-        log = _stepmode.active
+        log = _stepmode.state.active
         if log is not None:  # tapegrad.compile: each process runs the step on its own values
             if log.tracing and log.per_process is not self.process_group.mesh:
                 raise RuntimeError(_TRACED)
@@ -136,7 +136,7 @@ class DistributedDataParallel(Module):
         """In a compiled step, log the averaging state the step began with (its first use of
         this module: `no_sync` entered in the step, or a forward): a call that begins in another
         state learns the step again."""
-        log = _stepmode.active
+        log = _stepmode.state.active
         if log is not None and all(read != self._syncs for read, _ in log.conditions):
             log.conditions.append((self._syncs, at_entry))
 

@@ -1,0 +1,188 @@
+"""tapegrad.compile guards what its trace took from Python: a change the eager loop would follow
+(a rebound variable, a flag, a new parameter or optimizer, a Python side effect) is followed by
+the compiled step too, step for step; what cannot be compiled falls back to eager or raises.
+
+Each scenario runs the same script twice, once with the step compiled; the parameters must be
+equal after every step. A few also run in PyTorch for the expected numbers.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+_STEPS = 7
+_CHANGE_AT = 4  # after the two eager runs and the trace: the change meets a compiled plan
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 3)).astype(np.float32)
+    xs = [rng.normal(size=(5, 4)).astype(np.float32) for _ in range(_STEPS)]
+    return w, xs
+
+
+def _scenario(name, compiled, T=tg):
+    """Runs scenario `name` for _STEPS steps; the parameters after each step."""
+    w0, xs = _data()
+    model = T.nn.Linear(4, 3)
+    with T.no_grad():
+        model.weight.copy_(T.tensor(w0.T.copy()))
+        model.bias.zero_()
+
+    def step(x):
+        opt.zero_grad()
+        out = model(x)
+        if name == "clamp":
+            out = out.clamp(min=lo)
+        if name == "shift":
+            out = out + shift
+        if name == "dropout":
+            out = drop(out)
+        loss = (out ** 2).mean()
+        loss.backward()
+        if name == "clip":
+            T.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        if name == "counter":
+            nonlocal count
+            count += 1
+            if count % 2 == 0:
+                opt.step()
+        elif name == "python_lr":
+            with T.no_grad():
+                for p in model.parameters():
+                    if p.grad is not None:
+                        p -= lr * p.grad
+        else:
+            opt.step()
+        if name == "side_effect":
+            history.append(1)
+        if name == "raises" and stop:
+            raise ValueError("stop")
+        return loss
+
+    opt = T.optim.SGD(model.parameters(), lr=0.1)
+    lr, lo, max_norm, count, history, stop = 0.1, -0.5, 10.0, 0, [], False
+    shift = T.zeros(3)
+    drop = T.nn.Dropout(1.0)  # train mode zeroes all: deterministic, unlike eval
+    if compiled:
+        step = tg.compile(step)
+    T.manual_seed(0)
+    params = []
+    for i, x in enumerate(xs):
+        if i == _CHANGE_AT:
+            if name == "python_lr":
+                lr = 0.5
+            elif name == "clamp":
+                lo = 0.2
+            elif name == "clip":
+                max_norm = 0.01
+            elif name == "new_optimizer":
+                opt = T.optim.SGD(model.parameters(), lr=0.3, momentum=0.5)
+            elif name == "new_parameter":
+                model.bias = T.nn.Parameter(T.ones(3))
+                opt.param_groups[0]["params"][1] = model.bias
+            elif name == "requires_grad":
+                model.bias.requires_grad_(False)
+            elif name == "dropout":
+                drop.eval()
+            elif name == "shift":
+                shift = T.ones(3)
+            elif name == "raises":
+                stop = True
+        try:
+            step(T.tensor(x))
+        except ValueError:
+            params.append("raised")
+            continue
+        params.append([p.detach().numpy().copy() for p in model.parameters()])
+        if name == "dropout" and i == _CHANGE_AT + 1:
+            drop.train()
+    return params, history
+
+
+_SCENARIOS = ["counter", "python_lr", "clamp", "clip", "new_optimizer", "new_parameter",
+              "requires_grad", "dropout", "shift", "side_effect", "raises"]
+
+
+def _assert_same(a, b):
+    assert len(a) == len(b)
+    for i, (pa, pb) in enumerate(zip(a, b)):
+        if isinstance(pa, str) or isinstance(pb, str):
+            assert pa == pb, f"step {i}"
+            continue
+        for x, y in zip(pa, pb):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6, err_msg=f"step {i}")
+
+
+@pytest.mark.parametrize("name", _SCENARIOS)
+def test_compiled_step_follows_python_changes_as_eager_does(name):
+    eager, eager_history = _scenario(name, compiled=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the side-effect scenarios fall back
+        compiled, compiled_history = _scenario(name, compiled=True)
+    _assert_same(compiled, eager)
+    assert compiled_history == eager_history
+
+
+@pytest.mark.parametrize("name", ["counter", "side_effect"])
+def test_a_step_with_python_side_effects_runs_uncompiled_with_a_warning(name):
+    with pytest.warns(RuntimeWarning, match="runs uncompiled"):
+        _scenario(name, compiled=True)
+
+
+def test_a_guard_that_fails_relearns_the_step_and_traces_again():
+    w = tg.ones(3, requires_grad=True)
+    opt = tg.optim.SGD([w], lr=0.1)
+    k = 1.0
+
+    def step(x):
+        opt.zero_grad()
+        loss = (w * x * k).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = tg.compile(step)
+    for _ in range(3):
+        compiled(tg.ones(3))
+    assert compiled.traces == 1
+    k = 2.0
+    for _ in range(3):
+        compiled(tg.ones(3))
+    assert compiled.traces == 2
+    np.testing.assert_allclose(w.detach().numpy(), 1 - 0.1 * 3 - 0.2 * 3, rtol=1e-6)
+
+
+def test_an_argument_written_in_place_is_written_as_in_eager():
+    def step(a, b):
+        b.add_(1.0)
+        return (a * b).sum()
+
+    with pytest.warns(RuntimeWarning, match="writes one of its tensor arguments"):
+        compiled = tg.compile(step)
+        bs = [tg.zeros(2) for _ in range(4)]
+        for b in bs:
+            compiled(tg.ones(2), b)
+    for b in bs:
+        assert b.tolist() == [1.0, 1.0]
+
+
+def test_a_compiled_forward_returning_a_graph_tensor_is_refused():
+    model = tg.nn.Linear(2, 2)
+    forward = tg.compile(lambda x: model(x))
+    assert model(tg.ones(1, 2)).requires_grad  # as PyTorch's compiled forward keeps it
+    with pytest.raises(RuntimeError, match="requires grad but calls no backward"):
+        forward(tg.ones(1, 2))
+
+
+@pytest.mark.parametrize("name", ["python_lr", "clamp", "new_parameter", "requires_grad",
+                                  "counter"])
+def test_compiled_step_matches_pytorch_eager(name):
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        compiled, _ = _scenario(name, compiled=True)
+    expected, _ = _scenario(name, compiled=False, T=torch)
+    _assert_same(compiled, expected)
