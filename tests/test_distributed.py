@@ -25,7 +25,7 @@ from tapegrad import nn
 
 import distributed_worker as worker
 import spmd_worker
-from helpers import assert_trained_state_close
+from helpers import assert_trained_state_close, run_example
 
 HERE = Path(__file__).parent
 SRC = str(HERE.parent / "src")
@@ -434,3 +434,17 @@ def test_launcher_sets_torchrun_variables_and_stops_on_failure(tmp_path):
     failed = subprocess.run(run + ["fail"], env=env, timeout=60, capture_output=True, text=True)
     assert failed.returncode == 3
     assert "local rank 1" in failed.stderr and "exited with code 3" in failed.stderr
+
+
+def _accuracy(line: str) -> float:
+    return float(line.split(": ")[1].split("%")[0])
+
+
+def test_ddp_example_launched_as_the_readme_shows(tmp_path):
+    pytest.importorskip("sklearn")
+    _, single = run_example("train_digits.py", "--epochs", "5", "--plot", str(tmp_path / "l.png"))
+    out, ddp = run_example("-m", "tapegrad.distributed.run", "--nproc-per-node", "2", "ddp.py",
+                           "--epochs", "5")
+    assert "(mean of 2 ranks)" in out and "(2 processes)" in out
+    # each rank draws its own sample order and dropout masks: close to one device, not equal
+    assert abs(_accuracy(ddp) - _accuracy(single)) <= 2.0
