@@ -224,9 +224,44 @@ def mismatches(rank: int, world: int) -> dict:
     return out
 
 
+def dtensor_gradients(torch, DTensor, Replicate, Shard, mesh, rank: int, world: int) -> dict:
+    """Gradients through `from_local`/`to_local` over the processes, with `torch` either
+    tapegrad or PyTorch (`dtensor_torch_worker.py` runs it under PyTorch's DTensor)."""
+    local = torch.arange(6.0).reshape(2, 3) + 10 * rank
+    out = {}
+    # gradients through from_local: each process's local leaf gets its shard of the gradient
+    # (sums across the processes' shards, squared: every process's gradient reads them all)
+    for key, placement in (("grad_rows", Shard(0)), ("grad_cols", Shard(1))):
+        x = local.clone().requires_grad_()
+        d = DTensor.from_local(x, mesh, [placement])
+        (d.sum(dim=placement.dim) ** 2).sum().backward()
+        out[key] = x.grad.tolist()
+    # rows (Shard(0)) times a replicated vector, squared and summed: the vector's gradient
+    # reduces over the global rows, the same on every process
+    x = local.clone().requires_grad_()
+    v = torch.tensor([1.0, -2.0, 0.5]).requires_grad_()
+    rows_g = DTensor.from_local(x, mesh, [Shard(0)])
+    scale_g = DTensor.from_local(v, mesh, [Replicate()])
+    ((rows_g * scale_g) ** 2).sum().backward()
+    out["grad_scaled"] = [x.grad.tolist(), v.grad.tolist()]
+    # to_local of a DTensor leaf: its gradient's shard here is the local gradient
+    leaf = DTensor.from_local(local.detach(), mesh, [Shard(0)]).requires_grad_()
+    (leaf.to_local() ** 3).sum().backward()
+    g = leaf.grad  # PyTorch's is a DTensor; tapegrad's an ordinary tensor laid out as the leaf
+    out["to_local_grad"] = (g.to_local() if isinstance(g, DTensor) else
+                            np.asarray(g._value().addressable_shards[0].data)).tolist()
+    # both ways: local leaf -> Shard(0) -> all-gathered (Replicate) -> local (the whole tensor
+    # on every process) -> a loss; each process's gradient is its rows of the weights
+    x = local.clone().requires_grad_()
+    whole = DTensor.from_local(x, mesh, [Shard(0)]).redistribute(mesh, [Replicate()])
+    (whole.to_local() * torch.arange(6.0 * world).reshape(2 * world, 3)).sum().backward()
+    out["round_trip_grad"] = x.grad.tolist()
+    return out
+
+
 def dtensor(rank: int, world: int) -> dict:
     """DTensor over the processes (one device each): from_local's shards, to_local,
-    full_tensor, an op, and the refusals."""
+    full_tensor, an op, and gradients back to each process's local tensor."""
     from tapegrad.distributed.device_mesh import init_device_mesh
     from tapegrad.distributed.tensor import DTensor, Replicate, Shard
     mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("dp",))
@@ -238,15 +273,7 @@ def dtensor(rank: int, world: int) -> dict:
            "cols": [list(cols.shape), cols.to_local().tolist(), cols.full_tensor().tolist()],
            "scaled_sum": (rows * scale).sum().item(),
            "coordinate": mesh.get_coordinate()}
-    try:
-        DTensor.from_local(local.requires_grad_(), mesh, [Shard(0)])
-    except RuntimeError as e:
-        out["grad_error"] = str(e)
-    leaf = DTensor.from_local(local.detach(), mesh, [Shard(0)]).requires_grad_()
-    try:
-        leaf.to_local()
-    except RuntimeError as e:
-        out["to_local_error"] = str(e)
+    out.update(dtensor_gradients(torch, DTensor, Replicate, Shard, mesh, rank, world))
     return out
 
 

@@ -1,6 +1,12 @@
 """Shared test helpers: references computed with plain JAX, and tolerances per dtype."""
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,3 +76,24 @@ def assert_trained_state_close(ours: dict, theirs: dict, steps: int) -> None:
             np.testing.assert_allclose(got[keys], want[keys], atol=0.01 * steps)
             got, want = np.delete(got, keys), np.delete(want, keys)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-6, err_msg=k)
+
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def run_example(*args: str, devices: int = 1, timeout: float = 300) -> tuple[str, str]:
+    """Run `python *args` in examples/ (a script, or `-m tapegrad.distributed.run ...`) with this
+    checkout's tapegrad and `devices` XLA host devices; its stdout and held-out accuracy line.
+
+    The examples exit 1 under 95% accuracy, so a zero exit status is asserted here too."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if devices > 1:
+        flags += f" --xla_force_host_platform_device_count={devices}"
+    env = dict(os.environ, XLA_FLAGS=flags.strip(), PYTHONPATH=os.pathsep.join(
+        [str(EXAMPLES.parent / "src"), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, *args], cwd=EXAMPLES, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    line = re.search(r"held-out accuracy: [0-9.]+% on \d+ digits", proc.stdout)
+    assert line, proc.stdout[-2000:]
+    return proc.stdout, line.group(0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 import spmd_worker as worker
-from helpers import assert_trained_state_close
+from helpers import assert_trained_state_close, run_example
 
 HERE = Path(__file__).parent
 
@@ -153,3 +154,17 @@ def test_tensor_parallel_layouts(seen):
     assert got["placements"]["2.bias"] == "(Replicate(),)"
     assert got["param_shards"]["0.weight"] == [[4, 10]] * 8
     assert got["param_shards"]["2.weight"] == [[4, 4]] * 8
+
+
+def _train_losses(stdout: str) -> list[str]:
+    return re.findall(r"epoch +\d+: train loss ([0-9.]+)", stdout)
+
+
+def test_data_parallel_example_prints_the_single_device_numbers(tmp_path):
+    pytest.importorskip("sklearn")
+    single, single_accuracy = run_example("train_digits.py", "--epochs", "5", "--plot",
+                                          str(tmp_path / "loss.png"))
+    dp, dp_accuracy = run_example("data_parallel.py", "--epochs", "5", devices=8)
+    assert "data parallel over 8 devices" in dp
+    assert dp_accuracy == single_accuracy  # the same held-out accuracy, to the printed digit
+    assert _train_losses(dp) == _train_losses(single) and len(_train_losses(dp)) == 5

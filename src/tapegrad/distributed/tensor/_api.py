@@ -17,6 +17,7 @@ from jax.sharding import PartitionSpec
 
 from ..._core import device as _device
 from ..._tensor.tensor import Tensor
+from ...autograd.function import Function
 from ...nn.parameter import Parameter
 from .. import _sharding
 from ..device_mesh import DeviceMesh
@@ -168,8 +169,8 @@ class DTensor(Tensor):
     def to_local(self, *, grad_placements=None) -> Tensor:
         """The current device's shard (JAX's default device, `tapegrad.cuda.set_device`). With
         one device per process this is PyTorch's local tensor. Without grad it is that device's
-        own buffer; with grad it is a recorded slice (gradients flow back), computed on the
-        mesh's devices."""
+        own buffer; with grad it is differentiable: a recorded slice when one process holds
+        the mesh, else the process's shard, whose gradient is laid out as that shard."""
         here = _device.default_jax_device()
         value = self._value()
         if isinstance(value, jax.core.Tracer):
@@ -180,12 +181,10 @@ class DTensor(Tensor):
             raise RuntimeError(f"the current device {here} is not in this DTensor's mesh "
                                f"{self.device_mesh}; choose one with tapegrad.cuda.set_device "
                                f"or jax.default_device")
-        if self.requires_grad:  # a recorded slice: backward programs do not span devices yet
-            if not value.is_fully_addressable:  # the processes would slice different indices
-                raise RuntimeError("DTensor.to_local() of a DTensor that requires grad and "
-                                   "spans several processes: each process would record its "
-                                   "own slice of one program; call .detach().to_local()")
+        if self.requires_grad and value.is_fully_addressable:  # a recorded slice
             return self[index]
+        if self.requires_grad:  # one device per process: PyTorch's local tensor, differentiable
+            return _ToLocal.apply(self, here)
         return Tensor._from_array(next(s.data for s in value.addressable_shards
                                        if s.device == here))
 
@@ -199,7 +198,8 @@ class DTensor(Tensor):
         local shard: `Shard(d)` makes dim `d` the concatenation of the processes' shards
         (`jax.make_array_from_process_local_data`). One process holding every device of the
         mesh holds the whole tensor: the result has its shape, laid out as `placements` say
-        (each device receives its shard), and is differentiable, as PyTorch's."""
+        (each device receives its shard). Either way it is differentiable, as PyTorch's: a
+        local tensor that requires grad receives its part of the DTensor's gradient."""
         mesh = _mesh(device_mesh)
         placements = _placements(placements, mesh)
         local_shape = tuple(local_tensor.shape)
@@ -218,25 +218,59 @@ class DTensor(Tensor):
                 f"(PyTorch's rank), but this process holds {len(here)}: build the process's "
                 f"part with jax.make_array_from_process_local_data and wrap it with "
                 f"tapegrad.tensor")
-        if local_tensor.requires_grad:
-            raise RuntimeError(
-                "DTensor.from_local over several processes cannot carry gradients back to the "
-                "local tensor (each process records its own tape): pass "
-                "local_tensor.detach() and call .requires_grad_() on the DTensor, which is then "
-                "the leaf")
         global_shape = list(local_shape)
         for size, p in zip(mesh.shape, placements):
             if isinstance(p, Shard) and -len(local_shape) <= p.dim < len(local_shape):
                 global_shape[p.dim % len(local_shape)] *= size
         global_shape = tuple(global_shape if shape is None else shape)
-        spec = spec_of(mesh, placements, global_shape)
-        value = jax.make_array_from_process_local_data(mesh._sharding(spec),
-                                                       local_tensor._value(), global_shape)
-        return DTensor._wrap(Tensor._from_array(value), mesh, placements)
+        sharding = mesh._sharding(spec_of(mesh, placements, global_shape))
+        return DTensor._wrap(_FromLocal.apply(local_tensor, sharding, global_shape), mesh,
+                             placements)
 
     def __repr__(self) -> str:
         return (f"DTensor(local_tensor={super().__repr__()}, device_mesh={self.device_mesh}, "
                 f"placements={self.placements})")
+
+
+class _FromLocal(Function):
+    """Each process's local tensor as its part of one global array (one mesh device per
+    process). Every process runs the same backward programs on the global gradient (JAX's
+    multi-controller model), so each process's local gradient is its own shard of it, as the
+    gradient of PyTorch's `from_local` is the local part of the DTensor's gradient."""
+
+    @staticmethod
+    def forward(ctx, local: Tensor, sharding, global_shape: tuple) -> Tensor:
+        ctx.sharding = sharding
+        return Tensor._from_array(jax.make_array_from_process_local_data(
+            sharding, local._value(), global_shape))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _own_shard(_sharding.shard(grad, ctx.sharding)), None, None
+
+
+class _ToLocal(Function):
+    """This process's shard of a DTensor spanning several processes (one device each); its
+    gradient, the process's local gradient, is that shard of the DTensor's gradient."""
+
+    @staticmethod
+    def forward(ctx, d: Tensor, here) -> Tensor:
+        value = d._value()
+        ctx.sharding, ctx.shape = value.sharding, value.shape
+        return Tensor._from_array(next(s.data for s in value.addressable_shards
+                                       if s.device == here))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        local = jax.device_put(grad.detach()._value(), next(iter(ctx.sharding.addressable_devices)))
+        return Tensor._from_array(jax.make_array_from_single_device_arrays(
+            ctx.shape, ctx.sharding, [local])), None
+
+
+def _own_shard(t: Tensor) -> Tensor:
+    """The one addressable shard of `t`'s global array (this process's, one device each)."""
+    value = t.detach()._value()
+    return Tensor._from_array(value.addressable_shards[0].data)
 
 
 def _mesh(mesh: DeviceMesh | None) -> DeviceMesh:
