@@ -253,10 +253,10 @@ def pad_sequence(sequences: Tensor | list[Tensor], batch_first: bool = False,
 
 def unpad_sequence(padded_sequences: Tensor, lengths: Tensor,
                    batch_first: bool = False) -> list[Tensor]:
-    """The inverse of `pad_sequence`: the list of sequences, each cut to its length. As in
-    PyTorch, a time-major `padded_sequences` is transposed in place."""
+    """The inverse of `pad_sequence`: the list of sequences, each cut to its length. (PyTorch
+    also transposes a time-major `padded_sequences` in place; tapegrad leaves it as it is.)"""
     if not batch_first:
-        padded_sequences.transpose_(0, 1)
+        padded_sequences = padded_sequences.transpose(0, 1)
     return [seq[:n] for seq, n in zip(padded_sequences, _host_lengths(lengths).tolist())]
 
 
