@@ -5,15 +5,20 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
+from ..._core import autocast as _autocast
 from ..._core.graph import Op
 from ..._functions.creation import empty, zeros
 from ..._functions.shape import cat
 from ..._tensor.apply import apply
+from ..._tensor.construct import tensor
 from ..._tensor.tensor import Tensor
 from .. import functional as F, init
 from ..parameter import Parameter
+from ..utils import rnn as rnn_utils
+from ..utils.rnn import PackedSequence
 from .module import Module
 
 
@@ -34,20 +39,30 @@ def _cell(mode, x_proj, h, c, w_hh, b_hh):
     return (jnp.tanh(pre) if mode == "RNN_TANH" else jnp.where(pre > 0, pre, 0 * pre)), c
 
 
-def _direction(mode, x, h0, c0, params, has_bias, reverse):
+def _direction(mode, x, h0, c0, params, has_bias, reverse, valid):
+    """One direction over time. `valid` (T, B, 1) bool or None: past a sequence's length the
+    state is carried unchanged and the output is zero, so a reverse scan starts each sequence
+    at its own last element."""
     w_ih, w_hh = params[0], params[1]
     b_ih, b_hh = (params[2], params[3]) if has_bias else (0.0, 0.0)
     x_proj = x @ w_ih.T + b_ih
 
-    def step(carry, xp):
+    def step(carry, xs):
+        xp, m = xs
         h, c = _cell(mode, xp, carry[0], carry[1], w_hh, b_hh)
-        return (h, c), h
+        if m is None:
+            return (h, c), h
+        return (jnp.where(m, h, carry[0]), jnp.where(m, c, carry[1])), jnp.where(m, h, 0 * h)
 
-    (h, c), ys = lax.scan(step, (h0, c0), x_proj, reverse=reverse)
+    (h, c), ys = lax.scan(step, (h0, c0), (x_proj, valid), reverse=reverse)
     return ys, h, c
 
 
-def _rnn_layer(x, h0, *rest, mode, bidirectional, has_bias):
+def _rnn_layer(x, h0, *rest, mode, bidirectional, has_bias, masked=False):
+    """A whole layer, both directions; `masked`: `rest` starts with the (B,) sequence lengths."""
+    lengths, rest = (rest[0], rest[1:]) if masked else (None, rest)
+    valid = None if lengths is None else \
+        (jnp.arange(x.shape[0])[:, None] < lengths[None, :])[..., None]
     lstm = mode == "LSTM"
     c0 = rest[0] if lstm else jnp.zeros_like(h0)
     params = rest[1:] if lstm else rest
@@ -55,7 +70,7 @@ def _rnn_layer(x, h0, *rest, mode, bidirectional, has_bias):
     outs, hs, cs = [], [], []
     for d in range(2 if bidirectional else 1):
         ys, h, c = _direction(mode, x, h0[d], c0[d], params[d * per_dir:(d + 1) * per_dir],
-                              has_bias, reverse=d == 1)
+                              has_bias, d == 1, valid)
         outs.append(ys)
         hs.append(h)
         cs.append(c)
@@ -149,20 +164,23 @@ class RNNBase(Module):
         per = (4 if self.bias else 2) * (2 if self.bidirectional else 1)
         return [getattr(self, n) for n in self._flat_weights_names[layer * per:(layer + 1) * per]]
 
-    def _zeros_state(self, x: Tensor) -> Tensor:
+    def _zeros_state(self, batch: int, dtype) -> Tensor:
         dirs = 2 if self.bidirectional else 1
-        return zeros(self.num_layers * dirs, x.shape[1], self.hidden_size, dtype=x.dtype)
+        return zeros(self.num_layers * dirs, batch, self.hidden_size, dtype=dtype)
 
-    def _run(self, input: Tensor, states: list):
-        """Time-major multi-layer run; returns the output and the final states, stacked."""
+    def _run(self, input: Tensor, states: list, lengths: Tensor | None = None):
+        """Time-major multi-layer run; returns the output and the final states, stacked.
+        `lengths`: each sequence's length (a masked run, see `_direction`)."""
         dirs = 2 if self.bidirectional else 1
         lstm = self.mode == "LSTM"
+        masked = () if lengths is None else (lengths,)
         x, finals = input, [[] for _ in states]
         for layer in range(self.num_layers):
-            s0 = [s[layer * dirs:(layer + 1) * dirs] for s in states]
-            outs = apply(lstm_layer_op if lstm else rnn_layer_op, x, *s0,
+            h0, *c0 = [s[layer * dirs:(layer + 1) * dirs] for s in states]
+            outs = apply(lstm_layer_op if lstm else rnn_layer_op, x, h0, *masked, *c0,
                          *self._layer_params(layer), mode=self.mode,
-                         bidirectional=self.bidirectional, has_bias=self.bias)
+                         bidirectional=self.bidirectional, has_bias=self.bias,
+                         masked=lengths is not None)
             x = outs[0]
             for f, s in zip(finals, outs[1:]):
                 f.append(s)
@@ -170,27 +188,77 @@ class RNNBase(Module):
                 x = F.dropout(x, self.dropout, True)
         return x, [f[0] if len(f) == 1 else cat(f, 0) for f in finals]
 
-    def forward(self, input: Tensor, hx=None):
-        unbatched = input.ndim == 2
+    def _check_input(self, input: Tensor, packed: bool) -> None:
+        weight_dtype = getattr(self, self._flat_weights_names[0]).dtype
+        if input.dtype is not weight_dtype and not _autocast.state.active:
+            raise ValueError(f"RNN input dtype ({input.dtype}) does not match weight dtype "
+                             f"({weight_dtype}). Convert input: input.to({weight_dtype}), or "
+                             f"convert model: model.to({input.dtype})")
+        expected = 2 if packed else 3
+        if input.ndim != expected:
+            raise RuntimeError(f"input must have {expected} dimensions, got {input.ndim}")
+        if input.shape[-1] != self.input_size:
+            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected "
+                               f"{self.input_size}, got {input.shape[-1]}")
+
+    def _check_states(self, states: list, batch: int) -> None:
+        expected = ((2 if self.bidirectional else 1) * self.num_layers, batch, self.hidden_size)
+        names = ["hidden[0] ", "hidden[1] "] if len(states) == 2 else ["hidden "]
+        for name, s in zip(names, states):
+            if tuple(s.shape) != expected:
+                raise RuntimeError(f"Expected {name}size {expected}, got {list(s.shape)}")
+
+    @staticmethod
+    def _states(hx, lstm: bool) -> list:
+        return [hx[0], hx[1]] if lstm else [hx]
+
+    def _forward_packed(self, input: PackedSequence, hx):
+        data, batch_sizes, sorted_indices, unsorted_indices = input
+        lstm = self.mode == "LSTM"
+        sizes = np.asarray(batch_sizes.tolist(), np.int64)
+        batch = int(sizes[0])
+        if hx is None:
+            states = [self._zeros_state(batch, data.dtype)] * (2 if lstm else 1)
+        else:
+            states = self._states(hx, lstm)
+            if sorted_indices is not None:  # each state row belongs to a sequence: sort them
+                states = [s.index_select(1, sorted_indices) for s in states]
+        self._check_input(data, packed=True)
+        self._check_states(states, batch)
+        lengths = tensor((sizes[None, :] > np.arange(batch)[:, None]).sum(1))
+        out, finals = self._run(rnn_utils.pad_time_major(data, sizes), states, lengths)
+        out = rnn_utils.pack_time_major(out, sizes)
+        if unsorted_indices is not None:
+            finals = [f.index_select(1, unsorted_indices) for f in finals]
+        out = rnn_utils.PackedSequence(out, batch_sizes, sorted_indices, unsorted_indices)
+        return (out, tuple(finals)) if lstm else (out, finals[0])
+
+    def forward(self, input: Tensor | PackedSequence, hx=None):
+        if isinstance(input, rnn_utils.PackedSequence):
+            return self._forward_packed(input, hx)
+        name = "LSTM" if self.mode == "LSTM" else "GRU" if self.mode == "GRU" else "RNN"
         if input.ndim not in (2, 3):
-            raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got "
-                             f"{input.ndim}D instead")
+            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D"
+                             f"{' tensor' if name == 'RNN' else ''} instead")
+        unbatched = input.ndim == 2
+        lstm = self.mode == "LSTM"
+        states = None if hx is None else self._states(hx, lstm)
+        if states is not None and any(s.ndim != input.ndim for s in states):
+            kind = "unbatched 2-D" if unbatched else "batched 3-D"
+            if lstm:
+                raise RuntimeError(f"For {kind} input, hx and cx should also be {input.ndim}-D "
+                                   f"but got ({states[0].ndim}-D, {states[1].ndim}-D) tensors")
+            raise RuntimeError(f"For {kind} input, hx should also be {input.ndim}-D but got "
+                               f"{states[0].ndim}-D tensor")
         if unbatched:
             input = _insert_batch(input)
+            states = None if states is None else [_insert_batch(s) for s in states]
         elif self.batch_first:
             input = input.transpose(0, 1)
-        lstm = self.mode == "LSTM"
-        if hx is None:
-            states = [self._zeros_state(input)] * (2 if lstm else 1)
-        else:
-            states = list(hx) if lstm else [hx]
-            if unbatched:
-                states = [_insert_batch(s) for s in states]
-            for s in states:
-                expected = ((2 if self.bidirectional else 1) * self.num_layers, input.shape[1],
-                            self.hidden_size)
-                if tuple(s.shape) != expected:
-                    raise RuntimeError(f"Expected hidden size {expected}, got {list(s.shape)}")
+        if states is None:
+            states = [self._zeros_state(input.shape[1], input.dtype)] * (2 if lstm else 1)
+        self._check_input(input, packed=False)
+        self._check_states(states, input.shape[1])
         out, finals = self._run(input, states)
         if unbatched:
             out = _drop_batch(out)
@@ -273,10 +341,14 @@ class RNNCellBase(Module):
         for p in self.parameters():
             init.uniform_(p, -stdv, stdv)
 
-    def _step(self, input: Tensor, states: list):
+    def _step(self, input: Tensor, states: list | None):
+        name = type(self).__name__
         if input.ndim not in (1, 2):
-            raise ValueError(f"{type(self).__name__}: Expected input to be 1D or 2D, got "
-                             f"{input.ndim}D instead")
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D instead")
+        for k, s in enumerate(states or ()):
+            if s.ndim not in (1, 2):
+                which = f"hx[{k}]" if self.mode == "LSTM" else "hidden"
+                raise ValueError(f"{name}: Expected {which} to be 1D or 2D, got {s.ndim}D instead")
         unbatched = input.ndim == 1
         if unbatched:
             input = input.reshape(1, -1)
@@ -284,7 +356,17 @@ class RNNCellBase(Module):
             zero = zeros(input.shape[0], self.hidden_size, dtype=input.dtype)
             states = [zero] * (2 if self.mode == "LSTM" else 1)
         elif unbatched:
-            states = [s.reshape(1, -1) for s in states]
+            states = [s.unsqueeze(0) for s in states]
+        if input.shape[1] != self.input_size:
+            raise RuntimeError(f"input has inconsistent input_size: got {input.shape[1]} "
+                               f"expected {self.input_size}")
+        for k, s in enumerate(states):
+            if input.shape[0] != s.shape[0]:
+                raise RuntimeError(f"Input batch size {input.shape[0]} doesn't match hidden{k} "
+                                   f"batch size {s.shape[0]}")
+            if s.shape[1] != self.hidden_size:
+                raise RuntimeError(f"hidden{k} has inconsistent hidden_size: got {s.shape[1]}, "
+                                   f"expected {self.hidden_size}")
         params = [self.weight_ih, self.weight_hh] + ([self.bias_ih, self.bias_hh] if self.bias else [])
         op = lstm_cell_op if self.mode == "LSTM" else rnn_cell_op
         out = apply(op, input, *states, *params, mode=self.mode, has_bias=self.bias)
@@ -325,6 +407,9 @@ class LSTMCell(RNNCellBase):
         super().__init__("LSTM", input_size, hidden_size, bias, device=device, dtype=dtype)
 
     def forward(self, input: Tensor, hx=None):
+        if isinstance(hx, Tensor):
+            raise TypeError("lstm_cell(): argument 'hx' (position 2) must be tuple of Tensors, "
+                            "not Tensor")
         return self._step(input, None if hx is None else list(hx))
 
 

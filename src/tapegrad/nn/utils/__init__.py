@@ -1,6 +1,7 @@
-"""`tapegrad.nn.utils`: gradient clipping, parameter/vector conversion, `stateless`."""
+"""`tapegrad.nn.utils`: gradient clipping, parameter/vector conversion, `stateless`, `rnn`
+(packed sequences)."""
 from . import clip_grad, convert_parameters, stateless
-from . import parametrizations, parametrize
+from . import parametrizations, parametrize, rnn
 from .clip_grad import clip_grad_norm, clip_grad_norm_, clip_grad_value_
 from .convert_parameters import parameters_to_vector, vector_to_parameters
 from .spectral_norm import remove_spectral_norm, spectral_norm
