@@ -25,6 +25,7 @@ from .._core.compile import materialize
 from .._tensor import random as _random
 from .._tensor.inplace import restore
 from .._tensor.tensor import Tensor
+from . import _vmap
 
 
 __all__ = ["functional_call", "stack_module_state"]
@@ -61,8 +62,8 @@ def functional_call(module, parameter_and_buffer_dicts: dict | Sequence[dict], a
         _settle(kept)
     before = {name: t._node for name, t in kept.items()}
     frozen = _random.frozen_draws
-    # a transformation that chose its randomness (vmap's "same"/"different") traces the key
-    if traced and frozen is None and not _traced_key():
+    # inside vmap(randomness="same"|"different") draws come from the key vmap chose
+    if traced and frozen is None and not _vmap.drawing():
         _random.frozen_draws = _FROZEN_DRAWS
     swapped, changed = [], []
     try:
@@ -94,10 +95,6 @@ _FROZEN_DRAWS = (
     "functional_call under a JAX transformation drew random numbers (dropout in training mode?): "
     "tapegrad's generator key would be frozen into the trace, repeating one draw on every call. "
     "Call model.eval(), or run the model outside jax.jit/grad/vmap.")
-
-
-def _traced_key() -> bool:
-    return isinstance(_random.default_generator.stream[0].value, jax.core.Tracer)
 
 
 def stack_module_state(models) -> tuple[dict, dict]:

@@ -141,6 +141,14 @@ def _key(randomness: str, size: int):
     return jax.random.split(k, size) if randomness == "different" else k
 
 
+_drawing = [0]  # how many vmaps with randomness "same" or "different" are running
+
+
+def drawing() -> bool:
+    """True inside a vmap that chose its randomness ("same" or "different")."""
+    return _drawing[0] > 0
+
+
 class _draws:
     """Draws inside the mapped function: refused, or from the (traced) key given."""
 
@@ -154,10 +162,13 @@ class _draws:
             _random.frozen_draws = RANDOM_IN_ERROR_MODE
         else:
             _random.frozen_draws = None
+            _drawing[0] += 1
             gen.stream = (Const(self.key, from_numpy_dtype(self.key.dtype)), 0)
 
     def __exit__(self, *exc) -> None:
         _random.frozen_draws, _random.default_generator.stream = self.saved
+        if self.randomness != "error":
+            _drawing[0] -= 1
 
 
 def _chunked(pure, key, key_axis, xs: list, out_dims, chunk_size: int):
