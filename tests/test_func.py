@@ -265,3 +265,66 @@ def test_a_constant_first_computed_inside_a_jax_trace_stays_concrete():
     zeros = tg.zeros(2)
     assert float(jax.jit(lambda x: zeros.jax().sum() + x)(1.0)) == 1.0
     np.testing.assert_array_equal(zeros.numpy(), [0.0, 0.0])
+
+
+def _loss_of_tensors(model):
+    def loss(params, x, y):  # one sample: x (4,), y ()
+        logits = tg.func.functional_call(model, params, (x.unsqueeze(0),))
+        return F.cross_entropy(logits, y.unsqueeze(0))
+    return loss
+
+
+def test_per_sample_gradients_of_an_mlp():
+    model, (x, y) = _mlp(), _data(6)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    got = tg.func.vmap(tg.func.grad(_loss_of_tensors(model)), in_dims=(None, 0, 0))(
+        params, tg.tensor(x), tg.tensor(y))
+    one = lambda p, xi, yi: _jnp_loss(p, xi[None], yi[None])  # noqa: E731
+    want = jax.vmap(jax.grad(one), in_axes=(None, 0, 0))(_params(model), x, y)
+    for i in range(len(x)):  # a Python loop of tapegrad backward calls
+        model.zero_grad()
+        F.cross_entropy(model(tg.tensor(x[i:i + 1])), tg.tensor(y[i:i + 1])).backward()
+        for k, p in model.named_parameters():
+            np.testing.assert_allclose(got[k][i].numpy(), p.grad.numpy(), rtol=1e-5, atol=1e-6)
+    for k in want:
+        np.testing.assert_allclose(got[k].numpy(), want[k], rtol=1e-5, atol=1e-6)
+    jitted = jax.jit(lambda p, xs, ys: {k: v.jax() for k, v in tg.func.vmap(
+        tg.func.grad(_loss_of_tensors(model)), in_dims=(None, 0, 0))(
+            {k: tg.as_tensor(v) for k, v in p.items()}, tg.as_tensor(xs), tg.as_tensor(ys)).items()})
+    for k, v in jitted(_params(model), x, y).items():
+        np.testing.assert_allclose(v, want[k], rtol=1e-5, atol=1e-6)
+
+
+def test_ensembling_with_stack_module_state():
+    tg.manual_seed(1)
+    models = [tg.nn.Sequential(tg.nn.Linear(4, 8), tg.nn.BatchNorm1d(8), tg.nn.ReLU(),
+                               tg.nn.Linear(8, 3)).eval() for _ in range(3)]
+    for i, m in enumerate(models):  # distinct running statistics too
+        m[1].running_mean.fill_(0.1 * i)
+    params, buffers = tg.func.stack_module_state(models)
+    assert params["0.weight"].shape == (3, 8, 4) and params["0.weight"].requires_grad
+    assert params["0.weight"].is_leaf and not buffers["1.running_mean"].requires_grad
+    x = tg.tensor(_data(5)[0])
+
+    def run(p, b, xs):
+        return tg.func.functional_call(models[0], (p, b), (xs,))
+
+    got = tg.func.vmap(run, in_dims=(0, 0, None))(params, buffers, x)
+    for i, m in enumerate(models):
+        np.testing.assert_allclose(got[i].numpy(), m(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError, match="same training/eval mode"):
+        tg.func.stack_module_state([models[0], models[1].train()])
+    with pytest.raises(RuntimeError, match="Expected at least one model, got 0"):
+        tg.func.stack_module_state([])
+
+
+def test_dropout_under_vmap_follows_its_randomness():
+    model = tg.nn.Dropout(0.5)  # training mode
+    x = tg.ones(4, 200)
+    run = lambda xs: tg.func.functional_call(model, {}, (xs,))  # noqa: E731
+    with pytest.raises(RuntimeError, match="randomness error mode"):
+        tg.func.vmap(run)(x)
+    for randomness, equal_rows in (("same", True), ("different", False)):
+        out = tg.func.vmap(run, randomness=randomness)(x).numpy()
+        assert set(np.unique(out)) == {0.0, 2.0}
+        assert all(np.array_equal(out[0], r) for r in out[1:]) == equal_rows

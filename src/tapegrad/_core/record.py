@@ -11,7 +11,7 @@ import weakref
 
 import jax
 
-from . import dtype as _dtype, grad_mode as _grad_mode
+from . import dtype as _dtype, forward_ad as _forward_ad, grad_mode as _grad_mode
 from .compile import materialize
 from .graph import SAVES_NONE, Cell, GetItem, Node, Op, node_class
 from .ops import alias_op
@@ -93,6 +93,8 @@ def record(op: Op, inputs: tuple, static: tuple = (), requires_grad: bool = Fals
         shape, dtype = info
         node = cls(op, static, inputs, shape, dtype,
                    requires_grad and op.differentiable and _differentiable(dtype))
+        if _forward_ad.state.tangents:
+            _forward_ad.propagate(op, static, inputs, node)
         if node.depth > MAX_PENDING_DEPTH:
             materialize([node])
         return node
@@ -100,6 +102,8 @@ def record(op: Op, inputs: tuple, static: tuple = (), requires_grad: bool = Fals
                  requires_grad and op.differentiable)
     outs = tuple(GetItem(None, k, (parent,), s, d, parent.requires_grad and _differentiable(d))
                  for k, (s, d) in enumerate(info))
+    if _forward_ad.state.tangents:
+        _forward_ad.propagate(op, static, inputs, outs)
     if parent.depth > MAX_PENDING_DEPTH:
         materialize(list(outs))
     return outs

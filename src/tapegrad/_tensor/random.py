@@ -131,7 +131,9 @@ class Generator:
         key, counter = self.stream
         self._counter += 1
         signature = (kind, shape, dtype.np, extra)
-        if kind in _BUCKETED and _stepmode.state.active is None:
+        # a key traced by a JAX transformation (func.vmap's randomness) is drawn from lazily
+        if (kind in _BUCKETED and _stepmode.state.active is None
+                and not isinstance(key.value, jax.core.Tracer)):
             seen = _seen.get(signature, 0)
             if seen < EAGER_DRAWS:
                 _seen[signature] = seen + 1

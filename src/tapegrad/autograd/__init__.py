@@ -5,7 +5,7 @@ from .._autograd.api import backward, grad
 from .._core import compile as _compile
 from .._core.grad_mode import enable_grad, inference_mode, no_grad, set_grad_enabled
 from .._tensor.tensor import Tensor
-from . import anomaly_mode, function, functional, graph
+from . import anomaly_mode, forward_ad, function, functional, graph
 from .anomaly_mode import (detect_anomaly, is_anomaly_check_nan_enabled, is_anomaly_enabled,
                            set_detect_anomaly)
 from .function import Function, FunctionCtx, once_differentiable
@@ -15,7 +15,7 @@ __all__ = ["backward", "grad", "Function", "FunctionCtx", "once_differentiable",
            "cache_info", "clear_cache", "set_cache_limit", "set_compile_threshold", "no_grad",
            "enable_grad", "set_grad_enabled", "inference_mode", "function", "functional",
            "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
-           "is_anomaly_check_nan_enabled", "gradcheck", "gradgradcheck", "graph"]
+           "is_anomaly_check_nan_enabled", "gradcheck", "gradgradcheck", "graph", "forward_ad"]
 
 cache_info = _compile.cache_info
 clear_cache = _compile.clear_cache

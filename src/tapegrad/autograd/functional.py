@@ -1,7 +1,9 @@
 """`tapegrad.autograd.functional`: derivatives of a function of tensors (PyTorch's API).
 
 Each is built from `autograd.grad` on the tape, so the results equal `jax.vjp`/`jax.jacrev` of
-the same program, and with `create_graph=True` they are differentiable again.
+the same program, and with `create_graph=True` they are differentiable again. `jacobian` and
+`hessian` with `vectorize=True` (and no `create_graph`) are `tapegrad.func`'s `jacrev`/`jacfwd`
+instead: one vmapped JAX program rather than one backward per output element.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from .._core.grad_mode import enable_grad
 from .._functions.creation import ones_like, zeros, zeros_like
 from .._functions.shape import stack
 from .._tensor.tensor import Tensor
+from ..func import jacfwd, jacrev
 
 
 def _tuple(x) -> tuple:
@@ -78,6 +81,23 @@ def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
 def jacobian(func: Callable, inputs, create_graph: bool = False, strict: bool = False,
              vectorize: bool = False, strategy: str = "reverse-mode"):
     """The Jacobian of `func` at `inputs`: for each output and input, `out.shape + in.shape`."""
+    _check_strategy(strategy, 'Expected strategy to be either "forward-mode" or "reverse-mode". '
+                    'Hint: If your function has more outputs than inputs, "forward-mode" tends '
+                    'to be more performant. Otherwise, prefer to use "reverse-mode".')
+    if strategy == "forward-mode" and create_graph:
+        raise NotImplementedError(
+            "torch.autograd.functional.jacobian: `create_graph=True` and "
+            '`strategy="forward-mode"` are not supported together (yet). Please either set '
+            '`create_graph=False` or `strategy="reverse-mode"`.')
+    if strategy == "forward-mode" and not vectorize:
+        raise NotImplementedError("Computing Jacobian using forward-AD or forward-over-reverse "
+                                  "Hessian is only implemented for `vectorize=True`.")
+    if vectorize and strict:
+        raise RuntimeError(
+            "torch.autograd.functional.jacobian: `strict=True` and `vectorized=True` are not "
+            "supported together. Please either set `strict=False` or `vectorize=False`.")
+    if vectorize and not create_graph:
+        return _vectorized(func, inputs, strategy)
     with enable_grad():
         xs = _prepare(inputs, create_graph)
         raw = func(*xs)
@@ -103,7 +123,14 @@ def jacobian(func: Callable, inputs, create_graph: bool = False, strict: bool = 
 def hessian(func: Callable, inputs, create_graph: bool = False, strict: bool = False,
             vectorize: bool = False, outer_jacobian_strategy: str = "reverse-mode"):
     """The Hessian of a scalar `func` at `inputs`."""
+    _check_strategy(outer_jacobian_strategy,
+                    'Expected strategy to be either "forward-mode" or "reverse-mode".')
     single = not isinstance(inputs, (tuple, list))
+    if vectorize and not create_graph:
+        def gradient_fn(*xs):
+            return _grads_of_scalar(func, xs)
+        result = _vectorized(gradient_fn, inputs, outer_jacobian_strategy)
+        return result[0] if single else result
 
     def gradient(*xs):
         out = func(*xs)
@@ -114,6 +141,41 @@ def hessian(func: Callable, inputs, create_graph: bool = False, strict: bool = F
 
     result = jacobian(gradient, inputs, create_graph=create_graph)
     return result[0] if single else result
+
+
+def _check_strategy(strategy: str, message: str) -> None:
+    if strategy not in ("forward-mode", "reverse-mode"):
+        raise AssertionError(message)
+
+
+def _vectorized(func: Callable, inputs, strategy: str):
+    """`jacobian` as one `func.jacrev` (or `func.jacfwd`) over every input."""
+    xs = tuple(x.detach() for x in _prepare(inputs, False))
+    outputs_tuple = []
+
+    def flat(*args):
+        out = func(*args)
+        outputs_tuple.append(isinstance(out, (tuple, list)))
+        return tuple(out) if isinstance(out, (tuple, list)) else out
+
+    transform = jacfwd if strategy == "forward-mode" else jacrev
+    jac = transform(flat, argnums=tuple(range(len(xs))))(*xs)
+    rows = jac if outputs_tuple[0] else (jac,)
+    rows = [r if isinstance(inputs, (tuple, list)) else r[0] for r in rows]
+    return tuple(rows) if outputs_tuple[0] else rows[0]
+
+
+def _grads_of_scalar(func: Callable, xs: tuple) -> tuple:
+    """The gradient of a one-element `func` at `xs`, by `func.jacrev` (so it nests in another)."""
+    def scalar(*args):
+        out = func(*args)
+        if isinstance(out, (tuple, list)) or not isinstance(out, Tensor):
+            raise RuntimeError("The function given to hessian should return a single Tensor")
+        if out.numel() != 1:
+            raise RuntimeError("The Tensor returned by the function given to hessian should "
+                               "contain a single element")
+        return out.reshape(())
+    return jacrev(scalar, argnums=tuple(range(len(xs))))(*xs)
 
 
 def hvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):

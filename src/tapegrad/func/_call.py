@@ -1,4 +1,5 @@
-"""`tapegrad.func`: a module as a pure function of its parameters, for JAX transformations.
+"""A module as a pure function of its parameters (`functional_call`), and an ensemble's state
+stacked for `vmap` (`stack_module_state`).
 
 `functional_call(model, params, args)` runs `model` with some of its parameters and buffers
 replaced. The replacements may be tensors, or `jax.Array`s -- including the tracers of `jax.jit`,
@@ -11,7 +12,7 @@ replaced. The replacements may be tensors, or `jax.Array`s -- including the trac
     params = {k: v.detach().jax() for k, v in model.named_parameters()}
     grads = jax.jit(jax.grad(loss_fn))(params, x, y)
 
-tapegrad has no `grad`/`vmap` of its own here: use JAX's on such functions.
+`tapegrad.func.grad`/`vmap` apply the same JAX transformations to functions of tensors.
 """
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ from typing import Any, Sequence
 
 import jax
 
-from ._core import stepmode as _stepmode
-from ._core.compile import materialize
-from ._tensor import random as _random
-from ._tensor.inplace import restore
-from ._tensor.tensor import Tensor
+from .._core import stepmode as _stepmode
+from .._core.compile import materialize
+from .._tensor import random as _random
+from .._tensor.inplace import restore
+from .._tensor.tensor import Tensor
+from . import _vmap
 
 
-__all__ = ["functional_call"]
+__all__ = ["functional_call", "stack_module_state"]
 
 
 def functional_call(module, parameter_and_buffer_dicts: dict | Sequence[dict], args: Any = None,
@@ -60,7 +62,8 @@ def functional_call(module, parameter_and_buffer_dicts: dict | Sequence[dict], a
         _settle(kept)
     before = {name: t._node for name, t in kept.items()}
     frozen = _random.frozen_draws
-    if traced:
+    # inside vmap(randomness="same"|"different") draws come from the key vmap chose
+    if traced and frozen is None and not _vmap.drawing():
         _random.frozen_draws = _FROZEN_DRAWS
     swapped, changed = [], []
     try:
@@ -92,6 +95,34 @@ _FROZEN_DRAWS = (
     "functional_call under a JAX transformation drew random numbers (dropout in training mode?): "
     "tapegrad's generator key would be frozen into the trace, repeating one draw on every call. "
     "Call model.eval(), or run the model outside jax.jit/grad/vmap.")
+
+
+def stack_module_state(models) -> tuple[dict, dict]:
+    """The parameters and buffers of same-class `models`, each stacked along a new leading
+    dimension, as `(params, buffers)` dicts: the ensemble's state for
+    `vmap(functional_call, in_dims=(0, 0, None))`. Stacked parameters are new leaves that
+    require grad when the models' parameters do, as in PyTorch."""
+    models = list(models)
+    if len(models) == 0:
+        raise RuntimeError("stack_module_state: Expected at least one model, got 0.")
+    if not (all(m.training for m in models) or all(not m.training for m in models)):
+        raise RuntimeError(
+            "stack_module_state: Expected all models to have the same training/eval mode.")
+    if not all(type(m) is type(models[0]) for m in models):
+        raise RuntimeError("stack_module_state: Expected all models to be of the same class.")
+    all_params = [dict(m.named_parameters()) for m in models]
+    all_buffers = [dict(m.named_buffers()) for m in models]
+    params = {k: _stacked_leaf([p[k] for p in all_params], k) for k in all_params[0]}
+    buffers = {k: _stacked_leaf([b[k] for b in all_buffers], k) for k in all_buffers[0]}
+    return params, buffers
+
+
+def _stacked_leaf(tensors: list, name: str) -> Tensor:
+    grads = {t.requires_grad for t in tensors}
+    if len(grads) > 1:
+        raise RuntimeError(f"Expected {name} from each model to have the same .requires_grad")
+    stacked = jax.numpy.stack([t.detach().jax() for t in tensors])
+    return Tensor._from_array(stacked, requires_grad=grads.pop())
 
 
 def _as_value(v, wrapped: dict):

@@ -1,0 +1,188 @@
+"""torch.func's derivative transforms over JAX's: `grad`, `grad_and_value`, `vjp`, `jvp`,
+`jacrev`, `jacfwd`, `hessian`.
+
+Each hands JAX (`jax.vjp`, `jax.jvp`, `jax.jacrev`, `jax.jacfwd`) a pure function of arrays that
+wraps them as tensors and runs the user's tapegrad code, so the transforms compose with each
+other, with `vmap` and with `jax.jit`: `vmap(grad(loss))` is one JAX program. Results are new
+tensors with no autograd history (differentiate them again with these transforms).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+
+from .._tensor import random as _random
+from .._tensor.tensor import Tensor
+from ._pytree import argnums_tuple, check_tensors, split_args, to_arrays, to_tensors
+from ._vmap import RANDOM_IN_ERROR_MODE, check_randomness
+
+__all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian"]
+
+
+def _aux_split(api: str, out, has_aux: bool):
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise RuntimeError(f"{api}: output of function f should be a tuple: (output, aux) "
+                           "if has_aux is True")
+    return out
+
+
+def grad_and_value(func: Callable, argnums: int | tuple = 0, has_aux: bool = False) -> Callable:
+    """`func`'s gradient with respect to the arguments at `argnums`, and its value: the wrapper
+    returns `(grad, value)`, or `(grad, (value, aux))` with `has_aux`. `func` must return a
+    scalar (0-dim) tensor."""
+    api = "grad_and_value(f)(*args)"
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        nums = argnums_tuple(argnums, len(args))
+        diff, rebuild = split_args(to_arrays(args), nums)
+
+        def pure(*xs):
+            out, aux = _aux_split(api, func(*to_tensors(rebuild(xs)), **kwargs), has_aux)
+            if not isinstance(out, Tensor):
+                raise RuntimeError(f"{api}: Expected f(*args) to return a Tensor, got {type(out)}")
+            if out.dim() != 0:
+                raise RuntimeError(
+                    f"{api}: Expected f(*args) to return a scalar Tensor, got tensor with "
+                    f"{out.dim()} dims. Maybe you wanted to use the vjp or jacrev APIs instead?")
+            return out.jax(), to_arrays(aux)
+
+        value, vjp_fn, aux = jax.vjp(pure, *diff, has_aux=True)
+        grads = to_tensors(vjp_fn(jax.numpy.ones_like(value)))
+        grads = grads[0] if isinstance(argnums, int) else grads
+        value = Tensor._from_array(value)
+        return (grads, (value, to_tensors(aux))) if has_aux else (grads, value)
+    return wrapper
+
+
+def grad(func: Callable, argnums: int | tuple = 0, has_aux: bool = False) -> Callable:
+    """`func`'s gradient with respect to the arguments at `argnums` (`(grad, aux)` with
+    `has_aux`), as `torch.func.grad`."""
+    both = grad_and_value(func, argnums, has_aux)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        grads, value = both(*args, **kwargs)
+        return (grads, value[1]) if has_aux else grads
+    return wrapper
+
+
+def vjp(func: Callable, *primals, has_aux: bool = False):
+    """`(func(*primals), vjp_fn)` (and `aux` with `has_aux`): `vjp_fn(cotangents)` returns a
+    tuple with the vector-Jacobian product for each primal."""
+    api = "vjp(f, *primals)"
+
+    def pure(*xs):
+        out, aux = _aux_split(api, func(*to_tensors(xs)), has_aux)
+        check_tensors(api, out)
+        return to_arrays(out), to_arrays(aux)
+
+    out, pullback, aux = jax.vjp(pure, *to_arrays(primals), has_aux=True)
+    out_struct = jax.tree.structure(out)
+
+    def vjp_fn(cotangents):
+        cts = to_arrays(cotangents)
+        if jax.tree.structure(cts) != out_struct:
+            raise RuntimeError(
+                "Expected pytree structure of cotangents to be the same as pytree structure of "
+                f"outputs to the function. cotangents: {jax.tree.structure(cts)}, "
+                f"primal output: {out_struct}")
+        return to_tensors(tuple(pullback(cts)))
+
+    out = to_tensors(out)
+    return (out, vjp_fn, to_tensors(aux)) if has_aux else (out, vjp_fn)
+
+
+def jvp(func: Callable, primals: tuple, tangents: tuple, *, strict: bool = False,
+        has_aux: bool = False):
+    """`(func(*primals), J @ tangents)` (and `aux` with `has_aux`), by forward mode."""
+    api = "jvp(f, primals, tangents)"
+    if not isinstance(primals, tuple):
+        raise RuntimeError(f"{api}: Expected primals to be a tuple. E.g. it should be valid to "
+                           "call f(*primals).")
+    ps, ts = to_arrays(primals), to_arrays(tangents)
+    if jax.tree.structure(ps) != jax.tree.structure(ts):
+        raise RuntimeError(
+            f"{api}: Expected primals and tangents to have the same python structure. For "
+            "example, if primals is a tuple of 3 tensors, tangents also must be. Got primals "
+            f"with structure {jax.tree.structure(ps)} and tangents with structure "
+            f"{jax.tree.structure(ts)}")
+    for p, t in zip(jax.tree.leaves(ps), jax.tree.leaves(ts)):
+        if p.shape != t.shape:
+            raise RuntimeError(f"{api}: Expected the tangent to have the shape of its primal, "
+                               f"got {list(t.shape)} for a primal of shape {list(p.shape)}")
+
+    def pure(*xs):
+        out, aux = _aux_split(api, func(*to_tensors(xs)), has_aux)
+        check_tensors(api, out, "f(*args)")
+        return to_arrays(out), to_arrays(aux)
+
+    ts = tuple(jax.numpy.asarray(t, p.dtype) for p, t in zip(ps, ts))
+    out, tangent_out, aux = jax.jvp(pure, ps, ts, has_aux=True)
+    result = (to_tensors(out), to_tensors(tangent_out))
+    return result + (to_tensors(aux),) if has_aux else result
+
+
+def _jacobian(jax_transform, api: str, func: Callable, argnums, has_aux: bool) -> Callable:
+    @functools.wraps(func)
+    def wrapper(*args):
+        nums = argnums_tuple(argnums, len(args))
+        diff, rebuild = split_args(to_arrays(args), nums)
+
+        def pure(*xs):
+            out, aux = _aux_split(api, func(*to_tensors(rebuild(xs))), has_aux)
+            check_tensors(api, out)
+            return to_arrays(out), to_arrays(aux)
+
+        jac, aux = jax_transform(pure, argnums=tuple(range(len(nums))), has_aux=True)(*diff)
+        if isinstance(argnums, int):  # one Jacobian per output, not a tuple of one
+            jac = jax.tree.map(lambda j: j[0], jac, is_leaf=lambda j: isinstance(j, tuple))
+        jac = to_tensors(jac)
+        return (jac, to_tensors(aux)) if has_aux else jac
+    return wrapper
+
+
+def jacrev(func: Callable, argnums: int | tuple = 0, *, has_aux: bool = False,
+           chunk_size: int | None = None) -> Callable:
+    """The Jacobian of `func` with respect to the arguments at `argnums`, by reverse mode (one
+    vmapped vjp): per output, `out.shape + arg.shape`. `chunk_size` is checked; the rows are
+    computed in one vmap whatever its value (the same numbers)."""
+    if chunk_size is not None and chunk_size <= 0:
+        raise ValueError("jacrev: `chunk_size` should be greater than 0.")
+    return _jacobian(jax.jacrev, "jacrev(f, ...)(*args)", func, argnums, has_aux)
+
+
+def jacfwd(func: Callable, argnums: int | tuple = 0, has_aux: bool = False, *,
+           randomness: str = "error") -> Callable:
+    """The Jacobian of `func` with respect to the arguments at `argnums`, by forward mode (one
+    vmapped jvp). `randomness="error"` forbids random draws in `func`; "same" draws once for
+    every column. "different" (a draw per column) is refused: JAX's jacfwd has one draw."""
+    check_randomness(randomness)
+    if randomness == "different":
+        raise ValueError("jacfwd(randomness='different') is not supported by tapegrad: the "
+                         "columns are one vmapped jvp that shares its random draws; use "
+                         "randomness='same', or jacrev")
+    inner = _jacobian(jax.jacfwd, "jacfwd(f, ...)(*args)", func, argnums, has_aux)
+    if randomness == "same":
+        return inner
+
+    @functools.wraps(func)
+    def wrapper(*args):
+        frozen = _random.frozen_draws
+        _random.frozen_draws = RANDOM_IN_ERROR_MODE
+        try:
+            return inner(*args)
+        finally:
+            _random.frozen_draws = frozen
+    return wrapper
+
+
+def hessian(func: Callable, argnums: int | tuple = 0) -> Callable:
+    """The Hessian of a scalar `func`: `jacfwd(jacrev(func, argnums), argnums)`, as PyTorch
+    computes it."""
+    return jacfwd(jacrev(func, argnums), argnums)
+
