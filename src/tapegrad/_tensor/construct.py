@@ -99,8 +99,11 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False,
         _check_range(data, wanted, dtype is None)
         value = np.asarray(_to_numpy(data), dtype=wanted.np)
     target = _dtype.as_dtype(dtype) if dtype is not None else _dtype.from_numpy_dtype(value.dtype)
-    with jax.enable_x64(True):
-        value = jnp.array(value, dtype=target.np)  # a copy, and never weakly typed
+    with jax.enable_x64(True):  # a copy, and never weakly typed
+        if isinstance(value, jax.Array):
+            value = jnp.array(value, dtype=target.np)
+        else:  # converted on the host: no XLA program per new shape
+            value = jax.device_put(np.array(value, dtype=target.np))
     return finish(value, device, requires_grad)
 
 
