@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._core import dtype as _dtype, stepmode as _stepmode
 from .._core.compile import (Trace, arguments, cache, evaluate, layout, lookup, materialize, owned,
@@ -22,7 +23,7 @@ from .._core.ops import full_op
 from .._core.record import pending_writes, record
 from .._tensor.apply import apply
 from .._tensor.tensor import Tensor
-from . import anomaly as _anomaly
+from . import anomaly as _anomaly, buckets as _buckets
 from .grads import GradLog
 
 FREED_MESSAGE = (
@@ -354,10 +355,36 @@ class Backward:
         old_grads = tuple(None if v.grad is None else v.grad._value() for v in folds)
         key = ("segment", tuple(tr.key), kinds, live_p, live_f, implicit,
                tuple(g is None for g in old_grads))  # one executable per key (set_cache_limit)
-        program = cache.get(key, lambda: cache.tiered(_segment_program(
-            walk_p, walk_f, layout(tr.frontier), kinds, live_p, live_f, implicit)))
         ct_value = None if implicit is not None else \
             cotangent_tensor(ct, top.shape, top.dtype)._value()
+        stop_refs = walk_p.top_refs[:len(stops)]
+        plan = None if self.anomaly or _stepmode.tracing() else \
+            _buckets.plan(key, tr, walk_p, walk_f, kinds)
+        if plan is not None:
+            # a ragged batch: the program of its size's bucket (see `buckets`); None when an
+            # output is not finite, which the exact-shape program below then computes
+            bkey = ("segment", plan.size, plan.structure) + key[3:]
+            program = cache.get(bkey, lambda: cache.tiered(_segment_program(
+                plan.entries_p, plan.entries_f, stop_refs, walk_f.top_refs, layout(tr.frontier),
+                kinds, live_p, live_f, implicit, plan.rows)))
+            arrays, packs = arguments(tr.frontier)
+            places = layout(tr.frontier)
+            for i in plan.padded:
+                arrays[places[i][1]] = _buckets.pad(arrays[places[i][1]], plan.size)
+            with jax.enable_x64(True):
+                p_values, f_values, cts, grads, finite = program(
+                    (arrays, packs), ct_value, old_grads, np.int32(plan.n))
+            if bool(finite):
+                store([walk_p.nodes[i] for i in live_p],
+                      [_buckets.unpad(v, plan.n) if plan.rows_p[i] else v
+                       for i, v in zip(live_p, p_values)])
+                store([walk_f.nodes[i] for i in live_f],
+                      [_buckets.unpad(v, plan.n) if plan.rows_f[i] else v
+                       for i, v in zip(live_f, f_values)])
+                return cts, grads, ct_value if implicit is None else implicit
+        program = cache.get(key, lambda: cache.tiered(_segment_program(
+            walk_p.entries(), walk_f.entries(), stop_refs, walk_f.top_refs, layout(tr.frontier),
+            kinds, live_p, live_f, implicit)))
         with jax.enable_x64(True):
             p_values, f_values, cts, grads = program(arguments(tr.frontier), ct_value, old_grads)
         store([walk_p.nodes[i] for i in live_p], p_values)
@@ -431,12 +458,16 @@ def _check(node: Node) -> None:
         check_versions(node)
 
 
-def _segment_program(walk_p, walk_f, places, kinds, live_p, live_f, implicit):
-    entries_p, entries_f = walk_p.entries(), walk_f.entries()
-    stop_refs, top_refs = walk_p.top_refs[:len(walk_f.stops)], walk_f.top_refs
+def _segment_program(entries_p, entries_f, stop_refs, top_refs, places, kinds, live_p, live_f,
+                     implicit, rows: "_buckets.Rows | None" = None):
+    """The segment's program: `(args, ct, old_grads) -> (kept pending values, kept forward
+    values, stop cotangents, folded gradients)`. Bucketed (`rows` given), it takes the count of
+    valid rows too and also returns whether every output is finite."""
     primal_pos = [i for i, k in enumerate(kinds) if k != "const"]
 
-    def program(args, ct, old_grads):
+    def program(args, ct, old_grads, count=None):
+        if rows is not None:
+            rows.count = count
         if implicit is not None:
             ct = implicit
         frontier = unpack(places, args)
@@ -451,7 +482,12 @@ def _segment_program(walk_p, walk_f, places, kinds, live_p, live_f, implicit):
                 grads.append(c if g is None else g + c)
             else:
                 outs.append(c)
-        return tuple(computed_p[i] for i in live_p), live, tuple(outs), tuple(grads)
+        result = tuple(computed_p[i] for i in live_p), live, tuple(outs), tuple(grads)
+        if rows is None:
+            return result
+        finite = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(result)
+                  if jnp.issubdtype(x.dtype, jnp.inexact)]
+        return result + (jnp.all(jnp.stack(finite)) if finite else jnp.asarray(True),)
     return program
 
 

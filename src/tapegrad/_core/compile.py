@@ -271,10 +271,16 @@ def cache_info() -> CacheInfo:
     return CacheInfo(cache.hits, cache.misses, cache.traces, len(cache.programs), cache.maxsize)
 
 
+# what else forgets what it learnt of programs when the cache is cleared (shape buckets' sizes)
+on_clear: list = []
+
+
 def clear_cache() -> None:
     """Drop every compiled program and reset the statistics."""
     cache.programs.clear()
     cache.hits = cache.misses = cache.traces = 0
+    for forget in on_clear:
+        forget()
 
 
 def set_cache_limit(maxsize: int) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .._autograd.api import backward, grad
+from .._autograd.buckets import set_shape_buckets
 from .._core import compile as _compile
 from .._core.grad_mode import enable_grad, inference_mode, no_grad, set_grad_enabled
 from .._tensor.tensor import Tensor
@@ -12,7 +13,8 @@ from .function import Function, FunctionCtx, once_differentiable
 from .gradcheck import gradcheck, gradgradcheck
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "once_differentiable", "Variable",
-           "cache_info", "clear_cache", "set_cache_limit", "set_compile_threshold", "no_grad",
+           "cache_info", "clear_cache", "set_cache_limit", "set_compile_threshold", "set_shape_buckets",
+           "no_grad",
            "enable_grad", "set_grad_enabled", "inference_mode", "function", "functional",
            "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
            "is_anomaly_check_nan_enabled", "gradcheck", "gradgradcheck", "graph", "forward_ad"]
