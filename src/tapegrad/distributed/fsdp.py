@@ -46,14 +46,21 @@ class FSDPModule:
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         depth = getattr(_depth, "n", 0)
-        if depth == 0:  # the outermost sharded module splits the batch
-            mesh = self._fsdp_mesh
+        mesh = self._fsdp_mesh
+        processes = depth == 0 and _sharding.spans_processes(mesh.jax_mesh)
+        if processes:  # each process's batch is its block of the global batch
+            args, kwargs = _sharding.from_processes((args, kwargs), mesh.jax_mesh, mesh._dims)
+        elif depth == 0:  # the outermost sharded module splits the batch
             args, kwargs = _sharding.scatter((args, kwargs), mesh.jax_mesh, mesh._dims)
         _depth.n = depth + 1
         try:
-            return super().forward(*args, **kwargs)
+            out = super().forward(*args, **kwargs)
         finally:
             _depth.n = depth
+        if processes:  # each process's rows of the output, as each rank's under torchrun
+            out = _sharding.to_process(_sharding.scatter(out, mesh.jax_mesh, mesh._dims),
+                                       batch=True)
+        return out
 
     def reshard(self) -> None:
         """Nothing to free: XLA gathers each weight inside the program that uses it."""
