@@ -281,7 +281,7 @@ def _local_shapes(t) -> list:
     return [list(s.data.shape) for s in t.jax().addressable_shards]
 
 
-def _sharded_training(model, xs, ys, compiled_error: bool) -> dict:
+def _sharded_training(model, xs, ys) -> dict:
     """AdamW + clip_grad_norm_ steps of a sharded `model` on this process's (xs, ys): what the
     test compares with PyTorch on the global batch, and how the state is laid out."""
     opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
@@ -311,16 +311,15 @@ def _sharded_training(model, xs, ys, compiled_error: bool) -> dict:
         "exp_avg_shards": {k: _local_shapes(opt.state[p]["exp_avg"]) for k, p in params.items()},
     }
     try:
-        params["0.weight"].numpy()
+        params["0.weight"].detach().numpy()
     except RuntimeError as e:
         result["numpy_error"] = str(e)
-    if compiled_error:
-        compiled = torch.compile(step)
-        try:
-            for _ in range(3):  # two eager calls, then the traced one
-                compiled(xs, ys)
-        except RuntimeError as e:
-            result["compiled_error"] = str(e)
+    compiled = torch.compile(step)
+    try:
+        for _ in range(3):  # two eager calls, then the traced one
+            compiled(xs, ys)
+    except RuntimeError as e:
+        result["compiled_error"] = str(e)
     return result
 
 
@@ -337,7 +336,7 @@ def fsdp_training(rank: int, world: int) -> dict:
     fully_shard(model, mesh=mesh)
     x, y = global_batch(world, seed=2)
     rows = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
-    return _sharded_training(model, torch.tensor(x[rows]), torch.tensor(y[rows]), True)
+    return _sharded_training(model, torch.tensor(x[rows]), torch.tensor(y[rows]))
 
 
 def tp_training(rank: int, world: int) -> dict:
@@ -351,7 +350,7 @@ def tp_training(rank: int, world: int) -> dict:
     mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("tp",))
     parallelize_module(model, mesh, {"0": ColwiseParallel(), "2": RowwiseParallel()})
     x, y = global_batch(world, seed=3)
-    return _sharded_training(model, torch.tensor(x), torch.tensor(y), False)
+    return _sharded_training(model, torch.tensor(x), torch.tensor(y))
 
 
 SCENARIOS = {"dtensor": dtensor, "collectives": collectives, "ddp": ddp_training,

@@ -38,10 +38,21 @@ def _known(t: Tensor):
     return None if value is None or isinstance(value, jax.core.Tracer) else value
 
 
-def _concrete(t: Tensor):
-    """`t`'s array, computed if pending; None when it is traced."""
+_TRACED = ("fully_shard and parallelize_module over a mesh spanning several processes run in "
+           "uncompiled steps only, not in tapegrad.compile or another JAX trace: a traced step "
+           "would take each process's tensors for the global ones (JAX's jit reads its "
+           "arguments as global arrays), so each process would compute with other numbers. Run "
+           "the step uncompiled (DistributedDataParallel's compiled steps do work across "
+           "processes).")
+
+
+def is_local(t: Tensor) -> bool:
+    """Whether `t` lives in this process only (not part of an array spanning processes); its
+    value is computed if pending, and a traced one raises (see `_TRACED`)."""
     value = t._value()
-    return None if isinstance(value, jax.core.Tracer) else value
+    if isinstance(value, jax.core.Tracer):
+        raise RuntimeError(_TRACED)
+    return value.is_fully_addressable
 
 
 def shard(t: Tensor, sharding: NamedSharding) -> Tensor:
@@ -143,8 +154,7 @@ def from_processes(x: Any, mesh: Mesh, axes: tuple, dim: int = 0) -> Any:
     same whole tensor in every process. A tensor already spanning the processes is laid out
     as `scatter` would."""
     if isinstance(x, Tensor):
-        value = _concrete(x)
-        if value is None or not value.is_fully_addressable:
+        if not is_local(x):
             return scatter(x, mesh, axes, dim)
         shape, spec = list(x.shape), [None] * x.ndim
         if axes and x.ndim:
@@ -168,10 +178,7 @@ def to_process(x: Any, batch: bool = False) -> Any:
     differentiable: the local gradients make the global one (with `batch`, dim 0 is split over
     the processes as a data parallel batch, and their gradients are averaged as ranks' are)."""
     if isinstance(x, Tensor):
-        value = _concrete(x)
-        if value is None or value.is_fully_addressable:
-            return x
-        return _ToProcess.apply(x, batch)
+        return x if is_local(x) else _ToProcess.apply(x, batch)
     if isinstance(x, (list, tuple)):
         return type(x)(to_process(v, batch) for v in x)
     if isinstance(x, dict):

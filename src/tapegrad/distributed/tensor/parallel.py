@@ -53,7 +53,7 @@ class ParallelStyle:
         def layout(x, placement):
             if not isinstance(x, Tensor):
                 return x
-            if _sharding.spans_processes(mesh.jax_mesh) and x._value().is_fully_addressable:
+            if _sharding.spans_processes(mesh.jax_mesh) and _sharding.is_local(x):
                 # a process's tensor, laid out as PyTorch's local tensor of that placement
                 return _sharding.from_processes(
                     x, mesh.jax_mesh, mesh._dims if isinstance(placement, Shard) else (),
