@@ -8,6 +8,11 @@ partitioner all-gathers the weights where they are used and reduce-scatters thei
 which keep their parameter's sharding, and so does the optimizer state made from them. So
 each device holds only its shard of the parameters, gradients, optimizer state and batch, and
 the numbers are those of one device on the whole batch.
+
+Over a mesh spanning several processes (torchrun, `jax.distributed`), each process feeds its own
+batch: the outermost sharded module takes it as the process's block of the global batch and
+returns the process's rows of the output, whose gradients are averaged over the processes as
+FSDP's reduce-scatter averages over ranks (see docs/distributed.md). Such steps run uncompiled.
 """
 from __future__ import annotations
 

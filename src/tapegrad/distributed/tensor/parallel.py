@@ -5,9 +5,13 @@
 `Embedding`'s weight `Shard(1)`), `RowwiseParallel` its input features (weight `Shard(1)`, bias
 replicated; an `Embedding`'s weight `Shard(0)`). The module's inputs and outputs are laid out as
 `input_layouts`/`output_layouts` say, and XLA's partitioner inserts the all-reduce or
-all-gather between them. One difference from PyTorch: the output is always the global tensor
-(there is no per-rank local tensor in one SPMD program), so `use_local_output` changes nothing,
-and code that reshapes by a local head count must use the global one.
+all-gather between them. One difference from PyTorch: inside the parallelized module the outputs
+are global tensors (there is no per-rank local tensor in one SPMD program), so
+`use_local_output` changes nothing, and code that reshapes by a local head count must use the
+global one. Over a mesh spanning several processes (torchrun), the module passed to
+`parallelize_module` takes each process's tensors as its inputs and returns each process's part
+of its outputs (`_sharding.from_processes`/`to_process`), so the code around it sees local
+tensors, as PyTorch's.
 """
 from __future__ import annotations
 
