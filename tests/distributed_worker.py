@@ -293,17 +293,18 @@ def _sharded_training(model, xs, ys) -> dict:
         out = model(xs)
         loss = nn.functional.cross_entropy(out, ys)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        norm = nn.utils.clip_grad_norm_(model.parameters(), 0.5)
         opt.step()
-        return loss, out
+        return loss, out, norm
 
-    losses = []
+    losses, norms = [], []
     for _ in range(STEPS):
-        loss, out = step(xs, ys)
+        loss, out, norm = step(xs, ys)
         losses.append(loss.item())
+        norms.append(norm.item())
     result = {
         "start": start, "final": {k: p.full_tensor().tolist() for k, p in params.items()},
-        "local_losses": losses, "out_shape": list(out.shape),
+        "local_losses": losses, "grad_norms": norms, "out_shape": list(out.shape),
         "out_local": out.jax().is_fully_addressable,
         "placements": {k: repr(p.placements) for k, p in params.items()},
         "param_shards": {k: _local_shapes(p) for k, p in params.items()},
@@ -336,7 +337,13 @@ def fsdp_training(rank: int, world: int) -> dict:
     fully_shard(model, mesh=mesh)
     x, y = global_batch(world, seed=2)
     rows = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
-    return _sharded_training(model, torch.tensor(x[rows]), torch.tensor(y[rows]))
+    out = _sharded_training(model, torch.tensor(x[rows]), torch.tensor(y[rows]))
+    torch.manual_seed(rank)  # each rank its own weights: each contributes its own shard
+    layer = nn.Linear(6, 8)
+    own = layer.weight.tolist()
+    fully_shard(layer, mesh=mesh)
+    out["own_weight"], out["sharded_weight"] = own, layer.weight.full_tensor().tolist()
+    return out
 
 
 def tp_training(rank: int, world: int) -> dict:

@@ -238,11 +238,11 @@ def test_dtensor_from_local_shards_over_processes(n, request):
 
 def _torch_sharded_reference(torch, start: dict, x, y, local_rows: list):
     """PyTorch on one process: the worker's AdamW + clip_grad_norm_ steps on the whole batch;
-    the final state and, per step, the loss over each rank's `local_rows`."""
+    the final state, per step the loss over each rank's `local_rows`, and the gradient norms."""
     model = _torch_mlp(torch, start)
     opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
     x, y = torch.tensor(x), torch.tensor(y)
-    losses = []
+    losses, norms = [], []
     for _ in range(worker.STEPS):
         with torch.no_grad():
             out = model(x)
@@ -250,9 +250,9 @@ def _torch_sharded_reference(torch, start: dict, x, y, local_rows: list):
                            for r in local_rows])
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5).item())
         opt.step()
-    return model.state_dict(), losses
+    return model.state_dict(), losses, norms
 
 
 @pytest.mark.parametrize("scenario", ["fsdp", "tp"])
@@ -264,11 +264,14 @@ def test_sharded_training_over_processes_equals_single_process(two, scenario):
     # FSDP: each rank's loss is over its own rows; TP: every rank sees the whole batch
     rows = [slice(r * n, (r + 1) * n) for r in range(2)] if scenario == "fsdp" \
         else [slice(None)] * 2
-    final, losses = _torch_sharded_reference(torch, ranks[0]["start"], x, y, rows)
+    final, losses, norms = _torch_sharded_reference(torch, ranks[0]["start"], x, y, rows)
     for r, res in enumerate(ranks):
         assert res["start"] == ranks[0]["start"]  # full_tensor(): the same whole on every rank
         np.testing.assert_allclose(res["local_losses"], [step[r] for step in losses],
                                    rtol=1e-5)
+        # the gradients before clipping: the global batch's (AdamW and clipping would hide a
+        # scale in the final state)
+        np.testing.assert_allclose(res["grad_norms"], norms, rtol=1e-5)
         for k, v in final.items():
             np.testing.assert_allclose(res["final"][k], v.numpy(), rtol=1e-5, atol=1e-6,
                                        err_msg=f"{k} on rank {r}")
@@ -287,6 +290,15 @@ def test_sharded_training_over_processes_leaves_each_process_its_shards(two, sce
         assert got["param_shards"] == halves  # one device per process: its half
         assert got["grad_shards"] == halves  # gradients laid out as their parameters
         assert got["exp_avg_shards"] == halves  # and so is AdamW's state
+
+
+def test_fully_shard_over_processes_takes_each_rank_its_shard_of_its_own_copy(two):
+    # as FSDP2: rank r's devices keep rows 4r..4r+3 of rank r's weight, which nothing checks
+    own = [np.asarray(res["fsdp"]["own_weight"]) for res in two]
+    assert not np.allclose(own[0], own[1])
+    for res in two:
+        np.testing.assert_array_equal(res["fsdp"]["sharded_weight"],
+                                      np.concatenate([own[0][:4], own[1][4:]]))
 
 
 @pytest.mark.parametrize("scenario", ["fsdp", "tp"])
