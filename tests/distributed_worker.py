@@ -277,10 +277,94 @@ def dtensor(rank: int, world: int) -> dict:
     return out
 
 
+def _local_shapes(t) -> list:
+    return [list(s.data.shape) for s in t.jax().addressable_shards]
+
+
+def _sharded_training(model, xs, ys) -> dict:
+    """AdamW + clip_grad_norm_ steps of a sharded `model` on this process's (xs, ys): what the
+    test compares with PyTorch on the global batch, and how the state is laid out."""
+    opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
+    params = dict(model.named_parameters())
+    start = {k: p.full_tensor().tolist() for k, p in params.items()}
+
+    def step(xs, ys):
+        opt.zero_grad()
+        out = model(xs)
+        loss = nn.functional.cross_entropy(out, ys)
+        loss.backward()
+        norm = nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        opt.step()
+        return loss, out, norm
+
+    losses, norms = [], []
+    for _ in range(STEPS):
+        loss, out, norm = step(xs, ys)
+        losses.append(loss.item())
+        norms.append(norm.item())
+    result = {
+        "start": start, "final": {k: p.full_tensor().tolist() for k, p in params.items()},
+        "local_losses": losses, "grad_norms": norms, "out_shape": list(out.shape),
+        "out_local": out.jax().is_fully_addressable,
+        "placements": {k: repr(p.placements) for k, p in params.items()},
+        "param_shards": {k: _local_shapes(p) for k, p in params.items()},
+        "grad_shards": {k: _local_shapes(p.grad) for k, p in params.items()},
+        "exp_avg_shards": {k: _local_shapes(opt.state[p]["exp_avg"]) for k, p in params.items()},
+    }
+    try:
+        params["0.weight"].detach().numpy()
+    except RuntimeError as e:
+        result["numpy_error"] = str(e)
+    compiled = torch.compile(step)
+    try:
+        for _ in range(3):  # two eager calls, then the traced one
+            compiled(xs, ys)
+    except RuntimeError as e:
+        result["compiled_error"] = str(e)
+    return result
+
+
+def fsdp_training(rank: int, world: int) -> dict:
+    """fully_shard over a 1-D mesh of the processes (one device each): each rank feeds its rows
+    of the global batch; parameters, gradients and optimizer state are sharded."""
+    from tapegrad.distributed.device_mesh import init_device_mesh
+    from tapegrad.distributed.fsdp import fully_shard
+    torch.manual_seed(0)  # the same weights on every rank (FSDP2 takes each rank's shard)
+    model = mlp()
+    mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("dp",))
+    for layer in (model[0], model[2]):
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    x, y = global_batch(world, seed=2)
+    rows = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
+    out = _sharded_training(model, torch.tensor(x[rows]), torch.tensor(y[rows]))
+    torch.manual_seed(rank)  # each rank its own weights: each contributes its own shard
+    layer = nn.Linear(6, 8)
+    own = layer.weight.tolist()
+    fully_shard(layer, mesh=mesh)
+    out["own_weight"], out["sharded_weight"] = own, layer.weight.full_tensor().tolist()
+    return out
+
+
+def tp_training(rank: int, world: int) -> dict:
+    """ColwiseParallel then RowwiseParallel Linear over a 1-D mesh of the processes, the same
+    global batch on every rank."""
+    from tapegrad.distributed.device_mesh import init_device_mesh
+    from tapegrad.distributed.tensor.parallel import (ColwiseParallel, RowwiseParallel,
+                                                      parallelize_module)
+    torch.manual_seed(0)
+    model = mlp()
+    mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("tp",))
+    parallelize_module(model, mesh, {"0": ColwiseParallel(), "2": RowwiseParallel()})
+    x, y = global_batch(world, seed=3)
+    return _sharded_training(model, torch.tensor(x), torch.tensor(y))
+
+
 SCENARIOS = {"dtensor": dtensor, "collectives": collectives, "ddp": ddp_training,
              "ddp_compiled": lambda rank, world: ddp_training(rank, world, compiled=True),
              "no_sync_compiled": ddp_no_sync_compiled, "gpt_compiled": ddp_gpt_compiled, "no_sync": ddp_no_sync,
-             "unused": ddp_unused, "mismatch": mismatches}
+             "unused": ddp_unused, "mismatch": mismatches, "fsdp": fsdp_training,
+             "tp": tp_training}
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ def _launch(tmp_path, nproc: int, *scenarios: str) -> list:
 def two(tmp_path_factory):
     return _launch(tmp_path_factory.mktemp("two"), 2, "collectives", "ddp", "ddp_compiled", "no_sync",
                    "no_sync_compiled", "gpt_compiled", "unused", "dtensor",
-                   "mismatch")
+                   "mismatch", "fsdp", "tp")
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +232,84 @@ def test_dtensor_from_local_shards_over_processes(n, request):
         np.testing.assert_allclose(got["to_local_grad"], 3 * mine ** 2)
         weights = np.arange(6.0 * n).reshape(2 * n, 3)
         np.testing.assert_allclose(got["round_trip_grad"], weights[2 * r:2 * r + 2])
+
+
+# -- fully_shard and tensor parallel over processes -----------------------------------------------
+
+def _torch_sharded_reference(torch, start: dict, x, y, local_rows: list):
+    """PyTorch on one process: the worker's AdamW + clip_grad_norm_ steps on the whole batch;
+    the final state, per step the loss over each rank's `local_rows`, and the gradient norms."""
+    model = _torch_mlp(torch, start)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
+    x, y = torch.tensor(x), torch.tensor(y)
+    losses, norms = [], []
+    for _ in range(worker.STEPS):
+        with torch.no_grad():
+            out = model(x)
+            losses.append([torch.nn.functional.cross_entropy(out[r], y[r]).item()
+                           for r in local_rows])
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5).item())
+        opt.step()
+    return model.state_dict(), losses, norms
+
+
+@pytest.mark.parametrize("scenario", ["fsdp", "tp"])
+def test_sharded_training_over_processes_equals_single_process(two, scenario):
+    torch = pytest.importorskip("torch")
+    ranks = [res[scenario] for res in two]
+    x, y = worker.global_batch(2, seed={"fsdp": 2, "tp": 3}[scenario])
+    n = worker.LOCAL_BATCH
+    # FSDP: each rank's loss is over its own rows; TP: every rank sees the whole batch
+    rows = [slice(r * n, (r + 1) * n) for r in range(2)] if scenario == "fsdp" \
+        else [slice(None)] * 2
+    final, losses, norms = _torch_sharded_reference(torch, ranks[0]["start"], x, y, rows)
+    for r, res in enumerate(ranks):
+        assert res["start"] == ranks[0]["start"]  # full_tensor(): the same whole on every rank
+        np.testing.assert_allclose(res["local_losses"], [step[r] for step in losses],
+                                   rtol=1e-5)
+        # the gradients before clipping: the global batch's (AdamW and clipping would hide a
+        # scale in the final state)
+        np.testing.assert_allclose(res["grad_norms"], norms, rtol=1e-5)
+        for k, v in final.items():
+            np.testing.assert_allclose(res["final"][k], v.numpy(), rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{k} on rank {r}")
+        assert res["out_local"]  # the model's output is this process's tensor, as PyTorch's
+        assert res["out_shape"] == ([n, 3] if scenario == "fsdp" else [2 * n, 3])
+
+
+@pytest.mark.parametrize("scenario", ["fsdp", "tp"])
+def test_sharded_training_over_processes_leaves_each_process_its_shards(two, scenario):
+    halves = {"0.weight": [[4, 6]], "0.bias": [[4]], "2.weight": [[3, 4]], "2.bias": [[3]]}
+    placements = {"0.weight": "(Shard(dim=0),)", "0.bias": "(Shard(dim=0),)",
+                  "2.weight": "(Shard(dim=1),)", "2.bias": "(Replicate(),)"}
+    for res in two:  # (FSDP: 2.weight's dim 0 of 3 does not split, so dim 1 is sharded)
+        got = res[scenario]
+        assert got["placements"] == placements
+        assert got["param_shards"] == halves  # one device per process: its half
+        assert got["grad_shards"] == halves  # gradients laid out as their parameters
+        assert got["exp_avg_shards"] == halves  # and so is AdamW's state
+
+
+def test_fully_shard_over_processes_takes_each_rank_its_shard_of_its_own_copy(two):
+    # as FSDP2: rank r's devices keep rows 4r..4r+3 of rank r's weight, which nothing checks
+    own = [np.asarray(res["fsdp"]["own_weight"]) for res in two]
+    assert not np.allclose(own[0], own[1])
+    for res in two:
+        np.testing.assert_array_equal(res["fsdp"]["sharded_weight"],
+                                      np.concatenate([own[0][:4], own[1][4:]]))
+
+
+@pytest.mark.parametrize("scenario", ["fsdp", "tp"])
+def test_sharded_over_processes_refuses_compiled_steps_and_numpy(two, scenario):
+    for res in two:
+        got = res[scenario]
+        assert got["compiled_error"].startswith("fully_shard and parallelize_module over a mesh "
+                                                "spanning several processes run in uncompiled "
+                                                "steps only")
+        assert "this process holds only its shards" in got["numpy_error"]
+        assert ".full_tensor()" in got["numpy_error"]
 
 
 # -- in this process ---------------------------------------------------------------------------------

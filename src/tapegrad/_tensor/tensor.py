@@ -83,6 +83,12 @@ class Tensor:
                 "numpy() or a data-dependent branch), but the value is being traced (by "
                 "tapegrad.compile or a JAX transformation such as jax.jit), so Python cannot see "
                 "it. Return the tensor and read it outside, or run this code untraced.")
+        if not getattr(value, "is_fully_addressable", True) and not value.is_fully_replicated:
+            raise RuntimeError(
+                f"the tensor's value is split over several processes ({value.sharding}) and "
+                "this process holds only its shards, so Python cannot see the whole here: read "
+                "a DTensor (a parameter of fully_shard or parallelize_module) with "
+                ".full_tensor(), or its shard with .to_local()")
         return np.asarray(value)
 
     def _set_node(self, node) -> None:

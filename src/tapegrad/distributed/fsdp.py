@@ -8,6 +8,11 @@ partitioner all-gathers the weights where they are used and reduce-scatters thei
 which keep their parameter's sharding, and so does the optimizer state made from them. So
 each device holds only its shard of the parameters, gradients, optimizer state and batch, and
 the numbers are those of one device on the whole batch.
+
+Over a mesh spanning several processes (torchrun, `jax.distributed`), each process feeds its own
+batch: the outermost sharded module takes it as the process's block of the global batch and
+returns the process's rows of the output, whose gradients are averaged over the processes as
+FSDP's reduce-scatter averages over ranks (see docs/distributed.md). Such steps run uncompiled.
 """
 from __future__ import annotations
 
@@ -46,14 +51,21 @@ class FSDPModule:
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         depth = getattr(_depth, "n", 0)
-        if depth == 0:  # the outermost sharded module splits the batch
-            mesh = self._fsdp_mesh
+        mesh = self._fsdp_mesh
+        processes = depth == 0 and _sharding.spans_processes(mesh.jax_mesh)
+        if processes:  # each process's batch is its block of the global batch
+            args, kwargs = _sharding.from_processes((args, kwargs), mesh.jax_mesh, mesh._dims)
+        elif depth == 0:  # the outermost sharded module splits the batch
             args, kwargs = _sharding.scatter((args, kwargs), mesh.jax_mesh, mesh._dims)
         _depth.n = depth + 1
         try:
-            return super().forward(*args, **kwargs)
+            out = super().forward(*args, **kwargs)
         finally:
             _depth.n = depth
+        if processes:  # each process's rows of the output, as each rank's under torchrun
+            out = _sharding.to_process(_sharding.scatter(out, mesh.jax_mesh, mesh._dims),
+                                       batch=True)
+        return out
 
     def reshard(self) -> None:
         """Nothing to free: XLA gathers each weight inside the program that uses it."""

@@ -163,8 +163,11 @@ class DTensor(Tensor):
         return DTensor._wrap(_sharding.shard(self, mesh._sharding(spec)), mesh, placements)
 
     def full_tensor(self, *, grad_placements=None) -> Tensor:
-        """The whole tensor, replicated on every device of the mesh (an ordinary tensor)."""
-        return _sharding.shard(self, self.device_mesh._sharding(PartitionSpec()))
+        """The whole tensor, replicated on every device of the mesh (an ordinary tensor); over a
+        mesh spanning several processes, each process's own copy of it, as PyTorch's."""
+        whole = _sharding.shard(self, self.device_mesh._sharding(PartitionSpec()))
+        return _sharding.to_process(whole) if _sharding.spans_processes(
+            self.device_mesh.jax_mesh) else whole
 
     def to_local(self, *, grad_placements=None) -> Tensor:
         """The current device's shard (JAX's default device, `tapegrad.cuda.set_device`). With

@@ -5,9 +5,13 @@
 `Embedding`'s weight `Shard(1)`), `RowwiseParallel` its input features (weight `Shard(1)`, bias
 replicated; an `Embedding`'s weight `Shard(0)`). The module's inputs and outputs are laid out as
 `input_layouts`/`output_layouts` say, and XLA's partitioner inserts the all-reduce or
-all-gather between them. One difference from PyTorch: the output is always the global tensor
-(there is no per-rank local tensor in one SPMD program), so `use_local_output` changes nothing,
-and code that reshapes by a local head count must use the global one.
+all-gather between them. One difference from PyTorch: inside the parallelized module the outputs
+are global tensors (there is no per-rank local tensor in one SPMD program), so
+`use_local_output` changes nothing, and code that reshapes by a local head count must use the
+global one. Over a mesh spanning several processes (torchrun), the module passed to
+`parallelize_module` takes each process's tensors as its inputs and returns each process's part
+of its outputs (`_sharding.from_processes`/`to_process`), so the code around it sees local
+tensors, as PyTorch's.
 """
 from __future__ import annotations
 
@@ -53,6 +57,11 @@ class ParallelStyle:
         def layout(x, placement):
             if not isinstance(x, Tensor):
                 return x
+            if _sharding.spans_processes(mesh.jax_mesh) and _sharding.is_local(x):
+                # a process's tensor, laid out as PyTorch's local tensor of that placement
+                return _sharding.from_processes(
+                    x, mesh.jax_mesh, mesh._dims if isinstance(placement, Shard) else (),
+                    placement.dim if isinstance(placement, Shard) else 0)
             return _sharding.shard(x, mesh._sharding(spec_of(mesh, (placement,), tuple(x.shape))))
 
         inputs = self.input_layouts
@@ -86,11 +95,22 @@ def parallelize_module(module: Module, device_mesh: DeviceMesh | None = None,
                        parallelize_plan=None, *, src_data_rank: int | None = 0) -> Module:
     """Apply `parallelize_plan` (a style, or `{submodule name pattern: style}`) over the 1-D
     `device_mesh`; the module's other parameters and buffers are replicated over the mesh and
-    its tensor inputs placed on it. Returns `module`."""
+    its tensor inputs placed on it. Over a mesh spanning several processes, each process's
+    inputs are its tensors (the same ones on every process where the layout is `Replicate()`)
+    and `module` returns each process's part of its outputs, as PyTorch's local tensors.
+    Returns `module`."""
     mesh = _mesh(device_mesh)
     if mesh.ndim != 1:
         raise ValueError(f"parallelize_module expects a 1D DeviceMesh (use mesh['tp']), got "
                          f"{mesh.ndim}D")
+    _parallelize(module, mesh, parallelize_plan)
+    if _sharding.spans_processes(mesh.jax_mesh):
+        module.register_forward_hook(lambda m, args, out: None if hasattr(m, "_fsdp_mesh")
+                                     else _sharding.to_process(out))
+    return module
+
+
+def _parallelize(module: Module, mesh: DeviceMesh, parallelize_plan) -> None:
     if isinstance(parallelize_plan, ParallelStyle):
         parallelize_plan._apply(module, mesh)
     elif isinstance(parallelize_plan, dict):
@@ -100,7 +120,7 @@ def parallelize_module(module: Module, device_mesh: DeviceMesh | None = None,
             if not hits:
                 raise ValueError(f"parallelize_plan key {pattern!r} matches no submodule")
             for m in hits:
-                parallelize_module(m, mesh, style)
+                _parallelize(m, mesh, style)
     elif parallelize_plan is not None:
         raise TypeError(f"Expect Union[ParallelStyle, Dict] for parallelize_plan, "
                         f"{type(parallelize_plan)} found!")
@@ -109,6 +129,7 @@ def parallelize_module(module: Module, device_mesh: DeviceMesh | None = None,
                        else (mesh, (Replicate(),)))
     for b in module.buffers():
         _sharding.place(b, replicated)
-    module.register_forward_pre_hook(lambda m, args: _sharding.scatter(
+    enter = _sharding.from_processes if _sharding.spans_processes(mesh.jax_mesh) \
+        else _sharding.scatter
+    module.register_forward_pre_hook(lambda m, args: enter(
         args, mesh.jax_mesh, ()) if not hasattr(m, "_fsdp_mesh") else None)
-    return module
