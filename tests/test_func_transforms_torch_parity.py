@@ -305,6 +305,26 @@ def test_transforms_of_tensors_requiring_grad_are_on_the_tape(dtype, how):
     _both(run, (x, w, v), dtype)
 
 
+def test_a_closure_over_weights_updated_in_place_between_calls_as_pytorch():
+    """The function reads a module's weights from its closure (constants to the transform) and
+    they change in place between calls: each call sees the current ones, as in PyTorch."""
+    m_tg, m_torch = _same_weights(_model(tg, 0), _model(torch, 0), np.float32)
+    x_np, = _inputs(np.float32, (5, 4))
+    results = {}
+    for lib, model in ((tg, m_tg), (torch, m_torch)):
+        x = lib.tensor(x_np, requires_grad=True)
+        steps = []
+        for _ in range(3):
+            with lib.no_grad():
+                model[0].weight.mul_(1.5)
+            out = lib.func.vmap(model)(x)
+            (out ** 2).sum().backward()
+            steps.append((out, x.grad.clone()))
+            x.grad = None
+        results[lib] = steps
+    _close(results[tg], results[torch], np.float32)
+
+
 # -- errors --------------------------------------------------------------------------------------
 
 def _raises_like_torch(run):

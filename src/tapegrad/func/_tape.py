@@ -17,6 +17,7 @@ from typing import Any, Callable
 import jax
 
 from .._core import grad_mode as _grad_mode
+from .._core.compile import store
 from .._core.graph import Op
 from .._tensor.apply import apply
 from .._tensor.tensor import Tensor
@@ -33,30 +34,33 @@ def needs_tape(args: Any) -> bool:
 @x64
 def on_tape(name: str, run: Callable[..., Any], args: tuple) -> Any:
     """`run(*args)` (a function of tensors returning a pytree of tensors), recorded as one op
-    over the tensors among `args`: its outputs require grad and its vjp differentiates `run`."""
+    over the tensors among `args`: its outputs require grad and its vjp differentiates `run`.
+
+    `run` first runs at once, as it would off the tape: its values become the outputs' (the
+    forward is not computed twice), its errors are raised here, and pending values it reads
+    from outside its arguments (a weight updated in place) are computed outside any trace, so
+    that the op's traces read them as constants. The op is new per call (the function may read
+    other Python state next time), so its backward compiles per call."""
     leaves, spec = jax.tree.flatten(args, is_leaf=is_leaf)
     where = [i for i, x in enumerate(leaves) if isinstance(x, Tensor)]
-    out_spec = []
+    with _grad_mode.no_grad():
+        values, out_spec = jax.tree.flatten(to_arrays(run(*args)))
+    if not values:
+        return jax.tree.unflatten(out_spec, [])
 
     def fn(*arrays):
         flat = list(leaves)
         for i, a in zip(where, arrays):
             flat[i] = Tensor._from_array(a)
         with _grad_mode.no_grad():
-            out = to_arrays(run(*jax.tree.unflatten(spec, flat)))
-        outs, treedef = jax.tree.flatten(out)
-        out_spec[:] = [treedef]
-        return tuple(outs)
+            outs = jax.tree.leaves(to_arrays(run(*jax.tree.unflatten(spec, flat))))
+        return tuple(outs) if len(values) > 1 else outs[0]
 
-    shapes = jax.eval_shape(fn, *[jax.ShapeDtypeStruct(tuple(leaves[i].shape),
-                                                       leaves[i].dtype.np) for i in where])
-    if not shapes:
-        return jax.tree.unflatten(out_spec[0], [])
-    op = Op(name, fn if len(shapes) > 1 else lambda *xs: fn(*xs)[0], n_out=len(shapes),
-            register=False)
+    op = Op(name, fn, n_out=len(values), register=False)
     outs = apply(op, *[leaves[i] for i in where])
     outs = outs if isinstance(outs, tuple) else (outs,)
-    return jax.tree.unflatten(out_spec[0], list(outs))
+    store([t._node for t in outs], values)
+    return jax.tree.unflatten(out_spec, list(outs))
 
 
 def taped(name: str, plain: Callable[..., Any]) -> Callable[..., Any]:
