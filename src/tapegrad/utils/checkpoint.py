@@ -294,7 +294,8 @@ def _saved_by(policy: Callable, nodes: list) -> tuple:
     for k, n in enumerate(nodes):
         if type(n) in (GetItem, AccumulateGrad):
             continue
-        args = [_look(c) if isinstance(c, Node) else c for c in n.inputs]
+        args = [_look(c.inputs[0] if type(c) is AccumulateGrad else c)
+                if isinstance(c, Node) else c for c in n.inputs]
         ctx = SelectiveCheckpointContext(is_recompute=False,
                                          op_output=_look(n) if n.op.n_out == 1 else None)
         choice = policy(ctx, n.op, *args, **dict(n.static))
