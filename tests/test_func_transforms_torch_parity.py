@@ -190,6 +190,43 @@ def test_nested_vmap(dtype):
                                           in_dims=(None, 0))(x, y[:, :3]), (x, y), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vmap_chunk_size(dtype):
+    x, w = _inputs(dtype, (6, 3), (3,))
+    _both(lambda lib, x, w: lib.func.vmap(h, in_dims=(0, None), chunk_size=4)(x, w), (x, w),
+          dtype)
+    # PyTorch's chunked vmap fails on an unbatched output (out_dims None): against unchunked
+    tg.manual_seed(0)  # and the generator's key is first made inside the chunks' trace
+    got = tg.func.vmap(lambda a, b: (a * b, b), in_dims=(0, None), out_dims=(1, None),
+                       chunk_size=4)(*_to(tg, (x, w)))
+    want = torch.func.vmap(lambda a, b: (a * b, b), in_dims=(0, None), out_dims=(1, None))(
+        *_to(torch, (x, w)))
+    _close(got, want, dtype)
+    noise = tg.func.vmap(lambda a: a * 0 + tg.randn(3), randomness="same")(tg.tensor(x))
+    assert (noise == noise[0]).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linearize_and_functionalize(dtype):
+    x, t1, t2 = _inputs(dtype, (3, 4), (3, 4), (3, 4))
+
+    def run(lib, x, t1, t2):
+        out, jvp_fn = lib.func.linearize(lambda a: (a.sin() * a, a.exp().sum()), x)
+        return out, jvp_fn(t1), jvp_fn(t2)
+    _both(run, (x, t1, t2), dtype)
+    _both(lambda lib, x, t1, t2: run(lib, x.requires_grad_(), t1, t2), (x, t1, t2), dtype)
+
+    def mutating(a):
+        b = a.clone()
+        b.mul_(2).add_(1)
+        b[0] = 0.5
+        return b.view(-1)
+    _both(lambda lib, x: lib.func.functionalize(mutating)(x), (x,), dtype)
+    _both(lambda lib, x: lib.func.vmap(lib.func.functionalize(mutating, remove=
+                                                              "mutations_and_views"))(x),
+          (x,), dtype)
+
+
 def test_vmap_randomness_same_and_different_as_pytorch():
     """Draws differ from PyTorch's (another generator), but their structure is PyTorch's: "same"
     gives every sample one draw, "different" one per sample, "error" refuses."""
@@ -368,6 +405,9 @@ ERRORS = {
     "jacrev chunk_size 0": lambda lib: lib.func.jacrev(lambda a: a, chunk_size=0)(lib.ones(3)),
     "jacfwd randomness bad": lambda lib: lib.func.jacfwd(lambda a: a, randomness="x")(
         lib.ones(3)),
+    "linearize tangent shape": lambda lib: lib.func.linearize(lambda a: a * 2, lib.ones(3))[1](
+        lib.ones(2)),
+    "functionalize remove": lambda lib: lib.func.functionalize(lambda a: a, remove="views"),
 }
 
 

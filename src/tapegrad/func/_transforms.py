@@ -19,7 +19,8 @@ from ._pytree import argnums_tuple, check_tensors, split_args, to_arrays, to_ten
 from ._tape import needs_tape, on_tape, taped
 from ._vmap import RANDOM_IN_ERROR_MODE, check_randomness
 
-__all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian"]
+__all__ = ["grad", "grad_and_value", "vjp", "jvp", "linearize", "jacrev", "jacfwd", "hessian",
+           "functionalize"]
 
 
 def _aux_split(api: str, out, has_aux: bool):
@@ -149,6 +150,65 @@ def _jvp(func: Callable, primals: tuple, tangents, has_aux: bool) -> tuple:
     out, tangent_out, aux = jax.jvp(pure, ps, ts, has_aux=True)
     result = (to_tensors(out), to_tensors(tangent_out))
     return result + (to_tensors(aux),) if has_aux else result
+
+
+def linearize(func: Callable, *primals) -> tuple:
+    """`(func(*primals), jvp_fn)`: `jvp_fn(*tangents)` is the Jacobian-vector product at
+    `primals` (`jax.linearize`: the forward is linearized once, each call is linear work). With
+    primals that require grad, both are on the tape (`jvp_fn` then runs `jvp` in its own op)."""
+    if needs_tape(primals):
+        out = on_tape("linearize", lambda *p: _jvp(func, p, p, False)[0], primals)
+
+        def taped_jvp_fn(*tangents):
+            _check_tangents(primals, tangents)
+            return on_tape("linearize", lambda p, t: _jvp(func, p, t, False)[1],
+                           (primals, tangents))
+        return out, taped_jvp_fn
+    return _linearize(func, primals)
+
+
+@x64
+def _linearize(func: Callable, primals: tuple) -> tuple:
+    def pure(*xs):
+        out = func(*to_tensors(xs))
+        check_tensors("linearize(func, *primals)", out, "func(*primals)")
+        return to_arrays(out)
+
+    ps = to_arrays(primals)
+    out, linear = jax.linearize(pure, *ps)
+
+    @x64
+    def jvp_fn(*tangents):
+        _check_tangents(primals, tangents)
+        return to_tensors(linear(*[jax.numpy.asarray(t, p.dtype)
+                                   for p, t in zip(ps, to_arrays(tangents))]))
+    return to_tensors(out), jvp_fn
+
+
+def _check_tangents(primals: tuple, tangents: tuple) -> None:
+    """PyTorch's check of `linearize`'s `jvp_fn` arguments."""
+    if len(tangents) != len(primals):
+        raise RuntimeError(f"Expected {len(primals)} tangents (one per primal), got "
+                           f"{len(tangents)}")
+    for k, (p, t) in enumerate(zip(primals, tangents)):
+        if tuple(t.shape) != tuple(p.shape):
+            raise RuntimeError(f"tangent:{k} with shape {t.shape} in flattened pytree doesn't "
+                               f"match the shape {p.shape} of the corresponding primal.")
+
+
+def functionalize(func: Callable, *, remove: str = "mutations") -> Callable:
+    """`func` with its in-place and view operations replaced by out-of-place ones, as
+    `torch.func.functionalize`: tapegrad already records every in-place update as a new
+    immutable value (its programs are functional), so the function is `func` itself, with
+    PyTorch's check of `remove` (the same function: `functionalize(f)(x)` is `f(x)`)."""
+    if remove not in ("mutations", "mutations_and_views"):
+        raise RuntimeError(
+            f"functionalize(f, remove='mutations'): received invalid argument for remove={remove}."
+            " Valid options are:\n     remove='mutations': all inplace and out= operators will be "
+            "removed from the program, and replaced with their out-of-place equivalents.\n     "
+            "remove='mutations_and_views': In addition to the above, all aliasing operators "
+            "{view} will be replaced with their non-aliasing counterparts, {view}_copy.\n")
+    return func
 
 
 def _jacobian(jax_transform, api: str, func: Callable, argnums, has_aux: bool) -> Callable:
