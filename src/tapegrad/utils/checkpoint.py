@@ -118,7 +118,9 @@ def checkpoint(function: Callable, *args, use_reentrant: bool | None = None,
     refuses keyword arguments, `context_fn` and `debug`, and gives no gradients when no tensor
     argument requires one. Parameters read inside `function` (a module's weights) get their
     gradients in both variants. `preserve_rng_state` is accepted: the recomputation replays the
-    recorded draws, so it always sees the forward's random numbers.
+    recorded draws, so it always sees the forward's random numbers. `context_fn` may be
+    `functools.partial(create_selective_checkpoint_contexts, policy)` (selective
+    checkpointing: the ops the policy saves are not recomputed); other contexts are refused.
     """
     if use_reentrant is None:
         warnings.warn(
@@ -161,7 +163,8 @@ def _policy_of(context_fn: Callable[[], tuple]) -> Callable | None:
         return None
     contexts = context_fn()
     if not (isinstance(contexts, tuple) and len(contexts) == 2):
-        raise AssertionError("context_fn must return a tuple of two context managers")
+        raise TypeError("context_fn must return a tuple of two context managers, got "
+                        f"{type(contexts).__name__}")
     if not isinstance(contexts[0], _SelectiveContext):
         raise NotImplementedError(
             "checkpoint(context_fn=...): tapegrad recomputes the region by replaying its "
