@@ -377,3 +377,211 @@ def test_checkpointing_lowers_the_backward_programs_temp_memory():
         0.6 * (plain.temp_size_in_bytes + plain.output_size_in_bytes)
     for a, b in zip(grads_of(model), g_plain):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+# -- selective activation checkpointing (context_fn) ---------------------------------------------
+
+def sac_fn(lib, x, y):  # PyTorch's documentation's example
+    return lib.sigmoid(lib.matmul(lib.matmul(x, y), y)) * y
+
+
+def sac_context(lib, policy):
+    import functools
+    return functools.partial(lib.utils.checkpoint.create_selective_checkpoint_contexts, policy)
+
+
+def aten(lib, *names):
+    return [getattr(lib.ops.aten, n).default for n in names]
+
+
+SAC_POLICIES = {  # name -> policy(lib): a list of ops, or a policy function
+    "list of mm": lambda lib: aten(lib, "mm"),
+    "list of mm and sigmoid": lambda lib: aten(lib, "mm", "sigmoid"),
+    "empty list": lambda lib: [],
+    "function": lambda lib: lambda ctx, op, *a, **k: (
+        lib.utils.checkpoint.CheckpointPolicy.MUST_SAVE if op in aten(lib, "mm")
+        else lib.utils.checkpoint.CheckpointPolicy.PREFER_RECOMPUTE),
+    "function saving all": lambda lib: lambda ctx, op, *a, **k:
+        lib.utils.checkpoint.CheckpointPolicy.PREFER_SAVE,
+    "bool function": lambda lib: lambda ctx, op, *a, **k: op in aten(lib, "sigmoid"),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("policy", list(SAC_POLICIES))
+def test_selective_checkpointing_gradients_as_pytorch_and_uncheckpointed(dtype, policy):
+    x_np, y_np = RNG.standard_normal((2, 4, 4))
+    results = []
+    for lib, ckpt in ((tg, True), (tg, False), (torch, True)):
+        d = getattr(lib, str(dtype).split(".")[-1])
+        x, y = (lib.tensor(a, dtype=d, requires_grad=True) for a in (x_np, y_np))
+        if ckpt:
+            out = lib.utils.checkpoint.checkpoint(
+                lambda a, b: sac_fn(lib, a, b), x, y, use_reentrant=False,
+                context_fn=sac_context(lib, SAC_POLICIES[policy](lib)))
+        else:
+            out = sac_fn(lib, x, y)
+        (out.tanh() * out).sum().backward()
+        results.append([t.detach().numpy() for t in (out, x.grad, y.grad)])
+    for got, plain, want in zip(*results):
+        close(got, plain, dtype)
+        close(got, want, dtype)
+
+
+def test_the_policy_is_called_as_pytorch_calls_it():
+    """Once per op of the region, in order, with (ctx, op, *inputs, **keyword arguments);
+    `ctx.op_output` is the op's output and `ctx.is_recompute` False (PyTorch 2.13 asks during
+    the forward only)."""
+    x_np, y_np = RNG.standard_normal((2, 3, 3))
+    seen = {}
+    for lib in (tg, torch):
+        calls = seen[lib] = []
+
+        def policy(ctx, op, *args, **kwargs):
+            calls.append((op, [tuple(a.shape) for a in args if isinstance(a, lib.Tensor)],
+                          tuple(ctx.op_output.shape), ctx.is_recompute))
+            return lib.utils.checkpoint.CheckpointPolicy.PREFER_RECOMPUTE
+        x, y = (lib.tensor(a, requires_grad=True) for a in (x_np, y_np))
+        lib.utils.checkpoint.checkpoint(lambda a, b: sac_fn(lib, a, b), x, y,
+                                        use_reentrant=False,
+                                        context_fn=sac_context(lib, policy)).sum().backward()
+    names = {torch.ops.aten.mm.default: tg.ops.aten.mm.default,
+             torch.ops.aten.sigmoid.default: tg.ops.aten.sigmoid.default,
+             torch.ops.aten.mul.Tensor: tg.ops.aten.mul.Tensor}
+    torch_calls = [(names[op], *rest) for op, *rest in seen[torch]
+                   if op in names]  # PyTorch also reports the detach ops autograd adds
+    assert seen[tg] == [tuple(c) for c in torch_calls]
+    assert [op.name for op, *_ in seen[tg]] == ["matmul", "matmul", "sigmoid", "mul"]
+
+
+def _count(jaxpr, counts):
+    for eqn in jaxpr.eqns:
+        counts[eqn.primitive.name] = counts.get(eqn.primitive.name, 0) + 1
+        for p in eqn.params.values():
+            for sub in p if isinstance(p, (tuple, list)) else [p]:
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    _count(inner, counts)
+    return counts
+
+
+def backward_primitives(out):
+    """How many times each primitive runs in the backward of `out`'s checkpoint node (the
+    region's vjp alone: its residuals are what the forward saved)."""
+    node = out._autograd_node()
+    args = [n if not isinstance(n, tg._core.graph.Node) else
+            n.value if n.value is not None else n.inputs[0].value for n in node.inputs]
+    with jax.enable_x64(True):
+        value, vjp_fn = jax.vjp(node.op.fn, *args)
+        return _count(jax.make_jaxpr(vjp_fn)(jnp.ones_like(value)).jaxpr, {})
+
+
+def test_the_policy_decides_what_the_backward_recomputes():
+    x, y = (tg.tensor(a, requires_grad=True) for a in RNG.standard_normal((2, 4, 4)))
+
+    def dots(policy):
+        out = checkpoint(lambda a, b: sac_fn(tg, a, b), x, y, use_reentrant=False,
+                         context_fn=sac_context(tg, policy))
+        return backward_primitives(out)["dot_general"]
+    # four products give the gradients of the two matmuls; recomputing them adds two
+    assert dots([]) == 6
+    assert dots(aten(tg, "mm")) == 4
+    assert dots(lambda ctx, op, *a, **k: op is tg.ops.aten.matmul.default and
+                a[0] is not None and ctx.op_output.shape == (4, 4) and len(a) == 2) == 4
+    assert dots(aten(tg, "sigmoid")) == 6
+
+
+def test_selective_checkpointing_keeps_what_the_policy_saves_in_memory():
+    """A 24-layer MLP checkpointed layer by layer: the compiled backward's working memory keeps
+    the outputs the policy saves. Saving nothing is plain checkpointing; saving every Linear's
+    output keeps 24 more activations (a Tanh's output is the next region's input, kept anyway)."""
+    tg.manual_seed(0)
+    layers = [tg.nn.Sequential(tg.nn.Linear(32, 32), tg.nn.Tanh()) for _ in range(24)]
+    x = tg.randn(512, 32)
+
+    def memory(**how):
+        for layer in layers:
+            layer.zero_grad()
+        h = x
+        for layer in layers:
+            h = checkpoint(layer, h, use_reentrant=False, **how)
+        stats = backward_memory(h.square().mean())
+        return stats.temp_size_in_bytes, [g for layer in layers for g in grads_of(layer)]
+    plain, g_plain = memory()
+    nothing, g_nothing = memory(context_fn=sac_context(tg, []))
+    tanhs, _ = memory(context_fn=sac_context(tg, aten(tg, "tanh")))
+    linears, g_linears = memory(context_fn=sac_context(tg, aten(tg, "linear")))
+    activation = 512 * 32 * 4
+    assert nothing == plain == tanhs
+    assert linears >= nothing + 20 * activation
+    for grads in (g_nothing, g_linears):
+        for a, b in zip(grads, g_plain):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+SAC_ERRORS = {
+    "a packet in the list": lambda lib: sac_context(lib, [lib.ops.aten.mm])(),
+    "neither list nor function": lambda lib: sac_context(lib, 3)(),
+    "offload": lambda lib: lib.utils.checkpoint.checkpoint(
+        lambda a: a.sin(), lib.ones(2, requires_grad=True), use_reentrant=False,
+        context_fn=sac_context(lib, lambda ctx, op, *a, **k:
+                               lib.utils.checkpoint.CheckpointPolicy.MUST_CPU_OFFLOAD)),
+}
+
+
+@pytest.mark.parametrize("case", list(SAC_ERRORS))
+def test_selective_checkpointing_errors(case):
+    (err_t, _), (err_p, _) = both(SAC_ERRORS[case])
+    if case == "offload":  # PyTorch offloads to the CPU; tapegrad says it does not
+        assert err_p is None and err_t[0] is NotImplementedError and "MUST_SAVE" in err_t[1]
+    else:  # the same type and message, but for the packet's own name
+        assert err_t[0] is err_p[0]
+        assert err_t[1].split(" of type ")[0].split(".")[-1] == \
+            err_p[1].split(" of type ")[0].split(".")[-1]
+        assert err_t[1].split(">")[-1] == err_p[1].split(">")[-1]
+
+
+def test_context_fn_of_other_contexts_is_refused():
+    with pytest.raises(NotImplementedError, match="create_selective_checkpoint_contexts"):
+        checkpoint(lambda a: a * 2, tg.ones(2, requires_grad=True), use_reentrant=False,
+                   context_fn=lambda: (tg.no_grad(), tg.no_grad()))
+    with pytest.raises(AttributeError, match="'tapegrad.ops.aten' has no op 'addmm_nonsense'"):
+        tg.ops.aten.addmm_nonsense
+    assert tg.ops.aten.mm.default is tg.ops.aten.matmul.default
+
+
+def test_selective_checkpointing_under_create_graph_and_compile():
+    """Gradients of gradients through a selective region equal the uncheckpointed ones
+    (PyTorch refuses a second backward through one), and a compiled step equals eager."""
+    import functools
+    x_np, y_np = RNG.standard_normal((2, 4, 4))
+    ctx = sac_context(tg, aten(tg, "mm"))
+    results = []
+    for use in (True, False):
+        x, y = (tg.tensor(a, requires_grad=True) for a in (x_np, y_np))
+        out = checkpoint(functools.partial(sac_fn, tg), x, y, use_reentrant=False,
+                         context_fn=ctx) if use else sac_fn(tg, x, y)
+        g, = tg.autograd.grad(out.sum(), x, create_graph=True)
+        gg, = tg.autograd.grad((g ** 2).sum(), y)
+        results.append((g.detach().numpy(), gg.numpy()))
+    for a, b in zip(*results):
+        close(a, b, tg.float32)
+
+    losses = []
+    for compiled in (False, True):
+        tg.manual_seed(0)
+        model = tg.nn.Sequential(tg.nn.Linear(4, 8), tg.nn.Tanh(), tg.nn.Linear(8, 2))
+        opt = tg.optim.SGD(model.parameters(), lr=0.1)
+        data = tg.randn(5, 4)
+        linear_saved = sac_context(tg, aten(tg, "linear"))
+
+        def step(batch):
+            opt.zero_grad()
+            loss = checkpoint(model, batch, use_reentrant=False,
+                              context_fn=linear_saved).square().mean()
+            loss.backward()
+            opt.step()
+            return loss
+        run_step = tg.compile(step) if compiled else step
+        losses.append([float(run_step(data)) for _ in range(4)])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)

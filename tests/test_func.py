@@ -311,7 +311,8 @@ def test_ensembling_with_stack_module_state():
 
     got = tg.func.vmap(run, in_dims=(0, 0, None))(params, buffers, x)
     for i, m in enumerate(models):
-        np.testing.assert_allclose(got[i].numpy(), m(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got[i].detach().numpy(), m(x).detach().numpy(), rtol=1e-5,
+                                   atol=1e-6)
     with pytest.raises(RuntimeError, match="same training/eval mode"):
         tg.func.stack_module_state([models[0], models[1].train()])
     with pytest.raises(RuntimeError, match="Expected at least one model, got 0"):

@@ -96,6 +96,7 @@ from . import distributions  # noqa: E402  (torch.distributions)
 from . import testing  # noqa: E402  (torch.testing)
 from . import profiler  # noqa: E402  (torch.profiler, over jax.profiler)
 from . import amp  # noqa: E402  (torch.amp)
+from . import ops  # noqa: E402  (torch.ops.aten: the registry rows, for checkpoint policies)
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
 from .nn.functional import log_softmax, softmax  # noqa: E402  (torch.softmax)
 from .nn.utils.weight_norm import _weight_norm, norm_except_dim  # noqa: E402

@@ -103,8 +103,8 @@ class Generator:
     def stream(self) -> tuple:
         """`(key, counter)`: the key node and the number of the next draw. `tapegrad.compile`
         lifts it into a compiled step and writes it back after each call."""
-        if self._key is None:
-            with jax.enable_x64(True):
+        if self._key is None:  # concrete even when first asked inside a JAX trace
+            with jax.enable_x64(True), jax.ensure_compile_time_eval():
                 key = jax.random.PRNGKey(self._seed % (2**64))
             self._key = Const(key, _dtype.from_numpy_dtype(key.dtype))
         return self._key, self._counter

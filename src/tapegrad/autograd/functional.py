@@ -69,7 +69,10 @@ def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
     with enable_grad():
         xs = _prepare(inputs, True)
         outs = _tuple(func(*xs))
-        vs = _tuple(v) if v is not None else tuple(ones_like(x) for x in xs)
+        if v is None and (len(xs) != 1 or xs[0].numel() != 1):
+            raise RuntimeError("The vector v can only be None if the input to the user-provided "
+                               "function is a single Tensor with a single element.")
+        vs = _tuple(v) if v is not None else (ones_like(xs[0]),)
         us = tuple(zeros_like(o).requires_grad_(True) for o in outs)
         gs = _grads(outs, xs, us, True)  # u^T J, linear in u
         jv = _grads(gs, us, vs, create_graph)
@@ -125,6 +128,9 @@ def hessian(func: Callable, inputs, create_graph: bool = False, strict: bool = F
     """The Hessian of a scalar `func` at `inputs`."""
     _check_strategy(outer_jacobian_strategy,
                     'Expected strategy to be either "forward-mode" or "reverse-mode".')
+    if outer_jacobian_strategy == "forward-mode" and not vectorize:
+        raise NotImplementedError("Computing Jacobian using forward-AD or forward-over-reverse "
+                                  "Hessian is only implemented for `vectorize=True`.")
     single = not isinstance(inputs, (tuple, list))
     if vectorize and not create_graph:
         def gradient_fn(*xs):

@@ -7,11 +7,22 @@ their structure; other leaves (Python numbers, modules) pass through unchanged.
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import jax
 
 from .._tensor.tensor import Tensor
+
+
+def x64(fn: Callable) -> Callable:
+    """`fn` run with JAX's 64-bit types on, as every tapegrad JAX call is: a float64 tensor's
+    tracers stay float64 (JAX would otherwise canonicalise them to float32)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with jax.enable_x64(True):
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def is_leaf(x) -> bool:

@@ -15,10 +15,12 @@ import jax
 
 from .._tensor import random as _random
 from .._tensor.tensor import Tensor
-from ._pytree import argnums_tuple, check_tensors, split_args, to_arrays, to_tensors
+from ._pytree import argnums_tuple, check_tensors, split_args, to_arrays, to_tensors, x64
+from ._tape import needs_tape, on_tape, taped
 from ._vmap import RANDOM_IN_ERROR_MODE, check_randomness
 
-__all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian"]
+__all__ = ["grad", "grad_and_value", "vjp", "jvp", "linearize", "jacrev", "jacfwd", "hessian",
+           "functionalize"]
 
 
 def _aux_split(api: str, out, has_aux: bool):
@@ -36,8 +38,8 @@ def grad_and_value(func: Callable, argnums: int | tuple = 0, has_aux: bool = Fal
     scalar (0-dim) tensor."""
     api = "grad_and_value(f)(*args)"
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    @x64
+    def plain(*args, **kwargs):
         nums = argnums_tuple(argnums, len(args))
         diff, rebuild = split_args(to_arrays(args), nums)
 
@@ -56,7 +58,7 @@ def grad_and_value(func: Callable, argnums: int | tuple = 0, has_aux: bool = Fal
         grads = grads[0] if isinstance(argnums, int) else grads
         value = Tensor._from_array(value)
         return (grads, (value, to_tensors(aux))) if has_aux else (grads, value)
-    return wrapper
+    return functools.wraps(func)(taped("grad_and_value", plain))
 
 
 def grad(func: Callable, argnums: int | tuple = 0, has_aux: bool = False) -> Callable:
@@ -73,7 +75,22 @@ def grad(func: Callable, argnums: int | tuple = 0, has_aux: bool = False) -> Cal
 
 def vjp(func: Callable, *primals, has_aux: bool = False):
     """`(func(*primals), vjp_fn)` (and `aux` with `has_aux`): `vjp_fn(cotangents)` returns a
-    tuple with the vector-Jacobian product for each primal."""
+    tuple with the vector-Jacobian product for each primal. With primals that require grad,
+    the outputs and `vjp_fn`'s results are on the tape (`vjp_fn` then recomputes the forward
+    inside its own op)."""
+    if not needs_tape(primals):
+        out, vjp_fn, aux = _vjp(func, primals, has_aux)
+        return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
+    out, aux = on_tape("vjp", lambda *p: _vjp(func, p, has_aux)[::2], primals)
+
+    def vjp_fn(cotangents):
+        return on_tape("vjp", lambda p, c: _vjp(func, p, has_aux)[1](c), (primals, cotangents))
+    return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
+
+
+@x64
+def _vjp(func: Callable, primals: tuple, has_aux: bool) -> tuple:
+    """`(out, vjp_fn, aux)` (aux None without `has_aux`), off the tape."""
     api = "vjp(f, *primals)"
 
     def pure(*xs):
@@ -84,6 +101,7 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
     out, pullback, aux = jax.vjp(pure, *to_arrays(primals), has_aux=True)
     out_struct = jax.tree.structure(out)
 
+    @x64
     def vjp_fn(cotangents):
         cts = to_arrays(cotangents)
         if jax.tree.structure(cts) != out_struct:
@@ -93,17 +111,24 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
                 f"primal output: {out_struct}")
         return to_tensors(tuple(pullback(cts)))
 
-    out = to_tensors(out)
-    return (out, vjp_fn, to_tensors(aux)) if has_aux else (out, vjp_fn)
+    return to_tensors(out), vjp_fn, to_tensors(aux) if has_aux else None
 
 
 def jvp(func: Callable, primals: tuple, tangents: tuple, *, strict: bool = False,
         has_aux: bool = False):
-    """`(func(*primals), J @ tangents)` (and `aux` with `has_aux`), by forward mode."""
-    api = "jvp(f, primals, tangents)"
+    """`(func(*primals), J @ tangents)` (and `aux` with `has_aux`), by forward mode; on the
+    tape when a primal or tangent requires grad."""
     if not isinstance(primals, tuple):
-        raise RuntimeError(f"{api}: Expected primals to be a tuple. E.g. it should be valid to "
-                           "call f(*primals).")
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals to be a tuple. E.g. it "
+                           "should be valid to call f(*primals).")
+    if needs_tape((primals, tangents)):
+        return on_tape("jvp", lambda p, t: _jvp(func, p, t, has_aux), (primals, tangents))
+    return _jvp(func, primals, tangents, has_aux)
+
+
+@x64
+def _jvp(func: Callable, primals: tuple, tangents, has_aux: bool) -> tuple:
+    api = "jvp(f, primals, tangents)"
     ps, ts = to_arrays(primals), to_arrays(tangents)
     if jax.tree.structure(ps) != jax.tree.structure(ts):
         raise RuntimeError(
@@ -127,9 +152,68 @@ def jvp(func: Callable, primals: tuple, tangents: tuple, *, strict: bool = False
     return result + (to_tensors(aux),) if has_aux else result
 
 
+def linearize(func: Callable, *primals) -> tuple:
+    """`(func(*primals), jvp_fn)`: `jvp_fn(*tangents)` is the Jacobian-vector product at
+    `primals` (`jax.linearize`: the forward is linearized once, each call is linear work). With
+    primals that require grad, both are on the tape (`jvp_fn` then runs `jvp` in its own op)."""
+    if needs_tape(primals):
+        out = on_tape("linearize", lambda *p: _jvp(func, p, p, False)[0], primals)
+
+        def taped_jvp_fn(*tangents):
+            _check_tangents(primals, tangents)
+            return on_tape("linearize", lambda p, t: _jvp(func, p, t, False)[1],
+                           (primals, tangents))
+        return out, taped_jvp_fn
+    return _linearize(func, primals)
+
+
+@x64
+def _linearize(func: Callable, primals: tuple) -> tuple:
+    def pure(*xs):
+        out = func(*to_tensors(xs))
+        check_tensors("linearize(func, *primals)", out, "func(*primals)")
+        return to_arrays(out)
+
+    ps = to_arrays(primals)
+    out, linear = jax.linearize(pure, *ps)
+
+    @x64
+    def jvp_fn(*tangents):
+        _check_tangents(primals, tangents)
+        return to_tensors(linear(*[jax.numpy.asarray(t, p.dtype)
+                                   for p, t in zip(ps, to_arrays(tangents))]))
+    return to_tensors(out), jvp_fn
+
+
+def _check_tangents(primals: tuple, tangents: tuple) -> None:
+    """PyTorch's check of `linearize`'s `jvp_fn` arguments."""
+    if len(tangents) != len(primals):
+        raise RuntimeError(f"Expected {len(primals)} tangents (one per primal), got "
+                           f"{len(tangents)}")
+    for k, (p, t) in enumerate(zip(primals, tangents)):
+        if tuple(t.shape) != tuple(p.shape):
+            raise RuntimeError(f"tangent:{k} with shape {t.shape} in flattened pytree doesn't "
+                               f"match the shape {p.shape} of the corresponding primal.")
+
+
+def functionalize(func: Callable, *, remove: str = "mutations") -> Callable:
+    """`func` with its in-place and view operations replaced by out-of-place ones, as
+    `torch.func.functionalize`: tapegrad already records every in-place update as a new
+    immutable value (its programs are functional), so the function is `func` itself, with
+    PyTorch's check of `remove` (the same function: `functionalize(f)(x)` is `f(x)`)."""
+    if remove not in ("mutations", "mutations_and_views"):
+        raise RuntimeError(
+            f"functionalize(f, remove='mutations'): received invalid argument for remove={remove}."
+            " Valid options are:\n     remove='mutations': all inplace and out= operators will be "
+            "removed from the program, and replaced with their out-of-place equivalents.\n     "
+            "remove='mutations_and_views': In addition to the above, all aliasing operators "
+            "{view} will be replaced with their non-aliasing counterparts, {view}_copy.\n")
+    return func
+
+
 def _jacobian(jax_transform, api: str, func: Callable, argnums, has_aux: bool) -> Callable:
-    @functools.wraps(func)
-    def wrapper(*args):
+    @x64
+    def plain(*args):
         nums = argnums_tuple(argnums, len(args))
         diff, rebuild = split_args(to_arrays(args), nums)
 
@@ -143,7 +227,7 @@ def _jacobian(jax_transform, api: str, func: Callable, argnums, has_aux: bool) -
             jac = jax.tree.map(lambda j: j[0], jac, is_leaf=lambda j: isinstance(j, tuple))
         jac = to_tensors(jac)
         return (jac, to_tensors(aux)) if has_aux else jac
-    return wrapper
+    return functools.wraps(func)(taped(api.split("(")[0], plain))
 
 
 def jacrev(func: Callable, argnums: int | tuple = 0, *, has_aux: bool = False,

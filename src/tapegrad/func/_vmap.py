@@ -17,7 +17,8 @@ from .._core.dtype import from_numpy_dtype
 from .._core.graph import Const
 from .._tensor import random as _random
 from .._tensor.tensor import Tensor
-from ._pytree import is_leaf, to_arrays, to_tensors
+from ._pytree import is_leaf, to_arrays, to_tensors, x64
+from ._tape import needs_tape, on_tape
 
 __all__ = ["vmap"]
 
@@ -44,10 +45,19 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
     name = getattr(func, "__name__", repr(func))
 
     @functools.wraps(func)
+    @x64
     def wrapper(*args, **kwargs):
         leaves, spec = jax.tree.flatten(args, is_leaf=is_leaf)
+        key = _key(randomness, _batch_size(leaves, _flat_dims(name, in_dims, args, spec, leaves)))
+        if needs_tape(args):  # the key is drawn once, outside: every trace of the op sees it
+            key = None if key is None else Tensor._from_array(key)
+            return on_tape("vmap", lambda k, *a: mapped(k, a, kwargs), (key,) + args)
+        return mapped(key, args, kwargs)
+
+    def mapped(key, args: tuple, kwargs: dict):
+        key = key.jax() if isinstance(key, Tensor) else key
+        leaves, spec = jax.tree.flatten(args, is_leaf=is_leaf)
         dims = _flat_dims(name, in_dims, args, spec, leaves)
-        size = _batch_size(leaves, dims)
         arrays = [x.jax() if isinstance(x, Tensor) else x for x in leaves]
         batched = [i for i, d in enumerate(dims) if d is not None]
         xs = [jnp.moveaxis(arrays[i], dims[i], 0) for i in batched]
@@ -59,9 +69,9 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
             call_args = to_tensors(jax.tree.unflatten(spec, flat))
             with _draws(randomness, key):
                 out = func(*call_args, **kwargs)
+            _check_outputs(name, out, out_dims)
             return to_arrays(out)
 
-        key = _key(randomness, size)
         key_axis = 0 if randomness == "different" else None
         if chunk_size is None:
             out = jax.vmap(pure, in_axes=(key_axis,) + (0,) * len(xs), out_axes=out_dims)(key, *xs)
@@ -101,6 +111,20 @@ def _flat_dims(name: str, in_dims, args: tuple, spec, leaves: list) -> list:
         if d is not None:
             dims[k] = d % x.dim()
     return dims
+
+
+def _check_outputs(name: str, out, out_dims) -> None:
+    """Every output mapped to a dimension is a tensor, as PyTorch requires."""
+    dims = _broadcast(out_dims, out)
+    if dims is None:
+        raise ValueError(
+            f"vmap({name}, ...): out_dims is not compatible with the structure of `outputs`. "
+            f"out_dims has structure {jax.tree.structure(out_dims)} but outputs has structure "
+            f"{jax.tree.structure(out, is_leaf=is_leaf)}.")
+    for x, d in zip(jax.tree.leaves(out, is_leaf=is_leaf), dims):
+        if d is not None and not isinstance(x, Tensor):
+            raise ValueError(f"vmap({name}, ...): `{name}` must only return Tensors, got type "
+                             f"{type(x)}. Did you mean to set out_dims= to None for output?")
 
 
 def _broadcast(dims, tree) -> list | None:

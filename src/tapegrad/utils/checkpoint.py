@@ -9,25 +9,35 @@ benchmarks/checkpoint_memory.py for the compiled program's memory).
 
 The replay is the recorded graph, not the Python function: random draws (dropout masks) are
 recorded values, so the replay sees the same ones whatever `preserve_rng_state` says.
+
+Selective checkpointing (`context_fn=partial(create_selective_checkpoint_contexts, policy)`):
+the policy is asked about each op the region recorded, once, when the region is made (as
+PyTorch asks during the forward); the outputs it saves are named with
+`jax.ad_checkpoint.checkpoint_name` and the region's vjp is `jax.checkpoint` with
+`save_only_these_names`, so the backward recomputes only the others.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
+import enum
 import warnings
 from typing import Any, Callable, Iterable
 
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 
 from .._core import anomaly as _anomaly, grad_mode as _grad_mode, stepmode as _stepmode
 from .._core.compile import Trace, evaluate, lookup
-from .._core.graph import AccumulateGrad, Node, Op
+from .._core.graph import AccumulateGrad, GetItem, Node, Op
 from .._core.record import record
 from .._tensor.tensor import Tensor
 from ..nn.modules.container import Sequential
+from ..ops import OpOverloadPacket
 
-__all__ = ["checkpoint", "checkpoint_sequential"]
+__all__ = ["checkpoint", "checkpoint_sequential", "CheckpointPolicy",
+           "SelectiveCheckpointContext", "create_selective_checkpoint_contexts"]
 
 _DETERMINISM_CHECKS = ("default", "none")
 
@@ -35,6 +45,67 @@ _DETERMINISM_CHECKS = ("default", "none")
 def noop_context_fn() -> tuple:
     """The default `context_fn`: no context around the forward or the recomputation."""
     return contextlib.nullcontext(), contextlib.nullcontext()
+
+
+class CheckpointPolicy(enum.Enum):
+    """What selective checkpointing does with an op's output: `{MUST,PREFER}_SAVE` keep it for
+    the backward, `{MUST,PREFER}_RECOMPUTE` recompute it there (tapegrad has no other subsystem
+    overriding a PREFER_ choice, so MUST_ and PREFER_ act alike). `{MUST,PREFER}_CPU_OFFLOAD`
+    are refused: tapegrad keeps saved values where the program runs."""
+    MUST_SAVE = 0
+    PREFER_SAVE = 1
+    MUST_RECOMPUTE = 2
+    PREFER_RECOMPUTE = 3
+    MUST_CPU_OFFLOAD = 4
+    PREFER_CPU_OFFLOAD = 5
+
+
+class SelectiveCheckpointContext:
+    """The `ctx` a policy receives: `op_output` is the op's output (a tensor over the recorded
+    value; None for an op with several outputs), `is_recompute` is always False (the policy is
+    asked once, as PyTorch 2.13 asks it only during the forward)."""
+
+    def __init__(self, *, is_recompute: bool, op_output=None) -> None:
+        self.is_recompute = is_recompute
+        self.op_output = op_output
+
+
+class _SelectiveContext(contextlib.nullcontext):
+    """The forward context `create_selective_checkpoint_contexts` returns: it carries the
+    policy that `checkpoint` applies to the region's recorded ops."""
+
+    def __init__(self, policy_fn: Callable) -> None:
+        super().__init__()
+        self.policy_fn = policy_fn
+
+
+def create_selective_checkpoint_contexts(policy_fn_or_list, allow_cache_entry_mutation=False):
+    """The `(forward, recompute)` contexts of selective activation checkpointing, as PyTorch's:
+    pass `functools.partial(create_selective_checkpoint_contexts, policy)` as `checkpoint`'s
+    `context_fn`. `policy_fn_or_list` is `policy_fn(ctx, op, *args, **kwargs) ->
+    CheckpointPolicy` (or a bool, True meaning MUST_SAVE), called for each op the region records
+    with `op` its row (`op in [tapegrad.ops.aten.matmul.default]`), the op's tensor inputs and
+    its keyword arguments; or a list of ops to save (MUST_SAVE for them, PREFER_RECOMPUTE for
+    the rest). Saved values are never mutated in place here (tapegrad values are immutable), so
+    `allow_cache_entry_mutation` changes nothing."""
+    if isinstance(policy_fn_or_list, list):
+        for op in policy_fn_or_list:
+            if not isinstance(op, Op):
+                extra = ("Please update the OpOverloadPacket to a specific OpOverload.For "
+                         "example, if you have `torch.ops.aten.mm`, change it to "
+                         "`torch.ops.aten.mm.default`." if isinstance(op, OpOverloadPacket)
+                         else "")
+                raise ValueError(f"Expected op in `op_list` to be an OpOverload but got: {op} "
+                                 f"of type {type(op)}. {extra}")
+        ops = list(policy_fn_or_list)
+
+        def policy_fn(ctx, op, *args, **kwargs):
+            return CheckpointPolicy.MUST_SAVE if op in ops else CheckpointPolicy.PREFER_RECOMPUTE
+    elif callable(policy_fn_or_list):
+        policy_fn = policy_fn_or_list
+    else:
+        raise TypeError("policy_fn_or_list must be either a function or a list of ops.")
+    return _SelectiveContext(policy_fn), contextlib.nullcontext()
 
 
 def checkpoint(function: Callable, *args, use_reentrant: bool | None = None,
@@ -47,7 +118,9 @@ def checkpoint(function: Callable, *args, use_reentrant: bool | None = None,
     refuses keyword arguments, `context_fn` and `debug`, and gives no gradients when no tensor
     argument requires one. Parameters read inside `function` (a module's weights) get their
     gradients in both variants. `preserve_rng_state` is accepted: the recomputation replays the
-    recorded draws, so it always sees the forward's random numbers.
+    recorded draws, so it always sees the forward's random numbers. `context_fn` may be
+    `functools.partial(create_selective_checkpoint_contexts, policy)` (selective
+    checkpointing: the ops the policy saves are not recomputed); other contexts are refused.
     """
     if use_reentrant is None:
         warnings.warn(
@@ -76,17 +149,30 @@ def checkpoint(function: Callable, *args, use_reentrant: bool | None = None,
         if determinism_check not in _DETERMINISM_CHECKS:
             raise ValueError(f"determinism_check should be one of {list(_DETERMINISM_CHECKS)}, "
                              f"but got {determinism_check}")
-        if context_fn is not noop_context_fn:
-            raise NotImplementedError(
-                "checkpoint(context_fn=...): tapegrad recomputes the region by replaying its "
-                "recorded graph inside the backward program, not by calling the function again, "
-                "so a recompute context (selective checkpointing's policies) would never run. "
-                "Checkpoint a smaller function instead.")
     if not _grad_mode.is_grad_enabled():
         return function(*args, **kwargs)
+    policy = None if use_reentrant else _policy_of(context_fn)
     start = _stepmode.next_serial()
     out = function(*args, **kwargs)
-    return _as_region(out, start, reentrant=use_reentrant)
+    return _as_region(out, start, reentrant=use_reentrant, policy=policy)
+
+
+def _policy_of(context_fn: Callable[[], tuple]) -> Callable | None:
+    """The selective checkpointing policy `context_fn` gives (None: recompute everything)."""
+    if context_fn is noop_context_fn:
+        return None
+    contexts = context_fn()
+    if not (isinstance(contexts, tuple) and len(contexts) == 2):
+        raise TypeError("context_fn must return a tuple of two context managers, got "
+                        f"{type(contexts).__name__}")
+    if not isinstance(contexts[0], _SelectiveContext):
+        raise NotImplementedError(
+            "checkpoint(context_fn=...): tapegrad recomputes the region by replaying its "
+            "recorded graph inside the backward program, not by calling the function again, so "
+            "a recompute context of your own would never run. Selective checkpointing is "
+            "supported: context_fn=functools.partial(create_selective_checkpoint_contexts, "
+            "policy_fn).")
+    return contexts[0].policy_fn
 
 
 def checkpoint_sequential(functions, segments: int, input: Tensor,
@@ -159,7 +245,7 @@ def _flatten(out) -> tuple:
     return jax.tree_util.tree_flatten(out, is_leaf=lambda x: isinstance(x, Tensor))
 
 
-def _as_region(out, start: int, reentrant: bool):
+def _as_region(out, start: int, reentrant: bool, policy: Callable | None = None):
     """The function's outputs, those needing gradients computed by one region node."""
     def external(n: Node) -> bool:
         return type(n) is AccumulateGrad or n.serial < start
@@ -186,8 +272,9 @@ def _as_region(out, start: int, reentrant: bool):
     # chosen by the cotangent, so XLA can neither merge the replay with the forward nor run it
     # before the cotangent exists
     inputs = tuple(walk.stops) + tuple(tr.frontier) + (1.0, 1.0)
-    op = _region_ops.get((tuple(tr.key), len(walk.stops), reentrant),
-                         lambda: _region_op(walk, len(walk.stops), len(tops), reentrant))
+    saved = None if policy is None else _saved_by(policy, walk.nodes)
+    op = _region_ops.get((tuple(tr.key), len(walk.stops), reentrant, saved),
+                         lambda: _region_op(walk, len(walk.stops), len(tops), reentrant, saved))
     requires = any(isinstance(i, Node) and i.requires_grad for i in walk.stops)
     nodes = record(op, inputs, (), requires)
     nodes = nodes if isinstance(nodes, tuple) else (nodes,)
@@ -200,6 +287,43 @@ def _as_region(out, start: int, reentrant: bool):
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+_SAVE = (CheckpointPolicy.MUST_SAVE, CheckpointPolicy.PREFER_SAVE)
+_RECOMPUTE = (CheckpointPolicy.MUST_RECOMPUTE, CheckpointPolicy.PREFER_RECOMPUTE)
+
+
+def _saved_by(policy: Callable, nodes: list) -> tuple:
+    """The positions (in the walk) of the ops whose outputs `policy` saves."""
+    saved = []
+    for k, n in enumerate(nodes):
+        if type(n) in (GetItem, AccumulateGrad):
+            continue
+        args = [_look(c.inputs[0] if type(c) is AccumulateGrad else c)
+                if isinstance(c, Node) else c for c in n.inputs]
+        ctx = SelectiveCheckpointContext(is_recompute=False,
+                                         op_output=_look(n) if n.op.n_out == 1 else None)
+        choice = policy(ctx, n.op, *args, **dict(n.static))
+        if isinstance(choice, bool):
+            choice = CheckpointPolicy.MUST_SAVE if choice else CheckpointPolicy.PREFER_RECOMPUTE
+        if choice in _SAVE:
+            saved.append(k)
+        elif choice not in _RECOMPUTE:
+            if isinstance(choice, CheckpointPolicy):
+                raise NotImplementedError(
+                    f"selective checkpointing: {choice} is not supported by tapegrad, which "
+                    "keeps saved values where its program runs; use CheckpointPolicy.MUST_SAVE")
+            raise TypeError(f"selective checkpointing: the policy returned {choice!r} for "
+                            f"{n.op.name}; expected a CheckpointPolicy or a bool")
+    return tuple(saved)
+
+
+def _look(node: Node) -> Tensor:
+    """A tensor over `node`'s value, needing no grad, leaving the node's owner as it was."""
+    owner = node.owner
+    t = Tensor._from_node(node).detach()
+    node.owner = owner
+    return t
+
+
 def _saved(stops: Iterable[Node]):
     """(cell, version, node) of each input a live tensor shows, for the in-place check."""
     for s in stops:
@@ -209,16 +333,19 @@ def _saved(stops: Iterable[Node]):
             yield cell, cell.version, base
 
 
-def _region_op(walk, n_stops: int, n_out: int, reentrant: bool) -> _RegionOp:
+def _region_op(walk, n_stops: int, n_out: int, reentrant: bool,
+               saved: tuple | None = None) -> _RegionOp:
     entries, top_refs = walk.entries(), walk.top_refs
 
     def replay(*xs):
         stops, frontier = xs[:n_stops], xs[n_stops:]
-        computed = evaluate(entries, frontier, stops)
+        computed = evaluate(entries, frontier, stops) if saved is None else \
+            _evaluate_naming(entries, frontier, stops, saved)
         tops = lookup(top_refs, frontier, stops, computed)
         return tops[0] if n_out == 1 else tuple(tops)
 
-    op = _RegionOp("checkpoint", _rematerialized(replay), n_out=n_out, saves="all",
+    fn = _rematerialized(replay) if saved is None else _selective(replay, saved)
+    op = _RegionOp("checkpoint", fn, n_out=n_out, saves="all",
                    grad_name="CheckpointFunctionBackward", register=False)
     op.reentrant = reentrant
     return op
@@ -254,6 +381,62 @@ def _rematerialized(replay: Callable) -> Callable:
         _, vjp_fn = jax.vjp(of_diff, *[xs[i] for i in diff])
         grads = dict(zip(diff, vjp_fn(ct)))
         return (None, None) + tuple(grads.get(i) for i in range(len(xs)))
+
+    region.defvjp(forward, backward)
+
+    def call(*inputs):
+        *xs, one_a, one_b = inputs
+        return region(one_a, one_b, *xs)
+    return call
+
+
+def _name(k: int) -> str:
+    return f"tapegrad_checkpoint_saved_{k}"
+
+
+def _evaluate_naming(entries, frontier, stops, saved: tuple) -> list:
+    """`evaluate`, the outputs of the entries at `saved` named for `jax.checkpoint`'s policy."""
+    computed: list = []
+    sources = (frontier, stops, computed)
+    for k, (fn, in_refs) in enumerate(entries):
+        value = fn(*[sources[r % 3][r // 3] for r in in_refs])
+        if k in saved:
+            value = jax.tree.map(lambda v, k=k: checkpoint_name(v, _name(k)), value)
+        computed.append(value)
+    return computed
+
+
+def _selective(replay: Callable, saved: tuple) -> Callable:
+    """`replay(*xs)` whose vjp keeps `xs` and the values named at `saved`, and recomputes the
+    rest when the cotangent arrives: `jax.checkpoint` with `save_only_these_names` gives the
+    residuals, which the backward takes through an opaque one (as `_rematerialized` does) so
+    that XLA cannot merge the recomputation with the forward."""
+    policy = jax.checkpoint_policies.save_only_these_names(*[_name(k) for k in saved])
+    diff: list = []  # positions of the inexact inputs, and how many inputs, found when the
+    n_inputs = [0]   # forward is traced
+
+    @jax.custom_vjp
+    def region(one_a, one_b, *xs):
+        return replay(*xs)
+
+    def forward(one_a, one_b, *xs):
+        n_inputs[0] = len(xs)
+        diff[:] = [i for i, x in enumerate(xs) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+
+        def of_diff(*d):
+            full = list(xs)
+            for i, v in zip(diff, d):
+                full[i] = v
+            return replay(*full)
+        out, vjp_fn = jax.vjp(jax.checkpoint(of_diff, policy=policy), *[xs[i] for i in diff])
+        return out, (one_a, one_b, vjp_fn)
+
+    def backward(res, ct):
+        one_a, one_b, vjp_fn = res
+        first = jnp.ravel(jax.tree_util.tree_leaves(ct)[0])
+        one = jax.lax.select(first[0] != 0, one_a, one_b) if first.size else one_a
+        grads = dict(zip(diff, jax.tree.map(lambda r: _times(r, one), vjp_fn)(ct)))
+        return (None, None) + tuple(grads.get(i) for i in range(n_inputs[0]))
 
     region.defvjp(forward, backward)
 
