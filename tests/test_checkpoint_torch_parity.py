@@ -285,6 +285,79 @@ def test_outputs_of_any_structure_as_pytorch():
     np.testing.assert_allclose(out[tg], out[torch], rtol=1e-12)
 
 
+def region_with(lib, kind: str, calls: list):
+    """A region holding Python the replay cannot run: a tensor hook doubling its gradient, a
+    retain_grad, or a custom Function whose backward is deliberately not the derivative (3x, not
+    2x), so the gradients show that the hook and that backward ran."""
+    class Square(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            x, = ctx.saved_tensors
+            return 3 * g * x
+
+    kept = []
+
+    def fn(x):
+        h = x.sin()
+        if kind == "hook":
+            h.register_hook(lambda g: (calls.append(1), g * 2)[1])
+        elif kind == "retain_grad":
+            h.retain_grad()
+            kept.append(h)
+        else:
+            h = Square.apply(h)
+        return (h * x).exp()
+    return fn, kept
+
+
+@pytest.mark.parametrize("kind", ["hook", "retain_grad", "function"])
+def test_a_region_with_hooks_or_a_custom_function_keeps_pytorchs_gradients(kind):
+    # non-reentrant: PyTorch keeps the region's graph, so hooks fire once and retain_grad works;
+    # tapegrad leaves such a region as recorded (its activations kept): the same gradients
+    results = []
+    for lib in (tg, torch):
+        calls = []
+        fn, kept = region_with(lib, kind, calls)
+        x = lib.tensor(X[:3], requires_grad=True)
+        y = checkpoint(fn, x, use_reentrant=False) if lib is tg else \
+            torch.utils.checkpoint.checkpoint(fn, x, use_reentrant=False)
+        name = type(y.grad_fn).__name__
+        y.sum().backward()
+        results.append((name, x.grad, kept[0].grad if kept else None, len(calls)))
+    (name_t, grad_t, kept_t, calls_t), (name_p, grad_p, kept_p, calls_p) = results
+    assert name_t == name_p == "ExpBackward0"  # the last op: left as recorded, no region node
+    assert calls_t == calls_p == (kind == "hook")
+    close(grad_t, grad_p.numpy(), tg.float32)
+    if kept_t is not None:
+        close(kept_t, kept_p.numpy(), tg.float32)
+
+
+def test_a_reentrant_region_with_a_custom_function_gives_pytorchs_gradients():
+    grads = []
+    for lib, ckpt in ((tg, checkpoint), (torch, torch.utils.checkpoint.checkpoint)):
+        fn, _ = region_with(lib, "function", [])
+        x = lib.tensor(X[:3], requires_grad=True)
+        ckpt(fn, x, use_reentrant=True).sum().backward()
+        grads.append(x.grad)
+    close(grads[0], grads[1].numpy(), tg.float32)
+
+
+@pytest.mark.parametrize("kind", ["hook", "retain_grad"])
+def test_a_hook_inside_a_reentrant_region_raises_as_pytorch(kind):
+    # PyTorch runs the reentrant forward under no_grad: the tensors made inside need no grad
+    def call(lib):
+        fn, _ = region_with(lib, kind, [])
+        lib.utils.checkpoint.checkpoint(fn, lib.ones(3, requires_grad=True), use_reentrant=True)
+    (err_t, _), (err_p, _) = both(call)
+    assert err_t[0] is err_p[0] is RuntimeError
+    assert "hook or retains its grad" in err_t[1] and "use_reentrant=False" in err_t[1]
+
+
 def test_integer_and_bool_inputs_inside_the_region_as_pytorch():
     idx_np, mask_np = np.array([[0, 2], [3, 3]]), np.array([True, False, True, True])
     w_np = RNG.standard_normal((5, 4))

@@ -264,7 +264,15 @@ def _as_region(out, start: int, reentrant: bool, policy: Callable | None = None)
     walk = tr.walk(tops, stop=external, expand=lambda n: n.requires_grad)
     if log is not None:  # the outer programs see these numbers as the region node's inputs
         del log.scalars[logged:]
-    if any(n.hooks or getattr(n.op, "custom_backward", None) is not None for n in walk.nodes):
+    hooked = [n for n in walk.nodes if n.hooks]
+    if hooked and reentrant:
+        raise RuntimeError(
+            "checkpoint(use_reentrant=True): a tensor made inside the function has a hook or "
+            "retains its grad. PyTorch runs that function without recording a graph, so "
+            "register_hook raises there (\"cannot register a hook on a tensor that doesn't "
+            "require gradient\") and retain_grad too; use use_reentrant=False, or register the "
+            "hook on the checkpoint's output.")
+    if hooked or any(getattr(n.op, "custom_backward", None) is not None for n in walk.nodes):
         # a hook or a custom Function's backward is Python the replay cannot run: the region is
         # left as recorded (same gradients, its intermediate values kept)
         return out
