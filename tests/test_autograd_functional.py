@@ -74,3 +74,18 @@ def test_create_graph_results_are_differentiable():
     _, g = AF.vjp(scalar_tg, x, create_graph=True)
     g.sum().backward()
     assert_close(x.grad, _jax(jax.grad(lambda a: jnp.sum(jax.grad(scalar_jnp)(a))), X[0]))
+
+
+@pytest.mark.parametrize("strategy", ["reverse-mode", "forward-mode"])
+def test_vectorize_is_one_transform_not_a_backward_per_output_element(monkeypatch, strategy):
+    # vectorize=False runs one backward per output element; vectorize=True must not run any
+    calls = []
+    monkeypatch.setattr(AF, "_grads", lambda *a: calls.append(a) or [])
+    jx, jy = _jax(jax.jacrev(f_jnp, argnums=(0, 1)), X, Y)
+    gx, gy = AF.jacobian(f_tg, (tg.tensor(X), tg.tensor(Y)), vectorize=True, strategy=strategy)
+    assert_close(gx, jx)
+    assert_close(gy, jy)
+    h = AF.hessian(scalar_tg, tg.tensor(X[0]), vectorize=True,
+                   outer_jacobian_strategy=strategy)
+    assert_close(h, _jax(jax.hessian(scalar_jnp), X[0]))
+    assert calls == []
