@@ -324,8 +324,12 @@ def test_a_region_with_hooks_or_a_custom_function_keeps_pytorchs_gradients(kind)
         calls = []
         fn, kept = region_with(lib, kind, calls)
         x = lib.tensor(X[:3], requires_grad=True)
-        y = checkpoint(fn, x, use_reentrant=False) if lib is tg else \
-            torch.utils.checkpoint.checkpoint(fn, x, use_reentrant=False)
+        if lib is tg:
+            with pytest.warns(UserWarning, match="this region is not checkpointed: its "
+                                                 "gradients are PyTorch's, but its activations"):
+                y = checkpoint(fn, x, use_reentrant=False)
+        else:
+            y = torch.utils.checkpoint.checkpoint(fn, x, use_reentrant=False)
         name = type(y.grad_fn).__name__
         y.sum().backward()
         results.append((name, x.grad, kept[0].grad if kept else None, len(calls)))
@@ -342,7 +346,11 @@ def test_a_reentrant_region_with_a_custom_function_gives_pytorchs_gradients():
     for lib, ckpt in ((tg, checkpoint), (torch, torch.utils.checkpoint.checkpoint)):
         fn, _ = region_with(lib, "function", [])
         x = lib.tensor(X[:3], requires_grad=True)
-        ckpt(fn, x, use_reentrant=True).sum().backward()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ckpt(fn, x, use_reentrant=True).sum().backward()
+        assert [str(w.message).startswith("checkpoint: the function holds") for w in caught] == \
+            ([True] if lib is tg else [])
         grads.append(x.grad)
     close(grads[0], grads[1].numpy(), tg.float32)
 

@@ -275,6 +275,11 @@ def _as_region(out, start: int, reentrant: bool, policy: Callable | None = None)
     if hooked or any(getattr(n.op, "custom_backward", None) is not None for n in walk.nodes):
         # a hook or a custom Function's backward is Python the replay cannot run: the region is
         # left as recorded (same gradients, its intermediate values kept)
+        warnings.warn(
+            "checkpoint: the function holds a tensor hook, a retain_grad() or a custom "
+            "autograd.Function, whose Python tapegrad cannot replay inside the backward program, "
+            "so this region is not checkpointed: its gradients are PyTorch's, but its "
+            "activations are kept. Checkpoint the parts around it instead.", stacklevel=3)
         return out
     # two opaque ones (program arguments): the replay's inputs are multiplied by one of them,
     # chosen by the cotangent, so XLA can neither merge the replay with the forward nor run it
