@@ -121,6 +121,9 @@ def checkpoint(function: Callable, *args, use_reentrant: bool | None = None,
     recorded draws, so it always sees the forward's random numbers. `context_fn` may be
     `functools.partial(create_selective_checkpoint_contexts, policy)` (selective
     checkpointing: the ops the policy saves are not recomputed); other contexts are refused.
+    A region holding a tensor hook, a `retain_grad()` or a custom `autograd.Function` is left
+    as recorded, with a warning (same gradients, activations kept); under `use_reentrant=True`
+    a hook or `retain_grad()` inside raises, as in PyTorch.
     """
     if use_reentrant is None:
         warnings.warn(
