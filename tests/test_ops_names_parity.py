@@ -289,6 +289,9 @@ def test_negative_padding_crops_as_pytorch(mode):
 
 
 NN_ERRORS = [
+    ("pad_float", lambda m: m.nn.functional.pad(m.ones(1, 2, 4), (1.5, 1)),
+     "argument 'pad' \\(position 2\\) must be tuple of ints, but found element of type float at "
+     "pos 0"),
     ("pad_crop_too_far", lambda m: m.nn.functional.pad(m.ones(1, 2, 4), (-5, 1)),
      "narrow\\(\\): length must be non-negative"),
     ("reflect_crop_too_far", lambda m: m.nn.functional.pad(m.ones(1, 2, 4), (-3, -2),
