@@ -112,6 +112,11 @@ PROGRAMS = [
      + x.logsumexp(0) + m.logsumexp(x, -1) + x.softmax(0) + m.log_softmax(x, -1) + x.cumsum(0)
      + x.cumsum(-1) + x.prod(0) + x.std(dim=0, correction=0) + x.max(0).values + x.norm(dim=0)
      + x.cummax(0).values + x.logcumsumexp(0) + x.sum(dim=[0]), [np.array(1.5)]),
+    ("zero_dim_arg_flip", lambda m, x: m.stack([x.argmax(0).to(x.dtype), m.argmin(x, -1).to(x.dtype),
+                                               x.argmax(0, keepdim=True).to(x.dtype), x.flip(0),
+                                               m.flip(x, (-1,)), x.aminmax(dim=0).max,
+                                               m.aminmax(x, dim=-1).min, x.aminmax().max]),
+     [np.array(1.5)]),
     ("zero_dim_keepdim", lambda m, x: m.stack([x.sum(0, keepdim=True), x.mean(-1, keepdim=True),
                                               x.amax(0, keepdim=True), x.max(0, True).values]),
      [np.array(1.5)]),
@@ -211,6 +216,11 @@ ERRORS = [
      "cummax\\(\\): Expected reduction dim -1 or 0 for scalar but got 1"),
     ("sum_0d_dim", lambda m: m.tensor(1.0).sum(1), "Dimension out of range"),
     ("softmax_0d_dim", lambda m: m.tensor(1.0).softmax(2), "Dimension out of range"),
+    ("roll_0d_dim", lambda m: m.tensor(1.0).roll(1, 0),
+     "Dimension specified as 0 but tensor has no dimensions"),
+    ("unique_0d_dim", lambda m: m.tensor(1.0).unique(dim=0),
+     "Dimension specified as 0 but tensor has no dimensions"),
+    ("flip_0d_dim", lambda m: m.tensor(1.0).flip(1), "Dimension out of range"),
     ("axis_and_dim", lambda m: m.ones(2).sum(dim=0, axis=0), "argument"),
     ("unfold_size", lambda m: m.ones(4).unfold(0, 5, 1),
      "maximum size for tensor at dimension 0 is 4 but size is 5"),
