@@ -267,9 +267,12 @@ def _pools(m, x):
     o1, i1 = F.max_pool1d(x[0], 3, 2, dilation=2, return_indices=True)
     o4, i4 = m.nn.MaxPool2d(2, 2, return_indices=True)(x)
     o5, i5 = m.nn.MaxPool1d(2, return_indices=True)(x[1, 0])  # unbatched
+    o6, i6 = F.max_pool2d(x, 3, 1, return_indices=True)  # overlapping: repeated indices
+    o7, i7 = F.max_pool1d(x[0], 2, 1, return_indices=True)
     return [out, idx, o1, i1, i2, F.max_unpool2d(o2, i2, 2, output_size=(7, 6)),
             m.nn.MaxUnpool2d(2)(o4, i4), F.max_unpool1d(o1, i1, 5, 2, output_size=[6]),
-            m.nn.MaxUnpool1d(2)(o5, i5)]
+            m.nn.MaxUnpool1d(2)(o5, i5), F.max_unpool2d(o6, i6, 3, 1),
+            m.nn.MaxUnpool1d(2, 1)(o7, i7)]
 
 
 def test_max_pool_indices_match_pytorch():

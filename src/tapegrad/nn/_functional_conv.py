@@ -313,12 +313,15 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
 
 
 def _max_unpool(x, indices, *, size):
-    """Scatter each value to its flat index in a zero tensor of spatial `size`."""
+    """Scatter each value to its flat index in a zero tensor of spatial `size`. The scatter is
+    declared to have unique indices so that its derivative is PyTorch's, a gather: an index
+    repeated by overlapping pooling windows (which holds one value) reads the gradient at every
+    repeat."""
     lead = x.shape[:x.ndim - len(size)]
     rows = math.prod(lead)
     flat_x, flat_i = x.reshape(rows, -1), indices.reshape(rows, -1)
     out = jnp.zeros((rows, math.prod(size)), x.dtype)
-    out = out.at[jnp.arange(rows)[:, None], flat_i].set(flat_x, mode="drop")
+    out = out.at[jnp.arange(rows)[:, None], flat_i].set(flat_x, mode="drop", unique_indices=True)
     return out.reshape(lead + tuple(size))
 
 
