@@ -91,6 +91,13 @@ PROGRAMS = [
     ("scatter_multiply", lambda m, x, s, i: (x.scatter(0, i, s, reduce="multiply")
      + x.scatter(0, i, 2.0, reduce="multiply") + x.scatter(0, i, s, reduce="add")).detach(),
      [r(3, 4), r(2, 4), np.array([[0, 1, 2, 0], [0, 2, 2, 1]])]),
+    ("nansum_swapdims_scatter_reduce", lambda m, x, s, i: m.nansum(x) + x.nansum(1).sum() * 2
+     + m.nansum(x, axis=0, keepdims=True).sum() * 3 + x.swapdims(0, 1)[1].sum()
+     + m.swapdims(x, 0, 1)[0].nan_to_num().sum()
+     + m.scatter_reduce(x.nan_to_num(), 0, i, s, reduce="amax").sum(),
+     [np.array([[1.0, np.nan, 2.0, 0.5], [3.0, 4.0, np.nan, -1.0], [0.2, 0.3, 0.4, 0.6]]),
+      np.array([[3.0, 0.8, 1.3, 1.7]]), np.array([[0, 1, 2, 0]])]),
+    ("nansum_int", lambda m, i: m.stack([m.nansum(i), i.nansum(0)]), [np.array([1, 2, 3])]),
     # numpy's names
     ("axis_keepdims", lambda m, x: x.sum(axis=0) + m.sum(x, axis=(0, 1), keepdims=True)[0]
      + x.mean(axis=0, keepdims=True)[0] + x.var(axis=0) + x.std(axis=0) + m.amax(x, axis=0)

@@ -537,6 +537,14 @@ def kthvalue(input: Tensor, k: builtins.int, dim: builtins.int = -1,
     return _select(kthvalue_op, return_types.kthvalue, input, dim, keepdim, k=k)
 
 
+@method("nansum")
+@numpy_names
+def nansum(input: Tensor, dim=None, keepdim: builtins.bool = False, *, dtype=None) -> Tensor:
+    """`sum` with NaN counted as 0 (their gradient is 0)."""
+    nan = isnan(input)
+    return sum(where(nan, 0, input), dim, keepdim, dtype=dtype)
+
+
 @method("nanmean")
 @numpy_names
 def nanmean(input: Tensor, dim=None, keepdim: builtins.bool = False) -> Tensor:

@@ -118,7 +118,7 @@ def as_strided(input: Tensor, size, stride, storage_offset: builtins.int | None 
 transpose_op = Op("transpose", lambda x, *, dim0, dim1: jnp.swapaxes(x, dim0, dim1), saves=SAVES_NONE)
 
 
-@method("transpose", "swapaxes")
+@method("transpose", "swapaxes", "swapdims")
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap two dimensions."""
     n = input.ndim
