@@ -63,6 +63,15 @@ def test_markers_answer_as_in_eager_pytorch():
     fut = tg.jit.fork(lambda a, b=1: a + b, 2, b=5)
     assert tg.jit.wait(fut) == 7 and fut.wait() == 7
     assert issubclass(tg.jit.ScriptModule, tg.nn.Module)
+
+    class Overloaded(tg.nn.Module):  # torchvision's declarations, then the definition
+        @tg.jit._overload_method
+        def forward(self, x: list) -> int:
+            pass
+
+        def forward(self, x):  # noqa: F811
+            return len(x)
+    assert Overloaded()([1, 2]) == 2 and tg.jit._overload(len) is len
     with pytest.warns(FutureWarning, match="ignore\\(True\\) has been deprecated"):
         assert tg.jit.ignore(True)(len) is len
     with pytest.raises(RuntimeError, match="must be a bool or a function but got 3"):

@@ -44,6 +44,10 @@ SCHEDULES = [
                       base_momentum=0.7, max_momentum=0.95), {"opt_name": "Adam"}),
     ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn=_lambda_half,
                       scale_mode="iterations", cycle_momentum=False), {}),
+    ("CosineAnnealingWarmRestarts", dict(T_0=4), {}),
+    ("CosineAnnealingWarmRestarts", dict(T_0=3, T_mult=2, eta_min=0.01), {}),
+    ("MultiplicativeLR", dict(lr_lambda=lambda epoch: 0.9 - 0.01 * epoch), {}),
+    ("MultiplicativeLR", dict(lr_lambda=[_lambda_half, lambda epoch: 0.95]), {}),
 ]
 
 
@@ -69,6 +73,31 @@ def test_matches_pytorch(name, kwargs, opt_kwargs):
     ref, ref_m = _sequence(torch, name, kwargs, opt_kwargs)
     np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(np.array(ours_m, float), np.array(ref_m, float), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [dict(T_0=4), dict(T_0=3, T_mult=2, eta_min=0.01)])
+def test_warm_restarts_with_fractional_epochs_match_pytorch(kwargs):
+    """`CosineAnnealingWarmRestarts.step(epoch)` with an epoch per batch (timm's and the
+    PyTorch docs' usage): the restart period containing `epoch`."""
+    torch = pytest.importorskip("torch")
+    lrs = []
+    for lib in (torch, tapegrad):
+        opt = _make(lib)
+        sched = lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, **kwargs)
+        seq = []
+        for epoch in np.arange(0, 15, 0.4):
+            opt.step()
+            sched.step(float(epoch))
+            seq.append(list(sched.get_last_lr()) + [sched.last_epoch, sched.T_i])
+        lrs.append(np.array(seq))
+    np.testing.assert_allclose(lrs[1], lrs[0], rtol=1e-12)
+    for lib in (torch, tapegrad):
+        with pytest.raises(ValueError, match="Expected positive integer T_0, but got 0"):
+            lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(_make(lib), 0)
+        with pytest.raises(ValueError, match="Expected integer T_mult >= 1, but got 0"):
+            lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(_make(lib), 2, T_mult=0)
+        with pytest.raises(ValueError, match="Expected non-negative epoch, but got -1"):
+            lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(_make(lib), 2).step(-1)
 
 
 def test_sequential_lr_matches_pytorch():

@@ -438,3 +438,47 @@ def test_new_functions_raise_as_pytorch(call):
     with pytest.raises(type(want.value)) as got:
         call(TF, tapegrad)
     assert str(got.value) == str(want.value).replace("torch.", "tapegrad.")
+
+
+INPLACE = [("relu", {}), ("relu6", {}), ("leaky_relu", {"negative_slope": 0.2}),
+           ("elu", {"alpha": 0.5}), ("celu", {"alpha": 2.0}), ("selu", {}), ("silu", {}),
+           ("mish", {}), ("hardtanh", {"min_val": -0.5, "max_val": 0.5}), ("hardsigmoid", {}),
+           ("hardswish", {}), ("threshold", {"threshold": 0.1, "value": -2.0})]
+MODULES = {"relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyReLU", "elu": "ELU",
+           "celu": "CELU", "selu": "SELU", "silu": "SiLU", "mish": "Mish", "hardtanh": "Hardtanh",
+           "hardsigmoid": "Hardsigmoid", "hardswish": "Hardswish", "threshold": "Threshold"}
+
+
+@pytest.mark.parametrize("name, kwargs", INPLACE, ids=[c[0] for c in INPLACE])
+def test_inplace_activations_match_pytorch(name, kwargs):
+    """`F.act(x, inplace=True)` and `nn.Act(inplace=True)` write into `x` and return it, with
+    the gradient through the write; on a leaf that requires grad both raise."""
+    x0 = np.linspace(-2.0, 2.0, 12).reshape(3, 4)
+    results = []
+    for lib, F in ((torch, PF), (tapegrad, TF)):
+        module = getattr(lib.nn, MODULES[name])(*kwargs.values(), inplace=True)
+        leaf = lib.tensor(x0, requires_grad=True)
+        y = leaf * 1.5
+        out = getattr(F, name)(y, **kwargs, inplace=True)
+        assert out is y
+        z = y * 1
+        assert module(z) is z
+        (out.sum() + (z * z).sum()).backward()
+        results.append((out.detach().numpy(), z.detach().numpy(), leaf.grad.numpy()))
+        with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
+            getattr(F, name)(lib.tensor(x0, requires_grad=True), **kwargs, inplace=True)
+    for got, want in zip(*reversed(results)):  # PyTorch's hardsigmoid: 1/6 in single precision
+        np.testing.assert_allclose(got, want, rtol=1e-7)
+
+
+@pytest.mark.parametrize("name, args", [("relu_", ()), ("elu_", (0.5,)), ("leaky_relu_", (0.2,)),
+                                        ("celu_", (2.0,)), ("selu_", ()), ("hardtanh_", (-0.5, 0.5)),
+                                        ("threshold_", (0.1, -2.0))])
+def test_inplace_spellings_match_pytorch(name, args):
+    x0 = np.linspace(-2.0, 2.0, 12).reshape(3, 4)
+    results = []
+    for lib, F in ((torch, PF), (tapegrad, TF)):
+        x = lib.tensor(x0)
+        assert getattr(F, name)(x, *args) is x
+        results.append(x.numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-12)

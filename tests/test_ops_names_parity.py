@@ -91,6 +91,13 @@ PROGRAMS = [
     ("scatter_multiply", lambda m, x, s, i: (x.scatter(0, i, s, reduce="multiply")
      + x.scatter(0, i, 2.0, reduce="multiply") + x.scatter(0, i, s, reduce="add")).detach(),
      [r(3, 4), r(2, 4), np.array([[0, 1, 2, 0], [0, 2, 2, 1]])]),
+    ("nansum_swapdims_scatter_reduce", lambda m, x, s, i: m.nansum(x) + x.nansum(1).sum() * 2
+     + m.nansum(x, axis=0, keepdims=True).sum() * 3 + x.swapdims(0, 1)[1].sum()
+     + m.swapdims(x, 0, 1)[0].nan_to_num().sum()
+     + m.scatter_reduce(x.nan_to_num(), 0, i, s, reduce="amax").sum(),
+     [np.array([[1.0, np.nan, 2.0, 0.5], [3.0, 4.0, np.nan, -1.0], [0.2, 0.3, 0.4, 0.6]]),
+      np.array([[3.0, 0.8, 1.3, 1.7]]), np.array([[0, 1, 2, 0]])]),
+    ("nansum_int", lambda m, i: m.stack([m.nansum(i), i.nansum(0)]), [np.array([1, 2, 3])]),
     # numpy's names
     ("axis_keepdims", lambda m, x: x.sum(axis=0) + m.sum(x, axis=(0, 1), keepdims=True)[0]
      + x.mean(axis=0, keepdims=True)[0] + x.var(axis=0) + x.std(axis=0) + m.amax(x, axis=0)
@@ -112,6 +119,11 @@ PROGRAMS = [
      + x.logsumexp(0) + m.logsumexp(x, -1) + x.softmax(0) + m.log_softmax(x, -1) + x.cumsum(0)
      + x.cumsum(-1) + x.prod(0) + x.std(dim=0, correction=0) + x.max(0).values + x.norm(dim=0)
      + x.cummax(0).values + x.logcumsumexp(0) + x.sum(dim=[0]), [np.array(1.5)]),
+    ("zero_dim_arg_flip", lambda m, x: m.stack([x.argmax(0).to(x.dtype), m.argmin(x, -1).to(x.dtype),
+                                               x.argmax(0, keepdim=True).to(x.dtype), x.flip(0),
+                                               m.flip(x, (-1,)), x.aminmax(dim=0).max,
+                                               m.aminmax(x, dim=-1).min, x.aminmax().max]),
+     [np.array(1.5)]),
     ("zero_dim_keepdim", lambda m, x: m.stack([x.sum(0, keepdim=True), x.mean(-1, keepdim=True),
                                               x.amax(0, keepdim=True), x.max(0, True).values]),
      [np.array(1.5)]),
@@ -211,6 +223,11 @@ ERRORS = [
      "cummax\\(\\): Expected reduction dim -1 or 0 for scalar but got 1"),
     ("sum_0d_dim", lambda m: m.tensor(1.0).sum(1), "Dimension out of range"),
     ("softmax_0d_dim", lambda m: m.tensor(1.0).softmax(2), "Dimension out of range"),
+    ("roll_0d_dim", lambda m: m.tensor(1.0).roll(1, 0),
+     "Dimension specified as 0 but tensor has no dimensions"),
+    ("unique_0d_dim", lambda m: m.tensor(1.0).unique(dim=0),
+     "Dimension specified as 0 but tensor has no dimensions"),
+    ("flip_0d_dim", lambda m: m.tensor(1.0).flip(1), "Dimension out of range"),
     ("axis_and_dim", lambda m: m.ones(2).sum(dim=0, axis=0), "argument"),
     ("unfold_size", lambda m: m.ones(4).unfold(0, 5, 1),
      "maximum size for tensor at dimension 0 is 4 but size is 5"),
@@ -257,9 +274,12 @@ def _pools(m, x):
     o1, i1 = F.max_pool1d(x[0], 3, 2, dilation=2, return_indices=True)
     o4, i4 = m.nn.MaxPool2d(2, 2, return_indices=True)(x)
     o5, i5 = m.nn.MaxPool1d(2, return_indices=True)(x[1, 0])  # unbatched
+    o6, i6 = F.max_pool2d(x, 3, 1, return_indices=True)  # overlapping: repeated indices
+    o7, i7 = F.max_pool1d(x[0], 2, 1, return_indices=True)
     return [out, idx, o1, i1, i2, F.max_unpool2d(o2, i2, 2, output_size=(7, 6)),
             m.nn.MaxUnpool2d(2)(o4, i4), F.max_unpool1d(o1, i1, 5, 2, output_size=[6]),
-            m.nn.MaxUnpool1d(2)(o5, i5)]
+            m.nn.MaxUnpool1d(2)(o5, i5), F.max_unpool2d(o6, i6, 3, 1),
+            m.nn.MaxUnpool1d(2, 1)(o7, i7)]
 
 
 def test_max_pool_indices_match_pytorch():
@@ -289,6 +309,9 @@ def test_negative_padding_crops_as_pytorch(mode):
 
 
 NN_ERRORS = [
+    ("pad_float", lambda m: m.nn.functional.pad(m.ones(1, 2, 4), (1.5, 1)),
+     "argument 'pad' \\(position 2\\) must be tuple of ints, but found element of type float at "
+     "pos 0"),
     ("pad_crop_too_far", lambda m: m.nn.functional.pad(m.ones(1, 2, 4), (-5, 1)),
      "narrow\\(\\): length must be non-negative"),
     ("reflect_crop_too_far", lambda m: m.nn.functional.pad(m.ones(1, 2, 4), (-3, -2),

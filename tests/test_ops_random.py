@@ -83,3 +83,22 @@ def test_inplace_fills():
         w.normal_()
         w[0].uniform_()  # a view: writes the row of w
     assert w.is_leaf and w.requires_grad and (w[0] >= 0).all().item()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64", "uint8", "int8",
+                                   "int16", "int32", "int64", "bool"])
+def test_random_without_bounds_covers_the_dtype_as_pytorch(dtype):
+    """`random_()`: integers on PyTorch's range for the dtype, `[0, 2**digits]` for floats and
+    `[0, max]` for integers (it used to fill zeros)."""
+    torch = pytest.importorskip("torch")
+    n = 4000
+    want = torch.zeros(n, dtype=getattr(torch, dtype)).random_().double()
+    got = tg.zeros(n, dtype=getattr(tg, dtype)).random_()
+    assert got.dtype is getattr(tg, dtype)
+    got = np.asarray(got.double().tolist())
+    high = want.max().item()
+    assert got.min() >= 0 and np.all(got == np.round(got))
+    assert got.max() <= {"float16": 2.0 ** 11, "bfloat16": 2.0 ** 8, "float32": 2.0 ** 24,
+                         "float64": 2.0 ** 53}.get(dtype, high * 1.001 + 1)
+    assert got.max() > high / 2 and len(np.unique(got)) > min(n // 4, high / 2)
+    np.testing.assert_array_less(tg.zeros(50).random_(to=3).numpy(), 3)

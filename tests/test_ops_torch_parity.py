@@ -205,7 +205,8 @@ def test_matches_pytorch(name, fn, arrays):
 # (remaining) advanced indices are, or first when those are not adjacent; numpy differs.
 ADVANCED = ["1,:,3:11:2,D,0:2", ":,1,:,D", ":,D,:,1", "D,:,1", "1,D", "D,1,D", "D,:,D",
             "1,:,D,E", "None,1,:,D", "1,None,D", "D,None,D", "...,1,D", "1,...,D", "D,...,1",
-            ":,D,1,E", "1,2,D", "D,2,:,E,1", ":,D,E", "M,1", "1,:,M2"]
+            ":,D,1,E", "1,2,D", "D,2,:,E,1", ":,D,E", "M,1", "1,:,M2",
+            ":,Z,:,D", "Z,:,E", "1,:,Z,E", "Z,D,:,Z"]  # Z: a 0-d index tensor, read as an int
 
 
 @pytest.mark.parametrize("pattern", ADVANCED)
@@ -214,7 +215,8 @@ def test_mixed_advanced_indexing_matches_pytorch(pattern):
     results = []
     for m in (torch, tg):
         names = {"D": m.tensor([[0], [2]]), "E": m.tensor([1, 0]),  # no repeated position
-                 "M": m.tensor([True, False, True]), "M2": m.tensor(np.arange(12) % 3 == 0)}
+                 "M": m.tensor([True, False, True]), "M2": m.tensor(np.arange(12) % 3 == 0),
+                 "Z": m.tensor(1)}
         x = m.tensor(x0, requires_grad=True)
         out = eval(f"x[{pattern}]", {"x": x, **names})
         out.backward(m.tensor(np.arange(out.numel(), dtype=np.float64).reshape(out.shape)))

@@ -148,6 +148,10 @@ CONFIGS = [  # (class, kwargs, lengths, enforce_sorted, with h0)
     ("RNN", {"bidirectional": True, "batch_first": True}, [4, 1, 3], False, True),
     ("RNN", {"nonlinearity": "relu", "num_layers": 2}, [5, 4, 2], True, False),
     ("RNN", {"nonlinearity": "relu", "bidirectional": True}, [3, 5, 3], False, True),
+    ("LSTM", {"proj_size": 2}, [4, 2, 3], False, True),  # weight_hr: h has proj_size
+    ("LSTM", {"proj_size": 3, "num_layers": 2, "bidirectional": True}, [5, 3, 1], True, True),
+    ("LSTM", {"proj_size": 1, "num_layers": 2, "batch_first": True, "bias": False},
+     [2, 4, 4], False, False),
 ]
 
 
@@ -181,8 +185,8 @@ def test_packed_layers_match_pytorch(cls, kw, lengths, enforce_sorted, with_h0):
     batch, steps = len(lengths), max(lengths) + 1  # one step of padding past the longest
     x = R.normal(size=(batch, steps, 3) if t.batch_first else (steps, batch, 3))
     dirs = 2 if t.bidirectional else 1
-    h0 = None if not with_h0 else \
-        [R.normal(size=(t.num_layers * dirs, batch, 4)) for _ in range(2 if cls == "LSTM" else 1)]
+    sizes = [kw.get("proj_size") or 4, 4] if cls == "LSTM" else [4]  # h, c
+    h0 = None if not with_h0 else [R.normal(size=(t.num_layers * dirs, batch, n)) for n in sizes]
     pr = _run_packed(torch, p, x, lengths, enforce_sorted, h0)
     tr = _run_packed(tapegrad, t, x, lengths, enforce_sorted, h0)
     assert type(tr["out"]) is trnn.PackedSequence
@@ -198,6 +202,48 @@ def test_packed_layers_match_pytorch(cls, kw, lengths, enforce_sorted, with_h0):
     for name, g in pr["params"].items():
         np.testing.assert_allclose(_np(tr["params"][name]), _np(g), rtol=1e-9, atol=1e-12,
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("kw", [{"proj_size": 2}, {"proj_size": 3, "num_layers": 2,
+                                                   "bidirectional": True, "batch_first": True}])
+def test_lstm_proj_size_matches_pytorch(kw):
+    """`proj_size`: PyTorch's parameters (`weight_hr_l{k}`), shapes and repr; padded, unbatched
+    and stateless calls give PyTorch's outputs, final states and gradients."""
+    p, t = pnn.LSTM(3, 5, **kw).double(), tnn.LSTM(3, 5, **kw).double()
+    assert [(k, tuple(v.shape)) for k, v in t.state_dict().items()] == \
+        [(k, tuple(v.shape)) for k, v in p.state_dict().items()]
+    assert repr(t) == repr(p)
+    t.load_state_dict({k: tapegrad.tensor(v.detach().numpy()) for k, v in p.state_dict().items()})
+    layers = t.num_layers * (2 if t.bidirectional else 1)
+    x0 = R.normal(size=(2, 4, 3) if t.batch_first else (4, 2, 3))
+    h0, c0 = R.normal(size=(layers, 2, kw["proj_size"])), R.normal(size=(layers, 2, 5))
+    results = []
+    for lib, mod in ((torch, p), (tapegrad, t)):
+        x, h, c = (lib.tensor(a, requires_grad=True) for a in (x0, h0, c0))
+        out, (hn, cn) = mod(x, (h, c))
+        out1, (hn1, cn1) = mod(x[0] if t.batch_first else x[:, 0])  # unbatched, zero state
+        (out.sum() + (hn * hn).sum() + cn.sum() + (out1 * out1).sum() + hn1.sum()).backward()
+        results.append([_np(a) for a in (out, hn, cn, out1, hn1, cn1, x.grad, h.grad, c.grad)]
+                       + [_np(q.grad) for q in mod.parameters()])
+    for got, want in zip(*reversed(results)):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("call", [
+    lambda nn, lib: nn.LSTM(3, 5, proj_size=5),
+    lambda nn, lib: nn.LSTM(3, 5, proj_size=-1),
+    lambda nn, lib: nn.LSTM(3, 5, proj_size=2)(lib.zeros(4, 2, 3),
+                                               (lib.zeros(1, 2, 5), lib.zeros(1, 2, 5))),
+    lambda nn, lib: nn.LSTM(3, 5, proj_size=2)(lib.zeros(4, 2, 3),
+                                               (lib.zeros(1, 2, 2), lib.zeros(1, 2, 2))),
+], ids=["too-large", "negative", "h-size", "c-size"])
+def test_lstm_proj_size_errors_match_pytorch(call):
+    with pytest.raises(Exception) as want:
+        call(pnn, torch)
+    with pytest.raises(type(want.value)) as got:
+        call(tnn, tapegrad)
+    assert str(got.value) == str(want.value)
 
 
 def test_packed_input_errors_match_pytorch():

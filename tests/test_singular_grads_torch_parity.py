@@ -49,3 +49,18 @@ def test_pow_second_derivative_is_jaxs_at_regular_points():
     (g,) = tg.autograd.grad(a ** y, y, create_graph=True)
     (h,) = tg.autograd.grad(g, y)
     np.testing.assert_allclose(float(h), float(jax.grad(jax.grad(lambda v: a ** v))(b)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_atan2_gradient_at_the_origin_matches_pytorch(dtype):
+    """PyTorch's `(b da - a db) / (a**2 + b**2)` is 0 where the denominator is 0 (at (0, 0),
+    and where it underflows), NaN only where `inf * 0` meets it."""
+    ys, xs = [0.0, 0.0, -0.0, 1e-30, 0.0, 1.5, np.inf], [0.0, -0.0, 0.0, 0.0, 1e-30, -2.0, 1.0]
+    results = []
+    for m in (torch, tg):
+        y = m.tensor(ys, dtype=getattr(m, dtype), requires_grad=True)
+        x = m.tensor(xs, dtype=getattr(m, dtype), requires_grad=True)
+        (m.atan2(y, x) * m.arange(1, 8)).sum().backward()
+        results.append([np.asarray(t.tolist()) for t in (y.grad, x.grad)])
+    for g, w in zip(*reversed(results)):
+        np.testing.assert_allclose(g, w, rtol=1e-6)

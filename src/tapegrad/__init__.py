@@ -31,7 +31,7 @@ from ._functions.creation import (
 )
 from ._functions.index import (
     argwhere, gather, index_add, index_select, masked_fill, masked_select, nonzero,
-    repeat_interleave, scatter, scatter_add, take, take_along_dim,
+    repeat_interleave, scatter, scatter_add, scatter_reduce, take, take_along_dim,
 )
 from ._functions.index import bincount, index_copy, index_put_tensors as index_put
 from ._functions.linalg import (
@@ -67,14 +67,14 @@ from ._functions.creation import (  # noqa: E402  (legacy typed constructors)
 from ._functions.random import bernoulli, multinomial, normal, poisson
 from ._functions.reduce import (
     all, amax, amin, aminmax, any, argmax, argmin, count_nonzero, cumprod, cumsum, kthvalue,
-    logsumexp, max, mean, median, min, nanmean, prod, return_types, std, std_mean, sum, var,
+    logsumexp, max, mean, median, min, nanmean, nansum, prod, return_types, std, std_mean, sum, var,
     var_mean,
 )
 from ._functions.shape import (
     as_strided,
     atleast_1d, atleast_2d, cat, chunk, concat, concatenate, expand, expand_as, flatten, flip,
     fliplr, flipud, hstack, moveaxis, movedim, narrow, permute, repeat, reshape, reshape_as, roll,
-    row_stack, select, split, squeeze, stack, swapaxes, t, tensor_split, tile, transpose, unbind,
+    row_stack, select, split, squeeze, stack, swapaxes, swapdims, t, tensor_split, tile, transpose, unbind,
     unflatten, unsqueeze, view, view_as, vstack,
 )
 from ._functions.sort import (

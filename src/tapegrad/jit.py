@@ -122,6 +122,17 @@ def interface(obj: F) -> F:
     return obj
 
 
+def _overload(fn: F) -> F:
+    """A TorchScript overload declaration (torchvision's models carry them); the definition that
+    follows it under the same name is the one that runs."""
+    return fn
+
+
+def _overload_method(fn: F) -> F:
+    """`_overload` for methods."""
+    return fn
+
+
 def annotate(the_type: Any, the_value: Any) -> Any:
     """`the_value`: a type hint for the TorchScript compiler only."""
     return the_value

@@ -99,8 +99,8 @@ def _index_spec(x: Tensor, index, dynamic_slices: bool = True):
                 dim += t.ndim
             elif t.dtype.is_floating_point or t.dtype.is_complex:
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
-            else:
-                spec.append(("t", len(tensors)))
+            else:  # a 0-d index tensor selects like an integer in PyTorch: marked ("t", k, 0)
+                spec.append(("t", len(tensors)) + ((0,) if t.ndim == 0 else ()))
                 tensors.append(bounded(t, x.shape[dim], dim, "index", IndexError))
                 dim += 1
     _check_broadcast([tensors[e[1]].shape for e in spec
@@ -173,12 +173,14 @@ def _block_positions(spec, ndim: builtins.int):
     PyTorch's position), or None when the two agree.
 
     Both put them in place of the advanced indices when those are adjacent, and first otherwise;
-    numpy counts integers beside index tensors as advanced indices, PyTorch selects with them
-    first (`x[1, :, idx]` keeps `idx`'s dimensions in place in PyTorch, first in numpy).
+    numpy counts integers (and 0-d index tensors) beside index tensors as advanced indices,
+    PyTorch selects with them first (`x[1, :, idx]` keeps `idx`'s dimensions in place in
+    PyTorch, first in numpy).
     """
-    ints = [_is_int(s) for s in spec]
-    if not builtins.any(ints):
-        return None
+    ints = [_is_int(s) or isinstance(s, tuple) and s[0] == "t" and len(s) == 3 for s in spec]
+    if not builtins.any(ints) or builtins.all(i or not (isinstance(s, tuple) and s[0] == "t")
+                                              for s, i in zip(spec, ints)):
+        return None  # no integers, or no index tensor of a dimension to move
     consumed = builtins.sum(1 for s in spec if isinstance(s, tuple) or _is_int(s))
 
     def position(entries):

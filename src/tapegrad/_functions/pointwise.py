@@ -504,7 +504,22 @@ def round(input: Tensor, *, decimals: builtins.int = 0) -> Tensor:  # noqa: A001
     return apply(div_op, apply(round_op, apply(mul_op, input, scale)), scale).to(input.dtype)
 
 
-atan2_op = elementwise("atan2", jnp.arctan2, promote="float", saves="all")
+@jax.custom_jvp
+def _atan2(a, b):
+    return jnp.arctan2(a, b)
+
+
+@_atan2.defjvp
+def _atan2_jvp(primals, tangents):
+    # PyTorch's derivative `(b da - a db) / (a**2 + b**2)` with the reciprocal 0 where the
+    # denominator is 0 (so 0 at (0, 0), where jnp's is NaN)
+    (a, b), (da, db) = primals, tangents
+    denom = a * a + b * b
+    recip = jnp.where(denom == 0, jnp.zeros_like(denom), 1 / jnp.where(denom == 0, 1, denom))
+    return _atan2(a, b), (b * da - a * db) * recip
+
+
+atan2_op = elementwise("atan2", _atan2, promote="float", saves="all")
 
 
 @method("atan2", "arctan2", inplace=("atan2_",))

@@ -161,13 +161,31 @@ def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -
     return _fill(self, mul(neg(apply(log1p_op, neg(u))), 1.0 / lambd))
 
 
+_MANTISSA_DIGITS = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
+
+
+def _unbounded_high(dtype) -> builtins.int:
+    """The exclusive upper bound of `random_()` without bounds, as PyTorch: `[0, 2**digits]` for
+    floats (every integer there is exact), `[0, max]` for integers (int64: below its max)."""
+    if dtype is _dtype.bool:
+        return 2
+    if dtype.is_floating_point:
+        return 2 ** _MANTISSA_DIGITS[dtype.name] + 1
+    if dtype.is_complex:
+        raise RuntimeError(f"random_ is not implemented for {_dtype.scalar_name(dtype)}")
+    return builtins.int(np.iinfo(np.dtype(dtype.name)).max) + (dtype is not _dtype.int64)
+
+
 @method("random_")
-def random_(self: Tensor, from_=0, to=None, *, generator=None) -> Tensor:
-    """Fill with integers uniform on `[from, to)` (`random_(to)` means `[0, to)`)."""
-    if to is None:
+def random_(self: Tensor, from_=None, to=None, *, generator=None) -> Tensor:
+    """Fill with integers uniform on `[from, to)` (`random_(to)` means `[0, to)`; `random_()`
+    covers the integers the dtype holds exactly, as PyTorch)."""
+    if from_ is None and to is None:
+        from_, to = 0, _unbounded_high(self.dtype)
+    elif to is None:
         from_, to = 0, from_
-    if to is None:
-        raise NotImplementedError("random_() without bounds is not supported; pass `to`")
+    elif from_ is None:
+        from_ = 0
     r = _gen(generator).sample("randint", builtins.tuple(self.shape), _dtype.int64,
                                (builtins.int(from_), builtins.int(to)))
     return _fill(self, r)

@@ -79,6 +79,8 @@ class return_types:  # noqa: N801 - PyTorch's name
     cummin = _return_type("cummin")
     mode = _return_type("mode")
     nanmedian = _return_type("nanmedian")
+    aminmax = collections.namedtuple("aminmax", ["min", "max"])
+    aminmax.__module__ = "tapegrad.return_types"
 
 
 def _int_to_long(input: Tensor, dtype):
@@ -278,8 +280,9 @@ def amin(input: Tensor, dim=(), keepdim: builtins.bool = False) -> Tensor:
 @method("aminmax")
 @numpy_names
 def aminmax(input: Tensor, *, dim=None, keepdim: builtins.bool = False):
-    return amin(input, dim if dim is not None else (), keepdim), \
-        amax(input, dim if dim is not None else (), keepdim)
+    """`(min, max)` over `dim` (all by default), a named tuple as PyTorch's."""
+    return return_types.aminmax(amin(input, dim if dim is not None else (), keepdim),
+                                amax(input, dim if dim is not None else (), keepdim))
 
 
 def _arg(op, input: Tensor, dim, keepdim):
@@ -287,7 +290,10 @@ def _arg(op, input: Tensor, dim, keepdim):
         _nonempty(op.name, input, error=IndexError)  # PyTorch's type for argmax/argmin
         out = apply(op, input.reshape(-1), dim=0, keepdim=False)
         return out.reshape([1] * input.ndim) if keepdim else out
-    return apply(op, input, dim=one_dim(dim, input.ndim), keepdim=keepdim and input.ndim > 0)
+    d = one_dim(dim, input.ndim)
+    if input.ndim == 0:  # dim 0 or -1 of a 0-d tensor: its only element
+        return apply(op, input.reshape(1), dim=0, keepdim=False)
+    return apply(op, input, dim=d, keepdim=keepdim)
 
 
 argmax_op = Op("argmax", lambda x, *, dim, keepdim: jnp.argmax(
@@ -529,6 +535,14 @@ def kthvalue(input: Tensor, k: builtins.int, dim: builtins.int = -1,
     if input.ndim == 0:
         return return_types.kthvalue(input.clone(), _zeros_long(()))
     return _select(kthvalue_op, return_types.kthvalue, input, dim, keepdim, k=k)
+
+
+@method("nansum")
+@numpy_names
+def nansum(input: Tensor, dim=None, keepdim: builtins.bool = False, *, dtype=None) -> Tensor:
+    """`sum` with NaN counted as 0 (their gradient is 0)."""
+    nan = isnan(input)
+    return sum(where(nan, 0, input), dim, keepdim, dtype=dtype)
 
 
 @method("nanmean")

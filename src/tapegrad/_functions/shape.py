@@ -118,7 +118,7 @@ def as_strided(input: Tensor, size, stride, storage_offset: builtins.int | None 
 transpose_op = Op("transpose", lambda x, *, dim0, dim1: jnp.swapaxes(x, dim0, dim1), saves=SAVES_NONE)
 
 
-@method("transpose", "swapaxes")
+@method("transpose", "swapaxes", "swapdims")
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap two dimensions."""
     n = input.ndim
@@ -317,7 +317,7 @@ def flip(input: Tensor, *dims) -> Tensor:
     if len(dims) == 1 and not isinstance(dims[0], builtins.int):
         dims = dims[0]
     d = _dim_list(dims, input.ndim)
-    return apply(flip_op, input, dims=d)
+    return apply(flip_op, input, dims=d if input.ndim else ())
 
 
 @method("fliplr")
@@ -339,6 +339,9 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
     if dims is None:
         return roll(input.reshape(-1), shifts, 0).reshape(input.shape)
     shifts = (shifts,) if isinstance(shifts, builtins.int) else builtins.tuple(shifts)
+    if input.ndim == 0:
+        first = dims if isinstance(dims, builtins.int) else builtins.tuple(dims)[0]
+        raise IndexError(f"Dimension specified as {first} but tensor has no dimensions")
     dims = _dim_list(dims, input.ndim)
     if len(shifts) != len(dims):
         raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:"

@@ -90,6 +90,8 @@ def unique(input: Tensor, sorted: builtins.bool = True, return_inverse: builtins
     """The distinct elements, sorted; each NaN is distinct, as in PyTorch (no gradient: the
     result's size depends on the values)."""
     arr = np.asarray(input._value())
+    if dim is not None and input.ndim == 0:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     axis = None if dim is None else normalize_dim(dim, input.ndim)
     values, inverse, counts = np.unique(arr, return_inverse=True, return_counts=True, axis=axis,
                                         equal_nan=False)  # each NaN apart, as PyTorch

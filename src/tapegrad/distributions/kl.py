@@ -1,6 +1,7 @@
 """`kl_divergence(p, q)`: closed forms per pair of distribution types (`register_kl`)."""
 from __future__ import annotations
 
+import math
 
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
@@ -133,3 +134,84 @@ def _kl_mvn_mvn(p: MultivariateNormal, q: MultivariateNormal) -> Tensor:
                          "shapes cannot be computed")
     return apply(kl_mvn_mvn_op, p.loc, p._unbroadcasted_scale_tril, q.loc,
                  q._unbroadcasted_scale_tril)
+
+
+# -- pairs of different families: PyTorch's closed forms (infinite where p's support is wider) ---
+def _x_log_x(t: Tensor) -> Tensor:
+    return t * t.log()
+
+
+def _infinite_like(t: Tensor) -> Tensor:
+    return t.detach() * 0 + _INF
+
+
+@register_kl(Normal, Uniform)
+@register_kl(Normal, Gamma)
+@register_kl(Normal, Beta)
+def _kl_normal_infinity(p: Normal, q: Distribution) -> Tensor:
+    return _infinite_like(p.loc)
+
+
+@register_kl(Gamma, Uniform)
+@register_kl(Gamma, Beta)
+def _kl_gamma_infinity(p: Gamma, q: Distribution) -> Tensor:
+    return _infinite_like(p.concentration)
+
+
+@register_kl(Beta, Gamma)
+def _kl_beta_gamma(p: Beta, q: Gamma) -> Tensor:
+    c1, c0 = p.concentration1, p.concentration0
+    t2 = q.concentration.lgamma() - q.concentration * q.rate.log()
+    t3 = (q.concentration - 1) * (c1.digamma() - (c1 + c0).digamma())
+    return -p.entropy() + t2 - t3 + q.rate * c1 / (c1 + c0)
+
+
+@register_kl(Beta, Normal)
+def _kl_beta_normal(p: Beta, q: Normal) -> Tensor:
+    c1, c0 = p.concentration1, p.concentration0
+    mean = c1 / (c1 + c0)
+    var_q = q.scale ** 2
+    t3 = (mean * (1 - mean) / (c1 + c0 + 1) + mean ** 2) * 0.5
+    return (-p.entropy() + 0.5 * (var_q * 2 * math.pi).log()
+            + (t3 - q.loc * mean + q.loc ** 2 * 0.5) / var_q)
+
+
+@register_kl(Beta, Uniform)
+def _kl_beta_uniform(p: Beta, q: Uniform) -> Tensor:
+    result = -p.entropy() + (q.high - q.low).log()
+    return where((q.low > 0) | (q.high < 1), _INF, result)
+
+
+@register_kl(Gamma, Normal)
+def _kl_gamma_normal(p: Gamma, q: Normal) -> Tensor:
+    conc, var_q, rate_sq = p.concentration, q.scale ** 2, p.rate ** 2
+    t1 = 0.5 * (rate_sq * var_q * 2 * math.pi).log() - conc - conc.lgamma()
+    t2 = 0.5 * (conc ** 2 + conc) / rate_sq
+    return t1 + (conc - 1) * conc.digamma() + (t2 - q.loc * conc / p.rate
+                                              + 0.5 * q.loc ** 2) / var_q
+
+
+@register_kl(Uniform, Beta)
+def _kl_uniform_beta(p: Uniform, q: Beta) -> Tensor:
+    width = p.high - p.low
+    c1, c0 = q.concentration1, q.concentration0
+    t2 = (c1 - 1) * (_x_log_x(p.high) - _x_log_x(p.low) - width) / width
+    t3 = (c0 - 1) * (_x_log_x(1 - p.high) - _x_log_x(1 - p.low) + width) / width
+    t4 = c1.lgamma() + c0.lgamma() - (c1 + c0).lgamma()
+    return where((p.high > 1) | (p.low < 0), _INF, t3 + t4 - width.log() - t2)
+
+
+@register_kl(Uniform, Gamma)
+def _kl_uniform_gamma(p: Uniform, q: Gamma) -> Tensor:
+    width = p.high - p.low
+    t2 = q.concentration.lgamma() - q.concentration * q.rate.log()
+    t3 = (1 - q.concentration) * (_x_log_x(p.high) - _x_log_x(p.low) - width) / width
+    result = -width.log() + t2 + t3 + q.rate * (p.high + p.low) / 2
+    return where(p.low < 0, _INF, result)
+
+
+@register_kl(Uniform, Normal)
+def _kl_uniform_normal(p: Uniform, q: Normal) -> Tensor:
+    width = p.high - p.low
+    t1 = (math.sqrt(math.pi * 2) * q.scale / width).log()
+    return t1 + 0.5 * (width ** 2 / 12 + ((p.high + p.low - 2 * q.loc) / 2) ** 2) / q.scale ** 2

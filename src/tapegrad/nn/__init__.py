@@ -16,7 +16,7 @@ from .modules import (
 from .modules import (
     CELU, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool3d, Conv3d,
     ConvTranspose1d, ConvTranspose3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, MaxPool3d,
-    RMSNorm,
+    RMSNorm, Threshold,
 )
 from .modules import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
 from .parallel import DataParallel

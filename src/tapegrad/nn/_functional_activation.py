@@ -10,9 +10,10 @@ from .._core import dtype as _dtype
 from .._core.dims import normalize_dim, numpy_names
 from .._core.graph import Op, SAVES_OUTPUT
 from .._core.rows import abs_
-from .._functions.pointwise import relu_op, sigmoid_op, tanh_op
+from .._functions.pointwise import relu_op, sigmoid_op, tanh_op, where
 from .._tensor.apply import apply
-from .._tensor.inplace import check_inplace
+from .._tensor.construct import tensor
+from .._tensor.inplace import check_inplace, inplace as write_inplace
 from .._tensor.methods import method
 from .._tensor.tensor import Tensor
 
@@ -21,7 +22,7 @@ def _maybe_inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
     if not inplace:
         return out
     check_inplace(input)
-    return inplace(input, out)
+    return write_inplace(input, out)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -71,6 +72,13 @@ elu_op = _unary("elu", _elu)
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     out = apply(elu_op, input, alpha=float(alpha), scale=1.0, input_scale=1.0)
+    return _maybe_inplace(input, out, inplace)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """`value` where `input <= threshold`, else `input` (gradient 1 above the threshold, else 0)."""
+    above = input > threshold
+    out = where(above, input, tensor(value, dtype=input.dtype))
     return _maybe_inplace(input, out, inplace)
 
 
@@ -288,3 +296,35 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
         raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size "
                            f"{input.shape[d]}")
     return apply(glu_op, input, dim=d)
+
+
+# -- in-place spellings (`F.relu_(x)` is `F.relu(x, inplace=True)`) ------------------------------
+_threshold = threshold
+
+
+def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:
+    return _threshold(input, threshold, value, inplace=True)
+
+
+def relu_(input: Tensor) -> Tensor:
+    return relu(input, inplace=True)
+
+
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    return elu(input, alpha, inplace=True)
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    return celu(input, alpha, inplace=True)
+
+
+def selu_(input: Tensor) -> Tensor:
+    return selu(input, inplace=True)
+
+
+def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    return hardtanh(input, min_val, max_val, inplace=True)

@@ -313,12 +313,15 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
 
 
 def _max_unpool(x, indices, *, size):
-    """Scatter each value to its flat index in a zero tensor of spatial `size`."""
+    """Scatter each value to its flat index in a zero tensor of spatial `size`. The scatter is
+    declared to have unique indices so that its derivative is PyTorch's, a gather: an index
+    repeated by overlapping pooling windows (which holds one value) reads the gradient at every
+    repeat."""
     lead = x.shape[:x.ndim - len(size)]
     rows = math.prod(lead)
     flat_x, flat_i = x.reshape(rows, -1), indices.reshape(rows, -1)
     out = jnp.zeros((rows, math.prod(size)), x.dtype)
-    out = out.at[jnp.arange(rows)[:, None], flat_i].set(flat_x, mode="drop")
+    out = out.at[jnp.arange(rows)[:, None], flat_i].set(flat_x, mode="drop", unique_indices=True)
     return out.reshape(lead + tuple(size))
 
 
@@ -614,9 +617,8 @@ def _resample_matrix(size, out, mode, scale, align_corners, dt):
     return m
 
 
-def _uint8_weights(size, out, scale, align_corners):
-    """PyTorch's uint8 linear resampling weights: (first source index, int16 weights, precision
-    in bits), computed in double and rounded to int16 as its CPU kernel does."""
+def _uint8_linear_matrix(size, out, scale, align_corners):
+    """PyTorch's uint8 linear resampling weights, in double, as its CPU kernel computes them."""
     if align_corners:
         ratio = (size - 1) / (out - 1) if out > 1 else 0.0
     else:
@@ -630,6 +632,12 @@ def _uint8_weights(size, out, scale, align_corners):
         w = np.maximum(1.0 - np.abs(np.arange(lo, lo + n) - center + 0.5 - delta), 0.0)
         if w.sum():
             m[i, lo:lo + n] = w / w.sum()
+    return m
+
+
+def _int16_weights(m):
+    """Weights `m` rounded to int16 at the finest precision (bits) that holds them, as
+    PyTorch's uint8 kernel does: (integer weights, precision)."""
     precision = 0
     while precision < 22 and int(0.5 + m.max() * (1 << (precision + 1))) < (1 << 15):
         precision += 1
@@ -638,15 +646,19 @@ def _uint8_weights(size, out, scale, align_corners):
         precision
 
 
-def _interpolate_uint8(x, *, size, scales, align_corners):
-    """Bilinear uint8 as PyTorch's CPU kernel: one pass per resized dimension, the last first,
-    each in integer arithmetic with int16 weights, rounded and saturated back to uint8."""
+def _interpolate_uint8(x, *, size, mode, scales, align_corners):
+    """Bilinear and bicubic uint8 as PyTorch's CPU kernel: one pass per resized dimension, the
+    last first, each in integer arithmetic with int16 weights (bicubic's are the float kernel's
+    clamped taps, in double), rounded and saturated back to uint8."""
     nd = len(size)
     for d in reversed(range(nd)):
         axis = x.ndim - nd + d
         if x.shape[axis] == size[d]:
             continue  # PyTorch skips a dimension whose size does not change
-        w, precision = _uint8_weights(x.shape[axis], size[d], scales[d], align_corners)
+        m = (_resample_matrix(x.shape[axis], size[d], "bicubic", scales[d], align_corners,
+                              np.float64) if mode == "bicubic" else
+             _uint8_linear_matrix(x.shape[axis], size[d], scales[d], align_corners))
+        w, precision = _int16_weights(m)
         acc = jnp.tensordot(x.astype(jnp.int32), jnp.asarray(w, jnp.int32), axes=[[axis], [1]])
         acc = (acc + (1 << (precision - 1))) >> precision
         x = jnp.moveaxis(jnp.clip(acc, 0, 255).astype(jnp.uint8), -1, axis)
@@ -655,8 +667,9 @@ def _interpolate_uint8(x, *, size, scales, align_corners):
 
 def _interpolate(x, *, size, mode, scales, align_corners):
     nd = len(size)
-    if x.dtype == jnp.uint8 and mode != "nearest":
-        return _interpolate_uint8(x, size=size, scales=scales, align_corners=align_corners)
+    if x.dtype == jnp.uint8 and mode in ("bilinear", "bicubic"):
+        return _interpolate_uint8(x, size=size, mode=mode, scales=scales,
+                                  align_corners=align_corners)
     for d in range(nd):
         axis = x.ndim - nd + d
         dt = np.float64 if x.dtype == jnp.float64 else np.float32
@@ -681,6 +694,16 @@ interpolate_op = Op("interpolate", _interpolate, saves=SAVES_NONE,
                     grad_name=_interpolate_grad_name)
 
 
+def _integer_kernel(mode: str, nd: int) -> str:
+    """The PyTorch CPU kernel named when it refuses an integer input in `mode`."""
+    if mode in ("nearest", "nearest-exact"):
+        return "upsample_nearest2d_channels_last" if nd == 2 else "compute_indices_weights_nearest"
+    if mode == "area":
+        return "adaptive_avg_pool3d_cpu" if nd == 3 else "adaptive_avg_pool2d"
+    return {"bilinear": "upsample_bilinear2d_channels_last",
+            "bicubic": "compute_indices_weights_cubic"}.get(mode, "compute_indices_weights_linear")
+
+
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
                 antialias: bool = False) -> Tensor:
@@ -700,10 +723,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise ValueError("align_corners option can only be set with the interpolating modes: "
                          "linear | bilinear | bicubic | trilinear")
     if not (input.dtype.is_floating_point or input.dtype.is_complex) and \
-            (input.dtype is not _dtype.uint8 or mode == "linear"):  # PyTorch's CPU kernels
-        kernel = "compute_indices_weights_linear" if mode == "linear" else \
-            f"upsample_{mode}{nd}d_channels_last"
-        raise NotImplementedError(f'"{kernel}" not implemented for '
+            (input.dtype is not _dtype.uint8 or mode in ("linear", "trilinear", "area")):
+        raise NotImplementedError(f'"{_integer_kernel(mode, nd)}" not implemented for '
                                   f"'{_dtype.scalar_name(input.dtype)}'")
     if (size is None) == (scale_factor is None):
         raise ValueError("only one of size or scale_factor should be defined")

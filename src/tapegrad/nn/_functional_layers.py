@@ -232,6 +232,11 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
         value: float | None = None) -> Tensor:
     """Pad the last `len(pad) // 2` dimensions, `pad` listing (left, right) from the last one;
     negative entries crop, in every mode."""
+    for k, p in enumerate(pad):
+        if not isinstance(p, (int, np.integer)) and not (
+                isinstance(p, Tensor) and p.ndim == 0 and not p.dtype.is_floating_point):
+            raise TypeError(f"pad(): argument 'pad' (position 2) must be tuple of ints, but found "
+                            f"element of type {type(p).__name__} at pos {k}")
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")

@@ -19,7 +19,9 @@ from ._functional_loss import (
     l1_loss, mse_loss, nll_loss, smooth_l1_loss,
 )
 
-from ._functional_activation import celu
+from ._functional_activation import (
+    celu, celu_, elu_, hardtanh_, leaky_relu_, relu_, selu_, threshold, threshold_,
+)
 from ._functional_conv import (
     adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, avg_pool3d, conv3d,
     conv_transpose3d, max_pool3d,
@@ -38,5 +40,7 @@ __all__ = [
     "softmax", "softmin", "softplus", "softsign", "tanh",
     "max_unpool1d", "max_unpool2d", "max_unpool3d",
 ]
+__all__ += ["celu_", "elu_", "hardtanh_", "leaky_relu_", "relu_", "selu_", "threshold",
+            "threshold_"]
 __all__ += ["adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "avg_pool3d",
             "celu", "conv3d", "conv_transpose3d", "instance_norm", "max_pool3d", "rms_norm"]

@@ -2,6 +2,7 @@
 from .activation import (
     ELU, GELU, GLU, SELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax,
     Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Softmin, Softplus, Softsign, Tanh,
+    Threshold,
 )
 from .attention import MultiheadAttention
 from .batchnorm import BatchNorm1d, BatchNorm2d
@@ -56,4 +57,4 @@ __all__ = [
 ]
 __all__ += ["AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "AvgPool3d", "CELU",
             "Conv3d", "ConvTranspose1d", "ConvTranspose3d", "InstanceNorm1d", "InstanceNorm2d",
-            "InstanceNorm3d", "MaxPool3d", "RMSNorm"]
+            "InstanceNorm3d", "MaxPool3d", "RMSNorm", "Threshold"]

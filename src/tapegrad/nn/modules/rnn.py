@@ -22,13 +22,15 @@ from ..utils.rnn import PackedSequence
 from .module import Module
 
 
-def _cell(mode, x_proj, h, c, w_hh, b_hh):
-    """One time step; `x_proj` is the input projection (with its bias) computed up front."""
+def _cell(mode, x_proj, h, c, w_hh, b_hh, w_hr=None):
+    """One time step; `x_proj` is the input projection (with its bias) computed up front;
+    `w_hr` (LSTM with `proj_size`) projects the hidden state."""
     gh = h @ w_hh.T + b_hh
     if mode == "LSTM":
         i, f, g, o = jnp.split(x_proj + gh, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        return jax.nn.sigmoid(o) * jnp.tanh(c), c
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h if w_hr is None else h @ w_hr.T), c
     if mode == "GRU":
         xr, xz, xn = jnp.split(x_proj, 3, axis=-1)
         hr, hz, hn = jnp.split(gh, 3, axis=-1)
@@ -39,17 +41,18 @@ def _cell(mode, x_proj, h, c, w_hh, b_hh):
     return (jnp.tanh(pre) if mode == "RNN_TANH" else jnp.where(pre > 0, pre, 0 * pre)), c
 
 
-def _direction(mode, x, h0, c0, params, has_bias, reverse, valid):
+def _direction(mode, x, h0, c0, params, has_bias, reverse, valid, proj=False):
     """One direction over time. `valid` (T, B, 1) bool or None: past a sequence's length the
     state is carried unchanged and the output is zero, so a reverse scan starts each sequence
-    at its own last element."""
+    at its own last element. `proj`: the last of `params` is LSTM's `weight_hr`."""
     w_ih, w_hh = params[0], params[1]
     b_ih, b_hh = (params[2], params[3]) if has_bias else (0.0, 0.0)
+    w_hr = params[-1] if proj else None
     x_proj = x @ w_ih.T + b_ih
 
     def step(carry, xs):
         xp, m = xs
-        h, c = _cell(mode, xp, carry[0], carry[1], w_hh, b_hh)
+        h, c = _cell(mode, xp, carry[0], carry[1], w_hh, b_hh, w_hr)
         if m is None:
             return (h, c), h
         return (jnp.where(m, h, carry[0]), jnp.where(m, c, carry[1])), jnp.where(m, h, 0 * h)
@@ -58,19 +61,20 @@ def _direction(mode, x, h0, c0, params, has_bias, reverse, valid):
     return ys, h, c
 
 
-def _rnn_layer(x, h0, *rest, mode, bidirectional, has_bias, masked=False):
-    """A whole layer, both directions; `masked`: `rest` starts with the (B,) sequence lengths."""
+def _rnn_layer(x, h0, *rest, mode, bidirectional, has_bias, masked=False, proj=False):
+    """A whole layer, both directions; `masked`: `rest` starts with the (B,) sequence lengths;
+    `proj`: each direction's parameters end with LSTM's `weight_hr`."""
     lengths, rest = (rest[0], rest[1:]) if masked else (None, rest)
     valid = None if lengths is None else \
         (jnp.arange(x.shape[0])[:, None] < lengths[None, :])[..., None]
     lstm = mode == "LSTM"
     c0 = rest[0] if lstm else jnp.zeros_like(h0)
     params = rest[1:] if lstm else rest
-    per_dir = 4 if has_bias else 2
+    per_dir = (4 if has_bias else 2) + (1 if proj else 0)
     outs, hs, cs = [], [], []
     for d in range(2 if bidirectional else 1):
         ys, h, c = _direction(mode, x, h0[d], c0[d], params[d * per_dir:(d + 1) * per_dir],
-                              has_bias, d == 1, valid)
+                              has_bias, d == 1, valid, proj)
         outs.append(ys)
         hs.append(h)
         cs.append(c)
@@ -127,21 +131,30 @@ class RNNBase(Module):
             raise ValueError("hidden_size must be greater than zero")
         if num_layers <= 0:
             raise ValueError("num_layers must be greater than zero")
-        if proj_size:
-            raise NotImplementedError("LSTM proj_size is not supported by tapegrad")
+        if proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable "
+                             "projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
         self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
         self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, proj_size
         dirs = 2 if bidirectional else 1
         gate = _GATES[mode] * hidden_size
+        real_hidden = proj_size or hidden_size  # the size of h (and of each layer's output)
         self._flat_weights_names = []
         for layer in range(num_layers):
-            layer_in = input_size if layer == 0 else hidden_size * dirs
+            layer_in = input_size if layer == 0 else real_hidden * dirs
             for d in range(dirs):
                 sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
-                shapes = [("weight_ih" + sfx, (gate, layer_in)), ("weight_hh" + sfx, (gate, hidden_size))]
+                shapes = [("weight_ih" + sfx, (gate, layer_in)),
+                          ("weight_hh" + sfx, (gate, real_hidden))]
                 if bias:
                     shapes += [("bias_ih" + sfx, (gate,)), ("bias_hh" + sfx, (gate,))]
+                if proj_size:
+                    shapes.append(("weight_hr" + sfx, (proj_size, hidden_size)))
                 for name, shape in shapes:
                     setattr(self, name, Parameter(empty(*shape, dtype=dtype, device=device)))
                     self._flat_weights_names.append(name)
@@ -155,18 +168,29 @@ class RNNBase(Module):
     def flatten_parameters(self) -> None:
         """A no-op: PyTorch compacts cuDNN weights here; XLA needs no particular layout."""
 
+    def _per_direction(self) -> int:
+        return (4 if self.bias else 2) + (1 if self.proj_size else 0)
+
     @property
     def all_weights(self) -> list:
-        return [[getattr(self, n) for n in self._flat_weights_names[i:i + (4 if self.bias else 2)]]
-                for i in range(0, len(self._flat_weights_names), 4 if self.bias else 2)]
+        per = self._per_direction()
+        return [[getattr(self, n) for n in self._flat_weights_names[i:i + per]]
+                for i in range(0, len(self._flat_weights_names), per)]
 
     def _layer_params(self, layer: int) -> list:
-        per = (4 if self.bias else 2) * (2 if self.bidirectional else 1)
+        per = self._per_direction() * (2 if self.bidirectional else 1)
         return [getattr(self, n) for n in self._flat_weights_names[layer * per:(layer + 1) * per]]
 
-    def _zeros_state(self, batch: int, dtype) -> Tensor:
+    def _state_sizes(self) -> list:
+        """The last size of each state: `(h,)`, or LSTM's `(h, c)` (h has `proj_size`)."""
+        if self.mode != "LSTM":
+            return [self.hidden_size]
+        return [self.proj_size or self.hidden_size, self.hidden_size]
+
+    def _zeros_states(self, batch: int, dtype) -> list:
         dirs = 2 if self.bidirectional else 1
-        return zeros(self.num_layers * dirs, batch, self.hidden_size, dtype=dtype)
+        return [zeros(self.num_layers * dirs, batch, size, dtype=dtype)
+                for size in self._state_sizes()]
 
     def _run(self, input: Tensor, states: list, lengths: Tensor | None = None):
         """Time-major multi-layer run; returns the output and the final states, stacked.
@@ -180,7 +204,7 @@ class RNNBase(Module):
             outs = apply(lstm_layer_op if lstm else rnn_layer_op, x, h0, *masked, *c0,
                          *self._layer_params(layer), mode=self.mode,
                          bidirectional=self.bidirectional, has_bias=self.bias,
-                         masked=lengths is not None)
+                         masked=lengths is not None, proj=bool(self.proj_size))
             x = outs[0]
             for f, s in zip(finals, outs[1:]):
                 f.append(s)
@@ -202,9 +226,10 @@ class RNNBase(Module):
                                f"{self.input_size}, got {input.shape[-1]}")
 
     def _check_states(self, states: list, batch: int) -> None:
-        expected = ((2 if self.bidirectional else 1) * self.num_layers, batch, self.hidden_size)
+        layers = (2 if self.bidirectional else 1) * self.num_layers
         names = ["hidden[0] ", "hidden[1] "] if len(states) == 2 else ["hidden "]
-        for name, s in zip(names, states):
+        for name, s, size in zip(names, states, self._state_sizes()):
+            expected = (layers, batch, size)
             if tuple(s.shape) != expected:
                 raise RuntimeError(f"Expected {name}size {expected}, got {list(s.shape)}")
 
@@ -218,7 +243,7 @@ class RNNBase(Module):
         sizes = np.asarray(batch_sizes.tolist(), np.int64)
         batch = int(sizes[0])
         if hx is None:
-            states = [self._zeros_state(batch, data.dtype)] * (2 if lstm else 1)
+            states = self._zeros_states(batch, data.dtype)
         else:
             states = self._states(hx, lstm)
             if sorted_indices is not None:  # each state row belongs to a sequence: sort them
@@ -256,7 +281,7 @@ class RNNBase(Module):
         elif self.batch_first:
             input = input.transpose(0, 1)
         if states is None:
-            states = [self._zeros_state(input.shape[1], input.dtype)] * (2 if lstm else 1)
+            states = self._zeros_states(input.shape[1], input.dtype)
         self._check_input(input, packed=False)
         self._check_states(states, input.shape[1])
         out, finals = self._run(input, states)
@@ -269,6 +294,8 @@ class RNNBase(Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:
