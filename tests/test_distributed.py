@@ -362,6 +362,33 @@ def test_init_process_group_arguments(monkeypatch):
     assert not dist.is_initialized()
 
 
+@pytest.mark.parametrize("backend, name", [
+    (None, "undefined"), ("GLOO", "gloo"), ("nccl", "nccl"),
+    ("cpu:gloo,cuda:nccl", "cpu:gloo,cuda:nccl")])
+def test_every_backend_runs_jaxs_collectives(backend, name):
+    dist.init_process_group(backend, init_method="tcp://127.0.0.1:1", rank=0, world_size=1)
+    try:
+        assert dist.get_backend() == name  # PyTorch's name for the same arguments
+        t = tg.tensor([1.0, 2.0])
+        dist.all_reduce(t)
+        assert t.tolist() == [1.0, 2.0]
+    finally:
+        dist.destroy_process_group()
+
+
+def test_backend_names_are_pytorchs():
+    pytest.importorskip("torch")
+    import torch.distributed as torch_dist
+    for backend in (None, "GLOO", "gloo"):  # (a CPU-only PyTorch refuses "nccl")
+        torch_dist.init_process_group(backend, init_method="tcp://127.0.0.1:29617", rank=0,
+                                      world_size=1)
+        theirs = torch_dist.get_backend()
+        torch_dist.destroy_process_group()
+        dist.init_process_group(backend, init_method="tcp://127.0.0.1:1", rank=0, world_size=1)
+        assert dist.get_backend() == theirs, backend
+        dist.destroy_process_group()
+
+
 def test_world_of_one(world_of_one):
     assert dist.is_initialized() and dist.get_rank() == 0 and dist.get_world_size() == 1
     assert dist.get_backend() == "gloo" and dist.group.WORLD is not None
