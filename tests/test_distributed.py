@@ -50,7 +50,7 @@ def two(tmp_path_factory):
 @pytest.fixture(scope="module")
 def four(tmp_path_factory):
     return _launch(tmp_path_factory.mktemp("four"), 4, "collectives", "ddp", "ddp_compiled",
-                   "dtensor")
+                   "gpt_compiled", "dtensor")
 
 
 # -- collectives ------------------------------------------------------------------------------------
@@ -152,9 +152,10 @@ def test_compiled_ddp_step_is_one_program_with_an_all_reduce(n, request):
         assert got["hlo_all_reduce"] >= 1  # the gradients' average, between the processes
 
 
-def test_compiled_ddp_gpt_equals_single_process_on_the_global_batch(two):
+@pytest.mark.parametrize("n", [2, 4])
+def test_compiled_ddp_gpt_equals_single_process_on_the_global_batch(n, request):
     torch = pytest.importorskip("torch")
-    got = [res["gpt_compiled"] for res in two]
+    got = [res["gpt_compiled"] for res in request.getfixturevalue({2: "two", 4: "four"}[n])]
     model = spmd_worker.gpt(torch)
     model.load_state_dict({k: torch.tensor(v) for k, v in got[0]["start"].items()})
     batches = spmd_worker.batches("gpt")
@@ -162,11 +163,11 @@ def test_compiled_ddp_gpt_equals_single_process_on_the_global_batch(two):
     for r, res in enumerate(got):
         assert res["traces"] == 1
         assert_trained_state_close(res["final"], model.state_dict(), len(batches))
-        half = len(batches[0][0]) // 2  # each process's loss is its own rows'
+        part = len(batches[0][0]) // n  # each process's loss is its own rows'
         with torch.no_grad():
             first = spmd_worker.gpt(torch)
             first.load_state_dict({k: torch.tensor(v) for k, v in got[0]["start"].items()})
-            x, y = (torch.tensor(a[r * half:(r + 1) * half]) for a in batches[0])
+            x, y = (torch.tensor(a[r * part:(r + 1) * part]) for a in batches[0])
             loss = torch.nn.functional.cross_entropy(first(x).reshape(-1, 10), y.reshape(-1))
         np.testing.assert_allclose(res["local_losses"][0], loss.item(), rtol=1e-5)
 
@@ -554,11 +555,12 @@ def _accuracy(line: str) -> float:
     return float(line.split(": ")[1].split("%")[0])
 
 
-def test_ddp_example_launched_as_the_readme_shows(tmp_path):
+@pytest.mark.parametrize("compiled", [[], ["--compile"]])
+def test_ddp_example_launched_as_the_readme_shows(tmp_path, compiled):
     pytest.importorskip("sklearn")
     _, single = run_example("train_digits.py", "--epochs", "5", "--plot", str(tmp_path / "l.png"))
     out, ddp = run_example("-m", "tapegrad.distributed.run", "--nproc-per-node", "2", "ddp.py",
-                           "--epochs", "5")
+                           "--epochs", "5", *compiled)
     assert "(mean of 2 ranks)" in out and "(2 processes)" in out
     # each rank draws its own sample order and dropout masks: close to one device, not equal
     assert abs(_accuracy(ddp) - _accuracy(single)) <= 2.0
