@@ -68,6 +68,7 @@ def _expected_collectives(world: int) -> dict:
         "broadcast": np.arange(4.0) + 10 * (world - 1),
         "all_gather": [[r, -r] for r in range(world)],
         "all_gather_into_tensor": np.array([[r, -r] for r in range(world)]).ravel(),
+        "all_gather_stacked": [[r, -r] for r in range(world)],
         "view": [[0, 0, 0], [world] * 3],
     }
 
@@ -83,7 +84,8 @@ def test_collectives_match_numpy(n, request):
             np.testing.assert_allclose(np.asarray(got[key], float), np.asarray(want, float),
                                        rtol=1e-6, err_msg=f"{key} on rank {r}")
         assert got["dtype64"] == "tapegrad.float64"
-        np.testing.assert_allclose(got["reduce_scatter_tensor"], total[2 * r:2 * r + 2])
+        for key in ("reduce_scatter_tensor", "reduce_scatter_stacked"):
+            np.testing.assert_allclose(got[key], total[2 * r:2 * r + 2], err_msg=key)
         np.testing.assert_allclose(got["scatter"], [r * r] * 3)
         assert got["reduce"] == ([sum(range(n))] if r == 0 else [r])  # dst=0; others keep theirs
         assert got["gather"] == ([r_ + 0.5 for r_ in range(n)] if r == 1 else None)
