@@ -64,6 +64,11 @@ def collectives(rank: int, world: int) -> dict:
     chunk = torch.zeros(2)
     dist.reduce_scatter_tensor(chunk, torch.arange(2.0 * world) * (rank + 1))
     out["reduce_scatter_tensor"] = chunk.tolist()
+    stacked = torch.zeros(world, 2)  # the stacked forms: (world, *shape)
+    dist.all_gather_into_tensor(stacked, torch.tensor([rank, -rank], dtype=torch.float32))
+    out["all_gather_stacked"] = stacked.tolist()
+    dist.reduce_scatter_tensor(chunk, (torch.arange(2.0 * world) * (rank + 1)).reshape(world, 2))
+    out["reduce_scatter_stacked"] = chunk.tolist()
     mine = torch.zeros(3)
     dist.scatter(mine, [torch.full((3,), float(i * i)) for i in range(world)]
                  if rank == 0 else None, src=0)

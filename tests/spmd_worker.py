@@ -72,10 +72,19 @@ def data_parallel(T) -> dict:
                          "param_sharding": str(inner.state_dict()[list(start)[0]].jax().sharding
                                                .spec)}
             if compiled:
-                plan = next(iter(step._plans.values()))
-                hlo = plan._jitted.lower(*plan.arguments(list(tensors[0]))).compile().as_text()
-                out[name]["hlo_all_reduce"] = hlo.count("all-reduce(")
+                out[name]["hlo_all_reduce"] = _compiled_hlo(step, tensors).count("all-reduce(")
     return out
+
+
+def _collectives(hlo: str) -> int:
+    return sum(hlo.count(c) for c in ("all-reduce(", "all-gather(", "reduce-scatter(",
+                                      "all-to-all("))
+
+
+def _compiled_hlo(step, tensors) -> str:
+    """The compiled step's program text, lowered for the first batch."""
+    plan = next(iter(step._plans.values()))
+    return plan._jitted.lower(*plan.arguments(list(tensors[0]))).compile().as_text()
 
 
 def _shards(t) -> list:
@@ -114,8 +123,7 @@ def dtensor(T) -> dict:
                            f.detach().full_tensor().numpy().tolist(), z.grad.numpy().tolist(),
                            from_local_shape_error],
             "redistributed": [repr(r.placements), _shards(r), r.full_tensor().detach().numpy().tolist()],
-            "hlo_collectives": sum(hlo.count(c) for c in ("all-reduce(", "all-gather(",
-                                                          "reduce-scatter(", "all-to-all("))}
+            "hlo_collectives": _collectives(hlo)}
 
 
 def _sharded_training(T, parallelize) -> dict:
@@ -133,6 +141,8 @@ def _sharded_training(T, parallelize) -> dict:
                      "placements": {k: repr(p.placements) for k, p in params.items()},
                      "grad_specs": {k: [str(p.jax().sharding.spec), str(p.grad.jax().sharding.spec)]
                                     for k, p in params.items() if p.grad is not None}}
+        if compiled:
+            out[name]["hlo_collectives"] = _collectives(_compiled_hlo(step, tensors))
     return out
 
 
@@ -197,6 +207,7 @@ def devices(T) -> dict:
         out["current"], out["count"] = T.cuda.current_device(), T.cuda.device_count()
         out["made_on"], out["cuda2"] = ids(T.zeros(2)), ids(T.zeros(2, device="cuda:2"))
         out["cuda"] = ids(T.zeros(2).to("cuda"))  # no index: the current device
+        out["to_cuda1"] = ids(T.zeros(2).to("cuda:1"))
         with T.cuda.device(1):
             out["inside"] = [T.cuda.current_device(), ids(T.ones(2))]
         out["after"] = T.cuda.current_device()

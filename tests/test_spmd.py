@@ -75,6 +75,7 @@ def test_device_indices_map_onto_this_process_devices(seen):
     assert "invalid device ordinal: device 8 requested, but this process has 8" in got["cpu8"]
     assert got["current"] == 5 and got["count"] == 8  # set_device(5): the current device
     assert got["made_on"] == [5] and got["cuda"] == [5] and got["cuda2"] == [2]
+    assert got["to_cuda1"] == [1]  # Tensor.to("cuda:1")
     assert got["inside"] == [1, [1]] and got["after"] == 5  # tapegrad.cuda.device restores it
     assert "CUDA error: invalid device ordinal: device 8" in got["set8"]
 
@@ -131,6 +132,11 @@ def test_sharded_training_equals_one_device(seen, scenario, name):
     assert_trained_state_close(got["final"], final, len(losses))
     for k, (param, grad) in got["grad_specs"].items():  # gradients keep the parameter's layout
         assert _spec(param) == _spec(grad), k
+
+
+@pytest.mark.parametrize("scenario", ["fsdp", "tp"])
+def test_compiled_sharded_step_has_xla_collectives(seen, scenario):
+    assert seen[scenario]["gpt_compiled"]["hlo_collectives"] >= 1
 
 
 @pytest.mark.parametrize("name", ["mlp_eager", "gpt_compiled"])

@@ -47,6 +47,8 @@ class Backend(str):
         if not isinstance(name, str):
             raise ValueError(f"Backend name must be a string, but got: {name}")
         value = name.lower()
+        if value == cls.UNDEFINED:  # init_process_group() without a backend, as PyTorch's
+            return super().__new__(cls, value)
         for part in value.split(","):  # "cpu:gloo,cuda:nccl"
             backend = part.rpartition(":")[2]
             if backend not in (cls.GLOO, cls.NCCL):
@@ -275,8 +277,10 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
         raise ValueError("init_process_group(store=...) is not supported: the processes meet "
                          "through JAX's coordination service; pass init_method or set "
                          "MASTER_ADDR/MASTER_PORT")
-    backend = Backend(backend) if backend is not None else Backend(Backend.GLOO + ","
-                                                                   + Backend.NCCL)
+    if backend is None:  # PyTorch's name: "nccl" for a CUDA device_id, else "undefined"
+        cuda = device_id is not None and _device.device(device_id).type == "cuda"
+        backend = Backend.NCCL if cuda else Backend.UNDEFINED
+    backend = Backend(backend)
     timeout = timeout or default_pg_timeout
     seconds = max(1, int(timeout.total_seconds()))
     address, world_size, rank = _rendezvous(init_method, world_size, rank)
