@@ -5,6 +5,8 @@ the compiled step too, step for step; what cannot be compiled falls back to eage
 Each scenario runs the same script twice, once with the step compiled; the parameters must be
 equal after every step. A few also run in PyTorch for the expected numbers.
 """
+import dataclasses
+import types
 import warnings
 
 import numpy as np
@@ -23,6 +25,11 @@ def _data():
     return w, xs
 
 
+@dataclasses.dataclass
+class _LossConfig:
+    scale: float
+
+
 def _scenario(name, compiled, T=tg):
     """Runs scenario `name` for _STEPS steps; the parameters after each step."""
     w0, xs = _data()
@@ -38,8 +45,16 @@ def _scenario(name, compiled, T=tg):
             out = out.clamp(min=lo)
         if name == "shift":
             out = out + shift
-        if name == "dropout":
+        if name in ("dropout", "dropout_p"):
             out = drop(out)
+        if name == "config":
+            out = out.clamp(min=cfg.lo)
+        if name == "nested_config":
+            out = out * cfg.loss.scale
+        if name == "long_list":
+            out = out * scales[11] + scales[30]
+        if name == "long_dict":
+            out = out * table["k7"]
         loss = (out ** 2).mean()
         loss.backward()
         if name == "clip":
@@ -49,11 +64,12 @@ def _scenario(name, compiled, T=tg):
             count += 1
             if count % 2 == 0:
                 opt.step()
-        elif name == "python_lr":
+        elif name in ("python_lr", "config_lr"):
+            step_lr = lr if name == "python_lr" else cfg.lr
             with T.no_grad():
                 for p in model.parameters():
                     if p.grad is not None:
-                        p -= lr * p.grad
+                        p -= step_lr * p.grad
         else:
             opt.step()
         if name == "side_effect":
@@ -66,6 +82,9 @@ def _scenario(name, compiled, T=tg):
     lr, lo, max_norm, count, history, stop = 0.1, -0.5, 10.0, 0, [], False
     shift = T.zeros(3)
     drop = T.nn.Dropout(1.0)  # train mode zeroes all: deterministic, unlike eval
+    cfg = types.SimpleNamespace(lr=0.1, lo=-0.5, loss=_LossConfig(1.0))  # plain objects
+    scales = [1.0] * 40  # longer than a few flags
+    table = {f"k{i}": 1.0 for i in range(40)}
     if compiled:
         step = tg.compile(step)
     T.manual_seed(0)
@@ -87,6 +106,18 @@ def _scenario(name, compiled, T=tg):
                 model.bias.requires_grad_(False)
             elif name == "dropout":
                 drop.eval()
+            elif name == "dropout_p":
+                drop.p = 0.0
+            elif name == "config_lr":
+                cfg.lr = 0.5
+            elif name == "config":
+                cfg.lo = 0.2
+            elif name == "nested_config":
+                cfg.loss.scale = 3.0
+            elif name == "long_list":
+                scales[11], scales[30] = 3.0, 0.5
+            elif name == "long_dict":
+                table["k7"] = 3.0
             elif name == "shift":
                 shift = T.ones(3)
             elif name == "raises":
@@ -103,7 +134,8 @@ def _scenario(name, compiled, T=tg):
 
 
 _SCENARIOS = ["counter", "python_lr", "clamp", "clip", "new_optimizer", "new_parameter",
-              "requires_grad", "dropout", "shift", "side_effect", "raises"]
+              "requires_grad", "dropout", "shift", "side_effect", "raises", "dropout_p",
+              "config_lr", "config", "nested_config", "long_list", "long_dict"]
 
 
 def _assert_same(a, b):
@@ -178,7 +210,8 @@ def test_a_compiled_forward_returning_a_graph_tensor_is_refused():
 
 
 @pytest.mark.parametrize("name", ["python_lr", "clamp", "new_parameter", "requires_grad",
-                                  "counter"])
+                                  "counter", "config_lr", "nested_config", "long_list",
+                                  "dropout_p"])
 def test_compiled_step_matches_pytorch_eager(name):
     torch = pytest.importorskip("torch")
     with warnings.catch_warnings():
@@ -186,3 +219,29 @@ def test_compiled_step_matches_pytorch_eager(name):
         compiled, _ = _scenario(name, compiled=True)
     expected, _ = _scenario(name, compiled=False, T=torch)
     _assert_same(compiled, expected)
+
+
+def test_a_method_step_guards_its_object():
+    """A bound method compiled: the attributes of `self` it reads are guarded too."""
+
+    class Trainer:
+        def __init__(self):
+            self.w = tg.ones(3, requires_grad=True)
+            self.opt = tg.optim.SGD([self.w], lr=0.1)
+            self.scale = 1.0
+
+        def step(self, x):
+            self.opt.zero_grad()
+            loss = (self.w * x * self.scale).sum()
+            loss.backward()
+            self.opt.step()
+            return loss
+
+    trainer = Trainer()
+    step = tg.compile(trainer.step)
+    for i in range(6):
+        if i == 3:
+            trainer.scale = 2.0
+        step(tg.ones(3))
+    assert step.traces == 2
+    np.testing.assert_allclose(trainer.w.detach().numpy(), 1 - 0.1 * 3 - 0.2 * 3, rtol=1e-6)

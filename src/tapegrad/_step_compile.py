@@ -13,9 +13,10 @@ learning-rate scheduler stepping outside the compiled step works without recompi
 
 As TorchDynamo does, a plan holds guards on what its trace took from Python, checked before each
 call (`_Guards`): the values of the globals and closure variables the step's code (and the
-functions it reaches through them) names (numbers by value, everything else by identity), and
+functions it reaches through them) names, and a method's `self` (numbers by value, containers by
+their items, plain objects by the attributes the code names, everything else by identity), and
 for modules and optimizers among them the parameters they hold, their `requires_grad` and the
-modules' `training` flags; the `requires_grad` of the leaves the step sets `.grad` of, and grad
+modules' numbers and `training` flags; the `requires_grad` of the leaves the step sets `.grad` of, and grad
 mode. A failed guard makes the step be learned again (at most `_MAX_PLANS` plans per step). A
 step that rebinds such a variable itself (a counter) or writes an argument in place has effects
 no trace repeats: it runs uncompiled, with a warning. A step that returns a tensor still
@@ -24,8 +25,10 @@ requiring grad without calling `backward()` (a compiled forward) is refused.
 from __future__ import annotations
 
 import functools
+import operator
 import types
 import warnings
+import weakref
 from typing import Any, Callable
 
 import jax
@@ -368,27 +371,39 @@ class _Plan:
 
 _MISSING = object()
 _BY_VALUE = (int, float, bool, complex, str, bytes, type(None))
+_VALUE_TYPES = frozenset(_BY_VALUE)
 _MAX_DEPTH = 4  # how deep functions reached through globals and closures are followed
-_SHALLOW = 16  # containers up to this length are guarded on their items too
+_OBJECT_DEPTH = 2  # how deep attributes of plain objects (`cfg.optim.lr`) are followed
+_NOT_PLAIN = (type, types.ModuleType, types.FunctionType, types.MethodType,
+              types.BuiltinFunctionType, functools.partial, Tensor)
 
 
 class _Guards:
     """What a step's trace took from Python, read again before each compiled call.
 
-    The variables the step's code names (globals, closure cells), followed into the functions
-    and methods among their values; for the modules and optimizers among them, the parameters
-    they hold with their `requires_grad`, and the modules' `training` flags.
+    The variables the step's code names (globals, closure cells, a bound method's `self`),
+    followed into the functions and methods among their values; for the modules and optimizers
+    among them, the parameters they hold with their `requires_grad`, and the modules' flags and
+    numbers; for plain objects (a dataclass, a `SimpleNamespace`), the attributes the code names.
+    The values read are held, so that an identity compared is never a reused address.
     """
 
     def __init__(self, fn) -> None:
-        self.places: list = []  # (namespace dict or cell, name or None)
+        self.places: list = []  # (namespace dict or cell, name)
         self.leaves: list = []  # the leaves whose .grad the step sets, set by the plan
+        self.attrs: set = set()  # every name the code reads (attribute names among them)
         seen: set = set()
         self._collect(fn, 0, seen)
-        self.values = self._read()
+        self.attrs = frozenset(self.attrs)
+        self.held: list = []
+        self.values = self._read(self.held)
 
     def _collect(self, fn, depth: int, seen: set) -> None:
-        fn = getattr(fn, "__func__", fn)  # a bound method: its function
+        owner = getattr(fn, "__self__", None)  # a bound method: its object, then its function
+        if owner is not None and not isinstance(owner, types.ModuleType) and id(fn) not in seen:
+            seen.add(id(fn))
+            self.places.append(({"self": owner}, "self"))
+        fn = getattr(fn, "__func__", fn)
         code = getattr(fn, "__code__", None)
         if code is None or id(fn) in seen or depth > _MAX_DEPTH:
             return
@@ -397,6 +412,7 @@ class _Guards:
         for c in code.co_consts:  # nested functions and comprehensions read globals too
             if isinstance(c, types.CodeType):
                 names.update(c.co_names)
+        self.attrs.update(names)
         ns = fn.__globals__
         for name in sorted(names):
             if name in ns:
@@ -409,7 +425,7 @@ class _Guards:
             except ValueError:  # an empty cell
                 pass
 
-    def _read(self) -> list:
+    def _read(self, held: list | None = None) -> list:
         out = []
         for place, name in self.places:
             if type(place) is types.CellType:
@@ -419,14 +435,17 @@ class _Guards:
                     v = _MISSING
             else:
                 v = place.get(name, _MISSING)
-            out.append(_fingerprint(v))
+            out.append(_fingerprint(v, self.attrs, _OBJECT_DEPTH, held))
         return out
 
     def hold(self) -> bool:
         """True when everything the trace took from Python is as it was."""
         if any(t._requires_grad != rg for t, rg in self.leaves):
             return False
-        return self._read() == self.values
+        try:
+            return self._read() == self.values
+        except Exception:  # noqa: BLE001 (a tensor put where a number was: it changed)
+            return False
 
     def changed_by_run(self, log) -> str | None:
         """Why the eager run just made has effects a trace would not repeat, if it has."""
@@ -439,43 +458,79 @@ class _Guards:
         return None
 
 
-def _fingerprint(v):
-    """What a guard compares: numbers and strings by value, a module or optimizer by the
-    parameters it holds and its flags, a short list, tuple or dict by its items (numbers by
-    value, others by identity), a longer one by identity and length, others by identity."""
-    if type(v) in _BY_VALUE:
-        return (type(v), v)
-    if isinstance(getattr(v, "_modules", None), dict) and hasattr(v, "training"):
-        out: list = []
-        _module_fingerprint(v, out, set())
-        return tuple(out)
-    groups = getattr(v, "param_groups", None)
-    if isinstance(groups, list) and hasattr(v, "state"):
-        return (id(v), tuple(tuple(id(p) for p in g["params"]) for g in groups))
-    if isinstance(v, (list, tuple, dict)) and len(v) <= _SHALLOW:  # flags, counters, configs
-        items = v.items() if isinstance(v, dict) else enumerate(v)
-        return (id(v), tuple((k, (type(x), x) if type(x) in _BY_VALUE else id(x))
-                             for k, x in items))
-    if isinstance(v, (list, tuple, dict, set)):
+def _fingerprint(v, attrs: frozenset, depth: int, held: list | None):
+    """What a guard compares: numbers and strings by value; a module by its submodules and
+    parameters (identity), their flags and the modules' numbers; an optimizer by its
+    parameters; a list, tuple or dict by its items (numbers by value when all are numbers,
+    else each item's identity); a plain object by the attributes in `attrs`; others by
+    identity. `held` (when given) keeps what is compared by identity alive."""
+    t = type(v)
+    if t in _VALUE_TYPES:
+        return (t, v)
+    if held is not None:
+        held.append(v)
+    if t is list or t is tuple or t is dict:  # flags, counters, schedules, configs
+        items = tuple(v.items()) if t is dict else tuple(v)
+        if t is dict:
+            kinds = tuple(map(type, v.values()))
+            if _VALUE_TYPES.issuperset(kinds) and _VALUE_TYPES.issuperset(map(type, v)):
+                return (id(v), kinds, items)
+        else:
+            kinds = tuple(map(type, items))
+            if _VALUE_TYPES.issuperset(kinds):
+                return (id(v), kinds, items)
+        if held is not None:
+            held.append(items)
+        return (id(v), tuple(map(id, v)), tuple(map(id, v.values()))) if t is dict else \
+            (id(v), tuple(map(id, items)))
+    if t is set or t is frozenset:
         return (id(v), len(v))
+    d = getattr(v, "__dict__", None)
+    if type(d) is not dict or isinstance(v, _NOT_PLAIN):
+        return id(v)
+    if "_modules" in d and "training" in d:
+        out: list = []
+        _module_fingerprint(v, out, set(), held)
+        return tuple(out)
+    if "param_groups" in d and "state" in d:
+        groups = d["param_groups"]
+        if held is not None:
+            held.extend(p for g in groups for p in g["params"])
+        return (id(v), tuple(tuple(id(p) for p in g["params"]) for g in groups))
+    if depth > 0:
+        return (id(v), tuple((k, _fingerprint(x, attrs, depth - 1, held))
+                             for k, x in d.items() if k in attrs))
     return id(v)
 
 
-def _module_fingerprint(m, out: list, seen: set) -> None:
-    """Appends each submodule's identity and `training`, each parameter's identity and
-    `requires_grad` (a direct walk: `modules()` costs twice as much, and this runs every call)."""
+def _module_fingerprint(m, out: list, seen: set, held: list | None) -> None:
+    """Appends each submodule's identity, its numbers and flags (`training`, `p`, `eps`), each
+    parameter's identity and `requires_grad` (a direct walk: `modules()` costs twice as much,
+    and this runs every call)."""
     if id(m) in seen:
         return
     seen.add(id(m))
+    if held is not None:
+        held.append(m)
+        held.extend(m._parameters.values())
     out.append(id(m))
-    out.append(m.training)
+    d = m.__dict__
+    numbers = _NUMBERS.get(id(m))  # which attributes hold numbers, found once per module
+    if numbers is None or held is not None:
+        numbers = _NUMBERS[id(m)] = operator.itemgetter(
+            "training", *(k for k, x in d.items() if type(x) in _VALUE_TYPES and k != "training"))
+        weakref.finalize(m, _NUMBERS.pop, id(m), None)
+    out.append(numbers(d))
     for p in m._parameters.values():
         if p is not None:
             out.append(id(p))
             out.append(p._requires_grad)
     for c in m._modules.values():
         if c is not None:
-            _module_fingerprint(c, out, seen)
+            _module_fingerprint(c, out, seen, held)
+
+
+_NUMBERS: dict = {}  # id(module) -> reads its `training` and the attributes holding numbers
 
 
 def _refuse_graph_outputs(log) -> None:
