@@ -18,8 +18,10 @@ their items, plain objects by the attributes the code names, everything else by 
 for modules and optimizers among them the parameters they hold, their `requires_grad` and the
 modules' numbers and `training` flags; the `requires_grad` of the leaves the step sets `.grad` of, and grad
 mode. A failed guard makes the step be learned again (at most `_MAX_PLANS` plans per step). A
-step that rebinds such a variable itself (a counter) or writes an argument in place has effects
-no trace repeats: it runs uncompiled, with a warning. A step that returns a tensor still
+step that rebinds such a variable itself (a counter) has effects no trace repeats: it runs
+uncompiled, with a warning. A tensor argument the step writes in place is an output too, written
+back after the call (a call where that argument is a view, has views, or shares its storage
+with another argument or the step's state runs uncompiled, silently). A step that returns a tensor still
 requiring grad without calling `backward()` (a compiled forward) is refused.
 """
 from __future__ import annotations
@@ -92,6 +94,10 @@ class CompiledStep:
         plan = self._plans.get(spec)
         if plan is not None:
             if plan.guards.hold():
+                if not _separate_arguments(leaves, plan.arg_writes, plan.cells):
+                    log = self._run_eagerly(args, kwargs, leaves)  # this call only
+                    log.keep()
+                    return log.result
                 try:
                     return plan(leaves)
                 except _stepmode.UntrackedState:
@@ -118,6 +124,9 @@ class CompiledStep:
             warnings.warn(f"tapegrad.compile: {self.__name__} {effect}; a compiled step would "
                           "not repeat that, so it runs uncompiled.", RuntimeWarning, stacklevel=2)
             log.keep()
+            return log.result
+        if not _separate_arguments(leaves, log.arg_writes, log.reads.values()):
+            log.keep()  # an argument written in place shares its storage: no plan from this run
             return log.result
         logs = self._eager_logs.setdefault(spec, [])
         logs.append(log)
@@ -160,7 +169,8 @@ class CompiledStep:
         except BaseException:  # a step that raises applies nothing
             log.undo()
             raise
-        log.writes_arguments = bool(arg_cells & log.writes.keys())
+        log.arg_writes = tuple(i for i, x in enumerate(leaves)
+                               if _is_tensor(x) and id(x._storage) in log.writes)
         for cells in (log.reads, log.writes):
             for key in arg_cells & cells.keys():
                 del cells[key]
@@ -249,9 +259,10 @@ def _hyperparams_now() -> dict:
             for gi, g in enumerate(o.param_groups)}
 
 
-def _flush(log: _stepmode.StepLog, result) -> None:
-    """Compute every pending value the step leaves behind, in one call."""
-    pending = [c.node for c in log.writes.values() if c.node.value is None]
+def _flush(log: _stepmode.StepLog, result, more: list = ()) -> None:
+    """Compute every pending value the step leaves behind (and the nodes `more`), in one call."""
+    pending = [n for n in more if n.value is None]
+    pending += [c.node for c in log.writes.values() if c.node.value is None]
     pending += [t.grad._node for t in log.grad_owners.values()
                 if t.grad is not None and t.grad._node.value is None]
     pending += [x._node for x in jax.tree.leaves(result, is_leaf=_is_tensor)
@@ -277,6 +288,7 @@ class _Plan:
         self.cells = self.read_write + self.read_only
         self.written = {id(c) for c in self.writes}
         self.grad_owners = list(last.grad_owners.values())
+        self.arg_writes = last.arg_writes  # the arguments the step writes in place
         guards.leaves = [(t, t._requires_grad) for t in self.grad_owners]
         self.hyperparams = list(last.hyperparams)
         self.generators = list(last.generators.values())  # those the step draws from
@@ -300,13 +312,15 @@ class _Plan:
         if self._donating is not None and unshared(self.read_write):
             jitted = self._donating
         with jax.enable_x64(True):
-            outs, writes, grads = jitted(*self.arguments(leaves))
+            outs, writes, grads, arg_writes = jitted(*self.arguments(leaves))
         for g in self.generators:
             key, counter = g.stream
             g.stream = key, counter + 1
         treedef, kinds, out_dtypes, write_dtypes, grad_dtypes = self._out
         for cell, value, dtype in zip(self.writes, writes, write_dtypes):
             cell.assign(Const(value, dtype))
+        for i, value in zip(self.arg_writes, arg_writes):
+            leaves[i]._storage.assign(Const(value, leaves[i]._node.dtype))
         written = self.written
         for t, g, dtype in zip(self.grad_owners, grads, grad_dtypes):
             if g is None:
@@ -342,12 +356,18 @@ class _Plan:
         try:
             for c, v in zip(cells, list(rw) + list(ro)):
                 c.assign(Const(v, c.node.dtype), bump=False)
-            call_args, call_kwargs = self.spec[0].unflatten(
-                [_arg_tensor(a, k) if a is not None else k for a, k in zip(args, self.spec[2])])
+            arg_leaves = [_arg_tensor(a, k) if a is not None else k
+                          for a, k in zip(args, self.spec[2])]
+            given = [x._node if a is not None else None for x, a in zip(arg_leaves, args)]
+            call_args, call_kwargs = self.spec[0].unflatten(arg_leaves)
             with _StepContext(log, self.generators, advance=0) as ctx:  # the caller advances
                 ctx.seed_generators([jax.random.fold_in(k, n) for k, n in gens])
                 result = self.step.fn(*call_args, **call_kwargs)
-                _flush(log, result)
+                written = tuple(i for i, node in enumerate(given)
+                                if node is not None and arg_leaves[i]._node is not node)
+                if written != self.arg_writes:
+                    raise _stepmode.UntrackedState("writes other arguments in")
+                _flush(log, result, [arg_leaves[i]._node for i in written])
                 # the trace computes pending in-place writes at its end, where the eager run
                 # computed them with the backward, so the same numbers may come in another order
                 _check_scalars(sorted(self.scalars, key=repr), sorted(log.scalars, key=repr))
@@ -361,7 +381,8 @@ class _Plan:
             # copies some of it, but the state first (in place) made small steps slower on the
             # CPU (see benchmarks/README.md)
             return ([x._value() for x in out_tensors], [c.node.value for c in self.writes],
-                    [None if g is None else g.value for g in grads])
+                    [None if g is None else g.value for g in grads],
+                    [arg_leaves[i]._node.value for i in written])
         finally:
             for c, node in zip(cells, saved):
                 c.assign(node, bump=False)
@@ -449,8 +470,6 @@ class _Guards:
 
     def changed_by_run(self, log) -> str | None:
         """Why the eager run just made has effects a trace would not repeat, if it has."""
-        if getattr(log, "writes_arguments", False):
-            return "writes one of its tensor arguments in place"
         now = self._read()
         for (place, name), a, b in zip(self.places, self.values, now):
             if a != b:
@@ -545,6 +564,21 @@ def _refuse_graph_outputs(log) -> None:
                 "backward(); a compiled step returns plain values, so the tensor would stop "
                 "requiring grad. Compile the whole step (forward, backward(), optimizer.step()), "
                 "or return a detached tensor.")
+
+
+def _separate_arguments(leaves, written, state) -> bool:
+    """Whether the arguments a step writes in place can be written back whole: none is a view
+    or has views, shares its storage with another argument, or is state the step reads."""
+    if not written:
+        return True
+    cells = [leaves[i]._storage for i in written]
+    if any(c.view is not None or any(r() is not None for r in c.views or ()) for c in cells):
+        return False
+    ids = {id(c) for c in cells}
+    if len(ids) < len(cells):
+        return False
+    others = {id(x._storage) for i, x in enumerate(leaves) if _is_tensor(x) and i not in written}
+    return not (ids & others or ids & {id(c) for c in state})
 
 
 def _arg_tensor(value, spec) -> Tensor:
