@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 import tapegrad as tg
@@ -38,6 +39,53 @@ RAISES = {
     "linspace_bool": lambda m: m.linspace(0, 1, 5, dtype=m.bool),
     "div_rounding_mode": lambda m: m.div(m.ones(2), 2, rounding_mode="typo"),
     "div_rounding_mode_inplace": lambda m: m.ones(2).div_(2, rounding_mode="typo"),
+    # bad arguments that reached XLA or tapegrad's own arithmetic (issue 14 §2)
+    "conv_padding_string": lambda m: m.nn.functional.conv1d(
+        m.ones(1, 1, 3), m.ones(1, 1, 2), padding="bogus"),
+    "conv_bias_size": lambda m: m.nn.functional.conv2d(
+        m.ones(1, 1, 3, 3), m.ones(1, 1, 2, 2), bias=m.ones(3)),
+    "conv_bias_2d": lambda m: m.nn.functional.conv2d(
+        m.ones(1, 1, 3, 3), m.ones(1, 1, 2, 2), bias=m.ones(1, 1)),
+    "conv_groups_zero": lambda m: m.nn.functional.conv2d(
+        m.ones(1, 1, 3, 3), m.ones(1, 1, 2, 2), groups=0),
+    "conv_transpose_groups_zero": lambda m: m.nn.functional.conv_transpose2d(
+        m.ones(1, 1, 3, 3), m.ones(1, 1, 2, 2), groups=0),
+    "conv_transpose_groups_negative": lambda m: m.nn.functional.conv_transpose2d(
+        m.ones(1, 1, 3, 3), m.ones(1, 1, 2, 2), groups=-1),
+    "conv_transpose_bias_size": lambda m: m.nn.functional.conv_transpose2d(
+        m.ones(1, 1, 3, 3), m.ones(1, 1, 2, 2), bias=m.ones(3)),
+    "adaptive_avg_pool1d_empty": lambda m: m.nn.functional.adaptive_avg_pool1d(
+        m.ones(1, 1, 0), 2),
+    "adaptive_avg_pool2d_empty": lambda m: m.nn.functional.adaptive_avg_pool2d(
+        m.ones(1, 1, 0, 3), 2),
+    "adaptive_avg_pool2d_empty_channels": lambda m: m.nn.functional.adaptive_avg_pool2d(
+        m.ones(1, 0, 3), 2),
+    "matmul_dtypes_2d": lambda m: m.ones(2, 3) @ m.ones(3, 2, dtype=m.float64),
+    "matmul_dtypes_int_float": lambda m: m.ones(2, 3, dtype=m.int64) @ m.ones(3, 2),
+    "matmul_dtypes_half": lambda m: m.ones(2, 3, dtype=m.float16) @ m.ones(3, 2),
+    "matmul_dtypes_vec_mat": lambda m: m.ones(3) @ m.ones(3, 2, dtype=m.float64),
+    "matmul_dtypes_mat_vec": lambda m: m.ones(2, 3) @ m.ones(3, dtype=m.float64),
+    "matmul_dtypes_dot": lambda m: m.ones(3) @ m.ones(3, dtype=m.float64),
+    "matmul_dtypes_batched": lambda m: m.ones(2, 2, 3) @ m.ones(2, 3, 2, dtype=m.int64),
+    "matmul_dtypes_batched_mat": lambda m: m.ones(2, 2, 3) @ m.ones(3, 2, dtype=m.float64),
+    "split_negative": lambda m: m.ones(2, 3).split(-1),
+    "cat_empty": lambda m: m.cat([]),
+    "stack_empty": lambda m: m.stack([]),
+    "random_from_to": lambda m: m.zeros(2).random_(3, 3),
+    "random_to_zero": lambda m: m.zeros(2).random_(0),
+    "label_smoothing": lambda m: m.nn.functional.cross_entropy(
+        m.ones(2, 3), m.zeros(2, dtype=m.int64), label_smoothing=1.5),
+    "svd_int": lambda m: m.linalg.svd(m.ones(2, 2, dtype=m.int64)),
+    "qr_int": lambda m: m.linalg.qr(m.ones(2, 2, dtype=m.int64)),
+    "inv_int": lambda m: m.linalg.inv(m.ones(2, 2, dtype=m.int64)),
+    "softmax_int": lambda m: m.nn.functional.softmax(m.ones(3, dtype=m.int64), 0),
+    "softmax_int_dim0": lambda m: m.softmax(m.ones(2, 3, dtype=m.int64), 0),
+    "log_softmax_int32": lambda m: m.log_softmax(m.ones(3, dtype=m.int32), 0),
+    "softmax_bool": lambda m: m.softmax(m.ones(3, dtype=m.bool), 0),
+    "rand_int": lambda m: m.rand(2, dtype=m.int32),
+    "randn_bool": lambda m: m.randn(2, dtype=m.bool),
+    "sdpa_dropout_above_one": lambda m: m.nn.functional.scaled_dot_product_attention(
+        m.ones(1, 2, 3), m.ones(1, 2, 3), m.ones(1, 2, 3), dropout_p=2.0),
 }
 
 # the same calls at their limits, which PyTorch accepts: the values must agree
@@ -49,6 +97,15 @@ ACCEPTS = {
     "cumsum_0d": lambda m: m.tensor(2.0).cumsum(dim=0),
     "cumprod_0d": lambda m: m.tensor(2.0).cumprod(dim=-1),
     "sort_0d": lambda m: m.tensor(2.0).sort(0).values,
+    "median_empty": lambda m: m.ones(0).median(),
+    "median_empty_2d": lambda m: m.ones(0, 3).median(),
+    "softmax_int_cast": lambda m: m.nn.functional.softmax(m.ones(3, dtype=m.int64), 0,
+                                                          dtype=m.float32),
+    "matmul_same_dtype": lambda m: m.ones(2, 3, dtype=m.float64) @ m.ones(3, dtype=m.float64),
+    "sdpa_dropout_negative": lambda m: m.nn.functional.scaled_dot_product_attention(
+        m.ones(1, 2, 3), m.ones(1, 2, 3), m.ones(1, 2, 3), dropout_p=-0.5),
+    "adaptive_avg_pool_empty_batch": lambda m: m.nn.functional.adaptive_avg_pool2d(
+        m.ones(0, 1, 4, 4), 2),
 }
 
 
@@ -64,4 +121,4 @@ def test_raises_as_pytorch(name):
 def test_accepts_as_pytorch(name):
     want, got = ACCEPTS[name](torch), ACCEPTS[name](tg)
     assert tuple(got.shape) == tuple(want.shape)
-    assert got.tolist() == want.tolist()
+    np.testing.assert_array_equal(np.asarray(got.tolist()), np.asarray(want.tolist()))  # NaN too

@@ -154,9 +154,15 @@ def eye(n: int, m: int | None = None, *, dtype=None, device=None,
 
 
 # -- random ---------------------------------------------------------------------------------------
+_SAMPLER_NAMES = {"normal": "normal_kernel_cpu", "uniform": "check_uniform_bounds"}
+
+
 def _sample(kind, size, dtype, generator, requires_grad, device, extra=None, fallback=None):
     gen = generator or _random.default_generator
     dtype = _default(dtype, fallback)
+    if kind in _SAMPLER_NAMES and not (dtype.is_floating_point or dtype.is_complex):
+        raise NotImplementedError(f'"{_SAMPLER_NAMES[kind]}" not implemented for '
+                                  f"'{_dtype.scalar_name(dtype)}'")
     return _recorded(gen.sample(kind, new_shape(size), dtype, extra), device, requires_grad)
 
 

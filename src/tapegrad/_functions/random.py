@@ -168,6 +168,9 @@ def random_(self: Tensor, from_=0, to=None, *, generator=None) -> Tensor:
         from_, to = 0, from_
     if to is None:
         raise NotImplementedError("random_() without bounds is not supported; pass `to`")
+    if from_ >= to:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={from_} "
+                           f">= to={to}")
     r = _gen(generator).sample("randint", builtins.tuple(self.shape), _dtype.int64,
                                (builtins.int(from_), builtins.int(to)))
     return _fill(self, r)

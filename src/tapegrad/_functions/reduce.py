@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import collections
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,7 @@ from .._core.rows import abs_
 from .._tensor.apply import apply
 from .._tensor.methods import method
 from .._tensor.tensor import Tensor
-from .creation import zeros
+from .creation import full, zeros
 from .pointwise import div, isnan, logical_not_op, logical_xor_op, maximum, minimum, where
 from .shape import cat
 
@@ -510,6 +511,8 @@ def median(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.boo
     """The lower median (not the mean of the middle two); with `dim`, `(values, indices)`, the
     gradient sent to the index, else shared among the elements equal to the median."""
     if dim is None:
+        if input.numel() == 0 and input.dtype.is_floating_point:  # as PyTorch: NaN
+            return full((), math.nan, dtype=input.dtype)
         _nonempty("median", input)
         return apply(median_op, input, k=(input.numel() - 1) // 2 + 1)
     if input.ndim == 0:

@@ -224,7 +224,16 @@ def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=N
     """`exp(x) / exp(x).sum(dim)`, computed stably; `dtype` casts the input first."""
     if dtype is not None:
         input = input.to(_dtype.as_dtype(dtype))
+    _floating_softmax("softmax", input, dim)
     return apply(softmax_op, input, dim=_softmax_dim("softmax", input.ndim, dim))
+
+
+def _floating_softmax(name: str, input: Tensor, dim) -> None:
+    """PyTorch has no integer softmax kernels (pass `dtype=` to cast first)."""
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):
+        last = dim is None or input.ndim <= 1 or dim in (-1, input.ndim - 1)
+        raise NotImplementedError(f'"{name}_{"lastdim_" if last else ""}kernel_impl" not '
+                                  f"implemented for '{_dtype.scalar_name(input.dtype)}'")
 
 
 log_softmax_op = _unary("log_softmax", lambda x, *, dim: jax.nn.log_softmax(x, axis=dim),
@@ -237,6 +246,7 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
                 dtype=None) -> Tensor:
     if dtype is not None:
         input = input.to(_dtype.as_dtype(dtype))
+    _floating_softmax("log_softmax", input, dim)
     return apply(log_softmax_op, input, dim=_softmax_dim("log_softmax", input.ndim, dim))
 
 

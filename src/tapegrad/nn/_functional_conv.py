@@ -72,8 +72,21 @@ def _check_conv(input, weight, stride, pads, dilation, nd) -> None:
                            "greater than actual input size")
 
 
+def _check_groups_bias(weight, bias, groups, transposed: bool) -> None:
+    """PyTorch's checks of `groups` and of the bias's size (XLA would divide by zero, or
+    broadcast the bias)."""
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    c_out = weight.shape[1] * groups if transposed else weight.shape[0]
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != c_out):
+        raise RuntimeError(f"Given {'transposed=1, ' if transposed else ''}weight of size "
+                           f"{list(weight.shape)}, expected bias to be 1-dimensional with {c_out} "
+                           f"elements, but got bias of size {list(bias.shape)} instead")
+
+
 def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
     _check_dtypes(input, weight, bias)
+    _check_groups_bias(weight, bias, groups, transposed=False)
     input, added = _batched(input, nd, name)
     stride, dilation = _tuple(stride, nd, "stride"), _tuple(dilation, nd, "dilation")
     if input.shape[1] != weight.shape[1] * groups:
@@ -89,7 +102,7 @@ def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
             total = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
             pads = tuple((t // 2, t - t // 2) for t in total)
         else:
-            raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+            raise RuntimeError(f"Invalid padding string: {padding!r}")
     else:
         pads = tuple((p, p) for p in _tuple(padding, nd, "padding"))
     _check_conv(input, weight, stride, pads, dilation, nd)
@@ -158,6 +171,7 @@ def _check_conv_transpose(input, weight, stride, padding, output_padding, dilati
 def _conv_transpose_nd(nd, input, weight, bias, stride, padding, output_padding, groups,
                        dilation, name):
     _check_dtypes(input, weight, bias)
+    _check_groups_bias(weight, bias, groups, transposed=True)
     input, added = _batched(input, nd, name)
     if input.shape[1] != weight.shape[0]:
         raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
@@ -454,6 +468,14 @@ def _adaptive(nd, input, output_size):
     sizes = tuple(input.shape[input.ndim - nd:])
     out = output_size if isinstance(output_size, (list, tuple)) else (output_size,) * nd
     out = tuple(s if o is None else int(o) for s, o in zip(sizes, out))
+    shape = list(input.shape)
+    if nd == 1:  # PyTorch pools 1-d input as 2-d: its words name the 2-d op and shape
+        nd, shape = 2, shape[:-1] + [1] + shape[-1:]
+    for d in range(len(shape) - nd - 1 if len(shape) == nd + 2 else 0, len(shape)):
+        if shape[d] == 0:
+            raise RuntimeError(f"adaptive_avg_pool{nd}d(): Expected input to have non-zero size "
+                               f"for non-batch dimensions, but input has sizes {shape} with "
+                               f"dimension {d} being empty")
     return apply(adaptive_avg_pool_op, input, output_size=out)
 
 

@@ -238,7 +238,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     """`log_softmax` + `nll_loss` as one op; `target` holds class indices or class probabilities."""
     reduction = _reduction(size_average, reduce, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     probs = target.dtype.is_floating_point
     if probs:
         if tuple(target.shape) != tuple(input.shape):
