@@ -86,6 +86,32 @@ RAISES = {
     "randn_bool": lambda m: m.randn(2, dtype=m.bool),
     "sdpa_dropout_above_one": lambda m: m.nn.functional.scaled_dot_product_attention(
         m.ones(1, 2, 3), m.ones(1, 2, 3), m.ones(1, 2, 3), dropout_p=2.0),
+    # a second sweep: an MLIR lowering error, JAX's and Python's errors, silent results
+    "conv1d_empty_kernel": lambda m: m.nn.functional.conv1d(m.ones(1, 1, 3), m.ones(1, 1, 0)),
+    "conv2d_empty_kernel": lambda m: m.nn.functional.conv2d(
+        m.ones(1, 1, 3, 3), m.ones(1, 1, 0, 2)),
+    "conv3d_empty_kernel": lambda m: m.nn.functional.conv3d(
+        m.ones(1, 1, 3, 3, 3), m.ones(1, 1, 2, 0, 2)),
+    "conv2d_no_out_channels": lambda m: m.nn.functional.conv2d(
+        m.ones(1, 1, 3, 3), m.ones(0, 1, 2, 2)),
+    "conv_transpose_negative_output_padding": lambda m: m.nn.functional.conv_transpose1d(
+        m.ones(1, 1, 3), m.ones(1, 1, 2), stride=2, output_padding=-1),
+    "sum_dim_twice": lambda m: m.ones(2).sum(dim=(0, 0)),
+    "mean_dim_twice_negative": lambda m: m.ones(2, 2).mean(dim=(0, -2)),
+    "full_int8_overflow": lambda m: m.full((2,), 1000, dtype=m.int8),
+    "full_int32_overflow": lambda m: m.full((2,), 2 ** 40, dtype=m.int32),
+    "fill_int8_overflow": lambda m: m.zeros(2, dtype=m.int8).fill_(1000),
+    "exponential_negative": lambda m: m.ones(2).exponential_(-1.0),
+    "exponential_zero": lambda m: m.ones(2).exponential_(0.0),
+    "arange_inf": lambda m: m.arange(0, float("inf")),
+    "arange_nan": lambda m: m.arange(0, float("nan")),
+    "tensordot_negative_dims": lambda m: m.tensordot(m.ones(2, 3), m.ones(3, 2), dims=-1),
+    "lerp_end_dtype": lambda m: m.lerp(m.ones(2), m.ones(2, dtype=m.float64), 0.5),
+    "lerp_weight_dtype": lambda m: m.lerp(m.ones(2), m.ones(2), m.ones(2, dtype=m.float64)),
+    "amax_empty_dim": lambda m: m.ones(0).amax(0),
+    "amin_empty_dim": lambda m: m.ones(0, 3).amin(0),
+    "argmax_empty_dim": lambda m: m.ones(0, 3).argmax(0),
+    "max_empty_dim": lambda m: m.ones(0, 3).max(0),
 }
 
 # the same calls at their limits, which PyTorch accepts: the values must agree
@@ -106,6 +132,13 @@ ACCEPTS = {
         m.ones(1, 2, 3), m.ones(1, 2, 3), m.ones(1, 2, 3), dropout_p=-0.5),
     "adaptive_avg_pool_empty_batch": lambda m: m.nn.functional.adaptive_avg_pool2d(
         m.ones(0, 1, 4, 4), 2),
+    "full_uint8_negative_wraps": lambda m: m.full((2,), -1, dtype=m.uint8),
+    "fill_uint8_negative_wraps": lambda m: m.zeros(2, dtype=m.uint8).fill_(-1),
+    "full_int8_float_truncates": lambda m: m.full((2,), 1.5, dtype=m.int8),
+    "argmax_nonempty_dim": lambda m: m.ones(0, 3).argmax(1),
+    "amax_of_all_dims": lambda m: m.ones(2, 3).amax((0, 1)),
+    "conv_transpose_output_padding": lambda m: m.nn.functional.conv_transpose1d(
+        m.ones(1, 1, 3), m.ones(1, 1, 2), stride=2, output_padding=1),
 }
 
 

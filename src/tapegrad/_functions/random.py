@@ -157,6 +157,8 @@ def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -
         raise RuntimeError("Exponential distribution is a continuous probability distribution. "
                            f"dtype must be a floating point but you specified "
                            f"{_dtype.scalar_name(self.dtype)}")
+    if not lambd > 0:
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd:g}")
     u = _gen(generator).sample("uniform", builtins.tuple(self.shape), _float(self.dtype))
     return _fill(self, mul(neg(apply(log1p_op, neg(u))), 1.0 / lambd))
 

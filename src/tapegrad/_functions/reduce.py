@@ -231,6 +231,8 @@ def max(input: Tensor, dim=None, keepdim: builtins.bool = False):  # noqa: A001
     if dim is None:
         _nonempty("max", input)
         return apply(max_all_op, input)
+    if input.ndim:
+        _nonempty_dims("max", input, normalize_dim(dim, input.ndim))
     return _select(max_dim_op, return_types.max, input, dim, keepdim)
 
 
@@ -248,6 +250,8 @@ def min(input: Tensor, dim=None, keepdim: builtins.bool = False):  # noqa: A001
     if dim is None:
         _nonempty("min", input)
         return apply(min_all_op, input)
+    if input.ndim:
+        _nonempty_dims("min", input, normalize_dim(dim, input.ndim))
     return _select(min_dim_op, return_types.min, input, dim, keepdim)
 
 
@@ -263,7 +267,10 @@ amax_op = Op("amax", lambda x, *, dim, keepdim: jnp.max(x, axis=dim, keepdims=ke
 @numpy_names
 def amax(input: Tensor, dim=(), keepdim: builtins.bool = False) -> Tensor:
     """Largest values over `dim` (all by default); equal maxima share the gradient evenly."""
-    return apply(amax_op, input, dim=_amdims(dim, input.ndim), keepdim=keepdim)
+    dims = _amdims(dim, input.ndim)
+    if dims is not None:
+        _nonempty_dims("amax", input, dims)
+    return apply(amax_op, input, dim=dims, keepdim=keepdim)
 
 
 amin_op = Op("amin", lambda x, *, dim, keepdim: jnp.min(x, axis=dim, keepdims=keepdim))
@@ -273,7 +280,10 @@ amin_op = Op("amin", lambda x, *, dim, keepdim: jnp.min(x, axis=dim, keepdims=ke
 @numpy_names
 def amin(input: Tensor, dim=(), keepdim: builtins.bool = False) -> Tensor:
     """Smallest values over `dim` (all by default); equal minima share the gradient evenly."""
-    return apply(amin_op, input, dim=_amdims(dim, input.ndim), keepdim=keepdim)
+    dims = _amdims(dim, input.ndim)
+    if dims is not None:
+        _nonempty_dims("amin", input, dims)
+    return apply(amin_op, input, dim=dims, keepdim=keepdim)
 
 
 @method("aminmax")
@@ -288,7 +298,17 @@ def _arg(op, input: Tensor, dim, keepdim):
         _nonempty(op.name, input, error=IndexError)  # PyTorch's type for argmax/argmin
         out = apply(op, input.reshape(-1), dim=0, keepdim=False)
         return out.reshape([1] * input.ndim) if keepdim else out
-    return apply(op, input, dim=one_dim(dim, input.ndim), keepdim=keepdim and input.ndim > 0)
+    d = one_dim(dim, input.ndim)
+    _nonempty_dims(op.name, input, d)
+    return apply(op, input, dim=d, keepdim=keepdim and input.ndim > 0)
+
+
+def _nonempty_dims(name: str, input: Tensor, dims) -> None:
+    """PyTorch's refusal to take an extreme over an empty dimension (XLA would fail, or give
+    -inf)."""
+    for d in ((dims,) if isinstance(dims, builtins.int) else dims or range(input.ndim)):
+        if input.ndim and input.shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
 
 
 argmax_op = Op("argmax", lambda x, *, dim, keepdim: jnp.argmax(

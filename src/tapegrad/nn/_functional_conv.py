@@ -77,6 +77,14 @@ def _check_groups_bias(weight, bias, groups, transposed: bool) -> None:
     broadcast the bias)."""
     if groups <= 0:
         raise RuntimeError("non-positive groups is not supported")
+    if not transposed and weight.shape[0] == 0:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be at least {groups} at "
+                           f"dimension 0, but got weight of size {list(weight.shape)} instead")
+    kernel = list(weight.shape[2:])
+    if 0 in kernel:  # XLA fails to lower a convolution with an empty window
+        raise RuntimeError("kernel size should be greater than zero, but got" + (
+            f" kernel_height: {([1] + kernel)[-2]} kernel_width: {kernel[-1]}" if len(kernel) < 3
+            else f": {' x '.join(map(str, kernel))} (TxHxW)"))
     c_out = weight.shape[1] * groups if transposed else weight.shape[0]
     if bias is not None and (bias.ndim != 1 or bias.shape[0] != c_out):
         raise RuntimeError(f"Given {'transposed=1, ' if transposed else ''}weight of size "
@@ -155,6 +163,8 @@ def _check_conv_transpose(input, weight, stride, padding, output_padding, dilati
         raise RuntimeError("dilation should be greater than zero")
     if any(p < 0 for p in padding):
         raise RuntimeError("negative padding is not supported")
+    if any(op < 0 for op in output_padding):
+        raise RuntimeError("negative output_padding is not supported")
     if any(op >= s and op >= d for op, s, d in zip(output_padding, stride, dilation)):
         raise RuntimeError(f"output padding must be smaller than either stride or dilation, but "
                            f"got output_padding={list(output_padding)}, stride={list(stride)}, "
