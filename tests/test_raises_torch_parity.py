@@ -112,6 +112,38 @@ RAISES = {
     "amin_empty_dim": lambda m: m.ones(0, 3).amin(0),
     "argmax_empty_dim": lambda m: m.ones(0, 3).argmax(0),
     "max_empty_dim": lambda m: m.ones(0, 3).max(0),
+    "max_pool2d_2d_input": lambda m: m.nn.functional.max_pool2d(m.ones(4, 4), 2),
+    "max_pool2d_5d_input": lambda m: m.nn.functional.max_pool2d(m.ones(1, 1, 1, 4, 4), 2),
+    "max_pool2d_no_channels": lambda m: m.nn.functional.max_pool2d(m.ones(1, 0, 4, 4), 2),
+    "max_pool1d_1d_input": lambda m: m.nn.functional.max_pool1d(m.ones(4), 2),
+    "max_pool3d_3d_input": lambda m: m.nn.functional.max_pool3d(m.ones(4, 4, 4), 2),
+    "adaptive_avg_pool2d_output_size": lambda m: m.nn.functional.adaptive_avg_pool2d(
+        m.ones(1, 1, 4, 4), (2,)),
+    "adaptive_avg_pool1d_output_size": lambda m: m.nn.functional.adaptive_avg_pool1d(
+        m.ones(1, 1, 4), (2, 2)),
+    "adaptive_avg_pool2d_1d_input": lambda m: m.nn.functional.adaptive_avg_pool2d(m.ones(4), 2),
+    "adaptive_avg_pool1d_1d_input": lambda m: m.nn.functional.adaptive_avg_pool1d(m.ones(4), 2),
+    "interpolate_size_length": lambda m: m.nn.functional.interpolate(m.ones(1, 1, 4, 4),
+                                                                     size=(2,)),
+    "interpolate_scale_length": lambda m: m.nn.functional.interpolate(m.ones(1, 1, 4, 4),
+                                                                      scale_factor=(2.0,)),
+    "cross_entropy_weight_dtype": lambda m: m.nn.functional.cross_entropy(
+        m.ones(2, 3), m.zeros(2, dtype=m.int64), weight=m.ones(3, dtype=m.float64)),
+    "nll_loss_weight_dtype": lambda m: m.nn.functional.nll_loss(
+        m.ones(2, 3, dtype=m.float64), m.zeros(2, dtype=m.int64), weight=m.ones(3)),
+    "leaky_relu_int": lambda m: m.nn.functional.leaky_relu(m.ones(2, dtype=m.int64)),
+    "leaky_relu_bool": lambda m: m.nn.functional.leaky_relu(m.ones(2, dtype=m.bool)),
+    "elu_int": lambda m: m.nn.functional.elu(m.ones(2, dtype=m.int64)),
+    "gelu_int": lambda m: m.nn.functional.gelu(m.ones(2, dtype=m.int64)),
+    "silu_int": lambda m: m.nn.functional.silu(m.ones(2, dtype=m.int64)),
+    "softplus_int": lambda m: m.nn.functional.softplus(m.ones(2, dtype=m.int64)),
+    "mse_loss_int": lambda m: m.nn.functional.mse_loss(m.ones(2, dtype=m.int64),
+                                                       m.ones(2, dtype=m.int64)),
+    "smooth_l1_loss_int": lambda m: m.nn.functional.smooth_l1_loss(m.ones(2, dtype=m.int64),
+                                                                   m.ones(2, dtype=m.int64)),
+    "bernoulli_int": lambda m: m.bernoulli(m.ones(2, dtype=m.int64)),
+    "randperm_bool": lambda m: m.randperm(3, dtype=m.bool),
+    "randperm_int8_overflow": lambda m: m.randperm(300, dtype=m.int8),
 }
 
 # the same calls at their limits, which PyTorch accepts: the values must agree
@@ -139,6 +171,10 @@ ACCEPTS = {
     "amax_of_all_dims": lambda m: m.ones(2, 3).amax((0, 1)),
     "conv_transpose_output_padding": lambda m: m.nn.functional.conv_transpose1d(
         m.ones(1, 1, 3), m.ones(1, 1, 2), stride=2, output_padding=1),
+    "max_pool2d_empty_batch": lambda m: m.nn.functional.max_pool2d(m.ones(0, 1, 4, 4), 2),
+    "mse_loss_int_float": lambda m: m.nn.functional.mse_loss(m.ones(2, dtype=m.int64), m.ones(2)),
+    "relu_int": lambda m: m.nn.functional.relu(m.ones(2, dtype=m.int64)),
+    "interpolate_sizes": lambda m: m.nn.functional.interpolate(m.ones(1, 1, 4, 4), size=(2, 3)),
 }
 
 

@@ -225,6 +225,10 @@ def _check_int_bounds(low, high, dtype) -> None:
 def randperm(n: int, *, generator=None, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
     """A random permutation of `0..n-1` (int64)."""
+    if dtype is not None and _dtype.as_dtype(dtype) is _dtype.bool:
+        raise NotImplementedError("\"randperm\" not implemented for 'Bool'")
+    if dtype is not None and n > 0:
+        _fits(builtins.int(n) - 1, _dtype.as_dtype(dtype))
     return _sample("permutation", ((builtins.int(n),),), dtype, generator, requires_grad, device,
                    extra=builtins.int(n), fallback=_dtype.int64)
 

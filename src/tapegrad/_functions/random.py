@@ -64,6 +64,9 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     """1 with probability `input` (or `p`) per element, else 0; the result has `input`'s dtype."""
     probs = input if p is None else p
+    if p is None and not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"bernoulli_tensor_cpu_p_" not implemented for '
+                                  f"'{_dtype.scalar_name(input.dtype)}'")
     if isinstance(probs, Tensor):
         probs = checked(probs, "bernoulli", _checks.not_between, (0, 1), RuntimeError,
                         "Expected p_in >= 0 && p_in <= 1 to be true, but got false.")

@@ -56,7 +56,15 @@ def _leaky_relu(x, *, negative_slope):
 leaky_relu_op = _unary("leaky_relu", _leaky_relu)
 
 
+def _float_kernel(kernel: str, input: Tensor) -> None:
+    """PyTorch has no integer kernel for this activation."""
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{_dtype.scalar_name(input.dtype)}'")
+
+
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    _float_kernel("leaky_relu_cpu", input)
     return _maybe_inplace(input, apply(leaky_relu_op, input,
                                        negative_slope=float(negative_slope)), inplace)
 
@@ -70,6 +78,7 @@ elu_op = _unary("elu", _elu)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    _float_kernel("elu_cpu", input)
     out = apply(elu_op, input, alpha=float(alpha), scale=1.0, input_scale=1.0)
     return _maybe_inplace(input, out, inplace)
 
@@ -114,6 +123,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """Gaussian error linear unit; `approximate="tanh"` uses the tanh approximation."""
     if approximate not in ("none", "tanh"):
         raise RuntimeError(f"approximate argument must be either none or tanh, got {approximate!r}")
+    _float_kernel("GeluKernelImpl", input)
     return apply(gelu_op, input, approximate=approximate)
 
 
@@ -125,6 +135,7 @@ silu_op = _unary("silu", _silu)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    _float_kernel("silu_cpu", input)
     return _maybe_inplace(input, apply(silu_op, input), inplace)
 
 
@@ -149,6 +160,7 @@ softplus_op = _unary("softplus", _softplus)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    _float_kernel("softplus_cpu", input)
     return apply(softplus_op, input, beta=float(beta), threshold=float(threshold))
 
 

@@ -316,7 +316,22 @@ def _max_pool_window(x, *, kernel, stride, padding, dilation, extra):
 max_pool_op = Op("max_pool", _max_pool_window, grad_name="MaxPool2DWithIndicesBackward0")
 
 
+def _check_max_pool_input(nd: int, input: Tensor) -> None:
+    """PyTorch's rank checks of max pooling (an unbatched rank too low would pool the batch)."""
+    shape = list(input.shape)
+    if nd == 1 and (input.ndim not in (2, 3) or 0 in shape[-2:]):
+        raise RuntimeError(f"max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 "
+                           f"dim batch size for input, but got:{shape}")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"non-empty {nd + 1}D or {nd + 2}D (batch mode) tensor expected for "
+                           f"input")
+    if nd == 2 and 0 in shape[-3:]:
+        raise RuntimeError(f"Expected 3D or 4D (batch mode) tensor with optional 0 dim batch "
+                           f"size for input, but got:{shape}")
+
+
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    _check_max_pool_input(nd, input)
     kernel, stride, padding, dilation, extra = _pool_args(nd, input, kernel_size, stride,
                                                           padding, dilation, ceil_mode)
     op = max_pool_indices_op if return_indices else max_pool_op
@@ -475,8 +490,18 @@ adaptive_avg_pool_op = Op("adaptive_avg_pool", _adaptive_avg_pool, saves=SAVES_N
 
 
 def _adaptive(nd, input, output_size):
-    sizes = tuple(input.shape[input.ndim - nd:])
     out = output_size if isinstance(output_size, (list, tuple)) else (output_size,) * nd
+    if len(out) != nd:
+        raise RuntimeError(f"adaptive_avg_pool1d() argument 'output_size' should contain one int "
+                           f"(got {len(out)})" if nd == 1 else
+                           f"adaptive_avg_pool{nd}d: output_size must be {nd}")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional tensor "
+                           f"for argument #1 'self' (while checking arguments for "
+                           f"adaptive_avg_pool1d)" if nd == 1 else
+                           f"adaptive_avg_pool{nd}d(): Expected {nd + 1}D or {nd + 2}D tensor, "
+                           f"but got {list(input.shape)}")
+    sizes = tuple(input.shape[input.ndim - nd:])
     out = tuple(s if o is None else int(o) for s, o in zip(sizes, out))
     shape = list(input.shape)
     if nd == 1:  # PyTorch pools 1-d input as 2-d: its words name the 2-d op and shape
@@ -740,6 +765,13 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if (size is None) == (scale_factor is None):
         raise ValueError("only one of size or scale_factor should be defined")
     sizes = tuple(input.shape[2:])
+    given, what, fmt = (size, "output size of", "output size in (o1, o2, ...,oK)") \
+        if size is not None else (scale_factor, "scale_factor of shape", "scale_factor in (s1, s2, ...,sK)")
+    if isinstance(given, (list, tuple)) and len(given) != nd:
+        raise ValueError(f"Input and {'output' if size is not None else 'scale_factor'} must "
+                         f"have the same number of spatial dimensions, but got input with "
+                         f"spatial dimensions of {list(sizes)} and {what} {tuple(given)}. Please "
+                         f"provide input tensor in (N, C, d1, d2, ...,dK) format and {fmt} format.")
     if size is not None:
         out = _tuple(size, nd, "size")
         scales = (None,) * nd
