@@ -163,7 +163,8 @@ def test_a_step_that_draws_nothing_leaves_the_generator_alone():
 
 def test_a_generator_first_drawn_from_while_tracing_is_learned_not_frozen():
     v = tg.ones(4)
-    noise = type("Flags", (), {"on": False})()  # an attribute: no guard sees it change
+    noise = type("Flags", (), {"__slots__": ("on",)})()  # a slot: no guard sees it change
+    noise.on = False
 
     def step():
         return v * tg.randn(4) if noise.on else v * 1.0
@@ -226,7 +227,8 @@ def test_a_python_number_that_changes_is_refused_not_frozen():
 def test_state_the_eager_runs_did_not_touch_is_rediscovered():
     a = tg.ones(2, requires_grad=True)
     b = tg.ones(2, requires_grad=True)
-    use_b = type("Flags", (), {"on": False})()  # an attribute: no guard sees it change
+    use_b = type("Flags", (), {"__slots__": ("on",)})()  # a slot: no guard sees it change
+    use_b.on = False
 
     def step():
         w = b if use_b.on else a

@@ -5,6 +5,8 @@ the compiled step too, step for step; what cannot be compiled falls back to eage
 Each scenario runs the same script twice, once with the step compiled; the parameters must be
 equal after every step. A few also run in PyTorch for the expected numbers.
 """
+import dataclasses
+import types
 import warnings
 
 import numpy as np
@@ -23,6 +25,11 @@ def _data():
     return w, xs
 
 
+@dataclasses.dataclass
+class _LossConfig:
+    scale: float
+
+
 def _scenario(name, compiled, T=tg):
     """Runs scenario `name` for _STEPS steps; the parameters after each step."""
     w0, xs = _data()
@@ -38,8 +45,16 @@ def _scenario(name, compiled, T=tg):
             out = out.clamp(min=lo)
         if name == "shift":
             out = out + shift
-        if name == "dropout":
+        if name in ("dropout", "dropout_p"):
             out = drop(out)
+        if name == "config":
+            out = out.clamp(min=cfg.lo)
+        if name == "nested_config":
+            out = out * cfg.loss.scale
+        if name == "long_list":
+            out = out * scales[11] + scales[30]
+        if name == "long_dict":
+            out = out * table["k7"]
         loss = (out ** 2).mean()
         loss.backward()
         if name == "clip":
@@ -49,11 +64,12 @@ def _scenario(name, compiled, T=tg):
             count += 1
             if count % 2 == 0:
                 opt.step()
-        elif name == "python_lr":
+        elif name in ("python_lr", "config_lr"):
+            step_lr = lr if name == "python_lr" else cfg.lr
             with T.no_grad():
                 for p in model.parameters():
                     if p.grad is not None:
-                        p -= lr * p.grad
+                        p -= step_lr * p.grad
         else:
             opt.step()
         if name == "side_effect":
@@ -66,6 +82,9 @@ def _scenario(name, compiled, T=tg):
     lr, lo, max_norm, count, history, stop = 0.1, -0.5, 10.0, 0, [], False
     shift = T.zeros(3)
     drop = T.nn.Dropout(1.0)  # train mode zeroes all: deterministic, unlike eval
+    cfg = types.SimpleNamespace(lr=0.1, lo=-0.5, loss=_LossConfig(1.0))  # plain objects
+    scales = [1.0] * 40  # longer than a few flags
+    table = {f"k{i}": 1.0 for i in range(40)}
     if compiled:
         step = tg.compile(step)
     T.manual_seed(0)
@@ -87,6 +106,18 @@ def _scenario(name, compiled, T=tg):
                 model.bias.requires_grad_(False)
             elif name == "dropout":
                 drop.eval()
+            elif name == "dropout_p":
+                drop.p = 0.0
+            elif name == "config_lr":
+                cfg.lr = 0.5
+            elif name == "config":
+                cfg.lo = 0.2
+            elif name == "nested_config":
+                cfg.loss.scale = 3.0
+            elif name == "long_list":
+                scales[11], scales[30] = 3.0, 0.5
+            elif name == "long_dict":
+                table["k7"] = 3.0
             elif name == "shift":
                 shift = T.ones(3)
             elif name == "raises":
@@ -103,7 +134,8 @@ def _scenario(name, compiled, T=tg):
 
 
 _SCENARIOS = ["counter", "python_lr", "clamp", "clip", "new_optimizer", "new_parameter",
-              "requires_grad", "dropout", "shift", "side_effect", "raises"]
+              "requires_grad", "dropout", "shift", "side_effect", "raises", "dropout_p",
+              "config_lr", "config", "nested_config", "long_list", "long_dict"]
 
 
 def _assert_same(a, b):
@@ -155,18 +187,64 @@ def test_a_guard_that_fails_relearns_the_step_and_traces_again():
     np.testing.assert_allclose(w.detach().numpy(), 1 - 0.1 * 3 - 0.2 * 3, rtol=1e-6)
 
 
+def _writes_argument(T, compiled):
+    """A step writing its tensor argument in place (a running sum), as PyTorch runs it."""
+    w = T.ones(2, requires_grad=True)
+    opt = T.optim.SGD([w], lr=0.1)
+
+    def step(x, total):
+        opt.zero_grad()
+        loss = (w * x).sum()
+        loss.backward()
+        opt.step()
+        with T.no_grad():
+            total.add_(loss.detach())
+            x.mul_(2.0)
+        return loss
+
+    if compiled:
+        step = tg.compile(step)
+    total = T.zeros(())
+    out = []
+    for i in range(6):
+        x = T.tensor([1.0, float(i)])
+        loss = step(x, total)
+        out.append([float(loss.detach()), *x.tolist(), float(total), *w.detach().tolist()])
+    return out, step
+
+
 def test_an_argument_written_in_place_is_written_as_in_eager():
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # compiled, no fallback warning
+        compiled, step = _writes_argument(tg, compiled=True)
+    assert step.traces == 1
+    eager, _ = _writes_argument(tg, compiled=False)
+    expected, _ = _writes_argument(torch, compiled=False)
+    np.testing.assert_allclose(compiled, expected, rtol=1e-6)
+    assert compiled == eager
+
+
+def test_an_argument_written_in_place_that_shares_storage_runs_eagerly():
+    """A view, or state the step also reads, cannot be written back whole: such a call runs
+    uncompiled (no warning), still as in eager."""
     def step(a, b):
-        b.add_(1.0)
+        b.add_(a)
         return (a * b).sum()
 
-    with pytest.warns(RuntimeWarning, match="writes one of its tensor arguments"):
-        compiled = tg.compile(step)
-        bs = [tg.zeros(2) for _ in range(4)]
-        for b in bs:
-            compiled(tg.ones(2), b)
-    for b in bs:
-        assert b.tolist() == [1.0, 1.0]
+    compiled = tg.compile(step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            compiled(tg.ones(2), tg.zeros(2))
+        assert compiled.traces == 1
+        base = tg.zeros(2, 2)
+        out = compiled(tg.ones(2), base[1])  # a view of base
+        assert base.tolist() == [[0.0, 0.0], [1.0, 1.0]] and out.item() == 2.0
+        a = tg.ones(2)
+        compiled(a, a)  # the same storage twice
+        assert a.tolist() == [2.0, 2.0]
+    assert compiled.traces == 1
 
 
 def test_a_compiled_forward_returning_a_graph_tensor_is_refused():
@@ -178,7 +256,8 @@ def test_a_compiled_forward_returning_a_graph_tensor_is_refused():
 
 
 @pytest.mark.parametrize("name", ["python_lr", "clamp", "new_parameter", "requires_grad",
-                                  "counter"])
+                                  "counter", "config_lr", "nested_config", "long_list",
+                                  "dropout_p"])
 def test_compiled_step_matches_pytorch_eager(name):
     torch = pytest.importorskip("torch")
     with warnings.catch_warnings():
@@ -186,3 +265,29 @@ def test_compiled_step_matches_pytorch_eager(name):
         compiled, _ = _scenario(name, compiled=True)
     expected, _ = _scenario(name, compiled=False, T=torch)
     _assert_same(compiled, expected)
+
+
+def test_a_method_step_guards_its_object():
+    """A bound method compiled: the attributes of `self` it reads are guarded too."""
+
+    class Trainer:
+        def __init__(self):
+            self.w = tg.ones(3, requires_grad=True)
+            self.opt = tg.optim.SGD([self.w], lr=0.1)
+            self.scale = 1.0
+
+        def step(self, x):
+            self.opt.zero_grad()
+            loss = (self.w * x * self.scale).sum()
+            loss.backward()
+            self.opt.step()
+            return loss
+
+    trainer = Trainer()
+    step = tg.compile(trainer.step)
+    for i in range(6):
+        if i == 3:
+            trainer.scale = 2.0
+        step(tg.ones(3))
+    assert step.traces == 2
+    np.testing.assert_allclose(trainer.w.detach().numpy(), 1 - 0.1 * 3 - 0.2 * 3, rtol=1e-6)

@@ -9,6 +9,8 @@ against `jax.grad` of the same jnp program.
 """
 from __future__ import annotations
 
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -393,6 +395,74 @@ def test_compiled_step_refused_applies_nothing():
     with pytest.raises(RuntimeError, match="changed an optimizer's hyperparameters"):
         step(tg.ones(3, 2))
     _assert_same_state(before, _state(model, opt))
+
+
+def _embedding_training(kind):
+    """An embedding trained with Adam under tapegrad.compile, with a dropout drawing noise; the
+    fourth call meets a failure (`kind`) in the compiled program or its retrace."""
+    tg.manual_seed(0)
+    emb = tg.nn.Embedding(4, 3)
+    drop = tg.nn.Dropout(0.5)
+    opt = tg.optim.Adam(emb.parameters(), lr=0.1)
+    cfg = types.SimpleNamespace(read=False)  # guarded: a change relearns the step
+
+    @tg.compile
+    def step(idx):
+        opt.zero_grad(set_to_none=False)
+        loss = drop(emb(idx * 1)).sum()
+        loss.backward()
+        opt.step()
+        if cfg.read:
+            loss.item()  # refused while tracing
+        return loss
+
+    return emb, opt, cfg, step
+
+
+def _full_state(emb, opt):
+    state = _state(emb, opt)
+    return state, tg.get_rng_state().numpy().copy()
+
+
+@pytest.mark.parametrize("kind", ["index", "refused"])
+def test_a_compiled_program_that_raises_applies_nothing(kind):
+    """A call that really runs compiled (after two eager runs and the trace) and fails, by a
+    value check inside the program or a refusal met while retracing, leaves the weights, .grad,
+    Adam's moments and step counts and the generator as they were; the next call goes on."""
+    emb, opt, cfg, step = _embedding_training(kind)
+    good = tg.tensor([0, 2])
+    for _ in range(4):  # three eager runs (the first has no .grad to zero), then the trace
+        step(good)
+    assert step.traces == 1
+    before, rng = _full_state(emb, opt)
+    if kind == "index":
+        with pytest.raises(IndexError, match="index out of range in self"):
+            step(tg.tensor([1, 7]))
+    else:
+        cfg.read = True
+        with pytest.raises(RuntimeError, match="item"):
+            for _ in range(4):  # the guard fails: relearned eagerly (those run), the trace refuses
+                before, rng = _full_state(emb, opt)
+                step(good)
+        cfg.read = False
+    after, rng_after = _full_state(emb, opt)
+    _assert_same_state(before, after)
+    np.testing.assert_array_equal(rng, rng_after)
+    # the run goes on as one that never failed
+    ref_emb, ref_opt, _, ref_step = _embedding_training(kind)
+    for _ in range(4):
+        ref_step(good)
+    with tg.no_grad():
+        for p, q in zip(ref_emb.parameters(), emb.parameters()):
+            p.copy_(q)
+    for (_, a), (_, b) in zip(ref_opt.state.items(), opt.state.items()):
+        for k in a:
+            a[k] = b[k].clone() if hasattr(b[k], "clone") else b[k]
+    tg.set_rng_state(tg.tensor(rng))
+    ref_loss = ref_step(good).item()
+    tg.set_rng_state(tg.tensor(rng))
+    loss = step(good).item()
+    assert loss == ref_loss
 
 
 # -- a bad pending in-place write does not break the next backward ------------------------------

@@ -13,19 +13,24 @@ learning-rate scheduler stepping outside the compiled step works without recompi
 
 As TorchDynamo does, a plan holds guards on what its trace took from Python, checked before each
 call (`_Guards`): the values of the globals and closure variables the step's code (and the
-functions it reaches through them) names (numbers by value, everything else by identity), and
+functions it reaches through them) names, and a method's `self` (numbers by value, containers by
+their items, plain objects by the attributes the code names, everything else by identity), and
 for modules and optimizers among them the parameters they hold, their `requires_grad` and the
-modules' `training` flags; the `requires_grad` of the leaves the step sets `.grad` of, and grad
+modules' numbers and `training` flags; the `requires_grad` of the leaves the step sets `.grad` of, and grad
 mode. A failed guard makes the step be learned again (at most `_MAX_PLANS` plans per step). A
-step that rebinds such a variable itself (a counter) or writes an argument in place has effects
-no trace repeats: it runs uncompiled, with a warning. A step that returns a tensor still
+step that rebinds such a variable itself (a counter) has effects no trace repeats: it runs
+uncompiled, with a warning. A tensor argument the step writes in place is an output too, written
+back after the call (a call where that argument is a view, has views, or shares its storage
+with another argument or the step's state runs uncompiled, silently). A step that returns a tensor still
 requiring grad without calling `backward()` (a compiled forward) is refused.
 """
 from __future__ import annotations
 
 import functools
+import operator
 import types
 import warnings
+import weakref
 from typing import Any, Callable
 
 import jax
@@ -89,6 +94,10 @@ class CompiledStep:
         plan = self._plans.get(spec)
         if plan is not None:
             if plan.guards.hold():
+                if not _separate_arguments(leaves, plan.arg_writes, plan.cells):
+                    log = self._run_eagerly(args, kwargs, leaves)  # this call only
+                    log.keep()
+                    return log.result
                 try:
                     return plan(leaves)
                 except _stepmode.UntrackedState:
@@ -115,6 +124,9 @@ class CompiledStep:
             warnings.warn(f"tapegrad.compile: {self.__name__} {effect}; a compiled step would "
                           "not repeat that, so it runs uncompiled.", RuntimeWarning, stacklevel=2)
             log.keep()
+            return log.result
+        if not _separate_arguments(leaves, log.arg_writes, log.reads.values()):
+            log.keep()  # an argument written in place shares its storage: no plan from this run
             return log.result
         logs = self._eager_logs.setdefault(spec, [])
         logs.append(log)
@@ -157,7 +169,8 @@ class CompiledStep:
         except BaseException:  # a step that raises applies nothing
             log.undo()
             raise
-        log.writes_arguments = bool(arg_cells & log.writes.keys())
+        log.arg_writes = tuple(i for i, x in enumerate(leaves)
+                               if _is_tensor(x) and id(x._storage) in log.writes)
         for cells in (log.reads, log.writes):
             for key in arg_cells & cells.keys():
                 del cells[key]
@@ -246,9 +259,10 @@ def _hyperparams_now() -> dict:
             for gi, g in enumerate(o.param_groups)}
 
 
-def _flush(log: _stepmode.StepLog, result) -> None:
-    """Compute every pending value the step leaves behind, in one call."""
-    pending = [c.node for c in log.writes.values() if c.node.value is None]
+def _flush(log: _stepmode.StepLog, result, more: list = ()) -> None:
+    """Compute every pending value the step leaves behind (and the nodes `more`), in one call."""
+    pending = [n for n in more if n.value is None]
+    pending += [c.node for c in log.writes.values() if c.node.value is None]
     pending += [t.grad._node for t in log.grad_owners.values()
                 if t.grad is not None and t.grad._node.value is None]
     pending += [x._node for x in jax.tree.leaves(result, is_leaf=_is_tensor)
@@ -274,6 +288,7 @@ class _Plan:
         self.cells = self.read_write + self.read_only
         self.written = {id(c) for c in self.writes}
         self.grad_owners = list(last.grad_owners.values())
+        self.arg_writes = last.arg_writes  # the arguments the step writes in place
         guards.leaves = [(t, t._requires_grad) for t in self.grad_owners]
         self.hyperparams = list(last.hyperparams)
         self.generators = list(last.generators.values())  # those the step draws from
@@ -297,13 +312,15 @@ class _Plan:
         if self._donating is not None and unshared(self.read_write):
             jitted = self._donating
         with jax.enable_x64(True):
-            outs, writes, grads = jitted(*self.arguments(leaves))
+            outs, writes, grads, arg_writes = jitted(*self.arguments(leaves))
         for g in self.generators:
             key, counter = g.stream
             g.stream = key, counter + 1
         treedef, kinds, out_dtypes, write_dtypes, grad_dtypes = self._out
         for cell, value, dtype in zip(self.writes, writes, write_dtypes):
             cell.assign(Const(value, dtype))
+        for i, value in zip(self.arg_writes, arg_writes):
+            leaves[i]._storage.assign(Const(value, leaves[i]._node.dtype))
         written = self.written
         for t, g, dtype in zip(self.grad_owners, grads, grad_dtypes):
             if g is None:
@@ -339,12 +356,18 @@ class _Plan:
         try:
             for c, v in zip(cells, list(rw) + list(ro)):
                 c.assign(Const(v, c.node.dtype), bump=False)
-            call_args, call_kwargs = self.spec[0].unflatten(
-                [_arg_tensor(a, k) if a is not None else k for a, k in zip(args, self.spec[2])])
+            arg_leaves = [_arg_tensor(a, k) if a is not None else k
+                          for a, k in zip(args, self.spec[2])]
+            given = [x._node if a is not None else None for x, a in zip(arg_leaves, args)]
+            call_args, call_kwargs = self.spec[0].unflatten(arg_leaves)
             with _StepContext(log, self.generators, advance=0) as ctx:  # the caller advances
                 ctx.seed_generators([jax.random.fold_in(k, n) for k, n in gens])
                 result = self.step.fn(*call_args, **call_kwargs)
-                _flush(log, result)
+                written = tuple(i for i, node in enumerate(given)
+                                if node is not None and arg_leaves[i]._node is not node)
+                if written != self.arg_writes:
+                    raise _stepmode.UntrackedState("writes other arguments in")
+                _flush(log, result, [arg_leaves[i]._node for i in written])
                 # the trace computes pending in-place writes at its end, where the eager run
                 # computed them with the backward, so the same numbers may come in another order
                 _check_scalars(sorted(self.scalars, key=repr), sorted(log.scalars, key=repr))
@@ -358,7 +381,8 @@ class _Plan:
             # copies some of it, but the state first (in place) made small steps slower on the
             # CPU (see benchmarks/README.md)
             return ([x._value() for x in out_tensors], [c.node.value for c in self.writes],
-                    [None if g is None else g.value for g in grads])
+                    [None if g is None else g.value for g in grads],
+                    [arg_leaves[i]._node.value for i in written])
         finally:
             for c, node in zip(cells, saved):
                 c.assign(node, bump=False)
@@ -368,27 +392,39 @@ class _Plan:
 
 _MISSING = object()
 _BY_VALUE = (int, float, bool, complex, str, bytes, type(None))
+_VALUE_TYPES = frozenset(_BY_VALUE)
 _MAX_DEPTH = 4  # how deep functions reached through globals and closures are followed
-_SHALLOW = 16  # containers up to this length are guarded on their items too
+_OBJECT_DEPTH = 2  # how deep attributes of plain objects (`cfg.optim.lr`) are followed
+_NOT_PLAIN = (type, types.ModuleType, types.FunctionType, types.MethodType,
+              types.BuiltinFunctionType, functools.partial, Tensor)
 
 
 class _Guards:
     """What a step's trace took from Python, read again before each compiled call.
 
-    The variables the step's code names (globals, closure cells), followed into the functions
-    and methods among their values; for the modules and optimizers among them, the parameters
-    they hold with their `requires_grad`, and the modules' `training` flags.
+    The variables the step's code names (globals, closure cells, a bound method's `self`),
+    followed into the functions and methods among their values; for the modules and optimizers
+    among them, the parameters they hold with their `requires_grad`, and the modules' flags and
+    numbers; for plain objects (a dataclass, a `SimpleNamespace`), the attributes the code names.
+    The values read are held, so that an identity compared is never a reused address.
     """
 
     def __init__(self, fn) -> None:
-        self.places: list = []  # (namespace dict or cell, name or None)
+        self.places: list = []  # (namespace dict or cell, name)
         self.leaves: list = []  # the leaves whose .grad the step sets, set by the plan
+        self.attrs: set = set()  # every name the code reads (attribute names among them)
         seen: set = set()
         self._collect(fn, 0, seen)
-        self.values = self._read()
+        self.attrs = frozenset(self.attrs)
+        self.held: list = []
+        self.values = self._read(self.held)
 
     def _collect(self, fn, depth: int, seen: set) -> None:
-        fn = getattr(fn, "__func__", fn)  # a bound method: its function
+        owner = getattr(fn, "__self__", None)  # a bound method: its object, then its function
+        if owner is not None and not isinstance(owner, types.ModuleType) and id(fn) not in seen:
+            seen.add(id(fn))
+            self.places.append(({"self": owner}, "self"))
+        fn = getattr(fn, "__func__", fn)
         code = getattr(fn, "__code__", None)
         if code is None or id(fn) in seen or depth > _MAX_DEPTH:
             return
@@ -397,6 +433,7 @@ class _Guards:
         for c in code.co_consts:  # nested functions and comprehensions read globals too
             if isinstance(c, types.CodeType):
                 names.update(c.co_names)
+        self.attrs.update(names)
         ns = fn.__globals__
         for name in sorted(names):
             if name in ns:
@@ -409,7 +446,7 @@ class _Guards:
             except ValueError:  # an empty cell
                 pass
 
-    def _read(self) -> list:
+    def _read(self, held: list | None = None) -> list:
         out = []
         for place, name in self.places:
             if type(place) is types.CellType:
@@ -419,19 +456,20 @@ class _Guards:
                     v = _MISSING
             else:
                 v = place.get(name, _MISSING)
-            out.append(_fingerprint(v))
+            out.append(_fingerprint(v, self.attrs, _OBJECT_DEPTH, held))
         return out
 
     def hold(self) -> bool:
         """True when everything the trace took from Python is as it was."""
         if any(t._requires_grad != rg for t, rg in self.leaves):
             return False
-        return self._read() == self.values
+        try:
+            return self._read() == self.values
+        except Exception:  # noqa: BLE001 (a tensor put where a number was: it changed)
+            return False
 
     def changed_by_run(self, log) -> str | None:
         """Why the eager run just made has effects a trace would not repeat, if it has."""
-        if getattr(log, "writes_arguments", False):
-            return "writes one of its tensor arguments in place"
         now = self._read()
         for (place, name), a, b in zip(self.places, self.values, now):
             if a != b:
@@ -439,43 +477,79 @@ class _Guards:
         return None
 
 
-def _fingerprint(v):
-    """What a guard compares: numbers and strings by value, a module or optimizer by the
-    parameters it holds and its flags, a short list, tuple or dict by its items (numbers by
-    value, others by identity), a longer one by identity and length, others by identity."""
-    if type(v) in _BY_VALUE:
-        return (type(v), v)
-    if isinstance(getattr(v, "_modules", None), dict) and hasattr(v, "training"):
-        out: list = []
-        _module_fingerprint(v, out, set())
-        return tuple(out)
-    groups = getattr(v, "param_groups", None)
-    if isinstance(groups, list) and hasattr(v, "state"):
-        return (id(v), tuple(tuple(id(p) for p in g["params"]) for g in groups))
-    if isinstance(v, (list, tuple, dict)) and len(v) <= _SHALLOW:  # flags, counters, configs
-        items = v.items() if isinstance(v, dict) else enumerate(v)
-        return (id(v), tuple((k, (type(x), x) if type(x) in _BY_VALUE else id(x))
-                             for k, x in items))
-    if isinstance(v, (list, tuple, dict, set)):
+def _fingerprint(v, attrs: frozenset, depth: int, held: list | None):
+    """What a guard compares: numbers and strings by value; a module by its submodules and
+    parameters (identity), their flags and the modules' numbers; an optimizer by its
+    parameters; a list, tuple or dict by its items (numbers by value when all are numbers,
+    else each item's identity); a plain object by the attributes in `attrs`; others by
+    identity. `held` (when given) keeps what is compared by identity alive."""
+    t = type(v)
+    if t in _VALUE_TYPES:
+        return (t, v)
+    if held is not None:
+        held.append(v)
+    if t is list or t is tuple or t is dict:  # flags, counters, schedules, configs
+        items = tuple(v.items()) if t is dict else tuple(v)
+        if t is dict:
+            kinds = tuple(map(type, v.values()))
+            if _VALUE_TYPES.issuperset(kinds) and _VALUE_TYPES.issuperset(map(type, v)):
+                return (id(v), kinds, items)
+        else:
+            kinds = tuple(map(type, items))
+            if _VALUE_TYPES.issuperset(kinds):
+                return (id(v), kinds, items)
+        if held is not None:
+            held.append(items)
+        return (id(v), tuple(map(id, v)), tuple(map(id, v.values()))) if t is dict else \
+            (id(v), tuple(map(id, items)))
+    if t is set or t is frozenset:
         return (id(v), len(v))
+    d = getattr(v, "__dict__", None)
+    if type(d) is not dict or isinstance(v, _NOT_PLAIN):
+        return id(v)
+    if "_modules" in d and "training" in d:
+        out: list = []
+        _module_fingerprint(v, out, set(), held)
+        return tuple(out)
+    if "param_groups" in d and "state" in d:
+        groups = d["param_groups"]
+        if held is not None:
+            held.extend(p for g in groups for p in g["params"])
+        return (id(v), tuple(tuple(id(p) for p in g["params"]) for g in groups))
+    if depth > 0:
+        return (id(v), tuple((k, _fingerprint(x, attrs, depth - 1, held))
+                             for k, x in d.items() if k in attrs))
     return id(v)
 
 
-def _module_fingerprint(m, out: list, seen: set) -> None:
-    """Appends each submodule's identity and `training`, each parameter's identity and
-    `requires_grad` (a direct walk: `modules()` costs twice as much, and this runs every call)."""
+def _module_fingerprint(m, out: list, seen: set, held: list | None) -> None:
+    """Appends each submodule's identity, its numbers and flags (`training`, `p`, `eps`), each
+    parameter's identity and `requires_grad` (a direct walk: `modules()` costs twice as much,
+    and this runs every call)."""
     if id(m) in seen:
         return
     seen.add(id(m))
+    if held is not None:
+        held.append(m)
+        held.extend(m._parameters.values())
     out.append(id(m))
-    out.append(m.training)
+    d = m.__dict__
+    numbers = _NUMBERS.get(id(m))  # which attributes hold numbers, found once per module
+    if numbers is None or held is not None:
+        numbers = _NUMBERS[id(m)] = operator.itemgetter(
+            "training", *(k for k, x in d.items() if type(x) in _VALUE_TYPES and k != "training"))
+        weakref.finalize(m, _NUMBERS.pop, id(m), None)
+    out.append(numbers(d))
     for p in m._parameters.values():
         if p is not None:
             out.append(id(p))
             out.append(p._requires_grad)
     for c in m._modules.values():
         if c is not None:
-            _module_fingerprint(c, out, seen)
+            _module_fingerprint(c, out, seen, held)
+
+
+_NUMBERS: dict = {}  # id(module) -> reads its `training` and the attributes holding numbers
 
 
 def _refuse_graph_outputs(log) -> None:
@@ -490,6 +564,21 @@ def _refuse_graph_outputs(log) -> None:
                 "backward(); a compiled step returns plain values, so the tensor would stop "
                 "requiring grad. Compile the whole step (forward, backward(), optimizer.step()), "
                 "or return a detached tensor.")
+
+
+def _separate_arguments(leaves, written, state) -> bool:
+    """Whether the arguments a step writes in place can be written back whole: none is a view
+    or has views, shares its storage with another argument, or is state the step reads."""
+    if not written:
+        return True
+    cells = [leaves[i]._storage for i in written]
+    if any(c.view is not None or any(r() is not None for r in c.views or ()) for c in cells):
+        return False
+    ids = {id(c) for c in cells}
+    if len(ids) < len(cells):
+        return False
+    others = {id(x._storage) for i, x in enumerate(leaves) if _is_tensor(x) and i not in written}
+    return not (ids & others or ids & {id(c) for c in state})
 
 
 def _arg_tensor(value, spec) -> Tensor:

@@ -28,7 +28,11 @@ def reduce_dims(dim, ndim: int) -> tuple | None:
     if isinstance(dim, (list, tuple)):
         if not dim:  # PyTorch reduces over every dimension for an empty dim list
             return None
-        axes = {normalize_dim(d, ndim) for d in dim}
+        listed = [normalize_dim(d, ndim) for d in dim]
+        axes = set(listed)
+        if len(axes) < len(listed):
+            twice = next(d for i, d in enumerate(listed) if d in listed[:i])
+            raise RuntimeError(f"dim {twice} appears multiple times in the list of dims")
     else:
         axes = {normalize_dim(dim, ndim)}
     return tuple(sorted(axes)) if ndim else ()

@@ -64,7 +64,26 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
         dtype = _dtype.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
-    return _filled(new_shape((size,)), fill_value, _dtype.as_dtype(dtype), device, requires_grad)
+    dtype = _dtype.as_dtype(dtype)
+    _fits(fill_value, dtype)
+    return _filled(new_shape((size,)), fill_value, dtype, device, requires_grad)
+
+
+_C_INT_NAMES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int",
+                "int64": "int64_t"}
+
+
+def _fits(value, dtype: _dtype.dtype) -> None:
+    """PyTorch's overflow error for a fill value an integer dtype cannot hold (a negative value
+    still wraps into uint8, as in PyTorch); XLA would wrap it silently."""
+    if dtype.is_floating_point or dtype.is_complex or dtype is _dtype.bool or \
+            not isinstance(value, numbers.Integral) or isinstance(value, builtins.bool):
+        return
+    info = np.iinfo(dtype.np)
+    low = -2 ** 63 if dtype is _dtype.uint8 else info.min
+    if not low <= value <= info.max:
+        raise RuntimeError(f"value cannot be converted to type "
+                           f"{_C_INT_NAMES.get(dtype.name, dtype.name)} without overflow")
 
 
 def _like(input: Tensor, dtype):
@@ -106,6 +125,8 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
     if end is None:
         start, end = 0, start
     bounds = [b.item() if isinstance(b, Tensor) else b for b in (start, end, step)]
+    if not all(math.isfinite(b) for b in bounds[:2]):
+        raise RuntimeError(f"unsupported range: {bounds[0]:g} -> {bounds[1]:g}")
     if step == 0:
         raise RuntimeError("step must be nonzero")
     if (bounds[1] - bounds[0]) * bounds[2] < 0:
@@ -154,9 +175,15 @@ def eye(n: int, m: int | None = None, *, dtype=None, device=None,
 
 
 # -- random ---------------------------------------------------------------------------------------
+_SAMPLER_NAMES = {"normal": "normal_kernel_cpu", "uniform": "check_uniform_bounds"}
+
+
 def _sample(kind, size, dtype, generator, requires_grad, device, extra=None, fallback=None):
     gen = generator or _random.default_generator
     dtype = _default(dtype, fallback)
+    if kind in _SAMPLER_NAMES and not (dtype.is_floating_point or dtype.is_complex):
+        raise NotImplementedError(f'"{_SAMPLER_NAMES[kind]}" not implemented for '
+                                  f"'{_dtype.scalar_name(dtype)}'")
     return _recorded(gen.sample(kind, new_shape(size), dtype, extra), device, requires_grad)
 
 
@@ -198,6 +225,10 @@ def _check_int_bounds(low, high, dtype) -> None:
 def randperm(n: int, *, generator=None, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
     """A random permutation of `0..n-1` (int64)."""
+    if dtype is not None and _dtype.as_dtype(dtype) is _dtype.bool:
+        raise NotImplementedError("\"randperm\" not implemented for 'Bool'")
+    if dtype is not None and n > 0:
+        _fits(builtins.int(n) - 1, _dtype.as_dtype(dtype))
     return _sample("permutation", ((builtins.int(n),),), dtype, generator, requires_grad, device,
                    extra=builtins.int(n), fallback=_dtype.int64)
 
@@ -291,6 +322,7 @@ fill_op = Op("fill", lambda x, v: jnp.broadcast_to(jnp.asarray(v, x.dtype), x.sh
 def fill_(self: Tensor, value) -> Tensor:
     """Fill with `value` (a number or a one-element tensor)."""
     check_inplace(self)
+    _fits(value, self.dtype)
     if type(value) in (int, float, bool) and not self.requires_grad:
         # the old value is not read, so the new one is a constant (`Node.constant`): resetting
         # state (`zero_()`, BatchNorm's running statistics) then adds no input to the next program

@@ -61,8 +61,26 @@ bmm_op = Op("bmm", _matmul, promote="common", grad_name="BmmBackward0")
 
 @method("matmul", "__matmul__", reflected=("__rmatmul__",))
 def matmul(input: Tensor, other: Tensor) -> Tensor:
-    """Matrix product with NumPy's broadcasting rules (`@`)."""
+    """Matrix product with NumPy's broadcasting rules (`@`); both of one dtype, as PyTorch."""
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        a, b = autocast_args(matmul_op, input, other)
+        if a.dtype is not b.dtype and a.ndim and b.ndim:
+            _matmul_dtypes(a, b)
     return apply(matmul_op, input, other)
+
+
+def _matmul_dtypes(a: Tensor, b: Tensor) -> None:
+    """PyTorch's words for a product of two dtypes, which depend on the kernel the ranks pick."""
+    if a.ndim == 1 and b.ndim == 1:
+        _same_dtype("dot", a, b)
+    if b.ndim == 1:
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got "
+                           f"{_dtype.scalar_name(b.dtype)}, {_dtype.scalar_name(a.dtype)}, and "
+                           f"{_dtype.scalar_name(b.dtype)}")
+    if a.ndim > 2 and b.ndim > 2:
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(a.dtype)} but found "
+                           f"{_dtype.scalar_name(b.dtype)}")
+    _same_dtype("mm", a, b)
 
 
 @method("norm")
@@ -81,11 +99,19 @@ def _need(t: Tensor, ndim: builtins.int, what: str) -> None:
                            f"{what} must be a {ndim}D tensor")
 
 
+# the C++ type names PyTorch's mm prints where they differ from `dtype.c_name`
+_MM_NAMES = {"int64": "long int", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+             "complex64": "c10::complex<float>", "complex128": "c10::complex<double>"}
+
+
+def _mm_name(d) -> str:
+    return _MM_NAMES.get(d.name) or _dtype.c_name(d)
+
+
 def _same_dtype(name: str, a: Tensor, b: Tensor) -> None:
     if a.dtype is not b.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
-                           f"{_dtype.c_name(a.dtype)} != "
-                           f"{_dtype.c_name(b.dtype)}" if name != "dot" else
+                           f"{_mm_name(a.dtype)} != {_mm_name(b.dtype)}" if name != "dot" else
                            f"dot : expected both vectors to have same dtype, but found "
                            f"{_dtype.scalar_name(a.dtype)} and {_dtype.scalar_name(b.dtype)}")
 
@@ -189,6 +215,8 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
     if isinstance(dims, Tensor):
         dims = dims.tolist()
     if isinstance(dims, builtins.int):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
         axes = dims
     else:
         da, db = dims
@@ -325,9 +353,13 @@ def _square(name: str, A: Tensor) -> None:
     if A.shape[-1] != A.shape[-2]:
         raise RuntimeError(f"linalg.{name}: A must be batches of square matrices, but they are "
                            f"{A.shape[-2]} by {A.shape[-1]} matrices")
+    _floating(name, A)
+
+
+def _floating(name: str, A: Tensor) -> None:
     if not (A.dtype.is_floating_point or A.dtype.is_complex):
         raise RuntimeError(f"linalg.{name}: Expected a floating point or complex tensor as input. "
-                           f"Got {A.dtype.name.capitalize()}")
+                           f"Got {_dtype.scalar_name(A.dtype)}")
 
 
 class LinAlgError(RuntimeError):
@@ -414,6 +446,7 @@ def qr(A: Tensor, mode: str = "reduced"):
     if mode not in ("reduced", "complete", "r"):
         raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of "
                            f"'reduced' (default), 'r', or 'complete'")
+    _floating("qr", A)
     if mode == "r":
         return QRResult(zeros(0, dtype=A.dtype), apply(qr_op, A, mode="reduced")[1])
     return QRResult(*apply(qr_op, A, mode=mode))
@@ -425,6 +458,7 @@ svd_op = Op("linalg_svd", lambda x, *, full_matrices: jnp.linalg.svd(x, full_mat
 
 def svd(A: Tensor, full_matrices: builtins.bool = True, *, driver=None):
     """`(U, S, Vh)` with `A = U @ diag(S) @ Vh`."""
+    _floating("svd", A)
     return SVDResult(*apply(svd_op, A, full_matrices=full_matrices))
 
 

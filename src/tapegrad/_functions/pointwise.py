@@ -659,7 +659,11 @@ lerp_op = elementwise("lerp", lambda a, b, w: a + w * (b - a), saves="all")
 
 @method("lerp", inplace=("lerp_",))
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
-    """`input + weight * (end - input)`."""
+    """`input + weight * (end - input)`; `end` and a tensor `weight` of `input`'s dtype."""
+    for name, t in (("end", end), ("weight", weight)):
+        if isinstance(t, Tensor) and t.dtype is not input.dtype:
+            raise RuntimeError(f"expected dtype {_dtype.c_name(input.dtype)} for `{name}` but got "
+                               f"dtype {_dtype.c_name(t.dtype)}")
     return apply(lerp_op, input, end, weight)
 
 

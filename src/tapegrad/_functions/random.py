@@ -64,6 +64,9 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     """1 with probability `input` (or `p`) per element, else 0; the result has `input`'s dtype."""
     probs = input if p is None else p
+    if p is None and not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"bernoulli_tensor_cpu_p_" not implemented for '
+                                  f"'{_dtype.scalar_name(input.dtype)}'")
     if isinstance(probs, Tensor):
         probs = checked(probs, "bernoulli", _checks.not_between, (0, 1), RuntimeError,
                         "Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
@@ -157,6 +160,8 @@ def exponential_(self: Tensor, lambd: builtins.float = 1.0, *, generator=None) -
         raise RuntimeError("Exponential distribution is a continuous probability distribution. "
                            f"dtype must be a floating point but you specified "
                            f"{_dtype.scalar_name(self.dtype)}")
+    if not lambd > 0:
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd:g}")
     u = _gen(generator).sample("uniform", builtins.tuple(self.shape), _float(self.dtype))
     return _fill(self, mul(neg(apply(log1p_op, neg(u))), 1.0 / lambd))
 
@@ -184,8 +189,16 @@ def random_(self: Tensor, from_=None, to=None, *, generator=None) -> Tensor:
         from_, to = 0, _unbounded_high(self.dtype)
     elif to is None:
         from_, to = 0, from_
+<<<<<<< HEAD
     elif from_ is None:
         from_ = 0
+=======
+    if to is None:
+        raise NotImplementedError("random_() without bounds is not supported; pass `to`")
+    if from_ >= to:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={from_} "
+                           f">= to={to}")
+>>>>>>> audit14
     r = _gen(generator).sample("randint", builtins.tuple(self.shape), _dtype.int64,
                                (builtins.int(from_), builtins.int(to)))
     return _fill(self, r)

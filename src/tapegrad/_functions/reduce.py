@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import collections
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,7 @@ from .._core.rows import abs_
 from .._tensor.apply import apply
 from .._tensor.methods import method
 from .._tensor.tensor import Tensor
-from .creation import zeros
+from .creation import full, zeros
 from .pointwise import div, isnan, logical_not_op, logical_xor_op, maximum, minimum, where
 from .shape import cat
 
@@ -232,6 +233,8 @@ def max(input: Tensor, dim=None, keepdim: builtins.bool = False):  # noqa: A001
     if dim is None:
         _nonempty("max", input)
         return apply(max_all_op, input)
+    if input.ndim:
+        _nonempty_dims("max", input, normalize_dim(dim, input.ndim))
     return _select(max_dim_op, return_types.max, input, dim, keepdim)
 
 
@@ -249,6 +252,8 @@ def min(input: Tensor, dim=None, keepdim: builtins.bool = False):  # noqa: A001
     if dim is None:
         _nonempty("min", input)
         return apply(min_all_op, input)
+    if input.ndim:
+        _nonempty_dims("min", input, normalize_dim(dim, input.ndim))
     return _select(min_dim_op, return_types.min, input, dim, keepdim)
 
 
@@ -264,7 +269,10 @@ amax_op = Op("amax", lambda x, *, dim, keepdim: jnp.max(x, axis=dim, keepdims=ke
 @numpy_names
 def amax(input: Tensor, dim=(), keepdim: builtins.bool = False) -> Tensor:
     """Largest values over `dim` (all by default); equal maxima share the gradient evenly."""
-    return apply(amax_op, input, dim=_amdims(dim, input.ndim), keepdim=keepdim)
+    dims = _amdims(dim, input.ndim)
+    if dims is not None:
+        _nonempty_dims("amax", input, dims)
+    return apply(amax_op, input, dim=dims, keepdim=keepdim)
 
 
 amin_op = Op("amin", lambda x, *, dim, keepdim: jnp.min(x, axis=dim, keepdims=keepdim))
@@ -274,7 +282,10 @@ amin_op = Op("amin", lambda x, *, dim, keepdim: jnp.min(x, axis=dim, keepdims=ke
 @numpy_names
 def amin(input: Tensor, dim=(), keepdim: builtins.bool = False) -> Tensor:
     """Smallest values over `dim` (all by default); equal minima share the gradient evenly."""
-    return apply(amin_op, input, dim=_amdims(dim, input.ndim), keepdim=keepdim)
+    dims = _amdims(dim, input.ndim)
+    if dims is not None:
+        _nonempty_dims("amin", input, dims)
+    return apply(amin_op, input, dim=dims, keepdim=keepdim)
 
 
 @method("aminmax")
@@ -291,9 +302,22 @@ def _arg(op, input: Tensor, dim, keepdim):
         out = apply(op, input.reshape(-1), dim=0, keepdim=False)
         return out.reshape([1] * input.ndim) if keepdim else out
     d = one_dim(dim, input.ndim)
+<<<<<<< HEAD
     if input.ndim == 0:  # dim 0 or -1 of a 0-d tensor: its only element
         return apply(op, input.reshape(1), dim=0, keepdim=False)
     return apply(op, input, dim=d, keepdim=keepdim)
+=======
+    _nonempty_dims(op.name, input, d)
+    return apply(op, input, dim=d, keepdim=keepdim and input.ndim > 0)
+
+
+def _nonempty_dims(name: str, input: Tensor, dims) -> None:
+    """PyTorch's refusal to take an extreme over an empty dimension (XLA would fail, or give
+    -inf)."""
+    for d in ((dims,) if isinstance(dims, builtins.int) else dims or range(input.ndim)):
+        if input.ndim and input.shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+>>>>>>> audit14
 
 
 argmax_op = Op("argmax", lambda x, *, dim, keepdim: jnp.argmax(
@@ -516,6 +540,8 @@ def median(input: Tensor, dim: builtins.int | None = None, keepdim: builtins.boo
     """The lower median (not the mean of the middle two); with `dim`, `(values, indices)`, the
     gradient sent to the index, else shared among the elements equal to the median."""
     if dim is None:
+        if input.numel() == 0 and input.dtype.is_floating_point:  # as PyTorch: NaN
+            return full((), math.nan, dtype=input.dtype)
         _nonempty("median", input)
         return apply(median_op, input, k=(input.numel() - 1) // 2 + 1)
     if input.ndim == 0:

@@ -396,7 +396,7 @@ def split(tensor: Tensor, split_size_or_sections, dim: builtins.int = 0) -> buil
         if step <= 0:
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
                                f"dimension size of {size}") if step == 0 and size else \
-                ValueError(f"split expects split_size be non-negative, but got split_size={step}")
+                RuntimeError(f"split expects split_size be non-negative, but got split_size={step}")
         sections = [builtins.min(step, size - s) for s in range(0, size, step)] or [0]
     else:
         sections = [builtins.int(s) for s in split_size_or_sections]
@@ -477,7 +477,9 @@ def _tensors(name: str, tensors) -> list:
                         f"not Tensor")
     tensors = list(tensors)
     if not tensors:
-        raise RuntimeError(f"{name}(): expected a non-empty list of Tensors")
+        if name == "cat":  # PyTorch's Python layer refuses it first
+            raise ValueError("torch.cat(): expected a non-empty list of Tensors")
+        raise RuntimeError(f"{name} expects a non-empty TensorList")
     return tensors
 
 

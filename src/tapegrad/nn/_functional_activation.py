@@ -57,7 +57,15 @@ def _leaky_relu(x, *, negative_slope):
 leaky_relu_op = _unary("leaky_relu", _leaky_relu)
 
 
+def _float_kernel(kernel: str, input: Tensor) -> None:
+    """PyTorch has no integer kernel for this activation."""
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{_dtype.scalar_name(input.dtype)}'")
+
+
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    _float_kernel("leaky_relu_cpu", input)
     return _maybe_inplace(input, apply(leaky_relu_op, input,
                                        negative_slope=float(negative_slope)), inplace)
 
@@ -71,6 +79,7 @@ elu_op = _unary("elu", _elu)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    _float_kernel("elu_cpu", input)
     out = apply(elu_op, input, alpha=float(alpha), scale=1.0, input_scale=1.0)
     return _maybe_inplace(input, out, inplace)
 
@@ -122,6 +131,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """Gaussian error linear unit; `approximate="tanh"` uses the tanh approximation."""
     if approximate not in ("none", "tanh"):
         raise RuntimeError(f"approximate argument must be either none or tanh, got {approximate!r}")
+    _float_kernel("GeluKernelImpl", input)
     return apply(gelu_op, input, approximate=approximate)
 
 
@@ -133,6 +143,7 @@ silu_op = _unary("silu", _silu)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    _float_kernel("silu_cpu", input)
     return _maybe_inplace(input, apply(silu_op, input), inplace)
 
 
@@ -157,6 +168,7 @@ softplus_op = _unary("softplus", _softplus)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    _float_kernel("softplus_cpu", input)
     return apply(softplus_op, input, beta=float(beta), threshold=float(threshold))
 
 
@@ -232,7 +244,16 @@ def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=N
     """`exp(x) / exp(x).sum(dim)`, computed stably; `dtype` casts the input first."""
     if dtype is not None:
         input = input.to(_dtype.as_dtype(dtype))
+    _floating_softmax("softmax", input, dim)
     return apply(softmax_op, input, dim=_softmax_dim("softmax", input.ndim, dim))
+
+
+def _floating_softmax(name: str, input: Tensor, dim) -> None:
+    """PyTorch has no integer softmax kernels (pass `dtype=` to cast first)."""
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):
+        last = dim is None or input.ndim <= 1 or dim in (-1, input.ndim - 1)
+        raise NotImplementedError(f'"{name}_{"lastdim_" if last else ""}kernel_impl" not '
+                                  f"implemented for '{_dtype.scalar_name(input.dtype)}'")
 
 
 log_softmax_op = _unary("log_softmax", lambda x, *, dim: jax.nn.log_softmax(x, axis=dim),
@@ -245,6 +266,7 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
                 dtype=None) -> Tensor:
     if dtype is not None:
         input = input.to(_dtype.as_dtype(dtype))
+    _floating_softmax("log_softmax", input, dim)
     return apply(log_softmax_op, input, dim=_softmax_dim("log_softmax", input.ndim, dim))
 
 

@@ -72,8 +72,29 @@ def _check_conv(input, weight, stride, pads, dilation, nd) -> None:
                            "greater than actual input size")
 
 
+def _check_groups_bias(weight, bias, groups, transposed: bool) -> None:
+    """PyTorch's checks of `groups` and of the bias's size (XLA would divide by zero, or
+    broadcast the bias)."""
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    if not transposed and weight.shape[0] == 0:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be at least {groups} at "
+                           f"dimension 0, but got weight of size {list(weight.shape)} instead")
+    kernel = list(weight.shape[2:])
+    if 0 in kernel:  # XLA fails to lower a convolution with an empty window
+        raise RuntimeError("kernel size should be greater than zero, but got" + (
+            f" kernel_height: {([1] + kernel)[-2]} kernel_width: {kernel[-1]}" if len(kernel) < 3
+            else f": {' x '.join(map(str, kernel))} (TxHxW)"))
+    c_out = weight.shape[1] * groups if transposed else weight.shape[0]
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != c_out):
+        raise RuntimeError(f"Given {'transposed=1, ' if transposed else ''}weight of size "
+                           f"{list(weight.shape)}, expected bias to be 1-dimensional with {c_out} "
+                           f"elements, but got bias of size {list(bias.shape)} instead")
+
+
 def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
     _check_dtypes(input, weight, bias)
+    _check_groups_bias(weight, bias, groups, transposed=False)
     input, added = _batched(input, nd, name)
     stride, dilation = _tuple(stride, nd, "stride"), _tuple(dilation, nd, "dilation")
     if input.shape[1] != weight.shape[1] * groups:
@@ -89,7 +110,7 @@ def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
             total = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
             pads = tuple((t // 2, t - t // 2) for t in total)
         else:
-            raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+            raise RuntimeError(f"Invalid padding string: {padding!r}")
     else:
         pads = tuple((p, p) for p in _tuple(padding, nd, "padding"))
     _check_conv(input, weight, stride, pads, dilation, nd)
@@ -142,6 +163,8 @@ def _check_conv_transpose(input, weight, stride, padding, output_padding, dilati
         raise RuntimeError("dilation should be greater than zero")
     if any(p < 0 for p in padding):
         raise RuntimeError("negative padding is not supported")
+    if any(op < 0 for op in output_padding):
+        raise RuntimeError("negative output_padding is not supported")
     if any(op >= s and op >= d for op, s, d in zip(output_padding, stride, dilation)):
         raise RuntimeError(f"output padding must be smaller than either stride or dilation, but "
                            f"got output_padding={list(output_padding)}, stride={list(stride)}, "
@@ -158,6 +181,7 @@ def _check_conv_transpose(input, weight, stride, padding, output_padding, dilati
 def _conv_transpose_nd(nd, input, weight, bias, stride, padding, output_padding, groups,
                        dilation, name):
     _check_dtypes(input, weight, bias)
+    _check_groups_bias(weight, bias, groups, transposed=True)
     input, added = _batched(input, nd, name)
     if input.shape[1] != weight.shape[0]:
         raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
@@ -292,7 +316,22 @@ def _max_pool_window(x, *, kernel, stride, padding, dilation, extra):
 max_pool_op = Op("max_pool", _max_pool_window, grad_name="MaxPool2DWithIndicesBackward0")
 
 
+def _check_max_pool_input(nd: int, input: Tensor) -> None:
+    """PyTorch's rank checks of max pooling (an unbatched rank too low would pool the batch)."""
+    shape = list(input.shape)
+    if nd == 1 and (input.ndim not in (2, 3) or 0 in shape[-2:]):
+        raise RuntimeError(f"max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 "
+                           f"dim batch size for input, but got:{shape}")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"non-empty {nd + 1}D or {nd + 2}D (batch mode) tensor expected for "
+                           f"input")
+    if nd == 2 and 0 in shape[-3:]:
+        raise RuntimeError(f"Expected 3D or 4D (batch mode) tensor with optional 0 dim batch "
+                           f"size for input, but got:{shape}")
+
+
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    _check_max_pool_input(nd, input)
     kernel, stride, padding, dilation, extra = _pool_args(nd, input, kernel_size, stride,
                                                           padding, dilation, ceil_mode)
     op = max_pool_indices_op if return_indices else max_pool_op
@@ -454,9 +493,27 @@ adaptive_avg_pool_op = Op("adaptive_avg_pool", _adaptive_avg_pool, saves=SAVES_N
 
 
 def _adaptive(nd, input, output_size):
-    sizes = tuple(input.shape[input.ndim - nd:])
     out = output_size if isinstance(output_size, (list, tuple)) else (output_size,) * nd
+    if len(out) != nd:
+        raise RuntimeError(f"adaptive_avg_pool1d() argument 'output_size' should contain one int "
+                           f"(got {len(out)})" if nd == 1 else
+                           f"adaptive_avg_pool{nd}d: output_size must be {nd}")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional tensor "
+                           f"for argument #1 'self' (while checking arguments for "
+                           f"adaptive_avg_pool1d)" if nd == 1 else
+                           f"adaptive_avg_pool{nd}d(): Expected {nd + 1}D or {nd + 2}D tensor, "
+                           f"but got {list(input.shape)}")
+    sizes = tuple(input.shape[input.ndim - nd:])
     out = tuple(s if o is None else int(o) for s, o in zip(sizes, out))
+    shape = list(input.shape)
+    if nd == 1:  # PyTorch pools 1-d input as 2-d: its words name the 2-d op and shape
+        nd, shape = 2, shape[:-1] + [1] + shape[-1:]
+    for d in range(len(shape) - nd - 1 if len(shape) == nd + 2 else 0, len(shape)):
+        if shape[d] == 0:
+            raise RuntimeError(f"adaptive_avg_pool{nd}d(): Expected input to have non-zero size "
+                               f"for non-batch dimensions, but input has sizes {shape} with "
+                               f"dimension {d} being empty")
     return apply(adaptive_avg_pool_op, input, output_size=out)
 
 
@@ -729,6 +786,13 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if (size is None) == (scale_factor is None):
         raise ValueError("only one of size or scale_factor should be defined")
     sizes = tuple(input.shape[2:])
+    given, what, fmt = (size, "output size of", "output size in (o1, o2, ...,oK)") \
+        if size is not None else (scale_factor, "scale_factor of shape", "scale_factor in (s1, s2, ...,sK)")
+    if isinstance(given, (list, tuple)) and len(given) != nd:
+        raise ValueError(f"Input and {'output' if size is not None else 'scale_factor'} must "
+                         f"have the same number of spatial dimensions, but got input with "
+                         f"spatial dimensions of {list(sizes)} and {what} {tuple(given)}. Please "
+                         f"provide input tensor in (N, C, d1, d2, ...,dK) format and {fmt} format.")
     if size is not None:
         out = _tuple(size, nd, "size")
         scales = (None,) * nd

@@ -549,6 +549,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     extra = [] if attn_mask is None else [attn_mask]
     kinds = () if attn_mask is None else (_mask_kind(attn_mask, "allow"),)
+    if dropout_p > 1:
+        raise RuntimeError(f"dropout probability has to be between 0 and 1, but got {dropout_p:g}")
     if dropout_p > 0:
         shape = tuple(query.shape[:-1]) + (key.shape[-2],)
         extra.append(_random.default_generator.sample("uniform", shape, query.dtype))

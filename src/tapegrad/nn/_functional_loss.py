@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import checks as _checks
+from .._core import checks as _checks, dtype as _dtype
 from .._core.graph import Op
 from .._core.rows import abs_
 from .._tensor.apply import apply
@@ -80,6 +80,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     """Mean squared error."""
     reduction = _reduction(size_average, reduce, reduction)
     _same_size(input, target)
+    _float_kernel("mse_cpu", input, target)
     return apply(mse_loss_op, input, target, *_weight(weight, input), reduction=reduction)
 
 
@@ -114,6 +115,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     reduction = _reduction(size_average, reduce, reduction)
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    _float_kernel("smooth_l1_cpu", input, target)
     _same_size(input, target)
     return apply(smooth_l1_loss_op, input, target, reduction=reduction, beta=float(beta))
 
@@ -138,11 +140,21 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
                  delta=float(delta))
 
 
+def _float_kernel(kernel: str, input: Tensor, target: Tensor) -> None:
+    """PyTorch has no kernel for this loss of two integer tensors."""
+    if not any(t.dtype.is_floating_point or t.dtype.is_complex for t in (input, target)):
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{_dtype.scalar_name(input.dtype)}'")
+
+
 def _checked_targets(name: str, input: Tensor, target: Tensor, ignore_index: int,
                      weight: Tensor | None) -> Tensor:
     """Class indices checked against `[0, C)` (`ignore_index` aside), and the class weights'
-    size, as PyTorch does."""
+    size and dtype, as PyTorch does."""
     _check_targets(input, target)
+    if weight is not None and weight.dtype is not input.dtype:
+        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(input.dtype)} but found "
+                           f"{_dtype.scalar_name(weight.dtype)}")
     classes = input.shape[1 if input.ndim > 1 else 0]
     if weight is not None and weight.numel() != classes:
         raise RuntimeError(f"weight tensor should be defined either for all {classes} classes or "
@@ -238,7 +250,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     """`log_softmax` + `nll_loss` as one op; `target` holds class indices or class probabilities."""
     reduction = _reduction(size_average, reduce, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     probs = target.dtype.is_floating_point
     if probs:
         if tuple(target.shape) != tuple(input.shape):
