@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import functools
 import math
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -88,11 +89,11 @@ class Plan:
                  "structure")
 
 
-class Rows:
-    """The valid-row count of a running bucketed program (a traced scalar, set per call)."""
+class Rows(threading.local):
+    """The valid-row count of a bucketed program being traced (a traced scalar, set per trace;
+    per thread, as two threads may trace the same program at once)."""
 
-    def __init__(self) -> None:
-        self.count = None
+    count = None
 
     def mask(self, x):
         """True on the first `count` rows of `x` (dim 0), broadcastable to `x`."""
@@ -308,8 +309,8 @@ def _analyse(tr, walk_p, walk_f, kinds):
 def _prove(n, tr, walk_p, walk_f, kinds, params):
     padded = tuple(i for i, x in enumerate(tr.frontier)
                    if isinstance(x, Node) and x.shape and x.shape[0] == n and id(x) not in params)
-    if any(not _single_device(tr.frontier[i].value) for i in padded):
-        raise _NotRowwise
+    if not all(_single_device(x.value) for x in tr.frontier if isinstance(x, Node)):
+        raise _NotRowwise  # sharded programs keep their shapes
     front = {i * 3 + FRONTIER for i in padded}
     rows = Rows()
     entries_p, rows_p, key_p = _rewrite(walk_p, n, front, (), rows)
