@@ -359,3 +359,36 @@ def test_a_leaf_still_pending_at_the_first_call_compiles():
     for _ in range(4):
         assert step().item() == pytest.approx(manual(w_e).item(), rel=1e-6)
     assert step.traces == 1
+
+
+def test_torch_compile_arguments_are_accepted():
+    """`torch.compile`'s keywords: the step still compiles and equals eager; `disable=True`
+    is the function itself; a bad `mode` raises as PyTorch does."""
+    w_c, w_e = tg.ones(3, requires_grad=True), tg.ones(3, requires_grad=True)
+    x = tg.tensor([1.0, 2.0, 3.0])
+
+    def manual(w):
+        w.grad = None
+        loss = ((w * x - 1.0) ** 2).sum()
+        loss.backward()
+        with tg.no_grad():
+            w.sub_(0.05 * w.grad)
+        return loss
+
+    @tg.compile(mode="reduce-overhead", fullgraph=True, dynamic=True, backend="inductor")
+    def step():
+        return manual(w_c)
+    for _ in range(4):
+        assert step().item() == pytest.approx(manual(w_e).item(), rel=1e-6)
+    assert step.traces == 1
+    assert tg.compile(manual, disable=True) is manual
+
+
+@pytest.mark.parametrize("kwargs", [{"mode": "typo"}, {"mode": "max-autotune", "options": {}}])
+def test_torch_compile_bad_arguments_raise_as_pytorch(kwargs):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError) as ours:
+        tg.compile(lambda: None, **kwargs)
+    with pytest.raises(RuntimeError) as theirs:
+        torch.compile(lambda: None, **kwargs)
+    assert str(ours.value) == str(theirs.value)

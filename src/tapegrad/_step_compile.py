@@ -50,7 +50,13 @@ _EAGER_RUNS, _MAX_EAGER_RUNS = 2, 3
 _MAX_PLANS = 8
 
 
-def compile(fn: Callable | None = None, *, donate: bool | None = None):  # noqa: A001
+_MODES = (None, "default", "lite", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
+
+
+def compile(model: Callable | None = None, *, fullgraph: bool = False,  # noqa: A001
+            dynamic: bool | None = None, backend: str | Callable = "inductor",
+            mode: str | None = None, options: dict | None = None, disable: bool = False,
+            donate: bool | None = None):
     """Compile a training step (forward, `backward()`, `optimizer.step()`, `zero_grad()`) whole.
 
     Use as `step = tapegrad.compile(step)` or `@tapegrad.compile`. The step's tensor arguments
@@ -59,10 +65,24 @@ def compile(fn: Callable | None = None, *, donate: bool | None = None):  # noqa:
     `donate` (default on) lets XLA reuse the buffers of the state the step updates (parameters,
     optimizer state, buffers) for its results; a call donates only when nothing else refers to
     them (no pending `clone()`, no array taken with `.jax()`).
+
+    `torch.compile`'s arguments are accepted so that PyTorch code runs: XLA compiles the step
+    whatever `backend`, `mode` and `options` name; `dynamic` chooses nothing (each new input shape
+    is traced again); `fullgraph` does not turn the warning of a step that runs uncompiled into an
+    error; `disable=True` returns `model` itself.
     """
-    if fn is None:
-        return functools.partial(compile, donate=donate)
-    return CompiledStep(fn, donate)
+    if mode not in _MODES:
+        raise RuntimeError(f"Unrecognized mode={mode}, should be one of: "
+                           + ", ".join(m for m in _MODES if m is not None))
+    if mode is not None and options is not None:
+        raise RuntimeError("Either mode or options can be specified, but both can't be specified "
+                           "at the same time.")
+    if model is None:
+        return functools.partial(compile, fullgraph=fullgraph, dynamic=dynamic, backend=backend,
+                                 mode=mode, options=options, disable=disable, donate=donate)
+    if disable:
+        return model
+    return CompiledStep(model, donate)
 
 
 def _is_tensor(x) -> bool:
