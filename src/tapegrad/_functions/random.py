@@ -189,16 +189,11 @@ def random_(self: Tensor, from_=None, to=None, *, generator=None) -> Tensor:
         from_, to = 0, _unbounded_high(self.dtype)
     elif to is None:
         from_, to = 0, from_
-<<<<<<< HEAD
     elif from_ is None:
         from_ = 0
-=======
-    if to is None:
-        raise NotImplementedError("random_() without bounds is not supported; pass `to`")
     if from_ >= to:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={from_} "
                            f">= to={to}")
->>>>>>> audit14
     r = _gen(generator).sample("randint", builtins.tuple(self.shape), _dtype.int64,
                                (builtins.int(from_), builtins.int(to)))
     return _fill(self, r)

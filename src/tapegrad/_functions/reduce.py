@@ -302,13 +302,10 @@ def _arg(op, input: Tensor, dim, keepdim):
         out = apply(op, input.reshape(-1), dim=0, keepdim=False)
         return out.reshape([1] * input.ndim) if keepdim else out
     d = one_dim(dim, input.ndim)
-<<<<<<< HEAD
+    _nonempty_dims(op.name, input, d)
     if input.ndim == 0:  # dim 0 or -1 of a 0-d tensor: its only element
         return apply(op, input.reshape(1), dim=0, keepdim=False)
     return apply(op, input, dim=d, keepdim=keepdim)
-=======
-    _nonempty_dims(op.name, input, d)
-    return apply(op, input, dim=d, keepdim=keepdim and input.ndim > 0)
 
 
 def _nonempty_dims(name: str, input: Tensor, dims) -> None:
@@ -317,7 +314,6 @@ def _nonempty_dims(name: str, input: Tensor, dims) -> None:
     for d in ((dims,) if isinstance(dims, builtins.int) else dims or range(input.ndim)):
         if input.ndim and input.shape[d] == 0:
             raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
->>>>>>> audit14
 
 
 argmax_op = Op("argmax", lambda x, *, dim, keepdim: jnp.argmax(
