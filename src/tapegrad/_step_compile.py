@@ -14,12 +14,14 @@ learning-rate scheduler stepping outside the compiled step works without recompi
 As TorchDynamo does, a plan holds guards on what its trace took from Python, checked before each
 call (`_Guards`): the values of the globals and closure variables the step's code (and the
 functions it reaches through them) names, and a method's `self` (numbers by value, containers by
-their items, plain objects by the attributes the code names, everything else by identity), and
+their items, plain objects and `__slots__` objects by the attributes the code names, three
+levels deep, everything else by identity), and
 for modules and optimizers among them the parameters they hold, their `requires_grad` and the
 modules' numbers and `training` flags; the `requires_grad` of the leaves the step sets `.grad` of, and grad
 mode. A failed guard makes the step be learned again (at most `_MAX_PLANS` plans per step). A
 step that rebinds such a variable itself (a counter) has effects no trace repeats: it runs
-uncompiled, with a warning. A tensor argument the step writes in place is an output too, written
+uncompiled, with a warning, as does a step whose code names an attribute deeper than the guards
+read (`cfg.a.b.c.scale`). A tensor argument the step writes in place is an output too, written
 back after the call (a call where that argument is a view, has views, or shares its storage
 with another argument or the step's state runs uncompiled, silently). A step that returns a tensor still
 requiring grad without calling `backward()` (a compiled forward) is refused.
