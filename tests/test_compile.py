@@ -1,4 +1,6 @@
 """tapegrad.compile: a whole step as one jax.jit program, equal to the eager loop step for step."""
+import types
+
 import numpy as np
 import pytest
 
@@ -163,16 +165,15 @@ def test_a_step_that_draws_nothing_leaves_the_generator_alone():
 
 def test_a_generator_first_drawn_from_while_tracing_is_learned_not_frozen():
     v = tg.ones(4)
-    noise = type("Flags", (), {"__slots__": ("on",)})()  # a slot: no guard sees it change
-    noise.on = False
+    flags = [types.SimpleNamespace(noise=False)]  # a list's item: no guard sees it change
 
     def step():
-        return v * tg.randn(4) if noise.on else v * 1.0
+        return v * tg.randn(4) if flags[0].noise else v * 1.0
 
     compiled = tg.compile(step)
     compiled()
     compiled()  # two eager runs: no draws seen
-    noise.on = True
+    flags[0].noise = True
     draws = [compiled().tolist() for _ in range(4)]
     assert len({tuple(d) for d in draws}) == 4  # fresh noise every call, not one frozen draw
     assert compiled.traces == 2  # the trace that met the draw was dropped, the step relearned
@@ -227,11 +228,10 @@ def test_a_python_number_that_changes_is_refused_not_frozen():
 def test_state_the_eager_runs_did_not_touch_is_rediscovered():
     a = tg.ones(2, requires_grad=True)
     b = tg.ones(2, requires_grad=True)
-    use_b = type("Flags", (), {"__slots__": ("on",)})()  # a slot: no guard sees it change
-    use_b.on = False
+    flags = [types.SimpleNamespace(use_b=False)]  # a list's item: no guard sees it change
 
     def step():
-        w = b if use_b.on else a
+        w = b if flags[0].use_b else a
         loss = (w * w).sum()
         loss.backward()
         with tg.no_grad():
@@ -242,7 +242,7 @@ def test_state_the_eager_runs_did_not_touch_is_rediscovered():
     compiled = tg.compile(step)
     compiled()
     compiled()  # two eager runs learn that the step updates `a`
-    use_b.on = True  # the trace now meets `b`: it must run the step, not freeze `b` in
+    flags[0].use_b = True  # the trace now meets `b`: it must run the step, not freeze `b` in
     compiled()
     np.testing.assert_allclose(b.detach().numpy(), [0.5, 0.5])
     np.testing.assert_allclose(a.detach().numpy(), [0.25, 0.25])

@@ -30,6 +30,14 @@ class _LossConfig:
     scale: float
 
 
+class _SlotConfig:
+    """A config without `__dict__`: its attributes are slots."""
+    __slots__ = ("scale",)
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+
 def _scenario(name, compiled, T=tg):
     """Runs scenario `name` for _STEPS steps; the parameters after each step."""
     w0, xs = _data()
@@ -51,6 +59,10 @@ def _scenario(name, compiled, T=tg):
             out = out.clamp(min=cfg.lo)
         if name == "nested_config":
             out = out * cfg.loss.scale
+        if name == "slots_config":
+            out = out * slot_cfg.scale
+        if name == "config_3_levels":
+            out = out * cfg.train.loss.scale
         if name == "long_list":
             out = out * scales[11] + scales[30]
         if name == "long_dict":
@@ -82,7 +94,9 @@ def _scenario(name, compiled, T=tg):
     lr, lo, max_norm, count, history, stop = 0.1, -0.5, 10.0, 0, [], False
     shift = T.zeros(3)
     drop = T.nn.Dropout(1.0)  # train mode zeroes all: deterministic, unlike eval
-    cfg = types.SimpleNamespace(lr=0.1, lo=-0.5, loss=_LossConfig(1.0))  # plain objects
+    cfg = types.SimpleNamespace(lr=0.1, lo=-0.5, loss=_LossConfig(1.0),  # plain objects
+                                train=types.SimpleNamespace(loss=_LossConfig(1.0)))
+    slot_cfg = _SlotConfig(1.0)
     scales = [1.0] * 40  # longer than a few flags
     table = {f"k{i}": 1.0 for i in range(40)}
     if compiled:
@@ -114,6 +128,10 @@ def _scenario(name, compiled, T=tg):
                 cfg.lo = 0.2
             elif name == "nested_config":
                 cfg.loss.scale = 3.0
+            elif name == "slots_config":
+                slot_cfg.scale = 3.0
+            elif name == "config_3_levels":
+                cfg.train.loss.scale = 3.0
             elif name == "long_list":
                 scales[11], scales[30] = 3.0, 0.5
             elif name == "long_dict":
@@ -135,7 +153,8 @@ def _scenario(name, compiled, T=tg):
 
 _SCENARIOS = ["counter", "python_lr", "clamp", "clip", "new_optimizer", "new_parameter",
               "requires_grad", "dropout", "shift", "side_effect", "raises", "dropout_p",
-              "config_lr", "config", "nested_config", "long_list", "long_dict"]
+              "config_lr", "config", "nested_config", "long_list", "long_dict",
+              "slots_config", "config_3_levels"]
 
 
 def _assert_same(a, b):
@@ -156,6 +175,52 @@ def test_compiled_step_follows_python_changes_as_eager_does(name):
         compiled, compiled_history = _scenario(name, compiled=True)
     _assert_same(compiled, eager)
     assert compiled_history == eager_history
+
+
+@pytest.mark.parametrize("name", ["slots_config", "config_3_levels"])
+def test_slots_and_three_levels_of_attributes_are_guarded_and_compiled(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # compiled: no fallback warning
+        _scenario(name, compiled=True)
+
+
+def _deep_config_run(compiled):
+    """A step reading an attribute four levels deep (`cfg.a.b.c.scale`), changed at step 4."""
+    w = tg.ones(3, requires_grad=True)
+    opt = tg.optim.SGD([w], lr=0.1)
+    cfg = types.SimpleNamespace(a=types.SimpleNamespace(b=types.SimpleNamespace(
+        c=_LossConfig(1.0))))
+
+    def step(x):
+        opt.zero_grad()
+        loss = (w * x * cfg.a.b.c.scale).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    if compiled:
+        step = tg.compile(step)
+    out = []
+    for i in range(_STEPS):
+        if i == _CHANGE_AT:
+            cfg.a.b.c.scale = 3.0
+        out.append([step(tg.ones(3)).item(), *w.detach().tolist()])
+    return out, step
+
+
+def test_an_attribute_too_deep_to_guard_runs_uncompiled_with_one_warning():
+    """No guard reads `cfg.a.b.c.scale`: rather than keep the trace's value, the step runs
+    uncompiled, saying why once, and follows the change as eager does."""
+    eager, _ = _deep_config_run(compiled=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled, step = _deep_config_run(compiled=True)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1
+    assert "'cfg.a.b.c.scale'" in messages[0] and "more than 3 levels deep" in messages[0]
+    assert "runs uncompiled" in messages[0]
+    assert step.traces == 0
+    assert compiled == eager
 
 
 @pytest.mark.parametrize("name", ["counter", "side_effect"])
@@ -257,7 +322,7 @@ def test_a_compiled_forward_returning_a_graph_tensor_is_refused():
 
 @pytest.mark.parametrize("name", ["python_lr", "clamp", "new_parameter", "requires_grad",
                                   "counter", "config_lr", "nested_config", "long_list",
-                                  "dropout_p"])
+                                  "dropout_p", "slots_config", "config_3_levels"])
 def test_compiled_step_matches_pytorch_eager(name):
     torch = pytest.importorskip("torch")
     with warnings.catch_warnings():

@@ -144,6 +144,55 @@ RAISES = {
     "bernoulli_int": lambda m: m.bernoulli(m.ones(2, dtype=m.int64)),
     "randperm_bool": lambda m: m.randperm(3, dtype=m.bool),
     "randperm_int8_overflow": lambda m: m.randperm(300, dtype=m.int8),
+    # the last gaps of issue 14's audit
+    "tensor_split_float_tensor": lambda m: m.tensor_split(m.arange(6.0), m.tensor([1.0, 2.0])),
+    "tensor_split_float_0d": lambda m: m.arange(6.0).tensor_split(m.tensor(2.0)),
+    "tensor_split_int32_tensor": lambda m: m.tensor_split(m.arange(6.0),
+                                                          m.tensor([1], dtype=m.int32)),
+    "tensor_split_bool_tensor": lambda m: m.tensor_split(m.arange(6.0), m.tensor([True])),
+    "tensor_split_2d_tensor": lambda m: m.tensor_split(m.arange(6.0), m.tensor([[1]])),
+    "isin_complex": lambda m: m.isin(m.tensor([1j]), m.tensor([1j])),
+    "isin_complex_test": lambda m: m.isin(m.tensor([1.0]), m.tensor([1j], dtype=m.complex128)),
+    "isin_complex_scalar": lambda m: m.isin(m.tensor([1.0]), 1j),
+    "isin_complex_elements_scalar_test": lambda m: m.isin(m.tensor([1j]), 1),
+    "masked_select_shapes": lambda m: m.masked_select(m.ones(3), m.ones(2, dtype=m.bool)),
+    "masked_select_shapes_2d": lambda m: m.masked_select(m.ones(2, 3),
+                                                         m.ones(4, 1, dtype=m.bool)),
+    "normal_shapes": lambda m: m.normal(m.zeros(3), m.ones(2)),
+    "normal_shapes_2d": lambda m: m.normal(m.zeros(2, 3), m.ones(4, 1)),
+    "narrow_start_past_end": lambda m: m.arange(6.0).narrow(0, 7, 1),
+    "narrow_start_before_begin": lambda m: m.arange(6.0).narrow(0, -7, 1),
+    "narrow_start_tensor": lambda m: m.arange(6.0).narrow(0, m.tensor(7), 1),
+    "narrow_length_negative": lambda m: m.arange(6.0).narrow(0, 7, -1),
+    "narrow_too_long": lambda m: m.arange(6.0).narrow(0, -2, 3),
+    "vector_norm_fro": lambda m: m.linalg.vector_norm(m.arange(3.0), ord="fro"),
+    "vector_norm_none": lambda m: m.linalg.vector_norm(m.arange(3.0), ord=None),
+}
+
+# a string (or number) as `dtype=`: PyTorch's TypeError; tapegrad's message is PyTorch's without
+# the function's name ("zeros(): ") or, where PyTorch lists its overloads, its key words
+DTYPE_STRINGS = {
+    "zeros": lambda m, d: m.zeros(3, dtype=d),
+    "ones": lambda m, d: m.ones(3, dtype=d),
+    "empty": lambda m, d: m.empty(3, dtype=d),
+    "full": lambda m, d: m.full((2,), 1.0, dtype=d),
+    "tensor": lambda m, d: m.tensor([1.0], dtype=d),
+    "as_tensor": lambda m, d: m.as_tensor([1.0], dtype=d),
+    "arange": lambda m, d: m.arange(3, dtype=d),
+    "linspace": lambda m, d: m.linspace(0, 1, 3, dtype=d),
+    "eye": lambda m, d: m.eye(2, dtype=d),
+    "randn": lambda m, d: m.randn(2, dtype=d),
+    "rand": lambda m, d: m.rand(2, dtype=d),
+    "randint": lambda m, d: m.randint(0, 3, (2,), dtype=d),
+    "randperm": lambda m, d: m.randperm(3, dtype=d),
+    "zeros_like": lambda m, d: m.zeros_like(m.ones(2), dtype=d),
+    "full_like": lambda m, d: m.full_like(m.ones(2), 2.0, dtype=d),
+    "randn_like": lambda m, d: m.randn_like(m.ones(2), dtype=d),
+    "new_zeros": lambda m, d: m.ones(2).new_zeros(2, dtype=d),
+    "new_full": lambda m, d: m.ones(2).new_full((2,), 1.0, dtype=d),
+    "sum": lambda m, d: m.ones(2).sum(dtype=d),
+    "cumsum": lambda m, d: m.ones(2).cumsum(0, dtype=d),
+    "softmax": lambda m, d: m.nn.functional.softmax(m.ones(2), 0, dtype=d),
 }
 
 # the same calls at their limits, which PyTorch accepts: the values must agree
@@ -175,6 +224,19 @@ ACCEPTS = {
     "mse_loss_int_float": lambda m: m.nn.functional.mse_loss(m.ones(2, dtype=m.int64), m.ones(2)),
     "relu_int": lambda m: m.nn.functional.relu(m.ones(2, dtype=m.int64)),
     "interpolate_sizes": lambda m: m.nn.functional.interpolate(m.ones(1, 1, 4, 4), size=(2, 3)),
+    "tensor_split_long_tensor": lambda m: m.stack(m.tensor_split(m.arange(6.0), m.tensor(2))),
+    "tensor_split_long_indices": lambda m: m.tensor_split(m.arange(6.0), m.tensor([1, 3]))[1],
+    "isin_float_int": lambda m: m.isin(m.tensor([1.0, 2.0]), m.tensor([1])),
+    "masked_select_broadcasts": lambda m: m.masked_select(m.arange(6.0).reshape(2, 3),
+                                                          m.tensor([True, False, True])),
+    "normal_broadcasts_shape": lambda m: m.normal(m.zeros(3), m.zeros(3, 1)),
+    "narrow_at_end": lambda m: m.arange(6.0).narrow(0, 6, 0),
+    "narrow_negative_start": lambda m: m.arange(6.0).narrow(0, -6, 6),
+    "dtype_python_float": lambda m: m.zeros(2, dtype=float),
+    "batch_norm_empty_batch": lambda m: m.nn.functional.batch_norm(
+        m.ones(0, 3), m.zeros(3), m.ones(3), training=True),
+    "batch_norm_empty_spatial": lambda m: m.nn.functional.batch_norm(
+        m.ones(2, 3, 0), m.zeros(3), m.ones(3), training=True),
 }
 
 
@@ -191,3 +253,36 @@ def test_accepts_as_pytorch(name):
     want, got = ACCEPTS[name](torch), ACCEPTS[name](tg)
     assert tuple(got.shape) == tuple(want.shape)
     np.testing.assert_array_equal(np.asarray(got.tolist()), np.asarray(want.tolist()))  # NaN too
+
+
+@pytest.mark.parametrize("bad", ["float32", 3], ids=["str", "int"])
+@pytest.mark.parametrize("name", list(DTYPE_STRINGS))
+def test_dtype_argument_must_be_a_dtype(name, bad):
+    with pytest.raises(TypeError) as want:
+        DTYPE_STRINGS[name](torch, bad)
+    with pytest.raises(TypeError) as got:
+        DTYPE_STRINGS[name](tg, bad)
+    if "invalid combination" in str(want.value):  # PyTorch lists the overloads instead
+        assert f"dtype={type(bad).__name__}" in str(want.value)
+        assert str(got.value) == f"argument 'dtype' must be torch.dtype, not {type(bad).__name__}"
+    else:
+        assert str(want.value) == f"{name}(): {got.value}"
+
+
+def test_batch_norm_of_an_empty_batch_leaves_its_statistics():
+    """PyTorch returns an empty result, zero gradients for weight and bias, and leaves the running
+    statistics as they were (a module still counts the batch)."""
+    results = []
+    for m in (torch, tg):
+        x = m.ones(0, 3, 2, requires_grad=True)
+        w, b = m.full((3,), 2.0, requires_grad=True), m.ones(3, requires_grad=True)
+        rm, rv = m.full((3,), 0.5), m.full((3,), 2.0)
+        y = m.nn.functional.batch_norm(x, rm, rv, w, b, training=True)
+        y.sum().backward()
+        bn = m.nn.BatchNorm1d(3)
+        bn.running_mean.fill_(0.25)
+        bn(m.ones(0, 3))
+        results.append([tuple(y.shape), tuple(x.grad.shape), w.grad.tolist(), b.grad.tolist(),
+                        rm.tolist(), rv.tolist(), bn.running_mean.tolist(),
+                        bn.running_var.tolist(), int(bn.num_batches_tracked)])
+    assert results[0] == results[1]

@@ -14,12 +14,14 @@ learning-rate scheduler stepping outside the compiled step works without recompi
 As TorchDynamo does, a plan holds guards on what its trace took from Python, checked before each
 call (`_Guards`): the values of the globals and closure variables the step's code (and the
 functions it reaches through them) names, and a method's `self` (numbers by value, containers by
-their items, plain objects by the attributes the code names, everything else by identity), and
+their items, plain objects and `__slots__` objects by the attributes the code names, three
+levels deep, everything else by identity), and
 for modules and optimizers among them the parameters they hold, their `requires_grad` and the
 modules' numbers and `training` flags; the `requires_grad` of the leaves the step sets `.grad` of, and grad
 mode. A failed guard makes the step be learned again (at most `_MAX_PLANS` plans per step). A
 step that rebinds such a variable itself (a counter) has effects no trace repeats: it runs
-uncompiled, with a warning. A tensor argument the step writes in place is an output too, written
+uncompiled, with a warning, as does a step whose code names an attribute deeper than the guards
+read (`cfg.a.b.c.scale`). A tensor argument the step writes in place is an output too, written
 back after the call (a call where that argument is a view, has views, or shares its storage
 with another argument or the step's state runs uncompiled, silently). A step that returns a tensor still
 requiring grad without calling `backward()` (a compiled forward) is refused.
@@ -136,13 +138,14 @@ class CompiledStep:
         effect = guards.changed_by_run(log)
         if effect is None and self._relearned > _MAX_PLANS:
             effect = (f"found the Python state it reads changed more than {_MAX_PLANS} times "
-                      "(pass values that change as tensor arguments)")
+                      "(pass values that change as tensor arguments); a compiled step would not "
+                      "repeat that")
         if effect is not None:
             self._eager_only = effect
             self._eager_logs.clear()
             self._plans.clear()
-            warnings.warn(f"tapegrad.compile: {self.__name__} {effect}; a compiled step would "
-                          "not repeat that, so it runs uncompiled.", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"tapegrad.compile: {self.__name__} {effect}, so it runs uncompiled.",
+                          RuntimeWarning, stacklevel=2)
             log.keep()
             return log.result
         if not _separate_arguments(leaves, log.arg_writes, log.reads.values()):
@@ -414,7 +417,7 @@ _MISSING = object()
 _BY_VALUE = (int, float, bool, complex, str, bytes, type(None))
 _VALUE_TYPES = frozenset(_BY_VALUE)
 _MAX_DEPTH = 4  # how deep functions reached through globals and closures are followed
-_OBJECT_DEPTH = 2  # how deep attributes of plain objects (`cfg.optim.lr`) are followed
+_OBJECT_DEPTH = 3  # how deep attributes of plain objects (`cfg.train.optim.lr`) are guarded
 _NOT_PLAIN = (type, types.ModuleType, types.FunctionType, types.MethodType,
               types.BuiltinFunctionType, functools.partial, Tensor)
 
@@ -425,8 +428,10 @@ class _Guards:
     The variables the step's code names (globals, closure cells, a bound method's `self`),
     followed into the functions and methods among their values; for the modules and optimizers
     among them, the parameters they hold with their `requires_grad`, and the modules' flags and
-    numbers; for plain objects (a dataclass, a `SimpleNamespace`), the attributes the code names.
-    The values read are held, so that an identity compared is never a reused address.
+    numbers; for plain objects (a dataclass, a `SimpleNamespace`, a `__slots__` class), the
+    attributes the code names, `_OBJECT_DEPTH` levels deep; `too_deep` names those the code may
+    read below that (the step then runs uncompiled). The values read are held, so that an
+    identity compared is never a reused address.
     """
 
     def __init__(self, fn) -> None:
@@ -437,7 +442,8 @@ class _Guards:
         self._collect(fn, 0, seen)
         self.attrs = frozenset(self.attrs)
         self.held: list = []
-        self.values = self._read(self.held)
+        self.too_deep: list = []  # attribute paths below `_OBJECT_DEPTH` the code may read
+        self.values = self._read(self.held, self.too_deep)
 
     def _collect(self, fn, depth: int, seen: set) -> None:
         owner = getattr(fn, "__self__", None)  # a bound method: its object, then its function
@@ -466,7 +472,7 @@ class _Guards:
             except ValueError:  # an empty cell
                 pass
 
-    def _read(self, held: list | None = None) -> list:
+    def _read(self, held: list | None = None, too_deep: list | None = None) -> list:
         out = []
         for place, name in self.places:
             if type(place) is types.CellType:
@@ -476,7 +482,7 @@ class _Guards:
                     v = _MISSING
             else:
                 v = place.get(name, _MISSING)
-            out.append(_fingerprint(v, self.attrs, _OBJECT_DEPTH, held))
+            out.append(_fingerprint(v, self.attrs, _OBJECT_DEPTH, held, too_deep, name))
         return out
 
     def hold(self) -> bool:
@@ -489,20 +495,29 @@ class _Guards:
             return False
 
     def changed_by_run(self, log) -> str | None:
-        """Why the eager run just made has effects a trace would not repeat, if it has."""
+        """Why the eager run just made has effects a trace would not repeat, or reads what no
+        guard can check, if it does."""
         now = self._read()
         for (place, name), a, b in zip(self.places, self.values, now):
             if a != b:
-                return f"rebinds or changes the Python variable {name!r} it reads"
+                return (f"rebinds or changes the Python variable {name!r} it reads; a compiled "
+                        "step would not repeat that")
+        if self.too_deep:
+            return (f"may read {self.too_deep[0]!r}, an attribute more than {_OBJECT_DEPTH} "
+                    "levels deep, which no guard checks; a compiled step would not see it change "
+                    "(keep it nearer the surface, or pass it as a tensor argument)")
         return None
 
 
-def _fingerprint(v, attrs: frozenset, depth: int, held: list | None):
+def _fingerprint(v, attrs: frozenset, depth: int, held: list | None,
+                 too_deep: list | None = None, path: str = ""):
     """What a guard compares: numbers and strings by value; a module by its submodules and
     parameters (identity), their flags and the modules' numbers; an optimizer by its
     parameters; a list, tuple or dict by its items (numbers by value when all are numbers,
-    else each item's identity); a plain object by the attributes in `attrs`; others by
-    identity. `held` (when given) keeps what is compared by identity alive."""
+    else each item's identity); a plain object by the attributes in `attrs` (its `__dict__` or
+    `__slots__`), `depth` levels deep; others by identity. `held` (when given) keeps what is
+    compared by identity alive; `too_deep` (when given) collects the paths of attributes in
+    `attrs` below `depth`, which are not compared."""
     t = type(v)
     if t in _VALUE_TYPES:
         return (t, v)
@@ -524,9 +539,13 @@ def _fingerprint(v, attrs: frozenset, depth: int, held: list | None):
             (id(v), tuple(map(id, items)))
     if t is set or t is frozenset:
         return (id(v), len(v))
-    d = getattr(v, "__dict__", None)
-    if type(d) is not dict or isinstance(v, _NOT_PLAIN):
+    if isinstance(v, _NOT_PLAIN):
         return id(v)
+    d = getattr(v, "__dict__", None)
+    if type(d) is not dict:
+        d = _slot_values(v)
+        if d is None:
+            return id(v)
     if "_modules" in d and "training" in d:
         out: list = []
         _module_fingerprint(v, out, set(), held)
@@ -537,9 +556,28 @@ def _fingerprint(v, attrs: frozenset, depth: int, held: list | None):
             held.extend(p for g in groups for p in g["params"])
         return (id(v), tuple(tuple(id(p) for p in g["params"]) for g in groups))
     if depth > 0:
-        return (id(v), tuple((k, _fingerprint(x, attrs, depth - 1, held))
+        return (id(v), tuple((k, _fingerprint(x, attrs, depth - 1, held, too_deep, f"{path}.{k}"))
                              for k, x in d.items() if k in attrs))
+    if too_deep is not None:
+        too_deep.extend(f"{path}.{k}" for k in d if k in attrs)
     return id(v)
+
+
+@functools.cache
+def _slot_names(cls: type) -> tuple:
+    names: list = []
+    for c in cls.__mro__:
+        slots = c.__dict__.get("__slots__", ())
+        names += [slots] if isinstance(slots, str) else list(slots)
+    return tuple(n for n in names if n not in ("__dict__", "__weakref__"))
+
+
+def _slot_values(v) -> dict | None:
+    """The attributes a `__slots__` object holds (None when it has no slots)."""
+    names = _slot_names(type(v))
+    if not names:
+        return None
+    return {n: getattr(v, n, _MISSING) for n in names}
 
 
 def _module_fingerprint(m, out: list, seen: set, held: list | None) -> None:

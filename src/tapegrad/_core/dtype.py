@@ -110,7 +110,9 @@ def from_numpy_dtype(np_dtype) -> dtype:
 
 
 def as_dtype(d) -> dtype:
-    """Accept a tapegrad dtype, a numpy/JAX dtype or a Python type (`float`, `int`, `bool`)."""
+    """A `dtype=` argument as a tapegrad dtype: a tapegrad dtype, a Python type (`float`, `int`,
+    `bool`, `complex`) or, for the JAX bridge, a numpy/JAX dtype. Anything else (a string such as
+    `"float32"`, a number) is PyTorch's TypeError."""
     if isinstance(d, dtype):
         return d
     if d is builtins.float:
@@ -121,7 +123,14 @@ def as_dtype(d) -> dtype:
         return bool
     if d is builtins.complex:
         return _default_float.to_complex()
-    return from_numpy_dtype(d)
+    if not isinstance(d, (str, builtins.int, builtins.float)):  # numpy would parse these
+        try:
+            return from_numpy_dtype(d)
+        except TypeError:
+            pass
+    kind = builtins.type(d)
+    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    raise TypeError(f"argument 'dtype' must be torch.dtype, not {name}")
 
 
 def get_default_dtype() -> dtype:

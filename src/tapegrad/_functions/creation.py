@@ -205,7 +205,8 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
                            f"to={high}")
-    _check_int_bounds(low, high, _dtype.int64 if dtype is None else dtype)
+    dtype = _default(dtype, _dtype.int64)
+    _check_int_bounds(low, high, dtype)
     return _sample("randint", (tuple(size),), dtype, generator, requires_grad, device,
                    extra=(builtins.int(low), builtins.int(high)), fallback=_dtype.int64)
 

@@ -19,6 +19,7 @@ from jax import lax
 from .._core import checks as _checks, dtype as _dtype
 from .._core.dims import normalize_dim
 from .._core.graph import Op, SAVES_NONE
+from .._core.rows import broadcast_check
 from .._tensor import views as _views
 from .._tensor.apply import apply
 from .._tensor.checked import checked
@@ -623,6 +624,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
 def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     """The elements where `mask` is true, as a 1-d tensor (its length depends on the mask)."""
     mask = _mask("masked_select", mask)
+    broadcast_check(mask, input)  # PyTorch's order: the mask is tensor a
     shape = np.broadcast_shapes(input.shape, mask.shape)
     return getitem(input.expand(shape), mask.expand(shape))
 

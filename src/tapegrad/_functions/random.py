@@ -14,6 +14,7 @@ from jax import lax
 from .._core import checks as _checks, dtype as _dtype, grad_mode as _grad_mode
 from .._core.dims import new_shape, shape_arg
 from .._core.graph import Op, SAVES_NONE
+from .._core.rows import broadcast_check
 from .._tensor import random as _random
 from .._tensor.apply import apply
 from .._tensor.inplace import check_inplace, inplace
@@ -39,6 +40,7 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
     """Normal samples: tensor `mean`/`std` give the shape (broadcast), or floats with `size`."""
     tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
     if tensors:
+        broadcast_check(*tensors)
         shape = np.broadcast_shapes(*(t.shape for t in tensors))
         dt = _float(tensors[0].dtype if len(tensors) == 1 else
                     _dtype.promote_types(mean.dtype, std.dtype))

@@ -9,6 +9,7 @@ import builtins
 import collections
 import functools
 import math
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -370,6 +371,9 @@ def vector_norm(x: Tensor, ord=2, dim=None, keepdim: builtins.bool = False, *,
                 dtype=None) -> Tensor:
     """`linalg.vector_norm`: the `ord`-norm of the elements over `dim` (all by default)."""
     _float_only("linalg.vector_norm", x)
+    if not isinstance(ord, numbers.Real):  # "fro"/"nuc" are matrix norms: linalg.matrix_norm
+        raise TypeError("linalg_vector_norm(): argument 'ord' must be Number, not "
+                        f"{builtins.type(ord).__name__}")
     ord = builtins.float(ord)  # noqa: A001
     target = _dtype.as_dtype(dtype).np if dtype is not None else x.dtype.np
     return apply(vector_norm_op, x, ord=ord, dim=reduce_dims(dim, x.ndim), keepdim=keepdim,

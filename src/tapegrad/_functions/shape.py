@@ -366,9 +366,14 @@ def narrow(input: Tensor, dim: builtins.int, start: builtins.int, length: builti
     d = normalize_dim(dim, input.ndim)
     size = input.shape[d]
     start = builtins.int(start)
+    if length < 0:
+        raise RuntimeError("narrow(): length must be non-negative.")
+    if not -size <= start <= size:
+        raise IndexError(f"start out of range (expected to be in range of [{-size}, {size}], "
+                         f"but got {start})")
     if start < 0:
         start += size
-    if not 0 <= start <= size or length < 0 or start + length > size:
+    if start + length > size:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
     return getitem(input, (slice(None),) * d + (slice(start, start + length),))
 
@@ -424,10 +429,29 @@ def _slices(input: Tensor, sections: list, d: builtins.int) -> builtins.tuple:
     return builtins.tuple(out)
 
 
+def _split_tensor_arg(t: Tensor):
+    """A tensor `indices_or_sections`, as PyTorch takes it: int64, 0-d (a number of sections) or
+    1-d (indices)."""
+    if t.dtype is not _dtype.int64:
+        raise RuntimeError("tensor_split expected tensor_indices_or_sections to have dtype of "
+                           f"long, but got {_dtype.scalar_name(t.dtype)}")
+    if t.ndim > 1:
+        raise RuntimeError("tensor_split expected tensor_indices_or_sections to be a "
+                           "zero-dimensional or one-dimensional tensor, but got a tensor with "
+                           f"{t.ndim} dims")
+    return builtins.int(t.item()) if t.ndim == 0 else t.tolist()
+
+
 @method("tensor_split")
 def tensor_split(input: Tensor, indices_or_sections, dim: builtins.int = 0) -> builtins.tuple:
     d = normalize_dim(dim, input.ndim)
     size = input.shape[d]
+    if isinstance(indices_or_sections, Tensor):
+        indices_or_sections = _split_tensor_arg(indices_or_sections)
+    elif not isinstance(indices_or_sections, builtins.int) and not builtins.all(
+            isinstance(i, numbers.Integral) for i in indices_or_sections):
+        raise TypeError("tensor_split() received an invalid combination of arguments: "
+                        "indices must be ints, a long tensor, or an int number of sections")
     if isinstance(indices_or_sections, builtins.int):
         n = indices_or_sections
         if n <= 0:

@@ -177,6 +177,11 @@ def isin(elements, test_elements, *, assume_unique: builtins.bool = False,
     if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
         raise TypeError("isin() received an invalid combination of arguments: at least one of "
                         "elements and test_elements must be a Tensor")
+    for x in (elements, test_elements):  # XLA would compare them; PyTorch refuses
+        if isinstance(x, Tensor) and x.dtype.is_complex or isinstance(x, builtins.complex):
+            kind = x.dtype if isinstance(x, Tensor) else _dtype.complex128
+            raise RuntimeError("Unsupported input type encountered for isin(): "
+                               f"{_dtype.scalar_name(kind)}")
     return apply(isin_op, elements, test_elements, invert=builtins.bool(invert))
 
 

@@ -435,7 +435,15 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
             raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
         return apply(batch_norm_eval_op, input, running_mean, running_var, *params,
                      eps=float(eps), has_weight=weight is not None)
-    if input.numel() // input.shape[1] <= 1:
+    if input.numel() == 0:  # PyTorch: an empty result (zero gradients), running stats untouched
+        out = input.clone()
+        shape = _channel_shape(input)
+        if weight is not None:
+            out = out * weight.reshape(shape)
+        if bias is not None:
+            out = out + bias.reshape(shape)
+        return out
+    if input.numel() // input.shape[1] == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size "
                          f"{input.shape}")
     out, mean, var = apply(batch_norm_op, input, *params, eps=float(eps),
