@@ -105,8 +105,9 @@ class Rows(threading.local):
 
 
 # -- the rules: per op, whether a node fed by batched values is row-wise or a masked reduction ---
-# A rule gets (node, static dict, inputs, batched flags, n) and returns (batched, fn): whether its
-# output is batched, and the function the bucketed program applies (None: the node's own).
+# A rule gets (node, its static arguments as a dict, which inputs are batched, n, the Rows of the
+# program) and returns (batched, fn): whether its output is batched, and the function the
+# bucketed program applies (None: the node's own). It raises _NotRowwise where it cannot prove.
 
 def _arrays(node, flags):
     return [(i, f) for i, f in zip(node.inputs, flags) if isinstance(i, Node)]
