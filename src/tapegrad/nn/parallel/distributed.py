@@ -159,8 +159,10 @@ class DistributedDataParallel(Module):
             queue_callback(self._average_gradients)
 
     def _average_gradients(self) -> None:
-        """Average every parameter's `.grad` over the processes, in one all-reduce program."""
-        self._armed = False
+        """Average every parameter's `.grad` over the processes, in one all-reduce program.
+        The flags go back to where a step found them, so a compiled step's guards see the
+        module unchanged."""
+        self._armed = self._queued = False
         pg = self.process_group
         params = self._params
         grads = [p.grad for p in params]
