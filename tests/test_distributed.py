@@ -50,7 +50,7 @@ def two(tmp_path_factory):
 @pytest.fixture(scope="module")
 def four(tmp_path_factory):
     return _launch(tmp_path_factory.mktemp("four"), 4, "collectives", "ddp", "ddp_compiled",
-                   "gpt_compiled", "dtensor")
+                   "dtensor")
 
 
 # -- collectives ------------------------------------------------------------------------------------
@@ -154,10 +154,10 @@ def test_compiled_ddp_step_is_one_program_with_an_all_reduce(n, request):
         assert got["hlo_all_reduce"] >= 1  # the gradients' average, between the processes
 
 
-@pytest.mark.parametrize("n", [2, 4])
-def test_compiled_ddp_gpt_equals_single_process_on_the_global_batch(n, request):
+def test_compiled_ddp_gpt_equals_single_process_on_the_global_batch(two):
+    # on 2 processes only: the MLP runs on 4 too, and the GPT's compile there costs minutes
     torch = pytest.importorskip("torch")
-    got = [res["gpt_compiled"] for res in request.getfixturevalue({2: "two", 4: "four"}[n])]
+    got = [res["gpt_compiled"] for res in two]
     model = spmd_worker.gpt(torch)
     model.load_state_dict({k: torch.tensor(v) for k, v in got[0]["start"].items()})
     batches = spmd_worker.batches("gpt")
@@ -165,7 +165,7 @@ def test_compiled_ddp_gpt_equals_single_process_on_the_global_batch(n, request):
     for r, res in enumerate(got):
         assert res["traces"] == 1
         assert_trained_state_close(res["final"], model.state_dict(), len(batches))
-        part = len(batches[0][0]) // n  # each process's loss is its own rows'
+        part = len(batches[0][0]) // len(got)  # each process's loss is its own rows'
         with torch.no_grad():
             first = spmd_worker.gpt(torch)
             first.load_state_dict({k: torch.tensor(v) for k, v in got[0]["start"].items()})
