@@ -152,27 +152,33 @@ def test_bucketed_training_equals_exact_shapes(case):
     _assert_same(bucketed, exact)
 
 
-def test_bucketed_gradients_equal_jax_grad_of_the_same_program():
-    data = _data((16,), _labels(ignored=True), sizes=[5, 7, 3, 12])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bucketed_gradients_equal_jax_grad_of_the_same_program(dtype):
+    data = [(x.astype(dtype), y) for x, y in
+            _data((16,), _labels(ignored=True), sizes=[5, 7, 3, 12])]
     tg.autograd.set_shape_buckets(True)
     tg.manual_seed(0)
-    model = _mlp()()
+    model = _mlp()().to(getattr(tg, dtype))
+    tol = {"float32": 1e-5, "float64": 1e-12}[dtype]
+    def ref(p, x, y):
+        h = jnp.maximum(x @ p[0].T + p[1], 0) @ p[2].T + p[3]
+        logp = jax.nn.log_softmax(h)
+        valid = y != -100
+        picked = jnp.take_along_axis(logp, jnp.where(valid, y, 0)[:, None], 1)[:, 0]
+        return -jnp.sum(jnp.where(valid, picked, 0)) / jnp.sum(valid)
+
     for x, y in data:
-        params = [jnp.asarray(p.detach().numpy()) for p in model.parameters()]
+        params = [p.detach().numpy() for p in model.parameters()]
         loss = F.cross_entropy(model(tg.tensor(x)), tg.tensor(y))
         model.zero_grad()
         loss.backward()
-
-        def ref(p, x=jnp.asarray(x), y=jnp.asarray(y)):
-            h = jnp.maximum(x @ p[0].T + p[1], 0) @ p[2].T + p[3]
-            logp = jax.nn.log_softmax(h)
-            valid = y != -100
-            picked = jnp.take_along_axis(logp, jnp.where(valid, y, 0)[:, None], 1)[:, 0]
-            return -jnp.sum(jnp.where(valid, picked, 0)) / jnp.sum(valid)
-        value, grads = jax.value_and_grad(ref)(params)
-        np.testing.assert_allclose(loss.item(), value, rtol=1e-5)
+        with jax.enable_x64(True):
+            value, grads = jax.value_and_grad(ref)([jnp.asarray(p) for p in params],
+                                                   jnp.asarray(x), jnp.asarray(y))
+        np.testing.assert_allclose(loss.item(), value, rtol=tol)
         for p, g in zip(model.parameters(), grads):
-            np.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-5, atol=1e-6)
+            assert p.grad.dtype == getattr(tg, dtype)
+            np.testing.assert_allclose(p.grad.numpy(), g, rtol=tol, atol=tol / 10)
     assert _bucketed_programs() >= 1
 
 

@@ -370,10 +370,15 @@ def pad(value, size: int):
     that a new batch size compiles nothing."""
     host = np.asarray(value)
     extra = np.broadcast_to(host[:1], (size - host.shape[0],) + host.shape[1:])
-    return jax.device_put(np.concatenate([host, extra]), next(iter(value.sharding.device_set)))
+    return _put(np.concatenate([host, extra]), value)
 
 
 def unpad(value, n: int):
     """The first `n` rows of a padded result, sliced on the host (no program per size)."""
-    return jax.device_put(np.asarray(value)[:n], next(iter(value.sharding.device_set)))
+    return _put(np.asarray(value)[:n], value)
+
+
+def _put(host: np.ndarray, like):
+    with jax.enable_x64(True):  # a float64 or int64 array stays one
+        return jax.device_put(host, next(iter(like.sharding.device_set)))
 
