@@ -342,22 +342,23 @@ def test_donated_state_stays_readable_by_whoever_still_holds_it():
     assert not np.array_equal(w1.detach().numpy(), expected[0])  # the step did update
 
 
+def _descend(w, lr: float):
+    """One manual gradient-descent step of `((w * x - 1) ** 2).sum()`; returns the loss."""
+    w.grad = None
+    loss = ((w * tg.tensor([1.0, 2.0, 3.0]) - 1.0) ** 2).sum()
+    loss.backward()
+    with tg.no_grad():
+        w.sub_(lr * w.grad)
+    return loss
+
+
 def test_a_leaf_still_pending_at_the_first_call_compiles():
     """A leaf made lazily (`tg.zeros`) is computed apart at the first backward; the compiled
     step's log of Python numbers must not see that walk twice."""
     w_c, w_e = tg.zeros(3, requires_grad=True), tg.zeros(3, requires_grad=True)
-    x = tg.tensor([1.0, 2.0, 3.0])
-
-    def manual(w):
-        w.grad = None
-        loss = ((w * x - 1.0) ** 2).sum()
-        loss.backward()
-        with tg.no_grad():
-            w.sub_(0.1 * w.grad)
-        return loss
-    step = tg.compile(lambda: manual(w_c))
+    step = tg.compile(lambda: _descend(w_c, 0.1))
     for _ in range(4):
-        assert step().item() == pytest.approx(manual(w_e).item(), rel=1e-6)
+        assert step().item() == pytest.approx(_descend(w_e, 0.1).item(), rel=1e-6)
     assert step.traces == 1
 
 
@@ -365,23 +366,14 @@ def test_torch_compile_arguments_are_accepted():
     """`torch.compile`'s keywords: the step still compiles and equals eager; `disable=True`
     is the function itself; a bad `mode` raises as PyTorch does."""
     w_c, w_e = tg.ones(3, requires_grad=True), tg.ones(3, requires_grad=True)
-    x = tg.tensor([1.0, 2.0, 3.0])
-
-    def manual(w):
-        w.grad = None
-        loss = ((w * x - 1.0) ** 2).sum()
-        loss.backward()
-        with tg.no_grad():
-            w.sub_(0.05 * w.grad)
-        return loss
 
     @tg.compile(mode="reduce-overhead", fullgraph=True, dynamic=True, backend="inductor")
     def step():
-        return manual(w_c)
+        return _descend(w_c, 0.05)
     for _ in range(4):
-        assert step().item() == pytest.approx(manual(w_e).item(), rel=1e-6)
+        assert step().item() == pytest.approx(_descend(w_e, 0.05).item(), rel=1e-6)
     assert step.traces == 1
-    assert tg.compile(manual, disable=True) is manual
+    assert tg.compile(_descend, disable=True) is _descend
 
 
 @pytest.mark.parametrize("kwargs", [{"mode": "typo"}, {"mode": "max-autotune", "options": {}}])
