@@ -67,6 +67,10 @@ def _scenario(name, compiled, T=tg):
             out = out * scales[11] + scales[30]
         if name == "long_dict":
             out = out * table["k7"]
+        if name == "item_attribute":
+            out = out * runs[1].scale
+        if name == "dict_item_attribute":
+            out = out * heads["main"].loss.scale
         loss = (out ** 2).mean()
         loss.backward()
         if name == "clip":
@@ -99,6 +103,8 @@ def _scenario(name, compiled, T=tg):
     slot_cfg = _SlotConfig(1.0)
     scales = [1.0] * 40  # longer than a few flags
     table = {f"k{i}": 1.0 for i in range(40)}
+    runs = [_LossConfig(1.0), _LossConfig(1.0)]  # objects reached through a container's items
+    heads = {"main": types.SimpleNamespace(loss=_LossConfig(1.0)), "aux": T.zeros(1)}
     if compiled:
         step = tg.compile(step)
     T.manual_seed(0)
@@ -136,6 +142,10 @@ def _scenario(name, compiled, T=tg):
                 scales[11], scales[30] = 3.0, 0.5
             elif name == "long_dict":
                 table["k7"] = 3.0
+            elif name == "item_attribute":
+                runs[1].scale = 3.0
+            elif name == "dict_item_attribute":
+                heads["main"].loss.scale = 3.0
             elif name == "shift":
                 shift = T.ones(3)
             elif name == "raises":
@@ -154,7 +164,7 @@ def _scenario(name, compiled, T=tg):
 _SCENARIOS = ["counter", "python_lr", "clamp", "clip", "new_optimizer", "new_parameter",
               "requires_grad", "dropout", "shift", "side_effect", "raises", "dropout_p",
               "config_lr", "config", "nested_config", "long_list", "long_dict",
-              "slots_config", "config_3_levels"]
+              "slots_config", "config_3_levels", "item_attribute", "dict_item_attribute"]
 
 
 def _assert_same(a, b):
@@ -177,23 +187,28 @@ def test_compiled_step_follows_python_changes_as_eager_does(name):
     assert compiled_history == eager_history
 
 
-@pytest.mark.parametrize("name", ["slots_config", "config_3_levels"])
+@pytest.mark.parametrize("name", ["slots_config", "config_3_levels", "item_attribute",
+                                  "dict_item_attribute"])
 def test_slots_and_three_levels_of_attributes_are_guarded_and_compiled(name):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # compiled: no fallback warning
         _scenario(name, compiled=True)
 
 
-def _deep_config_run(compiled):
-    """A step reading an attribute four levels deep (`cfg.a.b.c.scale`), changed at step 4."""
+def _deep_config_run(compiled, through_item):
+    """A step reading an attribute four levels deep (`cfg.a.b.c.scale`, or `cfg.a.b[0].scale`
+    through a list's item), changed at step 4."""
     w = tg.ones(3, requires_grad=True)
     opt = tg.optim.SGD([w], lr=0.1)
-    cfg = types.SimpleNamespace(a=types.SimpleNamespace(b=types.SimpleNamespace(
-        c=_LossConfig(1.0))))
+    leaf = [_LossConfig(1.0)] if through_item else types.SimpleNamespace(c=_LossConfig(1.0))
+    cfg = types.SimpleNamespace(a=types.SimpleNamespace(b=leaf))
+
+    def scale():
+        return cfg.a.b[0].scale if through_item else cfg.a.b.c.scale
 
     def step(x):
         opt.zero_grad()
-        loss = (w * x * cfg.a.b.c.scale).sum()
+        loss = (w * x * scale()).sum()
         loss.backward()
         opt.step()
         return loss
@@ -203,21 +218,23 @@ def _deep_config_run(compiled):
     out = []
     for i in range(_STEPS):
         if i == _CHANGE_AT:
-            cfg.a.b.c.scale = 3.0
+            (cfg.a.b[0] if through_item else cfg.a.b.c).scale = 3.0
         out.append([step(tg.ones(3)).item(), *w.detach().tolist()])
     return out, step
 
 
-def test_an_attribute_too_deep_to_guard_runs_uncompiled_with_one_warning():
+@pytest.mark.parametrize("through_item, path", [(False, "'cfg.a.b.c.scale'"),
+                                                (True, "'cfg.a.b[0].scale'")])
+def test_an_attribute_too_deep_to_guard_runs_uncompiled_with_one_warning(through_item, path):
     """No guard reads `cfg.a.b.c.scale`: rather than keep the trace's value, the step runs
     uncompiled, saying why once, and follows the change as eager does."""
-    eager, _ = _deep_config_run(compiled=False)
+    eager, _ = _deep_config_run(False, through_item)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        compiled, step = _deep_config_run(compiled=True)
+        compiled, step = _deep_config_run(True, through_item)
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1
-    assert "'cfg.a.b.c.scale'" in messages[0] and "more than 3 levels deep" in messages[0]
+    assert path in messages[0] and "more than 3 levels deep" in messages[0]
     assert "runs uncompiled" in messages[0]
     assert step.traces == 0
     assert compiled == eager

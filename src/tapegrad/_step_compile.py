@@ -513,9 +513,9 @@ def _fingerprint(v, attrs: frozenset, depth: int, held: list | None,
                  too_deep: list | None = None, path: str = ""):
     """What a guard compares: numbers and strings by value; a module by its submodules and
     parameters (identity), their flags and the modules' numbers; an optimizer by its
-    parameters; a list, tuple or dict by its items (numbers by value when all are numbers,
-    else each item's identity); a plain object by the attributes in `attrs` (its `__dict__` or
-    `__slots__`), `depth` levels deep; others by identity. `held` (when given) keeps what is
+    parameters; a list, tuple or dict by its items (an item is one level: `cfgs[0].lr` is
+    compared as `cfg.train.lr` is); a plain object by the attributes in `attrs` (its `__dict__`
+    or `__slots__`), `depth` levels deep; others by identity. `held` (when given) keeps what is
     compared by identity alive; `too_deep` (when given) collects the paths of attributes in
     `attrs` below `depth`, which are not compared."""
     t = type(v)
@@ -524,19 +524,23 @@ def _fingerprint(v, attrs: frozenset, depth: int, held: list | None,
     if held is not None:
         held.append(v)
     if t is list or t is tuple or t is dict:  # flags, counters, schedules, configs
-        items = tuple(v.items()) if t is dict else tuple(v)
-        if t is dict:
-            kinds = tuple(map(type, v.values()))
-            if _VALUE_TYPES.issuperset(kinds) and _VALUE_TYPES.issuperset(map(type, v)):
-                return (id(v), kinds, items)
-        else:
-            kinds = tuple(map(type, items))
-            if _VALUE_TYPES.issuperset(kinds):
-                return (id(v), kinds, items)
+        keys = tuple(v) if t is dict else ()
+        items = tuple(v.values()) if t is dict else tuple(v)
+        kinds = tuple(map(type, items))
+        if _VALUE_TYPES.issuperset(kinds) and _VALUE_TYPES.issuperset(map(type, keys)):
+            return (id(v), keys, kinds, items)
         if held is not None:
-            held.append(items)
-        return (id(v), tuple(map(id, v)), tuple(map(id, v.values()))) if t is dict else \
-            (id(v), tuple(map(id, items)))
+            held.append((keys, items))
+        keys = tuple(k if type(k) in _VALUE_TYPES else id(k) for k in keys)
+        bare = all(k in _VALUE_TYPES or issubclass(k, _NOT_PLAIN) for k in set(kinds))
+        if bare or depth < 0:  # nothing in it has attributes (a dataset of tensors stays
+            if not bare and too_deep is not None:  # cheap), or it is below the guarded levels
+                too_deep.append(f"{path}[...]")
+            return (id(v), keys, tuple(map(id, items)))
+        if too_deep is None:  # an item is a level: `cfgs[0].lr` is two
+            return (id(v), keys, tuple(_fingerprint(x, attrs, depth - 1, held) for x in items))
+        return (id(v), keys, tuple(_fingerprint(x, attrs, depth - 1, held, too_deep, f"{path}[{k!r}]")
+                                   for k, x in zip(keys or range(len(items)), items)))
     if t is set or t is frozenset:
         return (id(v), len(v))
     if isinstance(v, _NOT_PLAIN):
@@ -555,6 +559,9 @@ def _fingerprint(v, attrs: frozenset, depth: int, held: list | None,
         if held is not None:
             held.extend(p for g in groups for p in g["params"])
         return (id(v), tuple(tuple(id(p) for p in g["params"]) for g in groups))
+    if depth > 0 and too_deep is None:
+        return (id(v), tuple((k, _fingerprint(x, attrs, depth - 1, held))
+                             for k, x in d.items() if k in attrs))
     if depth > 0:
         return (id(v), tuple((k, _fingerprint(x, attrs, depth - 1, held, too_deep, f"{path}.{k}"))
                              for k, x in d.items() if k in attrs))
