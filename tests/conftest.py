@@ -18,6 +18,16 @@ os.environ.setdefault("TAPEGRAD_CACHE_DIR", "")
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+def pytest_collection_finish(session):
+    import launches
+    launches.start(session.items)
+
+
+def pytest_sessionfinish(session):
+    import launches
+    launches.stop()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _compiled_tier_at_once():
     """Programs compile in full at their first sighting (the tiers' own tests set the threshold):

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import launches
 import tapegrad
 
 DTYPES = [tapegrad.float32, tapegrad.float64]
@@ -81,19 +82,31 @@ def assert_trained_state_close(ours: dict, theirs: dict, steps: int) -> None:
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-def run_example(*args: str, devices: int = 1, timeout: float = 300) -> tuple[str, str]:
-    """Run `python *args` in examples/ (a script, or `-m tapegrad.distributed.run ...`) with this
-    checkout's tapegrad and `devices` XLA host devices; its stdout and held-out accuracy line.
-
-    The examples exit 1 under 95% accuracy, so a zero exit status is asserted here too."""
+def example_launch(*args: str, devices: int = 1) -> dict:
+    """`python *args` in examples/ (a script, or `-m tapegrad.distributed.run ...`) with this
+    checkout's tapegrad and `devices` XLA host devices: `launches.add`'s arguments."""
     flags = os.environ.get("XLA_FLAGS", "")
     if devices > 1:
         flags += f" --xla_force_host_platform_device_count={devices}"
     env = dict(os.environ, XLA_FLAGS=flags.strip(), PYTHONPATH=os.pathsep.join(
         [str(EXAMPLES.parent / "src"), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, *args], cwd=EXAMPLES, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return {"argv": [sys.executable, *args], "env": env, "cwd": EXAMPLES}
+
+
+def example_output(proc: subprocess.CompletedProcess) -> tuple[str, str]:
+    """An example run's stdout and held-out accuracy line. The examples exit 1 under 95%
+    accuracy, so a zero exit status is asserted here too."""
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     line = re.search(r"held-out accuracy: [0-9.]+% on \d+ digits", proc.stdout)
     assert line, proc.stdout[-2000:]
     return proc.stdout, line.group(0)
+
+
+# The single-device runs the data-parallel and DDP examples are compared with (5 epochs; the
+# compiled DDP run needs 8 to pass the examples' 95%), started early by tests/launches.py.
+DATA_PARALLEL_EXAMPLE = "test_data_parallel_example_prints_the_single_device_numbers"
+DDP_EXAMPLE = "test_ddp_example_launched_as_the_readme_shows"
+for _epochs, _users in ((5, (DATA_PARALLEL_EXAMPLE, DDP_EXAMPLE)), (8, (DDP_EXAMPLE,))):
+    launches.add(f"digits_{_epochs}_epochs", **example_launch(
+        "train_digits.py", "--epochs", str(_epochs), "--plot",
+        launches.scratch(f"digits{_epochs}") / "loss.png"), users=_users)

@@ -25,32 +25,43 @@ from tapegrad import nn
 
 import distributed_worker as worker
 import spmd_worker
-from helpers import assert_trained_state_close, run_example
+import launches
+from helpers import DDP_EXAMPLE, assert_trained_state_close, example_launch, example_output
 
 HERE = Path(__file__).parent
 SRC = str(HERE.parent / "src")
 
 
-def _launch(tmp_path, nproc: int, *scenarios: str) -> list:
+def _launch(nproc: int, *scenarios: str, users: tuple) -> Path:
+    """Declares the run of `scenarios` on `nproc` processes (tests/launches.py); its output
+    directory."""
+    out = launches.scratch(f"nproc{nproc}")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "tapegrad.distributed.run", "--nproc-per-node",
-                           str(nproc), str(HERE / "distributed_worker.py"), str(tmp_path),
-                           *scenarios], env=env, capture_output=True, text=True, timeout=240)
+    launches.add(f"nproc{nproc}", [sys.executable, "-m", "tapegrad.distributed.run",
+                                   "--nproc-per-node", nproc, HERE / "distributed_worker.py", out,
+                                   *scenarios], env=env, users=users)
+    return out
+
+
+def _ranks(nproc: int, out: Path) -> list:
+    proc = launches.result(f"nproc{nproc}")
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(nproc)]
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(nproc)]
+
+
+_TWO = _launch(2, "collectives", "ddp", "ddp_compiled", "no_sync", "no_sync_compiled",
+               "gpt_compiled", "unused", "dtensor", "mismatch", "fsdp", "tp", users=("two",))
+_FOUR = _launch(4, "collectives", "ddp", "ddp_compiled", "dtensor", users=("four",))
 
 
 @pytest.fixture(scope="module")
-def two(tmp_path_factory):
-    return _launch(tmp_path_factory.mktemp("two"), 2, "collectives", "ddp", "ddp_compiled", "no_sync",
-                   "no_sync_compiled", "gpt_compiled", "unused", "dtensor",
-                   "mismatch", "fsdp", "tp")
+def two():
+    return _ranks(2, _TWO)
 
 
 @pytest.fixture(scope="module")
-def four(tmp_path_factory):
-    return _launch(tmp_path_factory.mktemp("four"), 4, "collectives", "ddp", "ddp_compiled",
-                   "dtensor")
+def four():
+    return _ranks(4, _FOUR)
 
 
 # -- collectives ------------------------------------------------------------------------------------
@@ -559,13 +570,17 @@ def _accuracy(line: str) -> float:
 
 # (compiled steps draw other dropout masks than eager ones: after 5 epochs that run ends under
 # the example's own 95% bar, after 8 above it)
-@pytest.mark.parametrize("compiled, epochs", [([], "5"), (["--compile"], "8")])
-def test_ddp_example_launched_as_the_readme_shows(tmp_path, compiled, epochs):
+for _flags in ([], ["--compile"]):
+    launches.add(f"ddp_example{''.join(_flags)}", **example_launch(
+        "-m", "tapegrad.distributed.run", "--nproc-per-node", "2", "ddp.py",
+        "--epochs", "8" if _flags else "5", *_flags), users=(DDP_EXAMPLE,))
+
+
+@pytest.mark.parametrize("flags, epochs", [("", "5"), ("--compile", "8")])
+def test_ddp_example_launched_as_the_readme_shows(flags, epochs):
     pytest.importorskip("sklearn")
-    _, single = run_example("train_digits.py", "--epochs", epochs, "--plot",
-                            str(tmp_path / "l.png"))
-    out, ddp = run_example("-m", "tapegrad.distributed.run", "--nproc-per-node", "2", "ddp.py",
-                           "--epochs", epochs, *compiled)
+    _, single = example_output(launches.result(f"digits_{epochs}_epochs"))
+    out, ddp = example_output(launches.result(f"ddp_example{flags}"))
     assert "(mean of 2 ranks)" in out and "(2 processes)" in out
     # each rank draws its own sample order and dropout masks: close to one device, not equal
     assert abs(_accuracy(ddp) - _accuracy(single)) <= 2.0

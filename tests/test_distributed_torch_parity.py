@@ -6,45 +6,62 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import launches
+
 HERE = Path(__file__).parent
 
 
-def _run(launcher: str, worker: str, out: Path, *args: str) -> None:
+def _launch(name: str, launcher: str, worker: str, *args: str, users: tuple) -> Path:
+    """Declares `worker` on 2 processes under `launcher` (tests/launches.py), on a free port (two
+    may run at once); its output directory."""
+    out = launches.scratch(name)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(HERE.parent / "src"), str(HERE), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", launcher, "--nproc-per-node", "2",
-                           str(HERE / worker), str(out), *args], env=env, cwd=out,
-                          capture_output=True, text=True, timeout=240)
+    launches.add(name, [sys.executable, "-m", launcher, "--standalone", "--nproc-per-node", "2",
+                        HERE / worker, out, *args], env=env, cwd=out, users=users)
+    return out
+
+
+def _wait(name: str) -> None:
+    proc = launches.result(name)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 
 
-def test_from_local_and_to_local_gradients_match_pytorch(tmp_path):
+_GRADIENTS = ("test_from_local_and_to_local_gradients_match_pytorch",)
+_THEIRS = _launch("dtensor_torch", "torch.distributed.run", "dtensor_torch_worker.py",
+                  users=_GRADIENTS)
+_OURS = _launch("dtensor_tapegrad", "tapegrad.distributed.run", "distributed_worker.py",
+                "dtensor", users=_GRADIENTS)
+_TORCHRUN = _launch("torchrun", "torch.distributed.run", "distributed_worker.py", "collectives",
+                    users=("test_torchrun_launches_a_tapegrad_script",))
+
+
+def test_from_local_and_to_local_gradients_match_pytorch():
     pytest.importorskip("torch")
-    _run("torch.distributed.run", "dtensor_torch_worker.py", tmp_path)
-    _run("tapegrad.distributed.run", "distributed_worker.py", tmp_path, "dtensor")
+    _wait("dtensor_torch")
+    _wait("dtensor_tapegrad")
     for rank in range(2):
-        theirs = json.loads((tmp_path / f"torch{rank}.json").read_text())
-        ours = json.loads((tmp_path / f"rank{rank}.json").read_text())["dtensor"]
+        theirs = json.loads((_THEIRS / f"torch{rank}.json").read_text())
+        ours = json.loads((_OURS / f"rank{rank}.json").read_text())["dtensor"]
         assert set(theirs) == {"grad_rows", "grad_cols", "grad_scaled", "to_local_grad",
                                "round_trip_grad"}
         for key, value in theirs.items():
             assert ours[key] == value, key
 
 
-def test_torchrun_launches_a_tapegrad_script(tmp_path):
+def test_torchrun_launches_a_tapegrad_script():
     pytest.importorskip("torch")
     from test_distributed import _expected_collectives
-    _run("torch.distributed.run", "distributed_worker.py", tmp_path, "collectives")
+    _wait("torchrun")
     expected = _expected_collectives(2)
     for rank in range(2):
-        ours = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        ours = json.loads((_TORCHRUN / f"rank{rank}.json").read_text())
         assert (ours["rank"], ours["world"]) == (rank, 2)
         for key, want in expected.items():
             np.testing.assert_allclose(np.asarray(ours["collectives"][key], float),

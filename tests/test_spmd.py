@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,22 +16,28 @@ import numpy as np
 import pytest
 
 import spmd_worker as worker
-from helpers import assert_trained_state_close, run_example
+import launches
+from helpers import (DATA_PARALLEL_EXAMPLE, assert_trained_state_close, example_launch,
+                     example_output)
 
 HERE = Path(__file__).parent
 
 
+_OUT = launches.scratch("spmd") / "out.json"
+launches.add("spmd", [sys.executable, HERE / "spmd_worker.py", _OUT, "devices", "dp", "dtensor",
+                      "fsdp", "tp"], users=("seen",), env=dict(
+    os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip(),
+    PYTHONPATH=os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")])))
+launches.add("data_parallel_example", **example_launch("data_parallel.py", "--epochs", "5",
+                                                       devices=8), users=(DATA_PARALLEL_EXAMPLE,))
+
+
 @pytest.fixture(scope="module")
-def seen(tmp_path_factory):
-    out = tmp_path_factory.mktemp("spmd") / "out.json"
-    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    env = dict(os.environ, XLA_FLAGS=flags.strip(), PYTHONPATH=os.pathsep.join(
-        [str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, str(HERE / "spmd_worker.py"), str(out), "devices", "dp", "dtensor",
-                           "fsdp", "tp"],
-                          env=env, capture_output=True, text=True, timeout=600)
+def seen():
+    proc = launches.result("spmd")
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(out.read_text())
+    return json.loads(_OUT.read_text())
 
 
 def _torch_reference(torch, kind: str, start: dict, ragged: bool = False):
@@ -166,11 +171,10 @@ def _train_losses(stdout: str) -> list[str]:
     return re.findall(r"epoch +\d+: train loss ([0-9.]+)", stdout)
 
 
-def test_data_parallel_example_prints_the_single_device_numbers(tmp_path):
+def test_data_parallel_example_prints_the_single_device_numbers():
     pytest.importorskip("sklearn")
-    single, single_accuracy = run_example("train_digits.py", "--epochs", "5", "--plot",
-                                          str(tmp_path / "loss.png"))
-    dp, dp_accuracy = run_example("data_parallel.py", "--epochs", "5", devices=8)
+    single, single_accuracy = example_output(launches.result("digits_5_epochs"))
+    dp, dp_accuracy = example_output(launches.result("data_parallel_example"))
     assert "data parallel over 8 devices" in dp
     assert dp_accuracy == single_accuracy  # the same held-out accuracy, to the printed digit
     assert _train_losses(dp) == _train_losses(single) and len(_train_losses(dp)) == 5
