@@ -537,10 +537,10 @@ def _fingerprint(v, attrs: frozenset, depth: int, held: list | None,
             if not bare and too_deep is not None:  # cheap), or it is below the guarded levels
                 too_deep.append(f"{path}[...]")
             return (id(v), keys, tuple(map(id, items)))
-        if too_deep is None:  # an item is a level: `cfgs[0].lr` is two
-            return (id(v), keys, tuple(_fingerprint(x, attrs, depth - 1, held) for x in items))
-        return (id(v), keys, tuple(_fingerprint(x, attrs, depth - 1, held, too_deep, f"{path}[{k!r}]")
-                                   for k, x in zip(keys or range(len(items)), items)))
+        named = too_deep is not None  # paths only for the warning: not in a call's check
+        return (id(v), keys, tuple(  # an item is a level: `cfgs[0].lr` is two
+            _fingerprint(x, attrs, depth - 1, held, too_deep, f"{path}[{k!r}]" if named else "")
+            for k, x in zip(keys or range(len(items)), items)))
     if t is set or t is frozenset:
         return (id(v), len(v))
     if isinstance(v, _NOT_PLAIN):
@@ -559,11 +559,10 @@ def _fingerprint(v, attrs: frozenset, depth: int, held: list | None,
         if held is not None:
             held.extend(p for g in groups for p in g["params"])
         return (id(v), tuple(tuple(id(p) for p in g["params"]) for g in groups))
-    if depth > 0 and too_deep is None:
-        return (id(v), tuple((k, _fingerprint(x, attrs, depth - 1, held))
-                             for k, x in d.items() if k in attrs))
     if depth > 0:
-        return (id(v), tuple((k, _fingerprint(x, attrs, depth - 1, held, too_deep, f"{path}.{k}"))
+        named = too_deep is not None
+        return (id(v), tuple((k, _fingerprint(x, attrs, depth - 1, held, too_deep,
+                                              f"{path}.{k}" if named else ""))
                              for k, x in d.items() if k in attrs))
     if too_deep is not None:
         too_deep.extend(f"{path}.{k}" for k in d if k in attrs)
