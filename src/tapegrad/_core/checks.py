@@ -151,18 +151,8 @@ def jit(fn, per_process: Mesh | None = None, **kwargs):
     jitted = (jax.jit(collecting, **kwargs) if per_process is None
               else spmd.per_process(collecting, per_process))
 
-    call = checked(jitted)
-    call.__wrapped__ = fn
-    call._cache_size = jitted._cache_size  # how many traces jax.jit holds (tests read it)
-    call.lower = jitted.lower  # the program's HLO, the guards' findings among its outputs
-    return call
-
-
-def checked(program):
-    """`program` (a `jit`'s inner program, or its `.lower(...).compile()`) called so that its
-    guards' findings raise after the call, or go to the program being traced."""
     def call(*args):
-        out, findings = program(*args)
+        out, findings = jitted(*args)
         if findings is not None:
             stack = _stack()
             if stack:  # traced inside another program: its caller checks
@@ -170,6 +160,9 @@ def checked(program):
             elif not isinstance(findings.failed, jax.core.Tracer):
                 _raise(findings)
         return out
+    call.__wrapped__ = fn
+    call._cache_size = jitted._cache_size  # how many traces jax.jit holds (tests read it)
+    call.lower = jitted.lower  # the program's HLO, the guards' findings among its outputs
     return call
 
 

@@ -7,23 +7,16 @@ repeats reuses one compiled function, and the cache's bound (`set_cache_limit`) 
 executables. Nothing in a key refers to a node or an array, so the cache holds no user data.
 
 Execution is tiered by a hit counter per key: a program met for the first time is compiled
-cheaply (XLA's optimisation level 0: a new expression answers sooner), and runs compiled at
-full optimisation from the `threshold`-th sighting on (`set_compile_threshold`). That compile
-starts on a worker thread at the sighting before, so a loop meeting many keys (ragged batches,
-changing graphs) keeps answering while the other core compiles; the switch still happens at a
-fixed sighting, so a run's numbers do not depend on timing.
+cheaply (XLA's optimisation level 0: a new expression answers sooner), and compiled again at
+full optimisation when it is met for the `threshold`-th time (`set_compile_threshold`).
 """
 from __future__ import annotations
 
-import atexit
 import collections
-import concurrent.futures
 import contextlib
 import functools
 import operator
-import queue
 import sys
-import threading
 from typing import NamedTuple
 
 import jax
@@ -206,77 +199,12 @@ QUICK_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensiv
 
 class _Tiered:
     """A program in two tiers: compiled with `QUICK_OPTIONS` while its key has been met fewer
-    than `threshold` times, then in full (which then replaces it in the cache). The full
-    program is compiled on a worker thread from the last cheap sighting on, so that its compile
-    overlaps the work until the key comes back."""
+    than `threshold` times, then compiled again in full (which then replaces it in the cache)."""
 
-    __slots__ = ("fn", "kwargs", "quick", "sightings", "full")
+    __slots__ = ("fn", "kwargs", "quick", "sightings")
 
     def __init__(self, fn, kwargs: dict) -> None:
-        self.fn, self.kwargs, self.quick, self.sightings, self.full = fn, kwargs, None, 0, None
-
-
-def _traced(args) -> bool:
-    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(args))
-
-
-class _Compiled:
-    """A program compiled ahead on the worker thread. Called inside someone's JAX trace, where
-    an executable cannot run on tracers, the program is traced (inlined) instead."""
-
-    __slots__ = ("run", "inline")
-
-    def __init__(self, compiled, inline) -> None:
-        self.run, self.inline = _checks.checked(compiled), inline
-
-    def __call__(self, *args):
-        return (self.inline if _traced(args) else self.run)(*args)
-
-
-class _Worker:
-    """One background thread compiling lowered programs in the order submitted (one core: the
-    other is the caller's). At exit the queue is dropped and the compile in progress awaited,
-    so that XLA is not torn down under it."""
-
-    def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue | None = None
-        self.thread: threading.Thread | None = None
-
-    def submit(self, lowered) -> concurrent.futures.Future:
-        if self.thread is None:
-            self.jobs = queue.SimpleQueue()
-            self.thread = threading.Thread(target=self._loop, name="tapegrad-compile", daemon=True)
-            self.thread.start()
-            atexit.register(self._stop)
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self.jobs.put((lowered, future))
-        return future
-
-    def _loop(self) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            lowered, future = job
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(lowered.compile())
-                except BaseException as e:  # noqa: BLE001 -- handed to the caller
-                    future.set_exception(e)
-
-    def _stop(self) -> None:
-        while True:
-            try:
-                job = self.jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job[1].cancel()
-        self.jobs.put(None)
-        self.thread.join()
-
-
-_worker = _Worker()
+        self.fn, self.kwargs, self.quick, self.sightings = fn, kwargs, None, 0
 
 
 class _Cache:
@@ -304,31 +232,9 @@ class _Cache:
         if prog.sightings < self.threshold:
             if prog.quick is None:
                 prog.quick = self._cheap(prog)
-            if prog.sightings == self.threshold - 1:
-                return functools.partial(self._quick_then_compile, prog)
             return prog.quick
-        full = self.programs[key] = self._full(prog)
+        full = self.programs[key] = self.jit(prog.fn, **prog.kwargs)
         return full
-
-    def _quick_then_compile(self, prog: _Tiered, *args):
-        """The cheap program's answer; the full program lowered for these arguments and handed to
-        the worker thread (not inside someone's trace: there it is inlined anyway)."""
-        out = prog.quick(*args)
-        if not _traced(args):
-            full = self.jit(prog.fn, **prog.kwargs)
-            prog.full = full, _worker.submit(full.lower(*args))
-        return out
-
-    def _full(self, prog: _Tiered):
-        """The full program: the worker's, once compiled (waiting for it if need be), else
-        compiled here at its first call."""
-        if prog.full is not None:
-            full, future = prog.full
-            try:
-                return _Compiled(future.result(), full)
-            except Exception:  # noqa: BLE001 -- compiled again where the caller sees the error
-                return full
-        return self.jit(prog.fn, **prog.kwargs)
 
     def _cheap(self, prog: _Tiered):
         """The first tier's program. Called inside someone's JAX trace (`tapegrad.compile`,
@@ -338,7 +244,8 @@ class _Cache:
         nested = self.jit(prog.fn, **prog.kwargs)
 
         def call(*args):
-            return (nested if _traced(args) else quick)(*args)
+            traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(args))
+            return (nested if traced else quick)(*args)
         return call
 
     def jit(self, fn, **kwargs):
