@@ -174,16 +174,19 @@ class Op:
     (inputs promoted, the result is bool). `saves`: which inputs the backward needs, for PyTorch's
     in-place modification check: "all", "output", or a tuple of input positions.
     `n_out` other than 1 makes a multi-output op (its function returns a tuple; None: as long as
-    its static arguments make it). Rows are collected in
+    its static arguments make it). `shape`: an optional rule `(signature, **static) -> (shape,
+    dtype) or None` giving a single-output op's result without tracing it (recording a new
+    shape then costs no `jax.eval_shape`); None from it leaves the decision, and the errors, to
+    tracing. Rows are collected in
     `REGISTRY`; ops built at run time (a backward segment's vjp, a custom Function) pass
     `register=False`.
     """
 
     __slots__ = ("name", "fn", "promote", "saves", "n_out", "node_cls", "name_of",
-                 "differentiable", "check")
+                 "differentiable", "check", "shape")
 
     def __init__(self, name: str, fn, *, promote=None, saves=SAVES_ALL, n_out: int | None = 1,
-                 differentiable: bool = True, check=None,
+                 differentiable: bool = True, check=None, shape=None,
                  grad_name: str | Callable[[dict, tuple], str] | None = None,
                  register: bool = True) -> None:
         self.name = name
@@ -193,6 +196,7 @@ class Op:
         self.n_out = n_out
         self.differentiable = differentiable
         self.check = check
+        self.shape = shape
         # grad_fn's class name: PyTorch's for this op, or a function of (static args, inputs)
         # where PyTorch's name depends on them (x[0] is SelectBackward0, x[1:] SliceBackward0).
         self.name_of = grad_name if callable(grad_name) else None

@@ -1,8 +1,10 @@
 """Recording at the node level: a registry op over input nodes and scalars appends a node.
 
 Nothing is computed here. The result's shape and dtype are inferred once per (op, static
-arguments, input shapes and dtypes) with `jax.eval_shape` and cached, so shape errors still
-surface at the line that caused them; values are computed when Python needs them. This module
+arguments, input shapes and dtypes) and cached, so shape errors still surface at the line that
+caused them; values are computed when Python needs them. Inference traces the op with
+`jax.eval_shape` (milliseconds: a ragged loop meets every op at each new batch size), except for
+rows with a shape rule (`Op.shape`: elementwise ops, linear, cross_entropy). This module
 also holds the policy that bounds what stays pending (see `MAX_PENDING_DEPTH`).
 """
 from __future__ import annotations
@@ -41,20 +43,25 @@ def _infer(op: Op, static: tuple, inputs: tuple, signature: tuple):
     if out is None:
         if op.check is not None:
             op.check(*inputs, **dict(static))
-        abstract = [jax.ShapeDtypeStruct(i.shape, i.dtype.np) if isinstance(i, Node) else i
-                    for i in inputs]
         try:
-            with jax.enable_x64(True):
-                res = jax.eval_shape(lambda *xs: op.fn(*xs, **dict(static)), *abstract)
+            out = None if op.shape is None else op.shape(signature, **dict(static))
+            if out is None:
+                out = _traced_shape(op, static, inputs)
         except (TypeError, ValueError) as e:
             shapes = " and ".join(str(list(i.shape)) for i in inputs if isinstance(i, Node))
             raise RuntimeError(f"{op.name}: invalid arguments for tensors of shape {shapes}: {e}") from None
-        if op.n_out == 1:
-            out = (tuple(res.shape), _dtype.from_numpy_dtype(res.dtype))
-        else:
-            out = tuple((tuple(r.shape), _dtype.from_numpy_dtype(r.dtype)) for r in res)
         _inferred[key] = out
     return out
+
+
+def _traced_shape(op: Op, static: tuple, inputs: tuple):
+    abstract = [jax.ShapeDtypeStruct(i.shape, i.dtype.np) if isinstance(i, Node) else i
+                for i in inputs]
+    with jax.enable_x64(True):
+        res = jax.eval_shape(lambda *xs: op.fn(*xs, **dict(static)), *abstract)
+    if op.n_out == 1:
+        return tuple(res.shape), _dtype.from_numpy_dtype(res.dtype)
+    return tuple((tuple(r.shape), _dtype.from_numpy_dtype(r.dtype)) for r in res)
 
 
 def signature_of(inputs) -> tuple:

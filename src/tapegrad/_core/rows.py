@@ -1,8 +1,11 @@
 """Builders and jnp helpers shared by registry rows of several topics."""
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
+from . import dtype as _dtype
 from .graph import SAVES_NONE, Op
 
 
@@ -26,7 +29,23 @@ def elementwise(name: str, fn, promote: str = "common", saves=SAVES_NONE, **kw) 
     def cast_then(*xs, dtype):
         return fn(*(jnp.asarray(x, dtype) for x in xs))
     cast_then.__name__ = name
-    return Op(name, cast_then, promote=promote, saves=saves, check=broadcast_check, **kw)
+    dtypes: dict = {}
+
+    def shape(signature, **static):
+        """The inputs' broadcast shape (`broadcast_check` has vetted it); the dtype, which no
+        shape changes, found by tracing once on 0-d inputs per input dtypes."""
+        kinds = tuple(s[1] if isinstance(s, tuple) else s for s in signature)
+        key = (kinds, tuple(static.items()))
+        dtype = dtypes.get(key)
+        if dtype is None:
+            probes = [jax.ShapeDtypeStruct((), s[1].np) if isinstance(s, tuple) else s(1)
+                      for s in signature]
+            with jax.enable_x64(True):
+                res = jax.eval_shape(lambda *xs: cast_then(*xs, **static), *probes)
+            dtype = dtypes[key] = _dtype.from_numpy_dtype(res.dtype)
+        return np.broadcast_shapes(*(s[0] for s in signature if isinstance(s, tuple))), dtype
+    return Op(name, cast_then, promote=promote, saves=saves, check=broadcast_check, shape=shape,
+              **kw)
 
 
 def variadic(fn):

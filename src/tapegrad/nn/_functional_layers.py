@@ -89,7 +89,16 @@ def _linear_grad_name(static, inputs) -> str:
     return "SqueezeBackward4" if ndim == 1 else "UnsafeViewBackward0"
 
 
-linear_op = Op("linear", _linear, grad_name=_linear_grad_name)
+def _linear_shape(signature):
+    """`(..., in) @ (out, in).T (+ (out,))` in one floating dtype; other cases are traced."""
+    (x, dx), (w, dw), *bias = signature
+    if (dx.is_floating_point and len(w) == 2 and x[-1:] == w[-1:] and dw is dx
+            and all(b == (w[0],) and db is dx for b, db in bias)):
+        return tuple(x[:-1]) + (w[0],), dx
+    return None
+
+
+linear_op = Op("linear", _linear, grad_name=_linear_grad_name, shape=_linear_shape)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

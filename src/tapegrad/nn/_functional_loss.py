@@ -241,7 +241,19 @@ def _cross_entropy(x, target, *weight, reduction, ignore_index, label_smoothing,
     return (1 - label_smoothing) * nll + smooth * (label_smoothing / n_classes)
 
 
-cross_entropy_op = Op("cross_entropy", _cross_entropy, grad_name="NllLossBackward0")
+def _cross_entropy_shape(signature, *, reduction, ignore_index, label_smoothing, probs):
+    """A floating input's dtype; a scalar, or per element of the target without the class
+    dimension for reduction="none" (`cross_entropy` has checked the shapes)."""
+    (x, dx), (t, _), *_ = signature
+    if not dx.is_floating_point or not x:
+        return None
+    if reduction != "none":
+        return (), dx
+    return (tuple(x[:1]) + tuple(x[2:]) if len(x) > 1 else ()), dx
+
+
+cross_entropy_op = Op("cross_entropy", _cross_entropy, grad_name="NllLossBackward0",
+                      shape=_cross_entropy_shape)
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
