@@ -102,3 +102,27 @@ def test_random_without_bounds_covers_the_dtype_as_pytorch(dtype):
                          "float64": 2.0 ** 53}.get(dtype, high * 1.001 + 1)
     assert got.max() > high / 2 and len(np.unique(got)) > min(n // 4, high / 2)
     np.testing.assert_array_less(tg.zeros(50).random_(to=3).numpy(), 3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 67280421310721, 2**32 - 1, 2**32, 2**63 - 1])
+def test_a_generators_key_is_jaxs_key_of_its_seed(seed):
+    """The key is made on the host (no compile at a process's first draw): JAX's own
+    `PRNGKey(seed)`, so the draws are jax.random's for that key."""
+    import jax
+
+    gen = tg.Generator().manual_seed(seed)
+    key, _ = gen.stream
+    with jax.enable_x64(True):
+        expected = jax.random.PRNGKey(seed)
+    np.testing.assert_array_equal(np.asarray(key.value), np.asarray(expected))
+    assert key.value.dtype == expected.dtype
+    drawn = tg.randn(5, generator=gen).numpy()
+    reference = jax.random.normal(jax.random.fold_in(expected, 0), (5,), np.float32)
+    np.testing.assert_allclose(drawn, reference, rtol=1e-6)
+
+
+def test_seeds_up_to_two_to_the_64_draw_as_pytorch_accepts_them():
+    gen = tg.Generator().manual_seed(2**64 - 1)
+    assert gen.initial_seed() == 2**64 - 1
+    a, b = tg.randn(3, generator=gen).numpy(), tg.randn(3, generator=gen).numpy()
+    assert np.isfinite(a).all() and not np.array_equal(a, b)

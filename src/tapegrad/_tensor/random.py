@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import dtype as _dtype, stepmode as _stepmode
+from .._core.compile import QUICK_OPTIONS
 from .._core.graph import Const, Op, SAVES_NONE
 from .._core.record import record
 from .tensor import Tensor
@@ -55,11 +56,17 @@ _MIN_BUCKET = 1 << 12  # the smallest bucket: a draw of it takes ~0.1 ms, a larg
 _seen: dict = {}  # (kind, shape, dtype, extra) -> draws computed at once so far
 
 
+_QUICK_BUCKETS = 1 << 16  # buckets up to this size compile in the quick tier
+
+
 @functools.lru_cache(maxsize=64)
 def _bucket_program(kind: str, size: int, dtype, extra):
-    # a handful of programs in all, the same in every process: compiled in full (a 64K-element
-    # draw runs in 0.5 ms, 4 ms at level 0), and from the persistent cache after the first run
-    return jax.jit(functools.partial(_draw, kind=kind, shape=(size,), dtype=dtype, extra=extra))
+    # a handful of programs in all, the same in every process (so the persistent cache serves
+    # them after the first run); the small ones, which a new expression meets first, compiled
+    # quickly, the large ones (a model's parameters) in full, where the draw's run time counts
+    options = {"compiler_options": QUICK_OPTIONS} if size <= _QUICK_BUCKETS else {}
+    return jax.jit(functools.partial(_draw, kind=kind, shape=(size,), dtype=dtype, extra=extra),
+                   **options)
 
 
 def _draw_now(key, counter: int, kind: str, shape: tuple, dtype, extra):
@@ -69,6 +76,15 @@ def _draw_now(key, counter: int, kind: str, shape: tuple, dtype, extra):
     with jax.enable_x64(True):
         flat = _bucket_program(kind, bucket, dtype, extra)(key, np.int64(counter))
         return jax.device_put(np.asarray(flat)[:size].reshape(shape))
+
+
+def _seed_key(seed: int) -> jax.Array:
+    """`jax.random.PRNGKey(seed)`; for JAX's default threefry bits computed on the host, as
+    threefry seeds (the high and low 32 bits), which saves a compile at a process's first draw."""
+    with jax.enable_x64(True), jax.ensure_compile_time_eval():
+        if jax.config.jax_default_prng_impl != "threefry2x32":
+            return jax.random.PRNGKey(seed)
+        return jax.device_put(np.array([seed >> 32, seed & 0xFFFFFFFF], np.uint32))
 
 
 # While set (by `func.functional_call` under a JAX transformation), drawing raises this message:
@@ -104,8 +120,7 @@ class Generator:
         """`(key, counter)`: the key node and the number of the next draw. `tapegrad.compile`
         lifts it into a compiled step and writes it back after each call."""
         if self._key is None:  # concrete even when first asked inside a JAX trace
-            with jax.enable_x64(True), jax.ensure_compile_time_eval():
-                key = jax.random.PRNGKey(self._seed % (2**64))
+            key = _seed_key(self._seed % (2**64))
             self._key = Const(key, _dtype.from_numpy_dtype(key.dtype))
         return self._key, self._counter
 
