@@ -373,3 +373,54 @@ def test_a_method_step_guards_its_object():
         step(tg.ones(3))
     assert step.traces == 2
     np.testing.assert_allclose(trainer.w.detach().numpy(), 1 - 0.1 * 3 - 0.2 * 3, rtol=1e-6)
+
+
+def test_a_step_reaching_tapegrads_own_caches_compiles():
+    """What tapegrad's functions read is the library's state (its shape caches hold dtype objects
+    several levels deep), not the user's: a step calling them compiles, with no warning."""
+    from tapegrad.utils.checkpoint import checkpoint
+
+    tg.sort(tg.ones(3))  # a multi-output op's entry in the shape cache
+    w = tg.ones(3, requires_grad=True)
+    opt = tg.optim.SGD([w], lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        loss = checkpoint(lambda v: tg.nn.functional.mse_loss(w * v, tg.zeros(3)), x,
+                          use_reentrant=False) + tg.sort(w)[0].sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = tg.compile(step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        losses = [compiled(tg.full((3,), 2.0)).item() for _ in range(4)]
+    assert compiled.traces == 1
+    # eager, from the same start: (2w)^2 mean + sum(w), w -= 0.1 * (8w/3 + 1)
+    v, expected = np.ones(3), []
+    for _ in range(4):
+        expected.append(float(np.mean((2 * v) ** 2) + v.sum()))
+        v = v - 0.1 * (8 * v / 3 + 1)
+    np.testing.assert_allclose(losses, expected, rtol=1e-6)
+
+
+def test_a_compiled_step_follows_the_default_dtype_and_autocast():
+    """The library state a trace depends on is part of a compiled step's key, as
+    torch.compile guards them: the default dtype and the autocast casts in force."""
+    a = tg.ones(2, 2)
+
+    def step():
+        return tg.zeros(2) + 1.0, a @ a
+
+    compiled = tg.compile(step)
+    assert compiled()[0].dtype is tg.float32
+    try:
+        tg.set_default_dtype(tg.float64)
+        assert compiled()[0].dtype is tg.float64 and step()[0].dtype is tg.float64
+    finally:
+        tg.set_default_dtype(tg.float32)
+    assert compiled()[0].dtype is tg.float32
+    with tg.autocast("cpu", dtype=tg.bfloat16):
+        assert compiled()[1].dtype is tg.bfloat16 and step()[1].dtype is tg.bfloat16
+    assert compiled()[1].dtype is tg.float32

@@ -38,7 +38,8 @@ from typing import Any, Callable
 import jax
 
 from ._autograd.grads import write_grad
-from ._core import checks as _checks, grad_mode as _grad_mode, stepmode as _stepmode
+from ._core import autocast as _autocast, checks as _checks, dtype as _dtype
+from ._core import grad_mode as _grad_mode, stepmode as _stepmode
 from ._core.compile import materialize, unshared
 from ._core.graph import Const
 from ._tensor import random as _random
@@ -112,7 +113,8 @@ class CompiledStep:
             return log.result
         spec = (treedef, _grad_mode.state.enabled,
                 tuple((x._node.shape, x._node.dtype, x._requires_grad)
-                      if isinstance(x, Tensor) else x for x in leaves))
+                      if isinstance(x, Tensor) else x for x in leaves),
+                _dtype.get_default_dtype(), _autocast.key())  # library state a trace reads
         plan = self._plans.get(spec)
         if plan is not None:
             if plan.guards.hold():
@@ -452,7 +454,7 @@ class _Guards:
             self.places.append(({"self": owner}, "self"))
         fn = getattr(fn, "__func__", fn)
         code = getattr(fn, "__code__", None)
-        if code is None or id(fn) in seen or depth > _MAX_DEPTH:
+        if code is None or id(fn) in seen or depth > _MAX_DEPTH or _library(fn):
             return
         seen.add(id(fn))
         names = set(code.co_names)
@@ -507,6 +509,13 @@ class _Guards:
                     "levels deep, which no guard checks; a compiled step would not see it change "
                     "(keep it nearer the surface, or pass it as a tensor argument)")
         return None
+
+
+def _library(fn) -> bool:
+    """A function of tapegrad itself: what it reads is the library's own state (its caches, its
+    registry), not the user's; the state a trace depends on is in the plan's key instead."""
+    module = getattr(fn, "__module__", None) or ""
+    return module == "tapegrad" or module.startswith("tapegrad.")
 
 
 def _fingerprint(v, attrs: frozenset, depth: int, held: list | None,

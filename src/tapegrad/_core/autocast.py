@@ -60,6 +60,13 @@ def set_enabled(device_type: str, enabled: bool) -> None:
     state.active = any(state.enabled.values())
 
 
+def key() -> tuple:
+    """The casts in force, as a compiled step's key: the device types on, with their dtypes."""
+    if not state.active:
+        return ()
+    return tuple((d, state.dtype[d]) for d, on in sorted(state.enabled.items()) if on)
+
+
 def casts(op_name: str) -> list[tuple[str, _dtype.dtype]]:
     """(device type, target dtype) for each device type whose autocast casts this row's inputs."""
     out = []
