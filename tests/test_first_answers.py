@@ -173,32 +173,3 @@ def test_a_cheap_program_inside_a_compiled_step_is_traced_without_its_options(th
     np.testing.assert_allclose(losses, expected, rtol=1e-5)
     np.testing.assert_allclose(w.detach().numpy(), v, rtol=1e-5, atol=1e-6)
     assert "cheap" in programs()
-
-
-def test_an_optimizers_update_is_compiled_cheaply_until_its_parameters_are_met_enough(threshold):
-    """The update program is tiered by the set of parameters it updates: a set met once or
-    twice (a graph whose depth changes every step) compiles quickly; Adam's numbers are optax's
-    in both tiers."""
-    import optax
-
-    from tapegrad.optim.optimizer import _PROGRAMS
-
-    threshold(3)
-    rng = np.random.default_rng(3)
-    w0 = rng.standard_normal((3, 2)).astype(np.float32)
-    w = tg.tensor(w0, requires_grad=True)
-    opt = tg.optim.Adam([w], lr=0.1)
-    tx, v = optax.adam(0.1), jnp.asarray(w0)
-    state = tx.init(v)
-    for step in range(4):
-        g = rng.standard_normal((3, 2)).astype(np.float32)
-        w.grad = tg.tensor(g)
-        opt.step()
-        updates, state = tx.update(jnp.asarray(g), state, v)
-        v = optax.apply_updates(v, updates)
-        np.testing.assert_allclose(w.detach().numpy(), v, rtol=1e-5, atol=1e-5)
-        (prog,) = [p for k, p in _PROGRAMS.items() if k[0] is tg.optim.Adam]
-        tiers = [t for t in (prog.fn, prog.fn_donating) if t.sightings]
-        compiled = sum(t.quick._cache_size() for t in tiers), sum(t.full._cache_size() for t in tiers)
-        assert compiled == ((1, 0) if step < 2 else (1, 1)) or (step < 2 and compiled == (2, 0)), \
-            (step, compiled)

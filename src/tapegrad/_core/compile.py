@@ -265,30 +265,6 @@ class _Cache:
 cache = _Cache()
 
 
-class Tiers:
-    """`fn` under `jax.jit` in the cache's two tiers, by a key the caller gives (cheaper to form
-    than the arguments' shapes, say which parameters an optimizer updates): compiled with
-    `QUICK_OPTIONS` until the key has been met `threshold` times, then in full. Inside someone's
-    JAX trace, where compiler options are refused, the full program is traced."""
-
-    def __init__(self, fn, **kwargs) -> None:
-        self.full = cache.jit(fn, **kwargs)
-        self.quick = cache.jit(fn, compiler_options=QUICK_OPTIONS, **kwargs)
-        self.sightings: dict = {}
-
-    def pick(self, key, traced: bool):
-        """The program for this call of `key`."""
-        if traced:
-            return self.full
-        n = self.sightings.get(key, 0)
-        if n >= cache.threshold - 1:
-            return self.full
-        if len(self.sightings) >= 4096:  # keys of a loop that never repeats: keep it bounded
-            self.sightings.clear()
-        self.sightings[key] = n + 1
-        return self.quick
-
-
 def cache_info() -> CacheInfo:
     """Statistics of tapegrad's compiled-program cache: hits/misses (of a structure at given input
     shapes and dtypes), XLA traces, and the cached programs against the limit."""

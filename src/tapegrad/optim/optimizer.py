@@ -84,12 +84,10 @@ class _Program:
         self.name_set = frozenset(self.names)
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"optimizer state keys are not unique: {self.names}")
-        # in the cache's tiers, by the parameters updated (a quick compile for a set of
-        # parameters met once or twice, as a graph whose structure changes every step makes)
-        self.fn = _compile.Tiers(self._run)
+        self.fn = _compile.cache.jit(self._run)
         # the same, reusing the state's buffers (donating the parameters' too was measured on
         # CPU and was no faster)
-        self.fn_donating = _compile.Tiers(self._run, donate_argnums=(2,))
+        self.fn_donating = _compile.cache.jit(self._run, donate_argnums=(2,))
         self.init = _compile.cache.jit(self._init)
 
     def _init(self, params, hp):
@@ -349,11 +347,10 @@ class Optimizer:
             if fresh and prog.names:
                 self._init_state(prog, fresh, hp)
             tensors = [[self.state[p][n] for n in prog.names] for p in active]
-            tiers = prog.fn_donating if _donatable(active, tensors) else prog.fn
+            fn = prog.fn_donating if _donatable(active, tensors) else prog.fn
             states = [[t._value() for t in ts] for ts in tensors]
             params = [p._value() for p in active]
             grads = [p.grad._value() for p in active]
-            fn = tiers.pick(tuple(map(id, active)), isinstance(params[0], jax.core.Tracer))
             new_params, new_states = fn(params, grads, states, hp)
         for p, value, ts, leaves in zip(active, new_params, tensors, new_states):
             set_value(p, value)
