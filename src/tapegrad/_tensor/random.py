@@ -53,10 +53,8 @@ draw = Op("random", _draw, saves=SAVES_NONE, differentiable=False)
 EAGER_DRAWS = 8  # draws per (kind, shape, dtype, extra) computed at once, before recording
 _BUCKETED = ("normal", "uniform", "truncated_normal", "randint")  # elementwise in the bits
 _MIN_BUCKET = 1 << 12  # the smallest bucket: a draw of it takes ~0.1 ms, a larger one more
-_seen: dict = {}  # (kind, shape, dtype, extra) -> draws computed at once so far
-
-
 _QUICK_BUCKETS = 1 << 16  # buckets up to this size compile in the quick tier
+_seen: dict = {}  # (kind, shape, dtype, extra) -> draws computed at once so far
 
 
 @functools.lru_cache(maxsize=64)
@@ -79,8 +77,8 @@ def _draw_now(key, counter: int, kind: str, shape: tuple, dtype, extra):
 
 
 def _seed_key(seed: int) -> jax.Array:
-    """`jax.random.PRNGKey(seed)`; for JAX's default threefry bits computed on the host, as
-    threefry seeds (the high and low 32 bits), which saves a compile at a process's first draw."""
+    """`jax.random.PRNGKey(seed)`. With JAX's default threefry bits the key is the seed's high
+    and low 32 bits, made here on the host: a process's first draw then compiles no seeding."""
     with jax.enable_x64(True), jax.ensure_compile_time_eval():
         if jax.config.jax_default_prng_impl != "threefry2x32":
             return jax.random.PRNGKey(seed)

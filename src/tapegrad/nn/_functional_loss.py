@@ -242,9 +242,9 @@ def _cross_entropy(x, target, *weight, reduction, ignore_index, label_smoothing,
 
 
 def _cross_entropy_shape(signature, *, reduction, ignore_index, label_smoothing, probs):
-    """A floating input's dtype; a scalar, or per element of the target without the class
-    dimension for reduction="none" (`cross_entropy` has checked the shapes)."""
-    (x, dx), (t, _), *_ = signature
+    """A floating input's dtype; a scalar, or for reduction="none" the input's shape without
+    its class dimension (the target's, which `cross_entropy` has checked)."""
+    (x, dx), *_ = signature
     if not dx.is_floating_point or not x:
         return None
     if reduction != "none":
