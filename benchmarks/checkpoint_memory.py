@@ -30,7 +30,7 @@ def backward_memory(loss) -> jax.stages.CompiledMemoryStats:
     calls = []
     get = cache.get
 
-    def spy(key, build):
+    def spy(key, build, op_by_op=False):  # a whole program, to read its memory
         program = get(key, build)
         if key[0] != "segment":
             return program

@@ -30,10 +30,10 @@ def pytest_sessionfinish(session):
 
 @pytest.fixture(autouse=True, scope="session")
 def _compiled_tier_at_once():
-    """Programs compile in full at their first sighting (the tiers' own tests set the threshold):
-    the suite's counts of traces describe the compiled tier."""
+    """Programs compile in full at their first sighting, never op by op (the tiers' own tests
+    set them): the suite's counts of traces describe the compiled tier."""
     import tapegrad
-    tapegrad.autograd.set_compile_threshold(1)
+    tapegrad.autograd.set_compile_threshold(1, op_by_op=0)
     yield
 
 

@@ -84,9 +84,9 @@ def threshold():
     """Set the compile threshold for one test (the suite's own is 1) and the cache cleared."""
     def set_to(n):
         tg.autograd.clear_cache()
-        tg.autograd.set_compile_threshold(n)
+        tg.autograd.set_compile_threshold(n, op_by_op=0)
     yield set_to
-    tg.autograd.set_compile_threshold(1)
+    tg.autograd.set_compile_threshold(1, op_by_op=0)
 
 
 def step(values: np.ndarray) -> list:

@@ -85,15 +85,18 @@ def _recorded_ops(tensor) -> set:
     return names
 
 
-@pytest.fixture(params=["compiled", "cheap"])
+@pytest.fixture(params=["compiled", "cheap", "op by op"])
 def tier(request):
-    """The tier programs run in: compiled in full at once (the suite's threshold), or compiled
-    cheaply, as a structure met fewer than `set_compile_threshold` times is (float32 only: the
-    tiers differ in XLA's options alone)."""
+    """The tier programs run in: compiled in full at once (the suite's threshold), compiled
+    cheaply, as a structure met fewer than `set_compile_threshold` times is, or op by op, on
+    each row's own forward and vjp executables, as a new structure of known rows is (float32
+    only: the tiers differ in XLA's options and in where the chain rule is applied)."""
     if request.param == "cheap":
-        tg.autograd.set_compile_threshold(2**30)
+        tg.autograd.set_compile_threshold(2**30, op_by_op=0)
+    elif request.param == "op by op":
+        tg.autograd.set_compile_threshold(1, op_by_op=2**30)
     yield request.param
-    tg.autograd.set_compile_threshold(1)
+    tg.autograd.set_compile_threshold(1, op_by_op=0)
 
 
 @pytest.mark.parametrize("op", ROWS)

@@ -84,9 +84,19 @@ def _tol(dtype):
     return dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-12)
 
 
+@pytest.fixture(params=["whole", "op by op"])
+def tier(request):
+    """The update as one program per parameter set (the suite's tier), or parameter by parameter
+    on shared executables, as a new set of known parameters is updated."""
+    if request.param == "op by op":
+        tapegrad.autograd.set_compile_threshold(1, op_by_op=2**30)
+    yield request.param
+    tapegrad.autograd.set_compile_threshold(1, op_by_op=0)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("name,kwargs", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
-def test_matches_pytorch(name, kwargs, dtype):
+def test_matches_pytorch(name, kwargs, dtype, tier):
     torch = pytest.importorskip("torch")
     skip = lambda k, i: i == 1 and k % 3 == 1  # noqa: E731  (a parameter left without grad)
     ours, opt = _run_tapegrad(name, kwargs, dtype, 25, skip, lr_change=12)

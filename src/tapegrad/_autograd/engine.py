@@ -4,7 +4,8 @@ The graph reachable from the roots is cut at *boundaries*: the leaves (`Accumula
 with hooks or `retain_grad()`, custom `autograd.Function` nodes and the inputs asked for by
 `autograd.grad`. Each segment between boundaries is one compiled program that recomputes its
 forward from the frontier and runs `jax.vjp`, adding leaf gradients into `.grad` in the same
-call. With no hooks, the whole backward is one segment: one XLA call.
+call. With no hooks, the whole backward is one segment: one XLA call. A new segment made of
+rows met before runs op by op instead (`op_by_op`), until compiling it pays.
 
 With `create_graph=True` each segment is recorded as a node instead of run, so the gradients are
 themselves differentiable to any order.
@@ -16,14 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import dtype as _dtype, stepmode as _stepmode
-from .._core.compile import (Trace, arguments, cache, evaluate, layout, lookup, materialize, owned,
-                             store, unpack)
+from .._core.compile import (Trace, arguments, cache, concrete, cost_of, evaluate, layout, lookup,
+                             materialize, owned, store, unpack)
 from .._core.graph import SAVES_NONE, AccumulateGrad, GetItem, Node, Op, grad_edge
 from .._core.ops import full_op
 from .._core.record import pending_writes, record
 from .._tensor.apply import apply
 from .._tensor.tensor import Tensor
-from . import anomaly as _anomaly, buckets as _buckets
+from . import anomaly as _anomaly, buckets as _buckets, op_by_op as _op_by_op
 from .grads import GradLog
 
 FREED_MESSAGE = (
@@ -366,7 +367,7 @@ class Backward:
             bkey = ("segment", plan.size, plan.structure) + key[3:]
             program = cache.get(bkey, lambda: cache.tiered(_segment_program(
                 plan.entries_p, plan.entries_f, stop_refs, walk_f.top_refs, layout(tr.frontier),
-                kinds, live_p, live_f, implicit, plan.rows)))
+                kinds, live_p, live_f, implicit, plan.rows), cost_of(walk_p.nodes + walk_f.nodes)))
             arrays, packs = arguments(tr.frontier)
             places = layout(tr.frontier)
             for i in plan.padded:
@@ -382,11 +383,18 @@ class Backward:
                       [_buckets.unpad(v, plan.n) if plan.rows_f[i] else v
                        for i, v in zip(live_f, f_values)])
                 return cts, grads, ct_value if implicit is None else implicit
+        args = arguments(tr.frontier)
         program = cache.get(key, lambda: cache.tiered(_segment_program(
             walk_p.entries(), walk_f.entries(), stop_refs, walk_f.top_refs, layout(tr.frontier),
-            kinds, live_p, live_f, implicit)))
+            kinds, live_p, live_f, implicit), cost_of(walk_p.nodes + walk_f.nodes)),
+            op_by_op=not _stepmode.tracing() and concrete(args[0]))
         with jax.enable_x64(True):
-            p_values, f_values, cts, grads = program(arguments(tr.frontier), ct_value, old_grads)
+            if program is None:
+                p_values, f_values, cts, grads = _op_by_op.segment(
+                    walk_p, walk_f, tr.frontier, stop_refs, kinds, live_p, live_f,
+                    ct_value if implicit is None else implicit, old_grads)
+            else:
+                p_values, f_values, cts, grads = program(args, ct_value, old_grads)
         store([walk_p.nodes[i] for i in live_p], p_values)
         store([walk_f.nodes[i] for i in live_f], f_values)
         return cts, grads, ct_value if implicit is None else implicit

@@ -6,15 +6,19 @@ Programs are cached by structure and the shapes and dtypes of its inputs, so a l
 repeats reuses one compiled function, and the cache's bound (`set_cache_limit`) counts compiled
 executables. Nothing in a key refers to a node or an array, so the cache holds no user data.
 
-Execution is tiered by a hit counter per key: a program met for the first time is compiled
-cheaply (XLA's optimisation level 0: a new expression answers sooner), and compiled again at
-full optimisation when it is met for the `threshold`-th time (`set_compile_threshold`).
+Execution is tiered by a hit counter per key (`_Tiered`): a new structure whose rows were all met
+before runs op by op, on executables per row shared by every program (`evaluate_op_by_op`, and
+the backward's sweep in `_autograd/op_by_op.py`); other programs are compiled cheaply (XLA's
+optimisation level 0: a new expression answers sooner), and compiled again at full optimisation
+at a later sighting. The sightings of each switch are estimated from the program's size when it
+is first met, or set by `set_compile_threshold`.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
 import functools
+import math
 import operator
 import sys
 from typing import NamedTuple
@@ -23,7 +27,7 @@ import jax
 import numpy as np
 
 from . import checks as _checks, dtype as _dtype, stepmode as _stepmode
-from .graph import AccumulateGrad, Cell, Const, GetItem, Node
+from .graph import AccumulateGrad, Cell, Const, GetItem, Node, signature_of
 from .jax_compat import weak_scalar
 
 # A reference to a value in a program: index * 3 + kind (0 frontier, 1 stop, 2 computed).
@@ -197,26 +201,80 @@ QUICK_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensiv
                  "xla_cpu_use_fusion_emitters": False}
 
 
+# Estimates that order the tiers, fitted to compiles and runs on the 2-core CPU
+# (benchmarks/README.md, "Tiers by estimated cost"); they only choose when a tier changes, so a
+# run repeats bit for bit. Per program: seconds fixed and per node.
+QUICK_COMPILE_S = (0.02, 0.0025)  # a whole program in the quick tier
+FULL_COMPILE_S = (0.1, 0.004)  # in full, beyond the quick compile
+QUICK_RUN_S = (4e-6, 6e-9)  # a quick program's run: per node and per element computed
+FULL_SAVES = 0.5  # the share of a quick program's run that the full tier saves
+OP_BY_OP_S = 15e-6  # per node, what the op-by-op tier costs beyond a whole program
+
+
+class Cost(NamedTuple):
+    """What a program's tiers are estimated from: its nodes, the elements they compute, and the
+    keys of its rows (op, static arguments, input shapes and dtypes)."""
+    nodes: int
+    elements: int
+    rows: frozenset
+
+
+def row_key(node: Node) -> tuple:
+    return (node_key(node), signature_of(node.inputs))
+
+
+def cost_of(nodes) -> Cost:
+    count, elements, rows = 0, 0, set()
+    for n in nodes:
+        if type(n) is GetItem or type(n) is AccumulateGrad:
+            continue
+        count += 1
+        shapes = (n.shape,) if n.op.n_out == 1 else n.shape
+        elements += sum(int(np.prod(s)) for s in shapes)
+        rows.add(row_key(n))
+    return Cost(count, elements, frozenset(rows))
+
+
+def _full_at(cost: Cost) -> int:
+    """The sighting from which a full compile has likely paid for itself in faster runs."""
+    saves = FULL_SAVES * (QUICK_RUN_S[0] * cost.nodes + QUICK_RUN_S[1] * cost.elements)
+    compile_s = FULL_COMPILE_S[0] + FULL_COMPILE_S[1] * cost.nodes
+    return max(3, math.ceil(compile_s / max(saves, 1e-12)))
+
+
+def _whole_at(cost: Cost) -> int:
+    """The sighting from which a whole program has likely paid for itself against the op-by-op
+    tier's dispatch."""
+    compile_s = QUICK_COMPILE_S[0] + QUICK_COMPILE_S[1] * cost.nodes
+    return max(2, math.ceil(compile_s / (OP_BY_OP_S * max(cost.nodes, 1))))
+
+
 class _Tiered:
-    """A program in two tiers: compiled with `QUICK_OPTIONS` while its key has been met fewer
-    than `threshold` times, then compiled again in full (which then replaces it in the cache)."""
+    """A program in three tiers. Below its `whole_at`-th sighting its caller runs it op by op
+    (each row on an executable of its own, shared by every program using the row at the same
+    shapes: `_Cache.row`); below its `full_at`-th it is compiled with `QUICK_OPTIONS`; then it is
+    compiled in full (which then replaces it in the cache)."""
 
-    __slots__ = ("fn", "kwargs", "quick", "sightings")
+    __slots__ = ("fn", "kwargs", "cost", "quick", "sightings", "whole_at", "full_at")
 
-    def __init__(self, fn, kwargs: dict) -> None:
-        self.fn, self.kwargs, self.quick, self.sightings = fn, kwargs, None, 0
+    def __init__(self, fn, kwargs: dict, cost: Cost | None) -> None:
+        self.fn, self.kwargs, self.cost, self.quick, self.sightings = fn, kwargs, cost, None, 0
+        self.whole_at = self.full_at = 1
 
 
 class _Cache:
-    def __init__(self, maxsize: int = 512, threshold: int = 3) -> None:
+    def __init__(self, maxsize: int = 512) -> None:
         self.programs: collections.OrderedDict = collections.OrderedDict()
         self.maxsize = maxsize
-        self.threshold = threshold
+        self.threshold: int | None = None  # see set_compile_threshold
+        self.op_by_op: int | None = None
+        self.met: dict = {}  # row key -> how many structures it was met in
         self.hits = self.misses = self.traces = 0
 
-    def get(self, key, build):
+    def get(self, key, build, op_by_op: bool = False):
         """The program cached under `key`, or `build()`'s, cached. A `tiered` program is
-        returned in the tier its count of sightings gives."""
+        returned in the tier its count of sightings gives; None where that tier is op by op
+        and the caller can run it so (`op_by_op`)."""
         prog = self.programs.get(key)
         if prog is not None:
             self.hits += 1
@@ -224,17 +282,44 @@ class _Cache:
         else:
             self.misses += 1
             prog = self.programs[key] = build()
+            if type(prog) is _Tiered:
+                self._plan(prog)
             while len(self.programs) > self.maxsize:
                 self.programs.popitem(last=False)
         if type(prog) is not _Tiered:
             return prog
         prog.sightings += 1
-        if prog.sightings < self.threshold:
+        if prog.sightings < prog.whole_at and op_by_op:
+            return None
+        if prog.sightings < prog.full_at:
             if prog.quick is None:
                 prog.quick = self._cheap(prog)
             return prog.quick
         full = self.programs[key] = self.jit(prog.fn, **prog.kwargs)
         return full
+
+    def _plan(self, prog: _Tiered) -> None:
+        """A new program's tiers: set by `set_compile_threshold`, else estimated. A structure runs
+        op by op when every row in it was met before in another structure (then its rows'
+        executables are likely shared, where a whole program would be used by it alone)."""
+        cost = prog.cost
+        if self.threshold is not None:
+            prog.full_at = self.threshold
+        elif cost is not None:
+            prog.full_at = _full_at(cost)
+        else:
+            prog.full_at = 3
+        if cost is None:
+            return
+        met = self.met
+        if self.op_by_op is not None:
+            prog.whole_at = self.op_by_op + 1
+        elif cost.rows and all(r in met for r in cost.rows):
+            prog.whole_at = _whole_at(cost)
+        if len(met) > 64 * self.maxsize:  # bounded like the programs: forget and learn again
+            met.clear()
+        for r in cost.rows:
+            met[r] = met.get(r, 0) + 1
 
     def _cheap(self, prog: _Tiered):
         """The first tier's program. Called inside someone's JAX trace (`tapegrad.compile`,
@@ -244,8 +329,7 @@ class _Cache:
         nested = self.jit(prog.fn, **prog.kwargs)
 
         def call(*args):
-            traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(args))
-            return (nested if traced else quick)(*args)
+            return (quick if concrete(args) else nested)(*args)
         return call
 
     def jit(self, fn, **kwargs):
@@ -257,9 +341,52 @@ class _Cache:
             return fn(*args)
         return _checks.jit(counted, **kwargs)
 
-    def tiered(self, fn, **kwargs) -> _Tiered:
-        """`fn` to be compiled by `get` in the tier its key's sightings give (see `_Tiered`)."""
-        return _Tiered(fn, kwargs)
+    def tiered(self, fn, cost: Cost | None = None, **kwargs) -> _Tiered:
+        """`fn` to be compiled by `get` in the tier its key's sightings give (see `_Tiered`);
+        `cost` (of the nodes it computes) lets its tiers be estimated and it run op by op."""
+        return _Tiered(fn, kwargs, cost)
+
+    # -- the op-by-op tier's executables: one per row at given input shapes and dtypes --------
+    def row(self, node: Node):
+        """The executable computing `node` from its input values."""
+        return self.get(("row",) + row_key(node),
+                        lambda: self.jit(node_fn(node), compiler_options=QUICK_OPTIONS))
+
+    def row_vjp(self, node: Node, wrt: tuple, given: tuple | None):
+        """The executable `(input values, output cotangents) -> the cotangents of the inputs at
+        positions `wrt``; `given`: which outputs of a multi-output row have cotangents (the
+        others are zero), None for a row of one output. The forward is recomputed inside, where
+        XLA keeps only what the vjp uses."""
+        return self.get(("row-vjp",) + row_key(node) + (wrt, given),
+                        lambda: self.jit(_row_vjp(node_fn(node), wrt, given),
+                                         compiler_options=QUICK_OPTIONS))
+
+
+def _row_vjp(fn, wrt: tuple, given: tuple | None):
+    def run(args, cts):
+        def f(*primals):
+            xs = list(args)
+            for i, p in zip(wrt, primals):
+                xs[i] = p
+            return fn(*xs)
+        out, back = jax.vjp(f, *[args[i] for i in wrt])
+        if given is not None:
+            cts = [cts[given.index(k)] if k in given else _zero_cotangent(o)
+                   for k, o in enumerate(out)]
+            cts = type(out)(*cts) if hasattr(out, "_fields") else type(out)(cts)  # a NamedTuple
+        return back(cts)
+    return run
+
+
+def _zero_cotangent(x):
+    if jax.numpy.issubdtype(x.dtype, jax.numpy.inexact):
+        return jax.numpy.zeros_like(x)
+    return np.zeros(x.shape, jax.dtypes.float0)
+
+
+def concrete(args) -> bool:
+    """True when no argument is a tracer (the call is not inside someone's JAX trace)."""
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(args))
 
 
 cache = _Cache()
@@ -267,7 +394,8 @@ cache = _Cache()
 
 def cache_info() -> CacheInfo:
     """Statistics of tapegrad's compiled-program cache: hits/misses (of a structure at given input
-    shapes and dtypes), XLA traces, and the cached programs against the limit."""
+    shapes and dtypes, or of one op's executable), XLA traces, and the cached programs against
+    the limit."""
     return CacheInfo(cache.hits, cache.misses, cache.traces, len(cache.programs), cache.maxsize)
 
 
@@ -278,16 +406,18 @@ on_clear: list = []
 def clear_cache() -> None:
     """Drop every compiled program and reset the statistics."""
     cache.programs.clear()
+    cache.met.clear()
     cache.hits = cache.misses = cache.traces = 0
     for forget in on_clear:
         forget()
 
 
 def set_cache_limit(maxsize: int) -> None:
-    """Keep at most `maxsize` compiled programs, each a graph structure at one set of input shapes
-    and dtypes (the least recently used is dropped first, its executable freed), so that a loop
-    over ragged shapes keeps its memory bounded. Like `torch._dynamo.config.cache_size_limit`,
-    a shape met again after being dropped compiles again."""
+    """Keep at most `maxsize` compiled programs, each a graph structure (or one op's executable)
+    at one set of input shapes and dtypes (the least recently used is dropped first, its
+    executable freed), so that a loop over ragged shapes keeps its memory bounded. Like
+    `torch._dynamo.config.cache_size_limit`, a shape met again after being dropped compiles
+    again."""
     if maxsize < 1:
         raise ValueError(f"cache limit must be at least 1, got {maxsize}")
     cache.maxsize = maxsize
@@ -295,13 +425,21 @@ def set_cache_limit(maxsize: int) -> None:
         cache.programs.popitem(last=False)
 
 
-def set_compile_threshold(threshold: int) -> None:
-    """Compile a program at full optimisation when its structure and input shapes are met for the
-    `threshold`-th time (default 3); before that it is compiled cheaply, at XLA's optimisation
-    level 0, so that a new expression answers sooner. 1 compiles every program in full at once."""
-    if threshold < 1:
+def set_compile_threshold(threshold: int | None = None, *, op_by_op: int | None = None) -> None:
+    """When a program (a graph structure at given input shapes) changes tier.
+
+    A structure met for the first time whose ops were all met before in other graphs runs op by
+    op, on one small executable per op shared by every graph (no compile when they are cached);
+    other programs are compiled cheaply, at XLA's optimisation level 0, so that a new expression
+    answers sooner; a program met often is compiled in full. By default (None) each switch comes
+    at the sighting from which it is estimated to have paid for its compile, from the program's
+    size. `threshold`: the sighting of the full compile (1: in full at once); `op_by_op`: how many
+    sightings a new structure runs op by op, whatever its ops (0: never)."""
+    if threshold is not None and threshold < 1:
         raise ValueError(f"compile threshold must be at least 1, got {threshold}")
-    cache.threshold = threshold
+    if op_by_op is not None and op_by_op < 0:
+        raise ValueError(f"op-by-op sightings must be at least 0, got {op_by_op}")
+    cache.threshold, cache.op_by_op = threshold, op_by_op
 
 
 # Python numbers reach a program packed into one array per kind (a jit argument per number would
@@ -382,12 +520,44 @@ def materialize(targets: list) -> None:
         def run(args):
             computed = evaluate(entries, unpack(places, args))
             return tuple(computed[i] for i in keep)
-        return cache.tiered(run)
+        return cache.tiered(run, cost_of(nodes))
 
-    program = cache.get(("eval", tuple(tr.key), keep), build)
+    args = arguments(tr.frontier)
     # values made from numbers alone are concrete even inside someone's JAX trace
-    concrete = all(t.constant for t in targets) and not _stepmode.tracing()
-    with jax.enable_x64(True), (jax.ensure_compile_time_eval() if concrete else
+    constants = all(t.constant for t in targets) and not _stepmode.tracing()
+    program = cache.get(("eval", tuple(tr.key), keep), build,
+                        op_by_op=not constants and not _stepmode.tracing() and concrete(args[0]))
+    with jax.enable_x64(True), (jax.ensure_compile_time_eval() if constants else
                                 contextlib.nullcontext()):
-        values = program(arguments(tr.frontier))
+        if program is None:
+            computed = evaluate_op_by_op(walk, frontier_values(tr.frontier))
+            values = [computed[i] for i in keep]
+        else:
+            values = program(args)
     store([nodes[i] for i in keep], values)
+
+
+# -- the op-by-op tier ----------------------------------------------------------------------------
+_SCALAR_TYPES = (float, int, np.bool_, complex)
+
+
+def frontier_values(frontier: list) -> list:
+    """A frontier's values for the op-by-op tier: arrays, and Python numbers of the type each has
+    inside a whole program (`unpack`), so that they promote the same."""
+    return [x.value if isinstance(x, Node) else _SCALAR_TYPES[_pack_kind(x)](x) for x in frontier]
+
+
+def evaluate_op_by_op(walk: Walk, frontier: list, stops=()) -> list:
+    """`evaluate` of a walk, each node on its row's executable (`_Cache.row`)."""
+    computed: list = []
+    sources = (frontier, stops, computed)
+    for n, in_refs in zip(walk.nodes, walk.in_refs):
+        args = [sources[r % 3][r // 3] for r in in_refs]
+        cls = type(n)
+        if cls is GetItem:
+            computed.append(args[0][n.static])
+        elif cls is AccumulateGrad:
+            computed.append(args[0])
+        else:
+            computed.append(cache.row(n)(*args))
+    return computed

@@ -132,6 +132,12 @@ class Const(Node):
         self.depth = 0
 
 
+def signature_of(inputs) -> tuple:
+    """What a row's result depends on besides its op: its inputs' shapes and dtypes (and the
+    types of its Python scalars)."""
+    return tuple((i.shape, i.dtype) if isinstance(i, Node) else type(i) for i in inputs)
+
+
 class GetItem(Node):
     """Output `static` of a multi-output node (hidden: consumers see the parent as grad_fn)."""
 

@@ -15,7 +15,7 @@ import jax
 
 from . import dtype as _dtype, forward_ad as _forward_ad, grad_mode as _grad_mode
 from .compile import materialize
-from .graph import SAVES_NONE, Cell, GetItem, Node, Op, node_class
+from .graph import SAVES_NONE, Cell, GetItem, Node, Op, node_class, signature_of
 from .ops import alias_op
 
 # The pending-chain policy. Values are computed when Python needs them and by every backward;
@@ -62,10 +62,6 @@ def _traced_shape(op: Op, static: tuple, inputs: tuple):
     if op.n_out == 1:
         return tuple(res.shape), _dtype.from_numpy_dtype(res.dtype)
     return tuple((tuple(r.shape), _dtype.from_numpy_dtype(r.dtype)) for r in res)
-
-
-def signature_of(inputs) -> tuple:
-    return tuple((i.shape, i.dtype) if isinstance(i, Node) else type(i) for i in inputs)
 
 
 def promote(op: Op, signature: tuple):

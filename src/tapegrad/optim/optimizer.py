@@ -84,11 +84,34 @@ class _Program:
         self.name_set = frozenset(self.names)
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"optimizer state keys are not unique: {self.names}")
-        self.fn = _compile.cache.jit(self._run)
-        # the same, reusing the state's buffers (donating the parameters' too was measured on
-        # CPU and was no faster)
-        self.fn_donating = _compile.cache.jit(self._run, donate_argnums=(2,))
         self.init = _compile.cache.jit(self._init)
+
+    def update(self, params: list, grads: list, states: list, hp: dict, donate: bool) -> tuple:
+        """`_run` as one program per parameter set (their shapes and dtypes), in the program
+        cache's tiers: a new set whose parameters were all met before in other sets is updated
+        parameter by parameter, on executables shared by every set. `donate`: reuse the state's
+        buffers (donating the parameters' too was measured on CPU and was no faster)."""
+        cache = _compile.cache
+        jit_kwargs = {"donate_argnums": (2,)} if donate else {}
+        keys = [((p.shape, p.dtype, g.shape, g.dtype), tuple((x.shape, x.dtype) for x in s))
+                for p, g, s in zip(params, grads, states)]
+        rows = [("update", self, donate, k) for k in keys]
+
+        def build():
+            cost = _compile.Cost(len(params), sum(p.size for p in params), frozenset(rows))
+            return cache.tiered(self._run, cost, **jit_kwargs)
+        program = cache.get(("update", self, donate, tuple(keys)), build,
+                            op_by_op=not _stepmode.tracing() and _compile.concrete(params))
+        if program is not None:
+            return program(params, grads, states, hp)
+        new_params, new_states = [], []
+        for row, p, g, s in zip(rows, params, grads, states):
+            one = cache.get(row, lambda: cache.jit(
+                self._run, compiler_options=_compile.QUICK_OPTIONS, **jit_kwargs))
+            (p,), (s,) = one([p], [g], [s], hp)
+            new_params.append(p)
+            new_states.append(s)
+        return new_params, new_states
 
     def _init(self, params, hp):
         out = []
@@ -347,11 +370,11 @@ class Optimizer:
             if fresh and prog.names:
                 self._init_state(prog, fresh, hp)
             tensors = [[self.state[p][n] for n in prog.names] for p in active]
-            fn = prog.fn_donating if _donatable(active, tensors) else prog.fn
             states = [[t._value() for t in ts] for ts in tensors]
             params = [p._value() for p in active]
             grads = [p.grad._value() for p in active]
-            new_params, new_states = fn(params, grads, states, hp)
+            new_params, new_states = prog.update(params, grads, states, hp,
+                                                 donate=_donatable(active, tensors))
         for p, value, ts, leaves in zip(active, new_params, tensors, new_states):
             set_value(p, value)
             for t, leaf in zip(ts, leaves):
