@@ -226,3 +226,21 @@ def test_the_full_compile_comes_sooner_for_a_program_computing_more(tiers):
 def test_op_by_op_sightings_refuse_negative():
     with pytest.raises(ValueError, match="op-by-op sightings must be at least 0, got -1"):
         tg.autograd.set_compile_threshold(op_by_op=-1)
+
+
+def test_a_structure_met_at_a_steady_period_compiles_whole(tiers):
+    """A loop whose first step differs from the others (no `.grad` yet): the later steps'
+    structure, of known rows, starts op by op and is compiled whole once it has come back three
+    times at the same period (a graph drawn anew each step comes back irregularly)."""
+    tiers()
+    x0 = np.linspace(-1.0, 1.0, 8).astype(np.float32)
+    a = tg.tensor(x0, requires_grad=True)
+    seen = []
+    for _ in range(6):
+        (a.sin() * a + a).sum().backward()
+        seen.append(segments()[1:])
+    expected = jax.grad(lambda v: jnp.sum(jnp.sin(v) * v + v))(x0)
+    np.testing.assert_allclose(a.grad.numpy(), 6 * expected, rtol=1e-5)
+    # step 1 compiled whole (new rows); steps 2-4 op by op; the fourth sighting of the
+    # steps' own structure (three equal gaps) compiled it
+    assert seen == [[], ["op by op"], ["op by op"], ["op by op"], ["cheap"], ["cheap"]]

@@ -201,21 +201,23 @@ QUICK_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensiv
                  "xla_cpu_use_fusion_emitters": False}
 
 
-# Estimates that order the tiers, fitted to compiles and runs on the 2-core CPU
-# (benchmarks/README.md, "Tiers by estimated cost"); they only choose when a tier changes, so a
-# run repeats bit for bit. Per program: seconds fixed and per node.
-QUICK_COMPILE_S = (0.02, 0.0025)  # a whole program in the quick tier
-FULL_COMPILE_S = (0.1, 0.004)  # in full, beyond the quick compile
-QUICK_RUN_S = (4e-6, 6e-9)  # a quick program's run: per node and per element computed
-FULL_SAVES = 0.5  # the share of a quick program's run that the full tier saves
-OP_BY_OP_S = 15e-6  # per node, what the op-by-op tier costs beyond a whole program
+# Estimates that order the tiers, fitted to compiles and runs of the benchmarks' programs on the
+# 2-core CPU (benchmarks/README.md, "Tiers by estimated cost"), each within about 2x. They are
+# computed from the programs, never from timings, so a run repeats bit for bit (the tiers differ
+# in the last bits).
+QUICK_COMPILE_S = (0.02, 0.0025)  # a quick whole program: seconds fixed and per node
+FULL_COMPILE_S = (0.03, 0.0002)  # a full compile: fixed and per line of the quick program's HLO
+FULL_SAVES_S = (0.15e-9, 6e-9)  # a full program's run saves: per byte accessed, per transcendental
+OP_BY_OP_S = 30e-6  # per node, what the op-by-op tier costs beyond a whole program
+ANALYSE_AT = 3  # the sighting at which a quick program's executable is analysed
+REGULAR = 2  # met this many times more at the same period as before: a loop, compiled whole
+PAY_BACK = 0.25  # compile in full once the time lost in the quick tier is this share of it
 
 
 class Cost(NamedTuple):
-    """What a program's tiers are estimated from: its nodes, the elements they compute, and the
-    keys of its rows (op, static arguments, input shapes and dtypes)."""
+    """What a program's op-by-op tier is planned from: its nodes and the keys of its rows (op,
+    static arguments, input shapes and dtypes)."""
     nodes: int
-    elements: int
     rows: frozenset
 
 
@@ -224,22 +226,22 @@ def row_key(node: Node) -> tuple:
 
 
 def cost_of(nodes) -> Cost:
-    count, elements, rows = 0, 0, set()
-    for n in nodes:
-        if type(n) is GetItem or type(n) is AccumulateGrad:
-            continue
-        count += 1
-        shapes = (n.shape,) if n.op.n_out == 1 else n.shape
-        elements += sum(int(np.prod(s)) for s in shapes)
-        rows.add(row_key(n))
-    return Cost(count, elements, frozenset(rows))
+    rows = [row_key(n) for n in nodes if type(n) is not GetItem and type(n) is not AccumulateGrad]
+    return Cost(len(rows), frozenset(rows))
 
 
-def _full_at(cost: Cost) -> int:
-    """The sighting from which a full compile has likely paid for itself in faster runs."""
-    saves = FULL_SAVES * (QUICK_RUN_S[0] * cost.nodes + QUICK_RUN_S[1] * cost.elements)
-    compile_s = FULL_COMPILE_S[0] + FULL_COMPILE_S[1] * cost.nodes
-    return max(3, math.ceil(compile_s / max(saves, 1e-12)))
+def _full_at(quick, args) -> int:
+    """The sighting from which compiling `quick`'s program in full will likely have paid: XLA's
+    cost analysis of the quick executable (bytes accessed and transcendentals, which level 0
+    computes slowly) estimates what each run would save, its HLO's length the compile time."""
+    with jax.enable_x64(True):
+        compiled = quick.lower(*args).compile()  # cached: the executable just run
+    costs = compiled.cost_analysis()
+    costs = costs[0] if isinstance(costs, (list, tuple)) else costs or {}
+    saves = (FULL_SAVES_S[0] * costs.get("bytes accessed", 0.0)
+             + FULL_SAVES_S[1] * costs.get("transcendentals", 0.0))
+    compile_s = FULL_COMPILE_S[0] + FULL_COMPILE_S[1] * compiled.as_text().count("\n")
+    return max(ANALYSE_AT + 1, math.ceil(PAY_BACK * compile_s / max(saves, 1e-12)))
 
 
 def _whole_at(cost: Cost) -> int:
@@ -253,13 +255,17 @@ class _Tiered:
     """A program in three tiers. Below its `whole_at`-th sighting its caller runs it op by op
     (each row on an executable of its own, shared by every program using the row at the same
     shapes: `_Cache.row`); below its `full_at`-th it is compiled with `QUICK_OPTIONS`; then it is
-    compiled in full (which then replaces it in the cache)."""
+    compiled in full (which then replaces it in the cache). `full_at` is None until estimated."""
 
-    __slots__ = ("fn", "kwargs", "cost", "quick", "sightings", "whole_at", "full_at")
+    __slots__ = ("fn", "kwargs", "cost", "quick", "sightings", "whole_at", "full_at", "last",
+                 "period", "regular")
 
     def __init__(self, fn, kwargs: dict, cost: Cost | None) -> None:
         self.fn, self.kwargs, self.cost, self.quick, self.sightings = fn, kwargs, cost, None, 0
-        self.whole_at = self.full_at = 1
+        self.whole_at, self.full_at = 1, None
+        # when it was last met (`_Cache.clock`), the gap before that, and how many gaps in a row
+        # were the same
+        self.last, self.period, self.regular = 0, 0, 0
 
 
 class _Cache:
@@ -269,6 +275,7 @@ class _Cache:
         self.threshold: int | None = None  # see set_compile_threshold
         self.op_by_op: int | None = None
         self.met: dict = {}  # row key -> how many structures it was met in
+        self.clock = 0  # sightings of tiered programs, all together
         self.hits = self.misses = self.traces = 0
 
     def get(self, key, build, op_by_op: bool = False):
@@ -289,9 +296,16 @@ class _Cache:
         if type(prog) is not _Tiered:
             return prog
         prog.sightings += 1
-        if prog.sightings < prog.whole_at and op_by_op:
-            return None
-        if prog.sightings < prog.full_at:
+        self.clock += 1
+        gap = self.clock - prog.last if prog.sightings > 1 else -1
+        prog.regular = prog.regular + 1 if gap == prog.period else 0
+        prog.last, prog.period = self.clock, gap
+        if prog.sightings < prog.whole_at:
+            if prog.regular >= REGULAR and self.op_by_op is None:
+                prog.whole_at = prog.sightings  # met at a steady period: a loop's step
+            elif op_by_op:
+                return None
+        if prog.full_at is None or prog.sightings < prog.full_at:
             if prog.quick is None:
                 prog.quick = self._cheap(prog)
             return prog.quick
@@ -301,14 +315,11 @@ class _Cache:
     def _plan(self, prog: _Tiered) -> None:
         """A new program's tiers: set by `set_compile_threshold`, else estimated. A structure runs
         op by op when every row in it was met before in another structure (then its rows'
-        executables are likely shared, where a whole program would be used by it alone)."""
+        executables are likely shared, where a whole program would be used by it alone), until
+        its sightings pay for a whole compile, or sooner if they come at a steady period (a loop
+        whose step settled into this structure, unlike a graph drawn anew each step)."""
+        prog.full_at = self.threshold  # None: estimated at the quick program's ANALYSE_AT-th run
         cost = prog.cost
-        if self.threshold is not None:
-            prog.full_at = self.threshold
-        elif cost is not None:
-            prog.full_at = _full_at(cost)
-        else:
-            prog.full_at = 3
         if cost is None:
             return
         met = self.met
@@ -329,7 +340,12 @@ class _Cache:
         nested = self.jit(prog.fn, **prog.kwargs)
 
         def call(*args):
-            return (quick if concrete(args) else nested)(*args)
+            if not concrete(args):
+                return nested(*args)
+            out = quick(*args)
+            if prog.full_at is None and prog.sightings >= ANALYSE_AT:
+                prog.full_at = _full_at(quick, args)
+            return out
         return call
 
     def jit(self, fn, **kwargs):

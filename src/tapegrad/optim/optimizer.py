@@ -98,7 +98,7 @@ class _Program:
         rows = [("update", self, donate, k) for k in keys]
 
         def build():
-            cost = _compile.Cost(len(params), sum(p.size for p in params), frozenset(rows))
+            cost = _compile.Cost(len(params), frozenset(rows))
             return cache.tiered(self._run, cost, **jit_kwargs)
         program = cache.get(("update", self, donate, tuple(keys)), build,
                             op_by_op=not _stepmode.tracing() and _compile.concrete(params))
