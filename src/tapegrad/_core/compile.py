@@ -211,7 +211,7 @@ FULL_SAVES_S = (0.15e-9, 6e-9)  # a full program's run saves: per byte accessed,
 OP_BY_OP_S = 30e-6  # per node, what the op-by-op tier costs beyond a whole program
 ANALYSE_AT = 3  # the sighting at which a quick program's executable is analysed
 REGULAR = 2  # met this many times more at the same period as before: a loop, compiled whole
-PAY_BACK = 0.25  # compile in full once the time lost in the quick tier is this share of it
+PAY_BACK = 0.1  # compile in full once the time lost in the quick tier is this share of it
 
 
 class Cost(NamedTuple):
