@@ -274,7 +274,7 @@ class _Cache:
         self.maxsize = maxsize
         self.threshold: int | None = None  # see set_compile_threshold
         self.op_by_op: int | None = None
-        self.met: dict = {}  # row key -> how many structures it was met in
+        self.met: set = set()  # the row keys of the structures met
         self.clock = 0  # sightings of tiered programs, all together
         self.hits = self.misses = self.traces = 0
 
@@ -325,12 +325,11 @@ class _Cache:
         met = self.met
         if self.op_by_op is not None:
             prog.whole_at = self.op_by_op + 1
-        elif cost.rows and all(r in met for r in cost.rows):
+        elif cost.rows and cost.rows <= met:
             prog.whole_at = _whole_at(cost)
         if len(met) > 64 * self.maxsize:  # bounded like the programs: forget and learn again
             met.clear()
-        for r in cost.rows:
-            met[r] = met.get(r, 0) + 1
+        met.update(cost.rows)
 
     def _cheap(self, prog: _Tiered):
         """The first tier's program. Called inside someone's JAX trace (`tapegrad.compile`,
