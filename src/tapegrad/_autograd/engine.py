@@ -18,7 +18,7 @@ import numpy as np
 
 from .._core import dtype as _dtype, stepmode as _stepmode
 from .._core.compile import (Trace, arguments, cache, concrete, cost_of, evaluate, layout, lookup,
-                             materialize, owned, store, unpack)
+                             materialize, owned, store, unpack, vjp_at)
 from .._core.graph import SAVES_NONE, AccumulateGrad, GetItem, Node, Op, grad_edge
 from .._core.ops import full_op
 from .._core.record import pending_writes, record
@@ -500,14 +500,11 @@ def _segment_program(entries_p, entries_f, stop_refs, top_refs, places, kinds, l
 
 
 def _vjp(entries_f, top_refs, frontier, stop_values, primal_pos, live_f=()):
-    def f(*primals):
-        values = list(stop_values)
-        for i, p in zip(primal_pos, primals):
-            values[i] = p
+    def f(*values):
         computed = evaluate(entries_f, frontier, values)
         top = lookup(top_refs, frontier, values, computed)[0]
         return top, tuple(computed[i] for i in live_f)
-    return jax.vjp(f, *[stop_values[i] for i in primal_pos], has_aux=True)
+    return vjp_at(f, stop_values, primal_pos, has_aux=True)
 
 
 def _vjp_op(walk_f, kinds) -> Op:

@@ -377,14 +377,19 @@ class _Cache:
                                          compiler_options=QUICK_OPTIONS))
 
 
+def vjp_at(fn, args, positions, has_aux: bool = False):
+    """`jax.vjp` of `fn(*args)` with respect to the arguments at `positions`, the others held."""
+    def f(*primals):
+        xs = list(args)
+        for i, p in zip(positions, primals):
+            xs[i] = p
+        return fn(*xs)
+    return jax.vjp(f, *[args[i] for i in positions], has_aux=has_aux)
+
+
 def _row_vjp(fn, wrt: tuple, given: tuple | None):
     def run(args, cts):
-        def f(*primals):
-            xs = list(args)
-            for i, p in zip(wrt, primals):
-                xs[i] = p
-            return fn(*xs)
-        out, back = jax.vjp(f, *[args[i] for i in wrt])
+        out, back = vjp_at(fn, args, wrt)
         if given is not None:
             cts = [cts[given.index(k)] if k in given else _zero_cotangent(o)
                    for k, o in enumerate(out)]

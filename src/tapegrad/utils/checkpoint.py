@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
 from .._core import anomaly as _anomaly, grad_mode as _grad_mode, stepmode as _stepmode
-from .._core.compile import Trace, evaluate, lookup
+from .._core.compile import Trace, evaluate, lookup, vjp_at
 from .._core.graph import AccumulateGrad, GetItem, Node, Op
 from .._core.record import record
 from .._tensor.tensor import Tensor
@@ -388,13 +388,7 @@ def _rematerialized(replay: Callable) -> Callable:
         one = jax.lax.select(first[0] != 0, one_a, one_b) if first.size else one_a
         xs = tuple(_times(x, one) for x in xs)
         diff = [i for i, x in enumerate(xs) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
-
-        def of_diff(*d):
-            full = list(xs)
-            for i, v in zip(diff, d):
-                full[i] = v
-            return replay(*full)
-        _, vjp_fn = jax.vjp(of_diff, *[xs[i] for i in diff])
+        _, vjp_fn = vjp_at(replay, xs, diff)
         grads = dict(zip(diff, vjp_fn(ct)))
         return (None, None) + tuple(grads.get(i) for i in range(len(xs)))
 
