@@ -42,3 +42,21 @@ def test_distributed_client_is_jax_coordination_client():
     for name in ("key_value_set", "blocking_key_value_get", "key_value_delete",
                  "wait_at_barrier"):
         assert callable(getattr(_jax.DistributedRuntimeClient, name))
+
+
+def test_put_matches_device_put():
+    # the transfer device_put ends in: values, dtype (64-bit kept), placement and commitment
+    from tapegrad._core.jax_compat import put
+    device = jax.devices()[-1]
+    for host in (np.arange(12, dtype=np.float64).reshape(3, 4)[:, ::2],  # a strided view
+                 np.array(2 ** 40, np.int64), np.zeros((0, 3), np.float32),
+                 np.array([True, False])):
+        with jax.enable_x64(True):
+            want = jax.device_put(host)
+        got = put(host)
+        assert got.dtype == want.dtype == host.dtype and got.shape == host.shape
+        assert not got.committed and got.devices() == want.devices()
+        np.testing.assert_array_equal(np.asarray(got), host)
+        placed = put(host, device)
+        assert placed.committed and placed.devices() == {device}
+        np.testing.assert_array_equal(np.asarray(placed), host)

@@ -36,6 +36,7 @@ import numpy as np
 
 from .._core.compile import COMPUTED, FRONTIER, STOP, cache, node_fn, node_key, on_clear
 from .._core.graph import AccumulateGrad, GetItem, Node
+from .._core.jax_compat import put
 
 MIN_BUCKET = 8
 _MAX_ENTRIES = 512
@@ -379,6 +380,5 @@ def unpad(value, n: int):
 
 
 def _put(host: np.ndarray, like):
-    with jax.enable_x64(True):  # a float64 or int64 array stays one
-        return jax.device_put(host, next(iter(like.sharding.device_set)))
+    return put(host, next(iter(like.sharding.device_set)))
 

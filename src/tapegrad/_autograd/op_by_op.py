@@ -17,6 +17,7 @@ import numpy as np
 from .._core.compile import (COMPUTED, STOP, cache, evaluate_op_by_op, frontier_values,
                              lookup)
 from .._core.graph import GetItem
+from .._core.jax_compat import put
 
 
 def segment(walk_p, walk_f, frontier: list, stop_refs: tuple, kinds: tuple, live_p: tuple,
@@ -70,7 +71,7 @@ def segment(walk_p, walk_f, frontier: list, stop_refs: tuple, kinds: tuple, live
             continue
         c = cts.get(k * 3 + STOP)
         if c is None:  # no path from the top: a zero gradient, as jax.vjp's
-            c = jax.device_put(np.zeros(stops[k].shape, stops[k].dtype))
+            c = put(np.zeros(stops[k].shape, stops[k].dtype))
         if kind == "fold":
             g = next(folds)
             grads.append(c if g is None else g + c)
@@ -83,7 +84,7 @@ def segment(walk_p, walk_f, frontier: list, stop_refs: tuple, kinds: tuple, live
 def _fill(ct, top):
     """The top's cotangent as an array of its shape and dtype (a float fills it)."""
     if isinstance(ct, float):
-        return jax.device_put(np.full(top.shape, ct, top.dtype))
+        return put(np.full(top.shape, ct, top.dtype))
     if ct.shape == top.shape and ct.dtype == top.dtype:
         return ct
     return jax.numpy.broadcast_to(jax.numpy.asarray(ct, top.dtype), top.shape)

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import device as _device, dtype as _dtype
+from .._core.jax_compat import put
 from .tensor import Tensor
 
 
@@ -99,12 +100,13 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False,
         _check_range(data, wanted, dtype is None)
         value = np.asarray(_to_numpy(data), dtype=wanted.np)
     target = _dtype.as_dtype(dtype) if dtype is not None else _dtype.from_numpy_dtype(value.dtype)
-    with jax.enable_x64(True):  # a copy, and never weakly typed
-        if isinstance(value, jax.Array):
+    if isinstance(value, jax.Array):
+        with jax.enable_x64(True):  # a copy, and never weakly typed
             value = jnp.array(value, dtype=target.np)
-        else:  # converted on the host: no XLA program per new shape
-            value = jax.device_put(np.array(value, dtype=target.np))
-    return finish(value, device, requires_grad)
+        return finish(value, device, requires_grad)
+    # converted on the host (no XLA program per new shape), then placed
+    place = None if device is None else _device.device(device).jax_device()
+    return finish(put(np.array(value, dtype=target.np), place), None, requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:

@@ -21,6 +21,7 @@ import numpy as np
 from .._core import dtype as _dtype, stepmode as _stepmode
 from .._core.compile import QUICK_OPTIONS
 from .._core.graph import Const, Op, SAVES_NONE
+from .._core.jax_compat import put
 from .._core.record import record
 from .tensor import Tensor
 
@@ -73,7 +74,7 @@ def _draw_now(key, counter: int, kind: str, shape: tuple, dtype, extra):
     bucket = max(_MIN_BUCKET, 1 << max(size - 1, 0).bit_length())
     with jax.enable_x64(True):
         flat = _bucket_program(kind, bucket, dtype, extra)(key, np.int64(counter))
-        return jax.device_put(np.asarray(flat)[:size].reshape(shape))
+        return put(np.asarray(flat)[:size].reshape(shape))
 
 
 def _seed_key(seed: int) -> jax.Array:
@@ -82,7 +83,7 @@ def _seed_key(seed: int) -> jax.Array:
     with jax.enable_x64(True), jax.ensure_compile_time_eval():
         if jax.config.jax_default_prng_impl != "threefry2x32":
             return jax.random.PRNGKey(seed)
-        return jax.device_put(np.array([seed >> 32, seed & 0xFFFFFFFF], np.uint32))
+        return put(np.array([seed >> 32, seed & 0xFFFFFFFF], np.uint32))
 
 
 # While set (by `func.functional_call` under a JAX transformation), drawing raises this message:
