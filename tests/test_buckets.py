@@ -182,6 +182,34 @@ def test_bucketed_gradients_equal_jax_grad_of_the_same_program(dtype):
     assert _bucketed_programs() >= 1
 
 
+def test_manual_updates_in_place_are_bucketed_and_not_padded():
+    """`p -= lr * p.grad` under no_grad runs inside the next backward's program, which then
+    reads the old parameters and gradients (leading sizes 32 and 5, as batches of SIZES): they
+    reach the backward only as parameter values, so the batch is still found and they are not
+    padded."""
+    data = _data((16,), _labels(), sizes=[5, 7, 32, 12, 5, 30])
+
+    def train(buckets):
+        tg.autograd.set_shape_buckets(buckets)
+        tg.manual_seed(0)
+        model = _mlp()()
+        out = []
+        for x, y in data:
+            loss = F.cross_entropy(model(tg.tensor(x)), tg.tensor(y))
+            loss.backward()
+            out.append((loss.item(), [p.grad.numpy().copy() for p in model.parameters()],
+                        np.zeros(0)))
+            with tg.no_grad():
+                for p in model.parameters():
+                    p -= 0.05 * p.grad
+                    p.grad = None
+        return out
+    bucketed = train(True)
+    assert _bucketed_programs() >= 1
+    tg.autograd.clear_cache()
+    _assert_same(bucketed, train(False))
+
+
 def test_sizes_of_one_bucket_share_one_program():
     data = _data((16,), _labels(), sizes=[5, 7, 3, 8, 2, 6, 4, 1])
     _train(_mlp(), F.cross_entropy, data, buckets=True)

@@ -214,6 +214,39 @@ def test_lazily_made_leaves_compile_the_backward_once():
     np.testing.assert_allclose(b.grad.numpy(), 4 * v.detach().numpy().sum(1), rtol=1e-6)
 
 
+def test_manual_updates_in_place_run_with_the_next_backward():
+    """A leaf updated in place between backwards (the tutorials' `w -= lr * w.grad` under
+    no_grad) is computed by the next backward's program: one program a step, the same from the
+    second step on, and the numbers of the same steps in jnp."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)).astype(np.float32), rng.normal(size=(8, 1)).astype(np.float32)
+    w = tg.zeros(3, 1, requires_grad=True)
+    b = tg.tensor([0.5], requires_grad=True)
+
+    def loss_of(w, b):
+        return ((x @ w + b - y) ** 2).mean()
+    want = [jnp.zeros((3, 1)), jnp.asarray([0.5])]
+    info = tg.autograd.cache_info
+    for i in range(5):
+        before = info()
+        loss = ((tg.tensor(x) @ w + b - tg.tensor(y)) ** 2).mean()
+        loss.backward()
+        after = info()
+        value, grads = jax.value_and_grad(loss_of, argnums=(0, 1))(*want)
+        np.testing.assert_allclose(loss.item(), value, rtol=1e-6)
+        np.testing.assert_allclose(w.grad.numpy(), grads[0], rtol=1e-5, atol=1e-7)
+        if i >= 2:  # steady: one program call, no trace
+            assert (after.hits + after.misses - before.hits - before.misses,
+                    after.traces - before.traces) == (1, 0)
+        with tg.no_grad():
+            w -= 0.1 * w.grad
+            b -= 0.1 * b.grad
+        w.grad = b.grad = None
+        want = [p - 0.1 * g for p, g in zip(want, grads)]
+    assert w._cell.node.value is None  # the last update is still pending
+    np.testing.assert_allclose(w.detach().numpy(), want[0], rtol=1e-5, atol=1e-7)
+
+
 def test_constants_are_recomputed_and_in_place_counts_kept_without_recompiling():
     """A constant made from Python numbers (a mask, `tg.zeros`) is recomputed by each program
     that uses it, so programs keep one structure; an in-place update of such a tensor is

@@ -294,23 +294,36 @@ def plan(key, tr, walk_p, walk_f, kinds):
 
 
 def _analyse(tr, walk_p, walk_f, kinds):
-    params = {id(s.inputs[0]) for s in walk_f.stops if type(s) is AccumulateGrad}
-    sizes = collections.Counter(
-        x.shape[0] for x in tr.frontier
-        if isinstance(x, Node) and x.shape and id(x) not in params)
+    data = _data(tr, walk_p, walk_f)
+    sizes = collections.Counter(tr.frontier[i].shape[0] for i in data)
     for n, _ in sizes.most_common(2):
         if n < 1:
             continue
         try:
-            return _prove(n, tr, walk_p, walk_f, kinds, params)
+            return _prove(n, tr, walk_p, walk_f, kinds, data)
         except _NotRowwise:
             continue
     return None
 
 
-def _prove(n, tr, walk_p, walk_f, kinds, params):
-    padded = tuple(i for i, x in enumerate(tr.frontier)
-                   if isinstance(x, Node) and x.shape and x.shape[0] == n and id(x) not in params)
+def _data(tr, walk_p, walk_f) -> list:
+    """The frontier arrays that reach the backward other than as parameter values: read by it
+    directly, or by the values of its stops that are not leaves. (The old values and gradients
+    that an update in place of a parameter reads reach it only as that parameter's value.)"""
+    stops = walk_f.stops
+    wanted = {r for s, r in zip(stops, walk_p.top_refs) if type(s) is not AccumulateGrad}
+    wanted.update(r for refs in walk_f.in_refs for r in refs if r % 3 == FRONTIER)
+    for i in range(len(walk_p.nodes) - 1, -1, -1):
+        if i * 3 + COMPUTED in wanted:
+            wanted.update(walk_p.in_refs[i])
+    params = {id(s.inputs[0]) for s in stops if type(s) is AccumulateGrad}
+    read = sorted(r // 3 for r in wanted if r % 3 == FRONTIER)
+    return [i for i in read if isinstance(tr.frontier[i], Node) and tr.frontier[i].shape
+            and id(tr.frontier[i]) not in params]
+
+
+def _prove(n, tr, walk_p, walk_f, kinds, data):
+    padded = tuple(i for i in data if tr.frontier[i].shape[0] == n)
     if not all(_single_device(x.value) for x in tr.frontier if isinstance(x, Node)):
         raise _NotRowwise  # sharded programs keep their shapes
     front = {i * 3 + FRONTIER for i in padded}

@@ -438,18 +438,25 @@ def _requires_grad(node: Node) -> bool:
 
 
 def _walk(top: Node, is_stop) -> tuple:
-    """The backward walk from `top`, after computing leaves whose values are still pending.
+    """The backward walk from `top`, after computing leaves made lazily.
 
-    Leaves made lazily (`tg.zeros(..., requires_grad=True)`, `init.normal_`) would otherwise be
-    computed inside the first backward's program and be its inputs in every later one: a second
-    compile. They are computed apart instead, once.
+    A leaf's pending value is computed by the backward's own program when the leaf took part in
+    an earlier backward: an update in place (`p -= lr * p.grad` under `no_grad`, the manual
+    step of tutorials) is then one program with the next backward, the same at every step. A
+    leaf in its first backward (made lazily: `tg.zeros(..., requires_grad=True)`,
+    `init.normal_`) is computed apart, once: inside that backward's program its making would be
+    a part no later step has, a second compile.
     """
     log = _stepmode.state.active
     logged = len(log.scalars) if log is not None else 0
     tr = Trace()
     walk = tr.walk([top], stop=is_stop, expand=_requires_grad)
-    fresh = [s.inputs[0] for s in walk.stops
-             if type(s) is AccumulateGrad and s.inputs[0].value is None]
+    fresh = []
+    for s in walk.stops:
+        if type(s) is AccumulateGrad:
+            if s.inputs[0].value is None and not s.variable._met_in_backward:
+                fresh.append(s.inputs[0])
+            s.variable._met_in_backward = True
     if not fresh:
         return tr, walk
     materialize(fresh)

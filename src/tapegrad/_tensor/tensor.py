@@ -52,6 +52,7 @@ class Tensor:
     _hooks = None
     _post_accumulate_hooks = None
     _acc = None
+    _met_in_backward = False  # set by the engine: a pending value of this leaf is then an update
 
     @classmethod
     def _from_node(cls, node, requires_grad: bool = False) -> "Tensor":
