@@ -314,3 +314,55 @@ def test_bad_write_refused_at_record_time_leaves_the_next_backward_whole():
     (w * 2).sum().backward()
     np.testing.assert_equal(w.grad.numpy(), [2., 2.])
     assert buf.item() == 0.0
+
+
+_TABLE = np.arange(15.0, dtype=np.float32).reshape(5, 3)
+
+
+def _rebound(m):
+    t = m.tensor([0, 9])
+    v = t.view(-1)
+    t.data = m.tensor([0, 1])  # the view keeps showing [0, 9], as in PyTorch
+    return v
+
+
+def _written(m):
+    t = m.tensor([[0, 1], [2, 3]])
+    v = t.view(-1)
+    v.add_(6)  # through the view: the base holds 6..9 now
+    return v
+
+
+# (name, the index a view shows, whether it is in range): a pending view of a known array
+VIEWS = [
+    ("view, in range", lambda m: m.tensor([[0, 1], [4, 2]]).view(-1), True),
+    ("view, out of range", lambda m: m.tensor([[0, 1], [9, 2]]).view(-1), False),
+    ("transposed slice, in range", lambda m: m.tensor([[0, 1], [4, 2]]).t()[1], True),
+    ("slice, the bad element outside it", lambda m: m.tensor([0, 1, 9])[:2], True),
+    ("slice, the bad element inside it", lambda m: m.tensor([9, 1, 0])[:2], False),
+    ("view of a rebound base", _rebound, False),
+    ("view written through", _written, False),
+]
+
+
+@pytest.mark.parametrize("name,index,valid", VIEWS, ids=[c[0] for c in VIEWS])
+def test_pending_views_of_known_indices_checked_as_pytorch(name, index, valid):
+    """A pending view of a known array is checked on that array on the host where the check
+    passes there (no guard: the program's caller then waits for nothing); where it fails, the
+    view's own values decide, in the program."""
+    from tapegrad._core import checks
+    for m, F in _libs():
+        idx = index(m)
+        assert m is torch or idx._cell.node.value is None  # pending in tapegrad
+        made = checks.guards_made
+        if valid:
+            got = F.embedding(idx, m.tensor(_TABLE))
+            if m is torch:
+                want = got.numpy()
+            else:
+                np.testing.assert_array_equal(got.numpy(), want)
+                guarded = "slice, the bad" in name  # the base fails: the view is guarded
+                assert (checks.guards_made > made) == guarded
+        else:
+            with pytest.raises(IndexError, match="index out of range in self"):
+                _read(F.embedding(idx, m.tensor(_TABLE)))

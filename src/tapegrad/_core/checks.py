@@ -218,3 +218,9 @@ def equal(xp, x, value):
 def not_finite(xp, x):
     """Elements that are inf or NaN: a factorization that failed."""
     return first(xp, ~xp.isfinite(x), x)
+
+
+# The tests above that judge each element alone (not `no_mass`, which sums rows): one that
+# passes on an array passes on any view of it, whose elements are some of the array's.
+ELEMENTWISE = frozenset({outside, below, at_least, not_between, bad_probabilities, equal,
+                         not_finite})
