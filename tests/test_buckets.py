@@ -210,6 +210,31 @@ def test_manual_updates_in_place_are_bucketed_and_not_padded():
     _assert_same(bucketed, train(False))
 
 
+_compiles = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda name, duration, **_: _compiles.append(name)
+    if name == "/jax/core/compile/backend_compile_duration" else None)
+
+
+def test_each_program_of_a_ragged_loop_compiles_once():
+    """Padded batches are placed as the arrays they stand for are (uncommitted): a program's
+    arguments committed at one step and not at another would compile it again, unseen."""
+    data = _data((16,), _labels(), sizes=[5, 7, 3, 12, 1, 30, 6, 13, 2, 9])
+    tg.manual_seed(0)
+    model = _mlp()()
+    opt = tg.optim.Adam(model.parameters(), lr=0.01)
+    x0 = tg.tensor(data[0][0])
+    model(x0).sum().item()  # parameters computed, the first draws done
+    before, traces = len(_compiles), tg.autograd.cache_info().traces
+    for x, y in data:
+        opt.zero_grad()
+        F.cross_entropy(model(tg.tensor(x)), tg.tensor(y)).backward()
+        opt.step()
+    assert _bucketed_programs() >= 2
+    # one XLA compile per program traced, none again for arguments placed differently
+    assert len(_compiles) - before == tg.autograd.cache_info().traces - traces
+
+
 def test_sizes_of_one_bucket_share_one_program():
     data = _data((16,), _labels(), sizes=[5, 7, 3, 8, 2, 6, 4, 1])
     _train(_mlp(), F.cross_entropy, data, buckets=True)

@@ -393,5 +393,7 @@ def unpad(value, n: int):
 
 
 def _put(host: np.ndarray, like):
-    return put(host, next(iter(like.sharding.device_set)))
+    """On `like`'s device, committed as `like` is: the programs then see the same arguments at
+    every step (jax.jit compiles again where commitment changes)."""
+    return put(host, next(iter(like.sharding.device_set)), like.committed)
 

@@ -45,11 +45,13 @@ def _on(device) -> jax.sharding.SingleDeviceSharding:
     return jax.sharding.SingleDeviceSharding(device)
 
 
-def put(host: np.ndarray, device=None) -> jax.Array:
+def put(host: np.ndarray, device=None, committed: bool | None = None) -> jax.Array:
     """`jax.device_put(host, device)` for a numpy array, its dtype kept (float64 and int64
-    included). Committed to `device` when given; else on the default device, uncommitted, as
-    `jax.device_put(host)` leaves it."""
-    committed = device is not None
+    included). Committed to `device` when given (unless `committed` says otherwise); else on the
+    default device, uncommitted, as `jax.device_put(host)` leaves it. (jax.jit compiles a
+    program again for arguments committed where they were not before.)"""
+    if committed is None:
+        committed = device is not None
     if device is None:
         device = _pxla.get_default_device()
     aval = _core.ShapedArray(host.shape, host.dtype)

@@ -120,6 +120,8 @@ def storage_offset(self: Tensor) -> int:
 def is_contiguous(self: Tensor, memory_format=None) -> bool:
     """Whether the elements are dense and row-major in their storage (or in the order of
     `memory_format`), by PyTorch's rule: a transposed or stepped view is not."""
+    if memory_format is None and self._cell.view is None:
+        return True  # a tensor of its own storage is dense and row-major
     return _strides.is_contiguous(self.shape, self.stride(), _strides.format_name(memory_format))
 
 

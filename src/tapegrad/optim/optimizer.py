@@ -337,7 +337,9 @@ class Optimizer:
         hit = self._hp_cache.get(index)
         if hit is None or hit[0] != values:
             with jax.enable_x64(True):
-                hit = self._hp_cache[index] = (values, jax.tree.map(jax.numpy.asarray, values))
+                # device_put keeps a Python number weakly typed, as jnp.asarray does, without
+                # the program jnp.asarray compiles for its first scalar
+                hit = self._hp_cache[index] = (values, jax.tree.map(jax.device_put, values))
         return hit[1]
 
     @_grad_mode.no_grad()
