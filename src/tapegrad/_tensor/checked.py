@@ -19,7 +19,10 @@ from .tensor import Tensor
 
 def known(t: Tensor) -> bool:
     """True when `t`'s value is a concrete array (no computation needed to read it)."""
-    value = t._cell.node.value
+    return _concrete(t._cell.node.value)
+
+
+def _concrete(value) -> bool:
     return value is not None and not isinstance(value, jax.core.Tracer)
 
 
@@ -60,11 +63,10 @@ def _passes_on_base(t: Tensor, test: Callable, args: tuple) -> bool:
         if node.op is not op:
             return False  # written through since, or its base rebound (`.data =`)
         node = node.inputs[0]
-    value = node.value
-    if (value is None or isinstance(value, jax.core.Tracer) or node.dtype is not t.dtype
-            or value.size > 2 * max(t.numel(), 1)):
+    if (not _concrete(node.value) or node.dtype is not t.dtype
+            or node.value.size > 2 * max(t.numel(), 1)):
         return False
-    return not test(np, np.asarray(value), *args)[0]
+    return not test(np, np.asarray(node.value), *args)[0]
 
 
 def _node(t: Tensor):
