@@ -244,6 +244,31 @@ def test_sizes_of_one_bucket_share_one_program():
     assert len(segments) == 2
 
 
+def _bucket_sizes_compiled() -> list:
+    return sorted(k[1] for k in cache.programs if k[0] == "segment" and isinstance(k[1], int))
+
+
+def test_smaller_sizes_run_on_the_largest_bucket_compiled():
+    # 40 runs exactly; at 3 the bucket of the largest size met (64) is compiled, and 20, 60 and
+    # 9, whose own buckets (32, 64, 16) are smaller or the same, run on it: one bucketed program
+    data = _data((16,), _labels(), sizes=[40, 3, 20, 60, 9])
+    bucketed, _ = _train(_mlp(), F.cross_entropy, data, buckets=True)
+    assert _bucket_sizes_compiled() == [64]
+    exact, _ = _train(_mlp(), F.cross_entropy, data, buckets=False)
+    _assert_same(bucketed, exact)
+
+
+def test_a_size_gets_its_own_bucket_once_its_padding_has_cost_a_compile(monkeypatch):
+    # a padding row estimated at a second: the first run of 5 on bucket 64 costs more than
+    # compiling bucket 8, so the next size of that bucket compiles it
+    monkeypatch.setattr(tg._autograd.buckets, "ELEMENT_S", 1.0)
+    data = _data((16,), _labels(), sizes=[40, 3, 5, 2, 7])
+    bucketed, _ = _train(_mlp(), F.cross_entropy, data, buckets=True)
+    assert _bucket_sizes_compiled() == [8, 64]
+    exact, _ = _train(_mlp(), F.cross_entropy, data, buckets=False)
+    _assert_same(bucketed, exact)
+
+
 def test_one_batch_size_keeps_its_exact_program():
     data = _data((16,), _labels(), sizes=[12] * 5)
     _train(_mlp(), F.cross_entropy, data, buckets=True)

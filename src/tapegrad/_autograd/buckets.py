@@ -4,7 +4,10 @@ A loop whose batch size changes (a last partial batch, batches drawn from 1..64)
 one backward program per size. Once a segment's structure has been met at two batch sizes, and
 the engine can prove the batch dimension safe to pad, the segment runs on data padded to a bucket
 size instead (8, 16, 32, 64, then steps of a sixteenth of the power of two), so the sizes of one
-bucket share one program.
+bucket share one program. A size whose bucket has no program yet runs on the smallest larger
+bucket that has one, until the estimated time its padding rows have cost there would have paid
+for compiling its own (`size_for`); the first bucket compiled is that of the largest size met, so
+a loop of sizes 1..64 compiles one.
 
 The proof, per program (`plan`): the batch size `n` is the leading size of the data arrays (the
 frontier arrays that are not parameter values). Each node fed by a batched value must be
@@ -34,14 +37,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core.compile import COMPUTED, FRONTIER, STOP, cache, node_fn, node_key, on_clear
+from .._core.compile import (COMPUTED, FRONTIER, STOP, cache, node_fn, node_key, on_clear,
+                             quick_compile_s)
 from .._core.graph import AccumulateGrad, GetItem, Node
 from .._core.jax_compat import put
 
 MIN_BUCKET = 8
+# Estimated run time per padding row, forward and backward: per element of a batched value, and
+# per multiply-add of a batched `linear` or `matmul` (the quick tier's kernels on the 2-core CPU,
+# within a few times; they decide only when a size gets a bucket program of its own)
+ELEMENT_S = 3e-9
+MAC_S = 1.5e-10
 _MAX_ENTRIES = 512
 _plans: collections.OrderedDict = collections.OrderedDict()  # exact key -> Plan | None
-_sizes: collections.OrderedDict = collections.OrderedDict()  # structure -> batch sizes met
+_met: collections.OrderedDict = collections.OrderedDict()  # structure -> _Met
 _enabled = [True]
 
 
@@ -53,7 +62,7 @@ def set_shape_buckets(enabled: bool) -> None:
 
 def _forget() -> None:
     _plans.clear()
-    _sizes.clear()
+    _met.clear()
 
 
 on_clear.append(_forget)
@@ -86,8 +95,20 @@ class Plan:
     """How one exact-shape segment runs bucketed: which frontier arrays are padded, which
     outputs are sliced back, and the rewritten program entries."""
 
-    __slots__ = ("n", "size", "padded", "rows", "rows_p", "rows_f", "entries_p", "entries_f",
-                 "structure")
+    __slots__ = ("n", "padded", "rows", "rows_p", "rows_f", "entries_p", "entries_f", "structure",
+                 "row_s")
+
+
+class _Met:
+    """What a bucketed structure has met: its batch sizes, the buckets given a program, and per
+    bucket without one, the estimated seconds its sizes have lost on larger ones."""
+
+    __slots__ = ("sizes", "built", "lost")
+
+    def __init__(self) -> None:
+        self.sizes: set = set()
+        self.built: set = set()
+        self.lost: dict = {}
 
 
 class Rows(threading.local):
@@ -283,15 +304,34 @@ def plan(key, tr, walk_p, walk_f, kinds):
         found = _remember(_plans, key, _analyse(tr, walk_p, walk_f, kinds))
     if found is None:
         return None
-    seen = _sizes.get(found.structure)
-    if seen is None:
-        seen = _remember(_sizes, found.structure, set())
-    if len(seen) < 2:
-        seen.add(found.n)
-        if len(seen) < 2:
+    met = _met.get(found.structure)
+    if met is None:
+        met = _remember(_met, found.structure, _Met())
+    if len(met.sizes) < 2:
+        met.sizes.add(found.n)
+        if len(met.sizes) < 2:
             return None
     return found
 
+
+def size_for(found: Plan, nodes: int) -> int:
+    """The bucket `found` runs in: its own where that has a program; else the smallest larger one
+    with a program, while the rows padded beyond its own have cost less than compiling it (a
+    quick compile of `nodes` nodes); else its own, or at once the bucket of the largest size met
+    when no larger bucket has a program (the sizes to come are likely at most that)."""
+    met = _met[found.structure]
+    met.sizes.add(found.n)
+    own = bucket_size(found.n)
+    if own not in met.built:
+        larger = [b for b in met.built if b > own]
+        lost = met.lost.get(own, 0.0)
+        if larger and lost < quick_compile_s(nodes):
+            size = min(larger)
+            met.lost[own] = lost + (size - own) * found.row_s
+            return size
+        own = own if larger else bucket_size(max(met.sizes))
+        met.built.add(own)
+    return own
 
 def _analyse(tr, walk_p, walk_f, kinds):
     data = _data(tr, walk_p, walk_f)
@@ -343,10 +383,23 @@ def _prove(n, tr, walk_p, walk_f, kinds, data):
                      (("batch",) + tuple(x.shape[1:]) if i in padded else tuple(x.shape), x.dtype)
                      for i, x in enumerate(tr.frontier))
     p = Plan()
-    p.n, p.size, p.padded, p.rows = n, bucket_size(n), padded, rows
+    p.n, p.padded, p.rows = n, padded, rows
+    p.row_s = _row_seconds(walk_p.nodes, rows_p) + _row_seconds(walk_f.nodes, rows_f)
     p.rows_p, p.rows_f, p.entries_p, p.entries_f = rows_p, rows_f, entries_p, entries_f
     p.structure = (frontier, key_p, walk_p.top_refs, key_f, walk_f.top_refs, kinds)
     return p
+
+
+def _row_seconds(nodes, batched) -> float:
+    """The estimated run time of one row of the batched nodes, forward and backward."""
+    total = 0.0
+    for node, b in zip(nodes, batched):
+        if b:
+            elements = math.prod(node.shape[1:])
+            total += elements * ELEMENT_S
+            if node.op.name in ("linear", "matmul"):
+                total += elements * node.inputs[0].shape[-1] * MAC_S
+    return 3 * total
 
 
 def _single_device(value) -> bool:

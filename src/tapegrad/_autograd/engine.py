@@ -364,14 +364,15 @@ class Backward:
         if plan is not None:
             # a ragged batch: the program of its size's bucket (see `buckets`); None when an
             # output is not finite, which the exact-shape program below then computes
-            bkey = ("segment", plan.size, plan.structure) + key[3:]
+            size = _buckets.size_for(plan, len(walk_p.nodes) + len(walk_f.nodes))
+            bkey = ("segment", size, plan.structure) + key[3:]
             program = cache.get(bkey, lambda: cache.tiered(_segment_program(
                 plan.entries_p, plan.entries_f, stop_refs, walk_f.top_refs, layout(tr.frontier),
                 kinds, live_p, live_f, implicit, plan.rows), cost_of(walk_p.nodes + walk_f.nodes)))
             arrays, packs = arguments(tr.frontier)
             places = layout(tr.frontier)
             for i in plan.padded:
-                arrays[places[i][1]] = _buckets.pad(arrays[places[i][1]], plan.size)
+                arrays[places[i][1]] = _buckets.pad(arrays[places[i][1]], size)
             with jax.enable_x64(True):
                 p_values, f_values, cts, grads, finite = program(
                     (arrays, packs), ct_value, old_grads, np.int32(plan.n))

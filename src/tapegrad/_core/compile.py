@@ -244,11 +244,15 @@ def _full_at(quick, args) -> int:
     return max(ANALYSE_AT + 1, math.ceil(PAY_BACK * compile_s / max(saves, 1e-12)))
 
 
+def quick_compile_s(nodes: int) -> float:
+    """The estimated seconds of a quick compile of a whole program of `nodes` nodes."""
+    return QUICK_COMPILE_S[0] + QUICK_COMPILE_S[1] * nodes
+
+
 def _whole_at(cost: Cost) -> int:
     """The sighting from which a whole program has likely paid for itself against the op-by-op
     tier's dispatch."""
-    compile_s = QUICK_COMPILE_S[0] + QUICK_COMPILE_S[1] * cost.nodes
-    return max(2, math.ceil(compile_s / (OP_BY_OP_S * max(cost.nodes, 1))))
+    return max(2, math.ceil(quick_compile_s(cost.nodes) / (OP_BY_OP_S * max(cost.nodes, 1))))
 
 
 class _Tiered:
