@@ -126,3 +126,50 @@ def test_seeds_up_to_two_to_the_64_draw_as_pytorch_accepts_them():
     assert gen.initial_seed() == 2**64 - 1
     a, b = tg.randn(3, generator=gen).numpy(), tg.randn(3, generator=gen).numpy()
     assert np.isfinite(a).all() and not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_host_uniform_is_jaxs_bit_for_bit(dtype):
+    """`_core/threefry.py` against jax.random itself: fold_in, then uniform, over seeds whose
+    key words are 0, small and near 2**32, counters past 2**31, odd and even sizes."""
+    import jax
+
+    from tapegrad._core import threefry
+
+    with jax.enable_x64(True):
+        for seed in [0, 67280421310721, 2**63 - 5, 2**32 - 1]:
+            key = np.asarray(jax.random.PRNGKey(seed))
+            for counter in [0, 1, 2**31 + 3]:
+                expected_key = jax.random.fold_in(key, np.int64(counter))
+                folded = threefry.fold_in(key, counter)
+                np.testing.assert_array_equal(folded, np.asarray(expected_key))
+                for size in [1, 3, 1000, 4097]:
+                    expected = np.asarray(jax.random.uniform(expected_key, (size,), dtype))
+                    got = threefry.uniform(folded, size, dtype)
+                    assert got.dtype == expected.dtype
+                    np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))
+
+
+def test_uniform_draws_compile_nothing_and_are_jaxs_numbers():
+    """`rand` (as `nn.Linear`'s initialisation) draws on the host, compiling no XLA program, the
+    numbers `jax.random.uniform` draws for the generator's key and counter; so do the draws of
+    the shape recorded into programs after `EAGER_DRAWS`."""
+    import jax
+
+    from tapegrad._tensor.random import EAGER_DRAWS
+
+    with jax.enable_x64(True):
+        key = jax.random.PRNGKey(11)
+        expected = [np.asarray(jax.random.uniform(jax.random.fold_in(key, np.int64(i)), (5, 3),
+                                                  np.float32))
+                    for i in range(EAGER_DRAWS + 3)]
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, d, **k: compiles.append(event)
+        if event == "/jax/core/compile/backend_compile_duration" else None)
+    gen = tg.Generator().manual_seed(11)
+    first = [tg.rand(5, 3, generator=gen).numpy() for _ in range(EAGER_DRAWS)]
+    assert compiles == []
+    later = [tg.rand(5, 3, generator=gen).numpy() for _ in range(3)]
+    for got, want in zip(first + later, expected):
+        np.testing.assert_array_equal(got, want)

@@ -4,9 +4,11 @@ Each draw folds a counter into the generator's key. A draw of a shape seen often
 the random op is computed with everything else pending, inside the program that reads it. The
 first `EAGER_DRAWS` draws of each (kind, shape, dtype) are computed at once instead, by a program
 per power-of-two size bucket, sliced on the host: a new shape then compiles nothing (a draw
-compiled into a new program costs that program most of its compile time). Both give the same
-numbers, since JAX's partitionable threefry makes element i of a draw depend on i alone. Same
-seed, same numbers (not PyTorch's numbers: the bit generator is JAX's).
+compiled into a new program costs that program most of its compile time). Uniform draws up to
+`_HOST_DRAW` elements (`nn.Linear`'s initialisation) are made on the host (`_core/threefry.py`),
+which compiles nothing at all. All give the same numbers, since JAX's partitionable threefry
+makes element i of a draw depend on i alone. Same seed, same numbers (not PyTorch's numbers:
+the bit generator is JAX's).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import dtype as _dtype, stepmode as _stepmode
+from .._core import dtype as _dtype, stepmode as _stepmode, threefry
 from .._core.compile import QUICK_OPTIONS
 from .._core.graph import Const, Op, SAVES_NONE
 from .._core.jax_compat import put
@@ -55,6 +57,7 @@ EAGER_DRAWS = 8  # draws per (kind, shape, dtype, extra) computed at once, befor
 _BUCKETED = ("normal", "uniform", "truncated_normal", "randint")  # elementwise in the bits
 _MIN_BUCKET = 1 << 12  # the smallest bucket: a draw of it takes ~0.1 ms, a larger one more
 _QUICK_BUCKETS = 1 << 16  # buckets up to this size compile in the quick tier
+_HOST_DRAW = 1 << 18  # uniform draws up to this size are made on the host, in up to ~10 ms
 _seen: dict = {}  # (kind, shape, dtype, extra) -> draws computed at once so far
 
 
@@ -69,8 +72,12 @@ def _bucket_program(kind: str, size: int, dtype, extra):
 
 
 def _draw_now(key, counter: int, kind: str, shape: tuple, dtype, extra):
-    """The draw `_draw` computes, from the program of its size bucket, sliced on the host."""
+    """The draw `_draw` computes: a uniform one of up to `_HOST_DRAW` elements on the host (JAX's
+    numbers, no program), others from the program of their size bucket, sliced on the host."""
     size = math.prod(shape)
+    if kind == "uniform" and size <= _HOST_DRAW and threefry.applies(dtype):
+        flat = threefry.uniform(threefry.fold_in(np.asarray(key), counter), size, dtype)
+        return put(flat.reshape(shape))
     bucket = max(_MIN_BUCKET, 1 << max(size - 1, 0).bit_length())
     with jax.enable_x64(True):
         flat = _bucket_program(kind, bucket, dtype, extra)(key, np.int64(counter))

@@ -84,7 +84,8 @@ class _Program:
         self.name_set = frozenset(self.names)
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"optimizer state keys are not unique: {self.names}")
-        self.init = _compile.cache.jit(self._init)
+        # run once per parameter set: compiled quickly (a full compile would cost 3x for nothing)
+        self.init = _compile.cache.jit(self._init, compiler_options=_compile.QUICK_OPTIONS)
 
     def update(self, params: list, grads: list, states: list, hp: dict, donate: bool) -> tuple:
         """`_run` as one program per parameter set (their shapes and dtypes), in the program
