@@ -333,6 +333,7 @@ def size_for(found: Plan, nodes: int) -> int:
         met.built.add(own)
     return own
 
+
 def _analyse(tr, walk_p, walk_f, kinds):
     data = _data(tr, walk_p, walk_f)
     sizes = collections.Counter(tr.frontier[i].shape[0] for i in data)
